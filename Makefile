@@ -1,0 +1,73 @@
+# Synod — every entry point. `make demo` and `make test` set themselves up (idempotent).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+NODE_BIN := $(CURDIR)/node_modules/.bin
+export PATH := $(NODE_BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
+# llama.cpp must be built portably: a native build crashes on this CPU family (AMX path).
+export CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+export FOUNDRY_DISABLE_NIGHTLY_WARNING := 1
+
+STAMP := .stamps
+NPM_STAMP := $(STAMP)/npm
+VENV_STAMP := $(STAMP)/venv
+
+.PHONY: help setup build test test-contracts test-python test-shim demo bench lint fmt audit clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(NPM_STAMP): package.json package-lock.json
+	@mkdir -p $(STAMP)
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(VENV_STAMP): pyproject.toml
+	@mkdir -p $(STAMP)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+setup: $(NPM_STAMP) $(VENV_STAMP) ## install npm packages and the Python venv (idempotent)
+
+build: $(NPM_STAMP) ## compile the contracts (forge via the solcjs shim)
+	forge build
+
+test: setup build test-shim test-contracts test-python ## run every test: shim, forge, pytest
+
+test-shim: $(NPM_STAMP)
+	node --test tools/
+
+test-contracts: $(NPM_STAMP)
+	forge test
+
+test-python: $(VENV_STAMP) build
+	$(PY) -m pytest
+
+demo: setup build ## anvil + deploy + one task carried through its lifecycle
+	$(PY) -m scripts.demo
+
+bench: setup build ## print name=value performance figures
+	$(PY) -m scripts.bench
+
+lint: setup ## ruff, mypy (strict), forge fmt --check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	forge fmt --check
+
+fmt: setup ## format Python and Solidity
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+	forge fmt
+
+audit: $(NPM_STAMP) ## slither in its own venv (it needs web3 < 8)
+	@test -x .venv-audit/bin/slither || ($(PYTHON) -m venv .venv-audit && .venv-audit/bin/pip install --quiet slither-analyzer==0.11.6)
+	.venv-audit/bin/slither . --config-file slither.config.json
+
+clean: ## remove build output (not the venvs)
+	rm -rf out cache deployments/31337.json

@@ -1,0 +1,1 @@
+"""The ``synod`` command: one subcommand per role, each imported lazily."""

@@ -1,0 +1,1 @@
+"""Synod node (placeholder package: see the issues)."""

@@ -1,0 +1,1 @@
+"""Synod oracle (placeholder package: see the issues)."""

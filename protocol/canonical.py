@@ -1,0 +1,63 @@
+"""Canonical JSON bytes and their keccak256 digest: the one hashing every part of Synod uses.
+
+Canonical form: UTF-8, keys sorted by code point, no insignificant whitespace, no NaN or
+infinities, integers as integers. ``digest(value) == keccak256(canonical_bytes(value))``, which is
+what the contracts store for specs and results.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, NewType
+
+from eth_utils import keccak
+
+from protocol.errors import CanonicalError
+
+Digest = NewType("Digest", bytes)
+"""A 32-byte keccak256 digest."""
+
+
+def _check(value: Any, path: str) -> None:
+    if value is None or isinstance(value, bool | int | str):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise CanonicalError(f"{path or '$'}: non-finite number {value!r} has no JSON form")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CanonicalError(f"{path or '$'}: object key {key!r} is not a string")
+            _check(item, f"{path}.{key}" if path else key)
+        return
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        for i, item in enumerate(value):
+            _check(item, f"{path}[{i}]")
+        return
+    raise CanonicalError(f"{path or '$'}: {type(value).__name__} has no JSON form")
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """Return the canonical JSON encoding of ``value`` (dicts, lists, str, int, float, bool, None)."""
+    _check(value, "")
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def keccak256(data: bytes) -> Digest:
+    """keccak256 of raw bytes (the EVM's hash)."""
+    return Digest(keccak(data))
+
+
+def digest(value: Any) -> Digest:
+    """keccak256 of the canonical JSON bytes of ``value``."""
+    return keccak256(canonical_bytes(value))
+
+
+def digest_hex(value: Any) -> str:
+    """``digest(value)`` as 0x-prefixed lowercase hex."""
+    return "0x" + digest(value).hex()

@@ -1,0 +1,1 @@
+"""Tools a workflow can use: web search backends, the scraper, custom HTTP tools."""
