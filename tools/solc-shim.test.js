@@ -105,3 +105,9 @@ test('a compile error surfaces in forge output and fails the build', () => {
   assert.match(r.stdout + r.stderr, /Undeclared identifier/);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('the solcjs the shim loads is the exact version package.json pins', () => {
+  const pinned = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).dependencies.solc;
+  assert.match(pinned, /^\d+\.\d+\.\d+$/, 'pin solc exactly');
+  assert.ok(solc.version().startsWith(`${pinned}+`), `${solc.version()} is not ${pinned}`);
+});
