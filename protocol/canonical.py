@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NewType
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from protocol.errors import CanonicalError
 

@@ -1,21 +1,21 @@
 """Errors of the workflow engine, its model providers and its tools::
 
-    SynodError (protocol.errors)
-    └── WorkflowError
-        ├── WorkflowValidationError   the program is invalid (carries the JSON path and reason)
-        ├── WorkflowRuntimeError      the program failed while running
-        │   ├── MissingInputError     a referenced input / memory key is absent
-        │   ├── StepLimitError        more than config.max_steps steps
-        │   └── TimeLimitError        past config.max_time seconds
-        ├── ProviderError             a model provider failed (carries endpoint and model)
-        │   ├── ProviderUnavailableError   cannot connect, or the server errors after retries
-        │   ├── ModelNotFoundError         the server does not have the model
-        │   ├── ProviderTimeoutError       no answer within the timeout
-        │   └── ProviderResponseError      an answer that does not follow the API
-        └── ToolError                 a tool (search, scrape, custom HTTP) failed
-            ├── ToolNotFoundError
-            ├── FetchError            HTTP failure, bad content type, over the size cap
-            └── RobotsDisallowedError robots.txt forbids the URL
+SynodError (protocol.errors)
+└── WorkflowError
+    ├── WorkflowValidationError   the program is invalid (carries the JSON path and reason)
+    ├── WorkflowRuntimeError      the program failed while running
+    │   ├── MissingInputError     a referenced input / memory key is absent
+    │   ├── StepLimitError        more than config.max_steps steps
+    │   └── TimeLimitError        past config.max_time seconds
+    ├── ProviderError             a model provider failed (carries endpoint and model)
+    │   ├── ProviderUnavailableError   cannot connect, or the server errors after retries
+    │   ├── ModelNotFoundError         the server does not have the model
+    │   ├── ProviderTimeoutError       no answer within the timeout
+    │   └── ProviderResponseError      an answer that does not follow the API
+    └── ToolError                 a tool (search, scrape, custom HTTP) failed
+        ├── ToolNotFoundError
+        ├── FetchError            HTTP failure, bad content type, over the size cap
+        └── RobotsDisallowedError robots.txt forbids the URL
 """
 
 from __future__ import annotations

@@ -1,0 +1,200 @@
+"""The Ollama provider (official ``ollama`` client under trio) against an Ollama-API test server on
+127.0.0.1 that answers from the real local model (see tests/providers/ollama_server.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import trio
+
+from tests.providers.ollama_server import MODEL_TAG, OllamaTestServer
+from tests.providers.servers import FaultyProxy, closed_port_url
+from tests.webfixtures import FixtureSite
+from workflow.errors import (
+    ModelNotFoundError,
+    ProviderResponseError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+)
+from workflow.providers.base import (
+    Completion,
+    GenerationOptions,
+    LLMProvider,
+    Message,
+    ProviderSettings,
+    ToolCall,
+    ToolSpec,
+)
+from workflow.providers.factory import build_provider
+from workflow.providers.ollama import OllamaProvider, resolve_host
+
+pytestmark = [pytest.mark.integration, pytest.mark.model]
+
+WEATHER = ToolSpec(
+    name="get_weather",
+    description="Current weather of a city.",
+    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+FEW_SHOT = [
+    Message(role="user", content="What is the weather in Paris?"),
+    Message(role="assistant", tool_calls=(ToolCall(name="get_weather", arguments={"city": "Paris"}),)),
+    Message(role="tool", name="get_weather", content="18C, sunny"),
+    Message(role="assistant", content="It is 18C and sunny in Paris."),
+    Message(role="user", content="What is the weather in Rome?"),
+    Message(role="assistant", tool_calls=(ToolCall(name="get_weather", arguments={"city": "Rome"}),)),
+    Message(role="tool", name="get_weather", content="25C, clear"),
+    Message(role="assistant", content="It is 25C and clear in Rome."),
+    Message(role="user", content="What is the weather in Berlin?"),
+]
+OPTIONS = GenerationOptions(max_tokens=16)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[OllamaTestServer]:
+    with OllamaTestServer() as running:
+        yield running
+
+
+def settings(base_url: str, **overrides: object) -> ProviderSettings:
+    values: dict[str, object] = {
+        "kind": "ollama",
+        "base_url": base_url,
+        "model": "gemma3-270m",
+        "backoff_s": 0.05,
+    }
+    values.update(overrides)
+    return ProviderSettings.model_validate(values)
+
+
+async def _generate(provider: LLMProvider, prompt: str) -> Completion:
+    try:
+        return await provider.generate(prompt, OPTIONS)
+    finally:
+        await provider.aclose()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_generate_streamed_and_not(server: OllamaTestServer, stream: bool) -> None:
+    async def main() -> tuple[Completion, Completion]:
+        provider = OllamaProvider(settings(server.base_url), stream=stream)
+        try:
+            first = await provider.generate("The capital of France is", OPTIONS)
+            return first, await provider.generate("The capital of France is", OPTIONS)
+        finally:
+            await provider.aclose()
+
+    first, second = trio.run(main)
+    assert first.text.strip() and first.provider == "ollama" and first.model == "gemma3-270m"
+    assert first.prompt_tokens > 0 and 0 < first.completion_tokens <= 16
+    assert first.text == second.text
+
+
+def test_streamed_and_whole_answers_agree(server: OllamaTestServer) -> None:
+    async def main(stream: bool) -> Completion:
+        provider = OllamaProvider(settings(server.base_url), stream=stream)
+        try:
+            return await provider.chat([Message(role="user", content="Name three birds.")], OPTIONS)
+        finally:
+            await provider.aclose()
+
+    whole, streamed = trio.run(main, False), trio.run(main, True)
+    assert whole.text and whole.text.strip() == streamed.text.strip()
+    assert whole.completion_tokens == streamed.completion_tokens > 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_chat_tool_call_in_the_real_response_shape(server: OllamaTestServer, stream: bool) -> None:
+    async def main() -> Completion:
+        provider = OllamaProvider(settings(server.base_url), stream=stream)
+        try:
+            return await provider.chat(FEW_SHOT, GenerationOptions(max_tokens=40), [WEATHER])
+        finally:
+            await provider.aclose()
+
+    completion = trio.run(main)
+    assert completion.tool_calls, completion.text
+    assert completion.tool_calls[0].name == "get_weather"
+    assert isinstance(completion.tool_calls[0].arguments.get("city"), str)
+
+
+def test_wire_format_is_ollamas(server: OllamaTestServer) -> None:
+    tags = httpx.get(f"{server.base_url}/api/tags").json()
+    assert tags["models"][0]["name"] == MODEL_TAG and "details" in tags["models"][0]
+    body = {
+        "model": "gemma3-270m",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "stream": True,
+        "options": {"num_predict": 4, "temperature": 0, "seed": 0},
+    }
+    with httpx.stream("POST", f"{server.base_url}/api/chat", json=body, timeout=60) as response:
+        assert response.headers["content-type"] == "application/x-ndjson"
+        lines = [json.loads(line) for line in response.iter_lines() if line]
+    assert all(not line["done"] for line in lines[:-1])
+    final = lines[-1]
+    assert final["done"] and final["done_reason"] in ("stop", "length")
+    assert final["prompt_eval_count"] > 0 and final["eval_count"] > 0
+    assert {"total_duration", "eval_duration", "created_at", "message"} <= set(final)
+
+
+def test_missing_model_names_endpoint_and_model(server: OllamaTestServer) -> None:
+    provider = build_provider(settings(server.base_url, model="llama3.1:8b"))
+    with pytest.raises(ModelNotFoundError) as info:
+        trio.run(_generate, provider, "hi")
+    message = str(info.value)
+    assert "llama3.1:8b" in message and server.base_url in message and MODEL_TAG in message
+
+
+def test_model_name_without_tag_matches_latest(server: OllamaTestServer) -> None:
+    completion = trio.run(_generate, build_provider(settings(server.base_url, model="gemma3-270m")), "Owls")
+    assert completion.completion_tokens > 0
+
+
+def test_server_down_is_unavailable_after_retries() -> None:
+    url = closed_port_url()
+    with pytest.raises(ProviderUnavailableError) as info:
+        trio.run(_generate, build_provider(settings(url, max_retries=1)), "hi")
+    assert url in str(info.value) and "gemma3-270m" in str(info.value)
+
+
+def test_retries_with_backoff_then_answers(server: OllamaTestServer) -> None:
+    with FaultyProxy(server.base_url, fail_first=2, fail_status=503) as proxy:
+        completion = trio.run(_generate, build_provider(settings(proxy.base_url, max_retries=2)), "Owls are")
+        arrivals, paths = proxy.arrivals, proxy.paths
+    assert completion.text
+    assert [p for _, p in paths] == ["/api/tags", "/api/tags", "/api/tags", "/api/generate"]
+    assert arrivals[1] - arrivals[0] >= 0.05 and arrivals[2] - arrivals[1] >= 0.1
+
+
+def test_4xx_not_retried_and_5xx_exhausted(server: OllamaTestServer) -> None:
+    with FaultyProxy(server.base_url, fail_first=10, fail_status=400) as proxy:
+        with pytest.raises(ProviderResponseError, match="400"):
+            trio.run(_generate, build_provider(settings(proxy.base_url, max_retries=3)), "x")
+        assert len(proxy.paths) == 1
+    with FaultyProxy(server.base_url, fail_first=10, fail_status=502) as proxy:
+        with pytest.raises(ProviderUnavailableError, match="502"):
+            trio.run(_generate, build_provider(settings(proxy.base_url, max_retries=2)), "x")
+        assert len(proxy.paths) == 3
+
+
+def test_timeout(server: OllamaTestServer) -> None:
+    with FaultyProxy(server.base_url, delay_first=1, delay_s=5.0) as proxy:
+        provider = build_provider(settings(proxy.base_url, timeout_s=0.5, max_retries=0))
+        with pytest.raises(ProviderTimeoutError) as info:
+            trio.run(_generate, provider, "x")
+    assert proxy.base_url in str(info.value)
+
+
+def test_host_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", "10.0.0.5:11434")
+    assert resolve_host(ProviderSettings(kind="ollama")) == "http://10.0.0.5:11434"
+    assert resolve_host(ProviderSettings(kind="ollama", base_url="http://h:1/")) == "http://h:1"
+    monkeypatch.delenv("OLLAMA_HOST")
+    assert resolve_host(ProviderSettings(kind="ollama")) == "http://127.0.0.1:11434"
+
+
+def test_not_an_ollama_server_is_a_response_error() -> None:
+    with FixtureSite() as site, pytest.raises(ProviderResponseError, match="not an Ollama server"):
+        trio.run(_generate, build_provider(settings(site.base_url)), "x")
