@@ -145,6 +145,25 @@ def test_timeout_is_a_provider_timeout() -> None:
         trio.run(main)
 
 
+def test_provider_still_works_in_a_later_run_after_a_timeout() -> None:
+    """A call abandoned at its timeout must not dead-lock the next ``trio.run`` on the provider."""
+    provider = LocalProvider(ProviderSettings(kind="local", timeout_s=0.05, n_ctx=512))
+    trio.run(provider.load)
+
+    async def too_slow() -> None:
+        await provider.generate("Once upon a time", GenerationOptions(max_tokens=40))
+
+    with pytest.raises(ProviderTimeoutError):
+        trio.run(too_slow)
+
+    async def later() -> None:
+        with trio.fail_after(60):  # waits only for the abandoned 40-token generation
+            await provider.load()
+            await provider.aclose()
+
+    trio.run(later)
+
+
 def test_missing_gguf_is_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "nope.gguf"
     provider = build_provider(ProviderSettings(kind="local", model_path=str(missing)))

@@ -5,7 +5,10 @@ No server is needed. By default the model is Gemma 3 270M (a base model) assembl
 ``~/.cache/synod/models``) once, and reused. The model is loaded on first use, once per provider.
 
 llama.cpp is synchronous and not re-entrant: every call goes through ``trio.to_thread.run_sync``
-under a ``CapacityLimiter(1)`` owned by the provider. ``generate`` is plain completion; ``chat``
+and takes the provider's ``threading.Lock`` inside the worker thread. (A trio limiter would stay
+held by a call abandoned at a timeout and dead-lock the next ``trio.run`` that used the provider;
+the lock is released when the abandoned generation ends, and a cancelled call sets an event that
+llama.cpp's stopping criteria check after every token, so it ends at once.) ``generate`` is plain completion; ``chat``
 renders the conversation with :mod:`workflow.providers.transcript` and parses tool calls out of
 the output. With temperature 0 and a fixed seed the output is deterministic.
 """
@@ -13,6 +16,7 @@ the output. With temperature 0 and a fixed seed the output is deterministic.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,7 +63,7 @@ class LocalProvider:
         self._settings = settings
         self._path: Path | None = Path(settings.model_path) if settings.model_path else None
         self._llama: Any = None
-        self._limiter = trio.CapacityLimiter(1)
+        self._lock = threading.Lock()
 
     @property
     def kind(self) -> ProviderKind:
@@ -101,17 +105,36 @@ class LocalProvider:
         return llama
 
     def _ensure_loaded_sync(self) -> Any:
+        """Load the model if needed; the caller holds ``self._lock``."""
         if self._llama is None:
             self._llama = self._load_sync()
         return self._llama
 
+    def _load_locked(self) -> None:
+        with self._lock:
+            self._ensure_loaded_sync()
+
     async def load(self) -> None:
         """Load the model now (otherwise it is loaded on the first call)."""
-        await trio.to_thread.run_sync(self._ensure_loaded_sync, limiter=self._limiter)
+        await trio.to_thread.run_sync(self._load_locked, abandon_on_cancel=True)
 
-    def _complete_sync(self, prompt: str, options: GenerationOptions, stop: Sequence[str]) -> dict[str, Any]:
+    def _complete_sync(
+        self, prompt: str, options: GenerationOptions, stop: Sequence[str], cancelled: threading.Event
+    ) -> dict[str, Any]:
+        with self._lock:
+            if cancelled.is_set():  # cancelled while waiting for the model
+                return {"choices": [{"text": ""}], "usage": {}}
+            return self._complete_locked(prompt, options, stop, cancelled)
+
+    def _complete_locked(
+        self, prompt: str, options: GenerationOptions, stop: Sequence[str], cancelled: threading.Event
+    ) -> dict[str, Any]:
+        from llama_cpp import StoppingCriteriaList
+
         llama = self._ensure_loaded_sync()
         kwargs: dict[str, Any] = {
+            # checked after every token: a cancelled (timed-out) call stops generating at once
+            "stopping_criteria": StoppingCriteriaList([lambda _ids, _logits: cancelled.is_set()]),
             "max_tokens": options.max_tokens,
             "temperature": options.temperature,
             "top_p": options.top_p,
@@ -134,15 +157,19 @@ class LocalProvider:
         self, prompt: str, options: GenerationOptions, stop: Sequence[str]
     ) -> tuple[str, int, int, float]:
         started = time.monotonic()
+        cancelled = threading.Event()
         try:
             with trio.fail_after(self._settings.timeout_s):
                 result = await trio.to_thread.run_sync(
-                    self._complete_sync, prompt, options, stop, limiter=self._limiter, abandon_on_cancel=True
+                    self._complete_sync, prompt, options, stop, cancelled, abandon_on_cancel=True
                 )
-        except trio.TooSlowError as exc:
-            raise self._error(
-                ProviderTimeoutError, f"no completion within {self._settings.timeout_s}s"
-            ) from exc
+        except BaseException as exc:
+            cancelled.set()  # the abandoned thread stops at its next token and frees the model
+            if isinstance(exc, trio.TooSlowError):
+                raise self._error(
+                    ProviderTimeoutError, f"no completion within {self._settings.timeout_s}s"
+                ) from exc
+            raise
         try:
             text = str(result["choices"][0]["text"])
             usage = result.get("usage") or {}
@@ -192,7 +219,11 @@ class LocalProvider:
             duration_s=duration,
         )
 
+    def _close_locked(self, llama: Any) -> None:
+        with self._lock:
+            llama.close()
+
     async def aclose(self) -> None:
         llama, self._llama = self._llama, None
         if llama is not None:
-            await trio.to_thread.run_sync(llama.close, limiter=self._limiter)
+            await trio.to_thread.run_sync(self._close_locked, llama, abandon_on_cancel=True)

@@ -1,0 +1,348 @@
+"""Parse and check a workflow before anything runs.
+
+Every rejection is a :class:`WorkflowValidationError` naming the JSON path (``tasks[2].operator``)
+and the reason. Checks, in order: size and nesting caps on the raw JSON, the schema (pydantic,
+unknown fields forbidden), then the program: unique ids, prompts present and under the size cap,
+every placeholder bound by an input, operator-specific inputs, steps that name defined tasks, and
+a step graph in which every reachable task can still reach the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections import deque
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from workflow.errors import WorkflowValidationError
+from workflow.model import (
+    R_END,
+    R_EXPECTED,
+    R_OUTPUTS,
+    Edge,
+    InputValue,
+    InputValueType,
+    Operator,
+    PostProcessType,
+    Task,
+    Workflow,
+)
+from workflow.prompt import placeholders
+from workflow.tools.registry import ALL, ORIGINAL_TOOL_NAMES, SYNOD_TOOL_NAMES
+
+MAX_FILE_BYTES = 8 * 1024 * 1024
+"""A workflow file larger than this is refused unread."""
+MAX_PROMPT_BYTES = 1024 * 1024
+"""A prompt (or one message) larger than this is refused."""
+MAX_DEPTH = 32
+"""JSON nesting deeper than this is refused."""
+MAX_TASKS = 1000
+MAX_STEPS = 1000
+
+_KEYED = {
+    InputValueType.READ,
+    InputValueType.POP,
+    InputValueType.PEEK,
+    InputValueType.GET_ALL,
+    InputValueType.SIZE,
+}
+
+
+def _depth_error(value: Any, limit: int) -> str | None:
+    """The path of the first value nested deeper than ``limit``, iteratively (no recursion)."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, "$")]
+    while stack:
+        node, depth, path = stack.pop()
+        if isinstance(node, dict | list) and depth > limit:
+            return path
+        if isinstance(node, dict):
+            for key, item in node.items():
+                stack.append((item, depth + 1, f"{path}.{key}" if path != "$" else str(key)))
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                stack.append((item, depth + 1, f"{path}[{i}]"))
+    return None
+
+
+def _loc_path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part and (part[0].isupper() or "[" in part or "," in part):
+            continue  # a union member's tag, not a field
+        else:
+            out += f".{part}" if out else part
+    return out or "$"
+
+
+def _from_pydantic(err: ValidationError) -> WorkflowValidationError:
+    # The deepest error is the most specific (a union reports one error per member).
+    errors = err.errors()
+    _, first = max(enumerate(errors), key=lambda item: (len(item[1]["loc"]), -item[0]))
+    loc = first["loc"]
+    if first["type"] == "extra_forbidden":
+        return WorkflowValidationError(_loc_path(loc), f"unknown field {loc[-1]!r}")
+    if first["type"] == "missing":
+        return WorkflowValidationError(_loc_path(loc), "required field is missing")
+    return WorkflowValidationError(_loc_path(loc), str(first["msg"]))
+
+
+def load_workflow(path: str | Path) -> Workflow:
+    """Read, parse and check a workflow file."""
+    file = Path(path)
+    try:
+        size = file.stat().st_size
+    except OSError as exc:
+        raise WorkflowValidationError(str(file), f"cannot read the file: {exc.strerror}") from exc
+    if size > MAX_FILE_BYTES:
+        raise WorkflowValidationError(str(file), f"file is {size} bytes, over the {MAX_FILE_BYTES} cap")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkflowValidationError(str(file), f"cannot read the file as UTF-8: {exc}") from exc
+    return parse_workflow_text(text)
+
+
+def parse_workflow_text(text: str) -> Workflow:
+    """Parse JSON text into a checked workflow."""
+    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise WorkflowValidationError("$", f"workflow is over the {MAX_FILE_BYTES}-byte cap")
+    try:
+        data = json.loads(text)
+    except RecursionError as exc:
+        raise WorkflowValidationError("$", f"JSON nested deeper than {MAX_DEPTH} levels") from exc
+    except json.JSONDecodeError as exc:
+        raise WorkflowValidationError(
+            "$", f"not JSON: {exc.msg} at line {exc.lineno} col {exc.colno}"
+        ) from exc
+    return parse_workflow(data)
+
+
+def parse_workflow(data: Any) -> Workflow:
+    """Check a decoded JSON value and return the workflow it describes."""
+    if not isinstance(data, dict):
+        raise WorkflowValidationError("$", f"a workflow is a JSON object, not {type(data).__name__}")
+    deep = _depth_error(data, MAX_DEPTH)
+    if deep is not None:
+        raise WorkflowValidationError(deep, f"nested deeper than {MAX_DEPTH} levels")
+    for field, cap in (("tasks", MAX_TASKS), ("steps", MAX_STEPS)):
+        items = data.get(field)
+        if isinstance(items, list) and len(items) > cap:
+            raise WorkflowValidationError(field, f"more than {cap} {field}")
+    try:
+        workflow = Workflow.model_validate(data)
+    except ValidationError as exc:
+        raise _from_pydantic(exc) from None
+    check_workflow(workflow)
+    return workflow
+
+
+def check_workflow(workflow: Workflow) -> None:
+    """The checks the schema alone cannot express."""
+    known_tools = {*ORIGINAL_TOOL_NAMES, *SYNOD_TOOL_NAMES, ALL}
+    for i, name in enumerate(workflow.config.tools):
+        if name not in known_tools:
+            raise WorkflowValidationError(
+                f"config.tools[{i}]", f"unknown tool {name!r} (known: {', '.join(sorted(known_tools))})"
+            )
+    names = [t.name for t in workflow.custom_templates()]
+    for name in names:
+        if names.count(name) > 1:
+            raise WorkflowValidationError("config.custom_tools", f"two custom tools named {name!r}")
+    ids = _check_tasks(workflow.tasks, workflow)
+    _check_steps(workflow.steps, ids)
+    _check_graph(workflow, ids)
+    rv = workflow.return_value
+    values = rv.input if isinstance(rv.input, tuple) else (rv.input,)
+    for i, value in enumerate(values):
+        where = "return_value.input" + (f"[{i}]" if isinstance(rv.input, tuple) else "")
+        _check_value(value, where)
+    for i, step in enumerate(rv.post_process or ()):
+        where = f"return_value.post_process[{i}]"
+        kind = step.process_type
+        if kind is PostProcessType.REPLACE and (step.lhs is None or step.rhs is None):
+            raise WorkflowValidationError(where, "replace needs both lhs and rhs")
+        if kind is PostProcessType.APPEND and step.rhs is None:
+            raise WorkflowValidationError(where, "append needs rhs")
+        if kind is PostProcessType.PREPEND and step.lhs is None:
+            raise WorkflowValidationError(where, "prepend needs lhs")
+
+
+def _check_value(value: InputValue, where: str) -> None:
+    if value.type in _KEYED and not value.key:
+        raise WorkflowValidationError(f"{where}.key", f"a {value.type.value} needs a key")
+    if value.type is InputValueType.SEARCH:
+        if value.search_query is None and not value.key:
+            raise WorkflowValidationError(where, "a search needs search_query or a key (the query)")
+        if value.search_query is not None and value.search_query.type is InputValueType.SEARCH:
+            raise WorkflowValidationError(f"{where}.search_query.type", "a search query cannot be a search")
+
+
+def _check_prompt(text: str, where: str, bound: set[str]) -> None:
+    size = len(text.encode("utf-8"))
+    if size > MAX_PROMPT_BYTES:
+        raise WorkflowValidationError(where, f"prompt is {size} bytes, over the {MAX_PROMPT_BYTES} cap")
+    for name in placeholders(text):
+        if name not in bound:
+            known = ", ".join(sorted(bound)) or "none"
+            raise WorkflowValidationError(
+                where, f"placeholder {{{name}}} is never bound: no input named {name!r} (inputs: {known})"
+            )
+
+
+def _check_tasks(tasks: Sequence[Task], workflow: Workflow) -> set[str]:
+    ids: set[str] = set()
+    for i, task in enumerate(tasks):
+        here = f"tasks[{i}]"
+        if task.id in ids:
+            raise WorkflowValidationError(f"{here}.id", f"duplicate task id {task.id!r}")
+        ids.add(task.id)
+        names: set[str] = set()
+        for j, inp in enumerate(task.inputs):
+            if inp.name in names:
+                raise WorkflowValidationError(f"{here}.inputs[{j}].name", f"duplicate input {inp.name!r}")
+            names.add(inp.name)
+            _check_value(inp.value, f"{here}.inputs[{j}].value")
+        if task.prompt is not None and task.messages is not None:
+            raise WorkflowValidationError(here, "give either prompt or messages, not both")
+        needs_prompt = task.operator not in (Operator.END, Operator.CHECK)
+        if needs_prompt and task.prompt is None and not task.messages:
+            raise WorkflowValidationError(f"{here}.prompt", "required field is missing (or give messages)")
+        if task.prompt is not None:
+            _check_prompt(task.prompt, f"{here}.prompt", names)
+        for k, message in enumerate(task.messages or ()):
+            _check_prompt(message.content, f"{here}.messages[{k}].content", names)
+        if task.operator is Operator.CHECK:
+            for reserved in (R_OUTPUTS, R_EXPECTED):
+                if reserved not in names:
+                    raise WorkflowValidationError(
+                        f"{here}.inputs", f"a check needs an input named {reserved!r}"
+                    )
+        if task.operator is Operator.SAMPLE:
+            for j, inp in enumerate(task.inputs):
+                if inp.value.type is InputValueType.GET_ALL:
+                    raise WorkflowValidationError(
+                        f"{here}.inputs[{j}].value.type", "a sample input names a stack; it cannot be get_all"
+                    )
+        calls_tools = task.operator in (Operator.FUNCTION_CALLING, Operator.FUNCTION_CALLING_RAW)
+        if calls_tools and not workflow.config.tools and not workflow.custom_templates():
+            raise WorkflowValidationError(
+                f"{here}.operator", f"{task.operator.value} needs config.tools or config.custom_tools"
+            )
+        if task.schema_ is not None:
+            _check_schema(task.schema_, f"{here}.schema")
+        for j, out in enumerate(task.outputs):
+            if out.type.value in ("write", "push") and not out.key:
+                raise WorkflowValidationError(f"{here}.outputs[{j}].key", f"a {out.type.value} needs a key")
+    return ids
+
+
+def _check_schema(encoded: str, where: str) -> None:
+    try:
+        decoded = base64.b64decode(encoded, validate=True)
+        schema = json.loads(decoded)
+    except (binascii.Error, ValueError) as exc:
+        raise WorkflowValidationError(where, f"not base64 of a JSON schema: {exc}") from exc
+    if not isinstance(schema, dict):
+        raise WorkflowValidationError(where, "the schema is not a JSON object")
+
+
+def _check_steps(steps: Sequence[Edge], ids: set[str]) -> None:
+    known = ids | {R_END}
+
+    def need(name: str, where: str) -> None:
+        if name not in known:
+            raise WorkflowValidationError(where, f"no task with id {name!r}")
+
+    for i, step in enumerate(steps):
+        need(step.source, f"steps[{i}].source")
+        need(step.target, f"steps[{i}].target")
+        if step.condition is not None:
+            need(step.condition.target_if_not, f"steps[{i}].condition.target_if_not")
+            _check_value(step.condition.input, f"steps[{i}].condition.input")
+        if step.fallback is not None:
+            need(step.fallback, f"steps[{i}].fallback")
+
+
+def first_edges(steps: Iterable[Edge]) -> dict[str, Edge]:
+    """The step taken after each task: the first whose source it is (as the original)."""
+    edges: dict[str, Edge] = {}
+    for step in steps:
+        edges.setdefault(step.source, step)
+    return edges
+
+
+def _successors(edge: Edge) -> list[str]:
+    out = [edge.target]
+    if edge.condition is not None:
+        out.append(edge.condition.target_if_not)
+    if edge.fallback is not None:
+        out.append(edge.fallback)
+    return out
+
+
+def _check_graph(workflow: Workflow, ids: set[str]) -> None:
+    edges = first_edges(workflow.steps)
+    operators = {t.id: t.operator for t in workflow.tasks}
+    index = {t.id: i for i, t in enumerate(workflow.tasks)}
+    start = workflow.steps[0].source
+    reachable: list[str] = []
+    seen = {start}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        reachable.append(node)
+        edge = edges.get(node) if node != R_END else None
+        for nxt in _successors(edge) if edge else ():
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    # A node with no step of its own ends the program without running (as the original): fine for
+    # __end and end tasks, a mistake for anything else.
+    for node in reachable:
+        if node != R_END and node not in edges and operators.get(node) is not Operator.END:
+            raise WorkflowValidationError(
+                f"tasks[{index[node]}].id",
+                f"task {node!r} is a step target but has no step of its own, so it would never run "
+                f"(add a step from {node!r} to {R_END!r})",
+            )
+    terminals = {n for n in reachable if n == R_END or n not in edges}
+    if not terminals:
+        raise WorkflowValidationError("steps", f"no path from {start!r} to {R_END!r}: every task loops")
+    # Backwards from the terminals: which reachable nodes can still end?
+    preds: dict[str, set[str]] = {}
+    for node in reachable:
+        edge = edges.get(node) if node != R_END else None
+        for nxt in _successors(edge) if edge else ():
+            preds.setdefault(nxt, set()).add(node)
+    can_end = set(terminals)
+    queue = deque(terminals)
+    while queue:
+        node = queue.popleft()
+        for prev in preds.get(node, ()):
+            if prev not in can_end:
+                can_end.add(prev)
+                queue.append(prev)
+    trapped = [n for n in reachable if n not in can_end]
+    if trapped:
+        raise WorkflowValidationError(
+            "steps",
+            f"cycle with no exit: from {', '.join(repr(n) for n in trapped)} the program can never reach "
+            f"{R_END!r}",
+        )
+
+
+def entry_input_keys(workflow: Workflow) -> dict[str, str]:
+    """The entry-input keys a run needs (``required`` inputs of type ``input``) -> where used."""
+    needed: dict[str, str] = {}
+    for i, task in enumerate(workflow.tasks):
+        for j, inp in enumerate(task.inputs):
+            if inp.required and inp.value.type is InputValueType.INPUT:
+                needed.setdefault(inp.value.key, f"tasks[{i}].inputs[{j}]")
+    return needed
