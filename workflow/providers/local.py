@@ -8,7 +8,8 @@ llama.cpp is synchronous and not re-entrant: every call goes through ``trio.to_t
 and takes the provider's ``threading.Lock`` inside the worker thread. (A trio limiter would stay
 held by a call abandoned at a timeout and dead-lock the next ``trio.run`` that used the provider;
 the lock is released when the abandoned generation ends, and a cancelled call sets an event that
-llama.cpp's stopping criteria check after every token, so it ends at once.) ``generate`` is plain completion; ``chat``
+llama.cpp's stopping criteria check after every token, so it ends at once.)
+``generate`` is plain completion; ``chat``
 renders the conversation with :mod:`workflow.providers.transcript` and parses tool calls out of
 the output. With temperature 0 and a fixed seed the output is deterministic.
 """
