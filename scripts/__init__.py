@@ -1,0 +1,1 @@
+"""Developer scripts: devnet helpers, ``make demo``, ``make bench`` (``python -m scripts.<name>``)."""
