@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
+import re
 from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -109,10 +111,27 @@ def load_workflow(path: str | Path) -> Workflow:
     return parse_workflow_text(text)
 
 
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _text_depth(text: str) -> int:
+    """The deepest bracket nesting of JSON text, brackets inside strings not counted.
+
+    Checked before ``json.loads``: the C parser recurses once per level and, with a raised
+    recursion limit, a hostile ``[[[[...`` can overflow the C stack instead of raising.
+    """
+    brackets = _BRACKET.findall(_JSON_STRING.sub('""', text))
+    steps = (1 if b in "[{" else -1 for b in brackets)
+    return max(itertools.accumulate(steps, initial=0))
+
+
 def parse_workflow_text(text: str) -> Workflow:
     """Parse JSON text into a checked workflow."""
     if len(text.encode("utf-8")) > MAX_FILE_BYTES:
         raise WorkflowValidationError("$", f"workflow is over the {MAX_FILE_BYTES}-byte cap")
+    if _text_depth(text) > MAX_DEPTH + 1:
+        raise WorkflowValidationError("$", f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
         data = json.loads(text)
     except RecursionError as exc:

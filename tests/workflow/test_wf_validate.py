@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,21 @@ def test_not_json_and_not_object() -> None:
 def test_very_deep_json_text_fails_fast() -> None:
     with pytest.raises(WorkflowValidationError, match="nested deeper"):
         parse_workflow_text("[" * 100_000 + "]" * 100_000)
+
+
+def test_deep_json_is_refused_before_the_parser_even_with_a_raised_recursion_limit() -> None:
+    """json.loads recurses in C per level: with a high recursion limit it would overflow the C stack."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1_000_000)
+    try:
+        with pytest.raises(WorkflowValidationError, match="nested deeper"):
+            parse_workflow_text('{"a": ' * 200_000 + "1" + "}" * 200_000)
+    finally:
+        sys.setrecursionlimit(limit)
+    # brackets inside strings are text, not nesting
+    with pytest.raises(WorkflowValidationError) as info:
+        parse_workflow_text('{"name": "' + "[" * 1000 + '"}')
+    assert "nested deeper" not in str(info.value)
 
 
 def test_ten_megabyte_file_is_refused_unread(tmp_path: Path) -> None:
