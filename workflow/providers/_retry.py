@@ -7,13 +7,15 @@ error is raised, so callers always see a :class:`workflow.errors.ProviderError`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
+import httpx
 import trio
 
 from protocol.log import get_logger
-from workflow.errors import ProviderError
+from workflow.errors import ProviderError, ProviderTimeoutError, ProviderUnavailableError
 
 log = get_logger(__name__)
 
@@ -26,6 +28,30 @@ class Retryable(Exception):
     def __init__(self, final: ProviderError) -> None:
         super().__init__(str(final))
         self.final = final
+
+
+ErrorFactory = Callable[[type[ProviderError], str], ProviderError]
+"""A provider's ``_error``: builds an error naming its endpoint and model."""
+
+
+@contextmanager
+def transport_errors(what: str, timeout_s: float, error: ErrorFactory) -> Iterator[None]:
+    """One attempt's deadline, with transport failures mapped to provider errors.
+
+    No answer within ``timeout_s`` (or an httpx read timeout) is a :class:`ProviderTimeoutError`,
+    not retried; a connection failure (connect timeout included) is :class:`Retryable`.
+    """
+    try:
+        with trio.fail_after(timeout_s):
+            yield
+    except trio.TooSlowError as exc:
+        raise error(ProviderTimeoutError, f"{what}: no answer within {timeout_s}s") from exc
+    except httpx.ConnectTimeout as exc:
+        raise Retryable(error(ProviderUnavailableError, f"{what}: cannot connect ({exc!r})")) from exc
+    except httpx.TimeoutException as exc:
+        raise error(ProviderTimeoutError, f"{what}: no answer within {timeout_s}s") from exc
+    except (ConnectionError, httpx.TransportError) as exc:
+        raise Retryable(error(ProviderUnavailableError, f"{what}: cannot connect ({exc!r})")) from exc
 
 
 async def with_retries(

@@ -20,17 +20,15 @@ from typing import Any, TypeVar
 import httpx
 import ollama
 import pydantic
-import trio
 
 from protocol.log import get_logger
 from workflow.errors import (
     ModelNotFoundError,
     ProviderError,
     ProviderResponseError,
-    ProviderTimeoutError,
     ProviderUnavailableError,
 )
-from workflow.providers._retry import Retryable, with_retries
+from workflow.providers._retry import Retryable, transport_errors, with_retries
 from workflow.providers.base import (
     Completion,
     GenerationOptions,
@@ -134,22 +132,8 @@ class OllamaProvider:
     async def _attempt(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """One try of ``call``, with the provider's deadline and errors mapped to ours."""
         try:
-            with trio.fail_after(self._settings.timeout_s):
+            with transport_errors(what, self._settings.timeout_s, self._error):
                 return await call()
-        except trio.TooSlowError as exc:
-            raise self._error(
-                ProviderTimeoutError, f"{what}: no answer within {self._settings.timeout_s}s"
-            ) from exc
-        except httpx.ConnectTimeout as exc:
-            raise Retryable(
-                self._error(ProviderUnavailableError, f"{what}: cannot connect ({exc!r})")
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise self._error(
-                ProviderTimeoutError, f"{what}: no answer within {self._settings.timeout_s}s"
-            ) from exc
-        except (ConnectionError, httpx.TransportError) as exc:
-            raise Retryable(self._error(ProviderUnavailableError, f"{what}: cannot connect ({exc})")) from exc
         except ollama.ResponseError as exc:
             status = exc.status_code
             if status == 404 and what == "/api/tags":

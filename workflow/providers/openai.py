@@ -18,17 +18,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-import trio
 
 from protocol.log import get_logger
 from workflow.errors import (
     ModelNotFoundError,
     ProviderError,
     ProviderResponseError,
-    ProviderTimeoutError,
     ProviderUnavailableError,
 )
-from workflow.providers._retry import Retryable, with_retries
+from workflow.providers._retry import Retryable, transport_errors, with_retries
 from workflow.providers.base import (
     Completion,
     GenerationOptions,
@@ -152,25 +150,8 @@ class OpenAIProvider:
 
     async def _attempt(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         what = f"{method} {path}"
-        try:
-            with trio.fail_after(self._settings.timeout_s):
-                response = await self._client.request(method, path, json=body)
-        except trio.TooSlowError as exc:
-            raise self._error(
-                ProviderTimeoutError, f"{what}: no answer within {self._settings.timeout_s}s"
-            ) from exc
-        except httpx.ConnectTimeout as exc:
-            raise Retryable(
-                self._error(ProviderUnavailableError, f"{what}: cannot connect ({exc!r})")
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise self._error(
-                ProviderTimeoutError, f"{what}: no answer within {self._settings.timeout_s}s"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise Retryable(
-                self._error(ProviderUnavailableError, f"{what}: cannot connect ({exc!r})")
-            ) from exc
+        with transport_errors(what, self._settings.timeout_s, self._error):
+            response = await self._client.request(method, path, json=body)
         status = response.status_code
         if status == 429 or status >= 500:
             raise Retryable(
