@@ -99,6 +99,10 @@ class LocalProvider:
                 n_threads=self._settings.n_threads,
                 seed=0,
                 verbose=False,
+                # A window-sized cache for the sliding-window layers (Gemma 3): llama.cpp would otherwise
+                # print a notice on stderr that verbose=False does not cover. Outputs are identical,
+                # prompt-prefix reuse included (checked past the 512-token window).
+                swa_full=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise self._error(ModelNotFoundError, f"llama.cpp cannot load {self._path}: {exc}") from exc
