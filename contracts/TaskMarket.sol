@@ -19,7 +19,8 @@ import {ITaskMarket} from "./interfaces/ITaskMarket.sol";
 ///    committeeSize, scoreCommitCount, scoreRevealCount (8 each) | revealedMask(16) | scoreRevealedMask(16) |
 ///    revealOrder(64: nibble r = slot of the r-th reveal) | commitBloom(32: bit id%32 per committed node id,
 ///    so a commit scans earlier seals for a duplicate only on a bloom hit); slot1 inputHash. Every action
-///    rewrites slot0 only.
+///    rewrites slot0 only; an update of several members is one read and one write (`_bump`, `_enter`, at the
+///    bit offsets `_T_*`).
 ///  - `_seals[taskId][i]`, one slot per result slot i: nodeId(32) | low 224 bits of the result commitment.
 ///    Storing the committer's registry id beside a 224-bit commitment (binding, 2^112 collision work) saves a
 ///    slot per commit. At the draw the commitment bits are spent (reveals verified, entropy taken) and
@@ -27,7 +28,8 @@ import {ITaskMarket} from "./interfaces/ITaskMarket.sol";
 ///    cost a rewrite (~5k gas) instead of a new slot (~22k). Seats i >= commitCount use fresh slots.
 ///  - `_scoreSeals[taskId][seat]`: the score commitment, overwritten at reveal by the packed scores (byte i =
 ///    score of the i-th revealed result, bit 255 set).
-///  - `_accounts[a]`: balance(128) | claimed(128); `claimed` keeps a paid-out slot live for the next credit.
+///  - `_accounts[a]`: balance(128) | claimed(120) | open(8); `claimed` keeps a paid-out slot live for the next
+///    credit.
 /// Loops run over at most MAX_RESULTS / MAX_COMMITTEE (16) entries or over a job's rows (<= MAX_INPUTS).
 contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
@@ -49,6 +51,19 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     uint256 private constant _REVEALED_SCORES_FLAG = 1 << 255;
     uint256 private constant _LOW224 = (1 << 224) - 1;
+    uint256 private constant _MASK40 = (1 << 40) - 1;
+    /// @dev Bit offsets in slot 0 of `Task` (members are packed from the low bits in declaration order), for
+    /// the updates that change several counters and masks of the slot with one read and one write.
+    uint256 private constant _T_DEADLINE = 40;
+    uint256 private constant _T_PHASE = 80;
+    uint256 private constant _T_COMMIT_COUNT = 88;
+    uint256 private constant _T_REVEAL_COUNT = 96;
+    uint256 private constant _T_SCORE_COMMIT_COUNT = 112;
+    uint256 private constant _T_SCORE_REVEAL_COUNT = 120;
+    uint256 private constant _T_REVEALED_MASK = 128;
+    uint256 private constant _T_SCORE_REVEALED_MASK = 144;
+    uint256 private constant _T_REVEAL_ORDER = 160;
+    uint256 private constant _T_COMMIT_BLOOM = 224;
 
     struct Job {
         address requester;
@@ -160,8 +175,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     /// @inheritdoc ITaskMarket
     function commitResult(uint256 taskId, bytes32 commitment) external returns (uint256 slot) {
-        Task storage t = _task(taskId);
-        Job storage j = _jobs[t.jobId];
+        (Task storage t, Job storage j) = _taskAndJob(taskId);
         (Phase phase, uint256 deadline) = _effective(t, j);
         if (phase != Phase.Committing) revert TaskWrongPhase(taskId, Phase.Committing, phase);
         if (block.timestamp > deadline) revert TaskDeadlinePassed(taskId, deadline, block.timestamp);
@@ -177,12 +191,10 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
                 if (uint256(_seals[taskId][i]) >> 224 == id) revert TaskAlreadyCommitted(taskId, msg.sender);
             }
         }
-        // forge-lint: disable-next-line(unsafe-typecast)
-        t.commitBloom = uint32(bloom | bit); // bit < 2^32
         _seals[taskId][slot] = bytes32((id << 224) | (uint256(commitment) & _LOW224));
         uint256 count = slot + 1;
-        // forge-lint: disable-next-line(unsafe-typecast)
-        t.commitCount = uint8(count); // count <= k <= MAX_RESULTS
+        // Sets commitBloom bit `id mod 32` (if still clear) and raises commitCount to count <= k <= 16.
+        _bump(t, ((bit & ~bloom) << _T_COMMIT_BLOOM) | (1 << _T_COMMIT_COUNT));
         emit ResultCommitted(taskId, msg.sender, slot, commitment, count);
 
         if (count == j.k) {
@@ -192,8 +204,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     /// @inheritdoc ITaskMarket
     function revealResult(uint256 taskId, uint256 slot, bytes32 resultDigest, bytes32 salt) external {
-        Task storage t = _task(taskId);
-        Job storage j = _jobs[t.jobId];
+        (Task storage t, Job storage j) = _taskAndJob(taskId);
         (Phase phase, uint256 deadline) = _effective(t, j);
         if (phase != Phase.Revealing) revert TaskWrongPhase(taskId, Phase.Revealing, phase);
         if (block.timestamp > deadline) revert TaskDeadlinePassed(taskId, deadline, block.timestamp);
@@ -210,12 +221,9 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
         if (t.phase != Phase.Revealing) _enterLazily(taskId, t, Phase.Revealing, deadline);
         uint256 order = t.revealCount;
-        // forge-lint: disable-next-line(unsafe-typecast)
-        t.revealedMask = uint16(revealedMask | bit); // slot < 16
-        // forge-lint: disable-next-line(unsafe-typecast)
-        t.revealOrder = uint64(t.revealOrder | (slot << (4 * order))); // 16 nibbles
-        // forge-lint: disable-next-line(unsafe-typecast)
-        t.revealCount = uint8(order + 1); // <= commitCount
+        // Sets revealedMask bit `slot` (clear, checked above) and revealOrder nibble `order` (still zero: one
+        // nibble per reveal), and raises revealCount to order + 1 <= commitCount <= 16.
+        _bump(t, (bit << _T_REVEALED_MASK) | (slot << (_T_REVEAL_ORDER + 4 * order)) | (1 << _T_REVEAL_COUNT));
         emit ResultRevealed(taskId, msg.sender, slot, order, resultDigest, salt);
 
         if (order + 1 == t.commitCount) _draw(taskId, t, j, salt, block.timestamp + j.scoreCommitDuration);
@@ -225,8 +233,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     /// @inheritdoc ITaskMarket
     function drawCommittee(uint256 taskId) external {
-        Task storage t = _task(taskId);
-        Job storage j = _jobs[t.jobId];
+        (Task storage t, Job storage j) = _taskAndJob(taskId);
         (Phase phase, uint256 deadline) = _effective(t, j);
         if (phase != Phase.Revealing) revert TaskWrongPhase(taskId, Phase.Revealing, phase);
         if (block.timestamp <= deadline) revert TaskDeadlineNotPassed(taskId, deadline, block.timestamp);
@@ -242,8 +249,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     /// @inheritdoc ITaskMarket
     function commitScores(uint256 taskId, uint256 seatIndex, bytes32 commitment) external {
-        Task storage t = _task(taskId);
-        Job storage j = _jobs[t.jobId];
+        (Task storage t, Job storage j) = _taskAndJob(taskId);
         (Phase phase, uint256 deadline) = _effective(t, j);
         if (phase != Phase.ScoreCommitting) revert TaskWrongPhase(taskId, Phase.ScoreCommitting, phase);
         if (block.timestamp > deadline) revert TaskDeadlinePassed(taskId, deadline, block.timestamp);
@@ -258,7 +264,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
         _scoreSeals[taskId][seatIndex] = commitment;
         uint256 count = t.scoreCommitCount + 1;
-        t.scoreCommitCount = uint8(count);
+        _bump(t, 1 << _T_SCORE_COMMIT_COUNT); // count <= committeeSize <= 16
         emit ScoresCommitted(taskId, msg.sender, seatIndex, commitment);
 
         if (count == size) {
@@ -268,18 +274,17 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     /// @inheritdoc ITaskMarket
     function revealScores(uint256 taskId, uint256 seatIndex, uint8[] calldata scores, bytes32 salt) external {
-        Task storage t = _task(taskId);
-        Job storage j = _jobs[t.jobId];
-        _openScoreReveal(taskId, t, j, seatIndex);
+        (Task storage t, Job storage j) = _taskAndJob(taskId);
+        bytes32 committed = _openScoreReveal(taskId, t, j, seatIndex);
         uint256 packed = _packScores(taskId, t.revealCount, scores);
-        bytes32 committed = _scoreSeals[taskId][seatIndex];
         bytes32 computed = _scoreCommitment(taskId, msg.sender, scores, salt);
         if (computed != committed) revert TaskCommitmentMismatch(taskId, committed, computed);
 
         _scoreSeals[taskId][seatIndex] = bytes32(packed);
-        t.scoreRevealedMask = uint16(t.scoreRevealedMask | (1 << seatIndex));
         uint256 count = t.scoreRevealCount + 1;
-        t.scoreRevealCount = uint8(count);
+        // Sets scoreRevealedMask bit `seatIndex` (clear: checked in _openScoreReveal) and raises
+        // scoreRevealCount to count <= committeeSize <= 16.
+        _bump(t, (1 << (_T_SCORE_REVEALED_MASK + seatIndex)) | (1 << _T_SCORE_REVEAL_COUNT));
         emit ScoresRevealed(taskId, msg.sender, seatIndex, scores);
 
         if (count == t.scoreCommitCount) _settle(taskId, t, j);
@@ -289,8 +294,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     /// @inheritdoc ITaskMarket
     function finalize(uint256 taskId) external {
-        Task storage t = _task(taskId);
-        Job storage j = _jobs[t.jobId];
+        (Task storage t, Job storage j) = _taskAndJob(taskId);
         (Phase phase, uint256 deadline) = _effective(t, j);
         bool late = block.timestamp > deadline;
         if (phase == Phase.Committing && late && t.commitCount == 0) {
@@ -318,13 +322,23 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     /// @inheritdoc ITaskMarket
     function claim() external nonReentrant returns (uint256 amount) {
         Account storage a = _accounts[msg.sender];
-        amount = a.balance;
-        if (amount == 0) revert MarketNothingToClaim(msg.sender);
-        a.balance = 0;
+        uint256 word; // balance(128) | claimed(120) | open(8), read and written once
+        assembly ("memory-safe") {
+            word := sload(a.slot)
+        }
         // forge-lint: disable-next-line(unsafe-typecast)
-        a.claimed += uint120(amount); // amount < 2^128; the lifetime total of one account stays far below 2^120
-        // No event of our own: the token's Transfer(from = this market, to = msg.sender, amount) records the
-        // claim (the market sends tokens nowhere else), which keeps the budgeted lifecycle under 1,183,000 gas.
+        amount = uint128(word); // the balance field
+        if (amount == 0) revert MarketNothingToClaim(msg.sender);
+        // Checked uint120 addition, as `a.claimed += uint120(amount)` (amount < 2^128; the lifetime total of one
+        // account stays far below 2^120).
+        // forge-lint: disable-next-line(unsafe-typecast)
+        uint256 claimed = uint120(word >> 128) + uint120(amount);
+        word = (word >> 248 << 248) | (claimed << 128); // balance 0, open kept
+        assembly ("memory-safe") {
+            sstore(a.slot, word)
+        }
+        emit Claimed(msg.sender, amount);
+        // Checks-effects-interactions: the balance is zeroed and the claim recorded before the tokens leave.
         _token.safeTransfer(msg.sender, amount);
     }
 
@@ -489,24 +503,27 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         uint32 modelId,
         bytes32 workflowHash
     ) private {
-        j.requester = msg.sender;
-        j.bountyPerTask = p.bountyPerTask;
-        j.k = p.k;
-        j.m = p.m;
-        j.threshold = p.threshold;
-        j.tolerance = p.tolerance;
-        j.validatorShareBps = p.validatorShareBps;
-        // Durations were checked <= MAX_PHASE_DURATION (30 days < 2^24 s).
-        j.commitDuration = uint24(p.commitDuration);
-        j.revealDuration = uint24(p.revealDuration);
-        j.scoreCommitDuration = uint24(p.scoreCommitDuration);
-        j.scoreRevealDuration = uint24(p.scoreRevealDuration);
+        // Each slot in one write (slot 1 packs twelve members; field by field would cost a read and a write
+        // each). Offsets follow the declaration order of `Job` (see the layout at the top of the contract).
+        // Durations were checked <= MAX_PHASE_DURATION (30 days < 2^24 s); n <= MAX_INPUTS < 2^16.
+        uint256 word0 = uint256(uint160(msg.sender)) | (uint256(p.bountyPerTask) << 160);
         // forge-lint: disable-next-line(unsafe-typecast)
-        j.firstTaskId = uint64(firstTaskId); // see _taskCount
-        // forge-lint: disable-next-line(unsafe-typecast)
-        j.taskCount = uint16(n); // n <= MAX_INPUTS
-        j.modelId = modelId;
-        j.workflowHash = workflowHash;
+        uint256 first = uint64(firstTaskId); // see _taskCount
+        uint256 word1 = _packedParams(p) | (first << 144) | (n << 208) | (uint256(modelId) << 224);
+        assembly ("memory-safe") {
+            sstore(j.slot, word0)
+            sstore(add(j.slot, 1), word1)
+            sstore(add(j.slot, 2), workflowHash)
+        }
+    }
+
+    /// @dev The low 144 bits of slot 1 of `Job`: k, m, threshold, tolerance, validatorShareBps (bits 0..47), the
+    /// four durations as uint24 (bits 48..143; checked <= MAX_PHASE_DURATION < 2^24 by `_checkParams`).
+    function _packedParams(JobParams calldata p) private pure returns (uint256) {
+        uint256 durations = uint256(uint24(p.commitDuration)) | (uint256(uint24(p.revealDuration)) << 24)
+            | (uint256(uint24(p.scoreCommitDuration)) << 48) | (uint256(uint24(p.scoreRevealDuration)) << 72);
+        return uint256(p.k) | (uint256(p.m) << 8) | (uint256(p.threshold) << 16)
+            | (uint256(p.tolerance) << 24) | (uint256(p.validatorShareBps) << 32) | (durations << 48);
     }
 
     /// @dev The registry's id of `model`, through the local cache.
@@ -521,10 +538,12 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     function _createTask(uint256 taskId, uint256 jobId, uint256 deadline, bytes calldata input) private {
         bytes32 inputHash = keccak256(input);
         Task storage t = _tasks[taskId];
-        // forge-lint: disable-next-line(unsafe-typecast)
-        t.jobId = uint40(jobId); // one job per transaction: 2^40 jobs is out of reach
-        t.deadline = uint40(deadline);
-        t.phase = Phase.Committing;
+        // Slot 0 in one write: jobId (one job per transaction: 2^40 jobs is out of reach), deadline, phase.
+        uint256 word0 = (jobId & _MASK40) | ((deadline & _MASK40) << _T_DEADLINE)
+            | (uint256(Phase.Committing) << _T_PHASE);
+        assembly ("memory-safe") {
+            sstore(t.slot, word0)
+        }
         t.inputHash = inputHash;
         emit TaskPosted(taskId, jobId, input);
     }
@@ -559,6 +578,25 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         if (t.phase == Phase.None) revert TaskNotFound(taskId);
     }
 
+    /// @dev `_task` and its job, from one read of the task's slot 0 (phase and jobId).
+    function _taskAndJob(uint256 taskId) private view returns (Task storage t, Job storage j) {
+        t = _tasks[taskId];
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(t.slot)
+        }
+        if ((word >> _T_PHASE) & 0xff == uint256(Phase.None)) revert TaskNotFound(taskId);
+        j = _jobs[word & _MASK40];
+    }
+
+    /// @dev Add `delta` to slot 0 of `t` in one read and one write. Callers only set bits that are clear and
+    /// raise counters that stay below their field's maximum, so no carry crosses into the next member.
+    function _bump(Task storage t, uint256 delta) private {
+        assembly ("memory-safe") {
+            sstore(t.slot, add(sload(t.slot), delta))
+        }
+    }
+
     /// @dev The phase after applying the deadline transitions that need no action: commits closed with at
     /// least one commit, and score commits closed.
     function _effective(Task storage t, Job storage j) private view returns (Phase phase, uint256 deadline) {
@@ -578,9 +616,13 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     /// @dev Store a phase change that the transaction's own event already announces (ResultCommitted with
     /// commitCount == k, CommitteeDrawn, ScoresCommitted completing the committee, TaskRefunded).
     function _enter(Task storage t, Phase phase, uint256 deadline) private {
-        t.phase = phase;
-        // forge-lint: disable-next-line(unsafe-typecast)
-        t.deadline = uint40(deadline); // a timestamp plus at most 4 x 30 days
+        // deadline (40 bits at _T_DEADLINE, a timestamp plus at most 4 x 30 days) and phase (8 bits at
+        // _T_PHASE) in one read and one write.
+        uint256 fields = ((deadline & _MASK40) << _T_DEADLINE) | (uint256(phase) << _T_PHASE);
+        uint256 clear = ~(((1 << 48) - 1) << _T_DEADLINE);
+        assembly ("memory-safe") {
+            sstore(t.slot, or(and(sload(t.slot), clear), fields))
+        }
     }
 
     /// @dev Store a phase change that a passed deadline caused (no other event shows it).
@@ -589,8 +631,12 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         emit TaskPhaseChanged(taskId, phase, deadline);
     }
 
-    /// @dev Checks of `revealScores` up to the commitment; applies a pending lazy phase change.
-    function _openScoreReveal(uint256 taskId, Task storage t, Job storage j, uint256 seatIndex) private {
+    /// @dev Checks of `revealScores` up to the commitment; applies a pending lazy phase change. Returns the
+    /// seat's score commitment.
+    function _openScoreReveal(uint256 taskId, Task storage t, Job storage j, uint256 seatIndex)
+        private
+        returns (bytes32 committed)
+    {
         (Phase phase, uint256 deadline) = _effective(t, j);
         if (phase != Phase.ScoreRevealing) revert TaskWrongPhase(taskId, Phase.ScoreRevealing, phase);
         if (block.timestamp > deadline) revert TaskDeadlinePassed(taskId, deadline, block.timestamp);
@@ -598,7 +644,8 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         // open it (anyone else fails with TaskCommitmentMismatch).
         if (seatIndex >= t.committeeSize) revert TaskNotCommitteeSeat(taskId, seatIndex, msg.sender);
         if (t.scoreRevealedMask & (1 << seatIndex) != 0) revert TaskScoresAlreadyRevealed(taskId, seatIndex);
-        if (_scoreSeals[taskId][seatIndex] == bytes32(0)) revert TaskScoresNotCommitted(taskId, seatIndex);
+        committed = _scoreSeals[taskId][seatIndex];
+        if (committed == bytes32(0)) revert TaskScoresNotCommitted(taskId, seatIndex);
         if (t.phase != Phase.ScoreRevealing) _enterLazily(taskId, t, Phase.ScoreRevealing, deadline);
     }
 
@@ -623,8 +670,9 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     function _draw(uint256 taskId, Task storage t, Job storage j, bytes32 closing, uint256 deadline) private {
         uint256 commits = t.commitCount;
         bytes32 entropy = bytes32(0);
+        bytes32[16] storage seals = _seals[taskId];
         for (uint256 i; i < commits; ++i) {
-            entropy ^= _seals[taskId][i];
+            entropy ^= seals[i];
         }
         bytes32 seed = keccak256(abi.encode(entropy, closing, block.prevrandao, taskId));
         (address[] memory validators, uint96[] memory weights) = _registry.drawValidators(seed, j.m);
@@ -695,12 +743,16 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         // slither-disable-next-line divide-before-multiply
         uint256 refund = bounty - nodeReward * tally.accepted - validatorReward * tally.agreed;
 
+        bytes32[16] storage seals = _seals[taskId];
         if (nodeReward != 0) {
             uint256 order = t.revealOrder;
             uint32[] memory ids = new uint32[](tally.accepted);
             uint256 n = 0;
             for (uint256 r; n < tally.accepted; ++r) {
-                if (tally.acceptedMask & (1 << r) != 0) ids[n++] = _nodeId(taskId, (order >> (4 * r)) & 0xf);
+                if (tally.acceptedMask & (1 << r) != 0) {
+                    // forge-lint: disable-next-line(unsafe-typecast)
+                    ids[n++] = uint32(uint256(seals[(order >> (4 * r)) & 0xf]) >> 224); // the node id
+                }
             }
             address[] memory accounts = _registry.accountsOf(ids);
             for (uint256 i; i < n; ++i) {
@@ -710,7 +762,9 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         uint256 size = t.committeeSize;
         if (validatorReward != 0) {
             for (uint256 s; s < size; ++s) {
-                if (tally.agreedMask & (1 << s) != 0) _credit(_seatValidator(taskId, s), validatorReward);
+                if (tally.agreedMask & (1 << s) != 0) {
+                    _credit(address(uint160(uint256(seals[s]))), validatorReward);
+                }
             }
         }
         address requester = j.requester;
@@ -753,10 +807,11 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         uint256 totalWeight = 0;
         {
             bytes32[16] storage seals = _scoreSeals[taskId];
+            bytes32[16] storage seats = _seals[taskId];
             for (uint256 s; s < size; ++s) {
                 if (scoreMask & (1 << s) == 0) continue;
                 packed[voters] = uint256(seals[s]);
-                uint256 w = _seatWeight(taskId, s);
+                uint256 w = (uint256(seats[s]) >> 160) & type(uint64).max; // the seat's weight
                 weight[voters] = w;
                 seatOf[voters] = s;
                 totalWeight += w;

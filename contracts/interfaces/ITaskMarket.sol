@@ -225,6 +225,9 @@ interface ITaskMarket {
     event MisconductSlashed(uint256 indexed taskId, address indexed account, uint256 amount);
     /// @notice `account`'s balance slot was created ahead of its first credit.
     event AccountOpened(address indexed account);
+    /// @notice `account` claimed its whole balance, `amount` tokens (sent to it by the same call); `claimedOf`
+    /// totals the claims.
+    event Claimed(address indexed account, uint256 amount);
 
     // ----------------------------------------------------------------- requester
 
@@ -277,8 +280,8 @@ interface ITaskMarket {
     /// Idempotent.
     function openAccount(address account) external;
 
-    /// @notice Pay the caller its whole balance (rewards and refunds). The token's `Transfer` event from this
-    /// market is the record of the claim (the market transfers tokens out only here); `claimedOf` totals them.
+    /// @notice Pay the caller its whole balance (rewards and refunds); emits `Claimed`. `claimedOf` totals
+    /// the claims.
     /// @return amount Tokens sent.
     function claim() external returns (uint256 amount);
 

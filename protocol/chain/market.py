@@ -196,25 +196,13 @@ class Market:
         return sender.transact(self._fns.finalize(task_id), label="finalize")
 
     def claim(self, sender: TxSender) -> tuple[int, Receipt]:
-        """Claim the caller's whole balance; returns the amount paid.
-
-        TaskMarket emits no event of its own for a claim: the token's ``Transfer`` from the market
-        to the caller records it (the market sends tokens nowhere else).
-        """
+        """Claim the caller's whole balance; returns the amount paid (from the market's ``Claimed`` event)."""
         receipt = sender.transact(self._fns.claim(), label="claim")
-        market = self.chain.market.address
-        paid = [
-            int(e["args"]["value"])
-            for e in events(self.chain, receipt, "Transfer")
-            if e["address"] == self.chain.token.address
-            and e["args"]["from"] == market
-            and e["args"]["to"] == sender.address
-        ]
-        if len(paid) != 1:
-            raise ChainError(
-                f"claim {receipt.tx_hash}: expected one token Transfer to {sender.address}, got {paid}"
-            )
-        return paid[0], receipt
+        claimed = _one(self.chain, receipt, "Claimed")  # decoded from the market's logs only
+        account = claimed["args"]["account"]
+        if account != sender.address:
+            raise ChainError(f"claim {receipt.tx_hash}: Claimed for {account}, expected {sender.address}")
+        return int(claimed["args"]["amount"]), receipt
 
     # ------------------------------------------------------------------ reads (pinned)
 

@@ -87,6 +87,41 @@ contract TaskMarketTest is Fixture {
         vm.assertEq(uint256(j.taskCount), 3);
     }
 
+    /// @dev The job and task slots are written as packed words: every member must read back unchanged.
+    function test_postTask_storesEveryFieldInItsPlace() public {
+        _post(); // task 1 (job 1)
+        ITaskMarket.JobParams memory p = ITaskMarket.JobParams({
+            model: MODEL,
+            bountyPerTask: type(uint96).max - 5,
+            k: 16,
+            m: 15,
+            threshold: 99,
+            tolerance: 98,
+            validatorShareBps: 9999,
+            commitDuration: 1 days + 1,
+            revealDuration: 2 days + 2,
+            scoreCommitDuration: 3 days + 3,
+            scoreRevealDuration: 1 days - 7
+        });
+        token.mint(requester, p.bountyPerTask);
+        vm.prank(requester);
+        token.approve(address(market), type(uint256).max);
+        uint256 taskId = _post(p);
+        ITaskMarket.JobView memory j = market.job(2);
+        vm.assertEq(j.requester, requester);
+        vm.assertEq(j.workflowHash, keccak256(WORKFLOW));
+        vm.assertEq(uint256(j.firstTaskId), taskId);
+        vm.assertEq(uint256(j.taskCount), 1);
+        vm.assertEq(keccak256(abi.encode(j.params)), keccak256(abi.encode(p)));
+        ITaskMarket.TaskView memory t = market.task(taskId);
+        vm.assertEq(uint256(t.jobId), 2);
+        vm.assertEq(uint256(t.phase), uint256(ITaskMarket.Phase.Committing));
+        vm.assertEq(uint256(t.deadline), block.timestamp + p.commitDuration);
+        vm.assertEq(t.inputHash, keccak256(INPUT));
+        vm.assertEq(uint256(t.commitCount) + t.revealCount + t.committeeSize + t.scoreCommitCount, 0);
+        vm.assertEq(uint256(t.scoreRevealCount) + t.revealedMask + t.scoreRevealedMask, 0);
+    }
+
     function test_postJob_revertsForNoInputs() public {
         Balances memory b = _balances(requester);
         vm.expectRevert(abi.encodeWithSelector(ITaskMarket.TaskInputCountOutOfRange.selector, 0, 256));
@@ -761,9 +796,12 @@ contract TaskMarketTest is Fixture {
         uint256 taskId = _post();
         vm.prank(requester);
         market.cancel(taskId);
+        vm.expectEmit();
+        emit ITaskMarket.Claimed(requester, 3e18);
         vm.prank(requester);
         market.claim();
         vm.assertEq(market.claimedOf(requester), 3e18);
+        vm.assertEq(market.balanceOf(requester), 0);
         vm.expectRevert(abi.encodeWithSelector(ITaskMarket.MarketNothingToClaim.selector, requester));
         vm.prank(requester);
         market.claim();
