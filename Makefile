@@ -34,8 +34,8 @@ $(VENV_STAMP): pyproject.toml
 
 setup: $(NPM_STAMP) $(VENV_STAMP) ## install npm packages and the Python venv (idempotent)
 
-build: $(NPM_STAMP) ## compile the contracts (forge via the solcjs shim)
-	forge build
+build: $(NPM_STAMP) ## compile the contracts (forge via the solcjs shim; its output on stderr)
+	@forge build >&2
 
 test: setup build test-shim test-contracts test-python ## run every test: shim, forge, pytest
 
