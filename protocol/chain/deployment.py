@@ -14,12 +14,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from protocol.chain.errors import DeploymentError
 from protocol.types import Address, TypeValidationError, address_of
+
+
+def _checksummed(value: object) -> Address:
+    try:
+        return address_of(value)
+    except TypeValidationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+ChecksumAddress = Annotated[Address, BeforeValidator(_checksummed)]
+"""An address field: any 0x-hex spelling in, the checksummed form out."""
 
 CONTRACT_NAMES = ("DevnetToken", "StakeRegistry", "TaskMarket")
 """The contracts every deployment holds."""
@@ -30,16 +41,8 @@ class DeployedContract(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    address: Address
+    address: ChecksumAddress
     artifact: str
-
-    @field_validator("address", mode="before")
-    @classmethod
-    def _checksum(cls, value: object) -> Address:
-        try:
-            return address_of(value)
-        except TypeValidationError as exc:
-            raise ValueError(str(exc)) from None
 
 
 class Deployment(BaseModel):
@@ -49,17 +52,9 @@ class Deployment(BaseModel):
 
     chain_id: int = Field(alias="chainId", gt=0)
     deploy_block: int = Field(alias="deployBlock", ge=0)
-    deployer: Address
+    deployer: ChecksumAddress
     contracts: dict[str, DeployedContract]
     params: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("deployer", mode="before")
-    @classmethod
-    def _checksum(cls, value: object) -> Address:
-        try:
-            return address_of(value)
-        except TypeValidationError as exc:
-            raise ValueError(str(exc)) from None
 
     @field_validator("contracts")
     @classmethod

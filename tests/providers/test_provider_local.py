@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.providers.fewshot import FEW_SHOT, SEARCH, WEATHER
 from workflow.errors import ModelNotFoundError, ProviderTimeoutError
 from workflow.providers.base import (
     Completion,
@@ -15,36 +16,11 @@ from workflow.providers.base import (
     LLMProvider,
     Message,
     ProviderSettings,
-    ToolCall,
-    ToolSpec,
 )
 from workflow.providers.factory import build_provider
 from workflow.providers.local import LocalProvider, default_model_path
 
 pytestmark = pytest.mark.model
-
-WEATHER = ToolSpec(
-    name="get_weather",
-    description="Current weather of a city.",
-    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-)
-SEARCH = ToolSpec(
-    name="search",
-    description="Search the web.",
-    parameters={"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
-)
-
-FEW_SHOT = [
-    Message(role="user", content="What is the weather in Paris?"),
-    Message(role="assistant", tool_calls=(ToolCall(name="get_weather", arguments={"city": "Paris"}),)),
-    Message(role="tool", name="get_weather", content="18C, sunny"),
-    Message(role="assistant", content="It is 18C and sunny in Paris."),
-    Message(role="user", content="What is the weather in Rome?"),
-    Message(role="assistant", tool_calls=(ToolCall(name="get_weather", arguments={"city": "Rome"}),)),
-    Message(role="tool", name="get_weather", content="25C, clear"),
-    Message(role="assistant", content="It is 25C and clear in Rome."),
-    Message(role="user", content="What is the weather in Berlin?"),
-]
 
 
 @pytest.fixture(scope="module")

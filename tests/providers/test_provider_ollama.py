@@ -10,6 +10,7 @@ import httpx
 import pytest
 import trio
 
+from tests.providers.fewshot import FEW_SHOT, WEATHER
 from tests.providers.ollama_server import MODEL_TAG, OllamaTestServer
 from tests.providers.servers import FaultyProxy, closed_port_url
 from tests.webfixtures import FixtureSite
@@ -25,30 +26,12 @@ from workflow.providers.base import (
     LLMProvider,
     Message,
     ProviderSettings,
-    ToolCall,
-    ToolSpec,
 )
 from workflow.providers.factory import build_provider
 from workflow.providers.ollama import OllamaProvider, resolve_host
 
 pytestmark = [pytest.mark.integration, pytest.mark.model]
 
-WEATHER = ToolSpec(
-    name="get_weather",
-    description="Current weather of a city.",
-    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-)
-FEW_SHOT = [
-    Message(role="user", content="What is the weather in Paris?"),
-    Message(role="assistant", tool_calls=(ToolCall(name="get_weather", arguments={"city": "Paris"}),)),
-    Message(role="tool", name="get_weather", content="18C, sunny"),
-    Message(role="assistant", content="It is 18C and sunny in Paris."),
-    Message(role="user", content="What is the weather in Rome?"),
-    Message(role="assistant", tool_calls=(ToolCall(name="get_weather", arguments={"city": "Rome"}),)),
-    Message(role="tool", name="get_weather", content="25C, clear"),
-    Message(role="assistant", content="It is 25C and clear in Rome."),
-    Message(role="user", content="What is the weather in Berlin?"),
-]
 OPTIONS = GenerationOptions(max_tokens=16)
 
 

@@ -13,6 +13,7 @@ import pytest
 import trio
 from pydantic import SecretStr
 
+from tests.providers.fewshot import WEATHER
 from tests.providers.servers import MODEL_ALIAS, FaultyProxy, LlamaCppServer, closed_port_url
 from workflow.errors import (
     ModelNotFoundError,
@@ -26,18 +27,12 @@ from workflow.providers.base import (
     Message,
     ProviderSettings,
     ToolCall,
-    ToolSpec,
 )
 from workflow.providers.factory import build_provider
 from workflow.providers.openai import OpenAIProvider, api_root, to_openai_messages
 
 pytestmark = [pytest.mark.integration, pytest.mark.model]
 
-WEATHER = ToolSpec(
-    name="get_weather",
-    description="Current weather of a city",
-    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-)
 OPTIONS = GenerationOptions(max_tokens=16)
 
 

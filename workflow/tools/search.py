@@ -14,6 +14,7 @@ hit, with the raw API answer as the source (its URL and keccak256 digest).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -74,7 +75,7 @@ def _str(value: Any) -> str:
     return " ".join(value.split()) if isinstance(value, str) else ""
 
 
-class WebSearchTool:
+class WebSearchTool(ABC):
     """Base of the search backends: ``search()`` gives structured hits, ``call()`` the tool result."""
 
     def __init__(self, fetcher: Fetcher, spec: ToolSpec, default_results: int) -> None:
@@ -86,8 +87,9 @@ class WebSearchTool:
     def spec(self) -> ToolSpec:
         return self._spec
 
+    @abstractmethod
     async def search(self, query: str, n_results: int | None = None) -> tuple[tuple[SearchHit, ...], Source]:
-        raise NotImplementedError
+        """Query the backend; the hits and the provenance of the answer."""
 
     async def call(self, arguments: Mapping[str, Any]) -> ToolResult:
         query, n = _query_args(self._spec.name, arguments, self._default_results)
