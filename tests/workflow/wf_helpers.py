@@ -127,9 +127,8 @@ def workflow_dict(**overrides: Any) -> dict[str, Any]:
 
 
 class LocalModel:
-    """The session's local model. A run cancelled at ``max_time`` abandons its llama.cpp thread,
-    which keeps the provider's capacity limiter across ``trio.run`` calls (see the report), so a
-    test that hits the deadline calls :meth:`discard` and later tests get a fresh provider."""
+    """The session's local model, loaded once and shared by the tests (a run cancelled at
+    ``max_time`` stops its llama.cpp call at the next token and leaves the provider usable)."""
 
     def __init__(self) -> None:
         self._provider: LLMProvider | None = None
@@ -145,9 +144,6 @@ class LocalModel:
                 trio.run(loader)
             self._provider = provider
         return self._provider
-
-    def discard(self) -> None:
-        self._provider = None
 
     def close(self) -> None:
         if self._provider is not None:
