@@ -1,11 +1,11 @@
 """P2p result exchange: a py-libp2p host serving result bytes by digest (``/synod/result/1.0.0``).
 
 :func:`open_p2p_host` / :class:`P2pHost` (host, identity, multiaddr), :class:`ResultServer` and
-:class:`ServeLimits` (serving rules), :func:`fetch_result` (the client), the wire format in
-:mod:`protocol.p2p.wire` and the errors in :mod:`protocol.p2p.errors`.
+:class:`ServeLimits` (serving rules), :func:`fetch_result` and :class:`FetchLimits` (the client),
+the wire format in :mod:`protocol.p2p.wire` and the errors in :mod:`protocol.p2p.errors`.
 """
 
-from protocol.p2p.client import fetch_result
+from protocol.p2p.client import FetchLimits, fetch_result
 from protocol.p2p.errors import (
     AccessDenied,
     DigestMismatch,
@@ -29,6 +29,7 @@ __all__ = [
     "AccessRule",
     "DigestMismatch",
     "FetchError",
+    "FetchLimits",
     "IdentityError",
     "NotFound",
     "P2pError",
@@ -44,4 +45,5 @@ __all__ = [
     "TooLarge",
     "allow_all",
     "fetch_result",
+    "open_p2p_host",
 ]

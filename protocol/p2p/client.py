@@ -7,11 +7,14 @@ under one ``trio.fail_after``; the bytes are returned only if keccak256 of them 
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 import multiaddr
 import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.network.stream.exceptions import StreamError
 from libp2p.peer.peerinfo import InvalidAddrError, PeerInfo, info_from_p2p_addr
+from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.canonical import keccak256
 from protocol.log import get_logger
@@ -89,14 +92,26 @@ async def _exchange(stream: INetStream, digest: bytes, max_size: int) -> bytes:
     return data
 
 
-async def fetch_result(host: IHost, address: str, digest: bytes, *, timeout: float, max_size: int) -> bytes:
+class FetchLimits(BaseModel):
+    """The deadline and size cap of one fetch."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    deadline: float = Field(default=30.0, gt=0)
+    """Seconds for the whole fetch: dial, stream, request and answer."""
+    max_size: int = Field(default=16 * 1024 * 1024, ge=0)
+    """Largest result accepted, in bytes."""
+
+
+async def fetch_result(host: IHost, address: str, digest: bytes, limits: FetchLimits) -> bytes:
     """The bytes whose keccak256 is ``digest``, from the peer at multiaddr ``address``.
 
-    Everything (dial, stream, request, answer) happens within ``timeout`` seconds. Raises a
-    :class:`FetchError`: :class:`NotFound`, :class:`AccessDenied`, :class:`RateLimited`,
-    :class:`TooLarge` (above ``max_size`` bytes), :class:`DigestMismatch`, :class:`Timeout`,
+    Everything happens within ``limits.deadline`` seconds. Raises a :class:`FetchError`:
+    :class:`NotFound`, :class:`AccessDenied`, :class:`RateLimited`, :class:`TooLarge` (above
+    ``limits.max_size`` bytes), :class:`DigestMismatch`, :class:`Timeout`,
     :class:`PeerUnreachable` or :class:`PeerProtocolError`.
     """
+    timeout, max_size = limits.deadline, limits.max_size
     info = peer_info(address)
     stream: INetStream | None = None
     finished = False
@@ -117,10 +132,7 @@ async def fetch_result(host: IHost, address: str, digest: bytes, *, timeout: flo
         raise
     finally:
         if stream is not None and not finished:
-            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-                try:
-                    await stream.reset()
-                except StreamError:
-                    pass
+            with trio.CancelScope(shield=True), trio.move_on_after(1.0), suppress(StreamError):
+                await stream.reset()
     log.debug("p2p_fetched", peer=str(info.peer_id), digest=bytes(digest), size=len(data))
     return data

@@ -1,4 +1,6 @@
-"""Errors of the p2p result exchange (:mod:`protocol.p2p`)::
+"""Errors of the p2p result exchange (:mod:`protocol.p2p`).
+
+Every one derives from :class:`~protocol.errors.SynodError`::
 
     SynodError
     └── P2pError                   the p2p layer could not do what was asked

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import multiaddr
@@ -25,7 +26,7 @@ from libp2p.network.config import ConnectionConfig
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress
 
 from protocol.log import get_logger
-from protocol.p2p.client import fetch_result
+from protocol.p2p.client import FetchLimits, fetch_result
 from protocol.p2p.errors import P2pError
 from protocol.p2p.identity import load_or_create_identity
 from protocol.p2p.server import AccessRule, ResultLookup, ResultServer, ServeLimits, allow_all
@@ -44,7 +45,7 @@ class P2pSettings(BaseModel):
 
     identity_file: Path
     """The peer key file (created 0600 on first start; keep it: the peer id derives from it)."""
-    listen_host: IPvAnyAddress = Field(default_factory=lambda: IPvAnyAddress("127.0.0.1"))
+    listen_host: IPvAnyAddress = IPv4Address("127.0.0.1")
     listen_port: int = Field(default=0, ge=0, le=65535)
     """0 picks a free port; :attr:`P2pHost.multiaddr` reports the real one."""
     fetch_timeout: float = Field(default=30.0, gt=0)
@@ -67,17 +68,10 @@ class P2pHost:
     settings: P2pSettings
     server: ResultServer | None
 
-    async def fetch(
-        self, address: str, digest: bytes, *, timeout: float | None = None, max_size: int | None = None
-    ) -> bytes:
-        """:func:`~protocol.p2p.client.fetch_result` with this host's settings as defaults."""
-        return await fetch_result(
-            self.host,
-            address,
-            digest,
-            timeout=timeout if timeout is not None else self.settings.fetch_timeout,
-            max_size=max_size if max_size is not None else self.settings.max_fetch_bytes,
-        )
+    async def fetch(self, address: str, digest: bytes, limits: FetchLimits | None = None) -> bytes:
+        """:func:`~protocol.p2p.client.fetch_result`; ``limits`` default to the settings'."""
+        default = FetchLimits(deadline=self.settings.fetch_timeout, max_size=self.settings.max_fetch_bytes)
+        return await fetch_result(self.host, address, digest, limits or default)
 
 
 async def _disconnect_all(host: IHost) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import trio
@@ -221,17 +222,16 @@ class ResultServer:
             self._refuse(peer_id, "too_large", digest=digest, size=len(data))
             await self._answer(stream, Status.TOO_LARGE, f"{len(data)} bytes")
             return
-        await stream.write(encode_message(FetchResponse(status=Status.OK, size=len(data))))
-        await write_frame(stream, data)
+        await write_frame(
+            stream, data, before=encode_message(FetchResponse(status=Status.OK, size=len(data)))
+        )
         self.served += 1
         log.debug("p2p_served", peer=peer_id, digest=digest, size=len(data))
 
 
 async def _reset(stream: INetStream) -> None:
-    try:
+    with suppress(StreamError):
         await stream.reset()
-    except StreamError:
-        pass
 
 
 async def _close(stream: INetStream) -> None:

@@ -56,7 +56,7 @@ class FetchRequest(_Message):
         return Digest(bytes.fromhex(self.digest[2:]))
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """The server's answer to one request."""
 
     OK = "ok"
@@ -95,10 +95,12 @@ class ByteStream(Protocol):
     async def write(self, data: bytes) -> None: ...
 
 
-async def write_frame(stream: ByteStream, payload: bytes) -> None:
-    """Write one frame, the payload in chunks of 64 KiB (the muxer's flow control applies)."""
-    await stream.write(encode_uvarint(len(payload)))
-    for start in range(0, len(payload), _CHUNK):
+async def write_frame(stream: ByteStream, payload: bytes, before: bytes = b"") -> None:
+    """Write ``before`` (e.g. an encoded header frame) and one frame of ``payload``, in writes of
+    at most 64 KiB of payload (the muxer's flow control applies; small answers take one write)."""
+    head = before + encode_uvarint(len(payload))
+    await stream.write(head + payload[:_CHUNK])
+    for start in range(_CHUNK, len(payload), _CHUNK):
         await stream.write(payload[start : start + _CHUNK])
 
 

@@ -1,4 +1,6 @@
-"""Errors of the journal (:mod:`protocol.store`)::
+"""Errors of the journal (:mod:`protocol.store`).
+
+Every one derives from :class:`~protocol.errors.SynodError`::
 
     SynodError
     └── StoreError                 the journal cannot be used as asked

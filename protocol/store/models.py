@@ -18,17 +18,13 @@ SQLITE_INT_MAX = 2**63 - 1
 """Batch ids, nonces and block numbers are stored as SQLite INTEGER (signed 64-bit)."""
 
 
-def _address(value: str) -> Address:
-    return address_of(value)
-
-
 def _word(value: bytes) -> bytes:
     if len(value) != 32:
         raise ValueError(f"expected 32 bytes, got {len(value)}")
     return value
 
 
-ParticipantAddress = Annotated[str, AfterValidator(_address)]
+ParticipantAddress = Annotated[Address, AfterValidator(address_of)]
 Word = Annotated[bytes, AfterValidator(_word)]
 
 
@@ -36,7 +32,7 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class ActionState(str, enum.Enum):
+class ActionState(enum.StrEnum):
     """Where an intended transaction stands: ``intended -> sent -> mined_* | dropped``.
 
     ``intended`` means durable but perhaps not sent: a crash between the send and the

@@ -22,6 +22,7 @@ from functools import partial
 from typing import Protocol, TypeVar
 
 import trio
+from hexbytes import HexBytes
 from pydantic import BaseModel, ConfigDict
 from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3RPCError
@@ -66,7 +67,7 @@ class ChainLookup(Protocol):
         ...
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     """What recovery did for one action."""
 
     MINED = "mined"
@@ -183,7 +184,7 @@ class Web3Lookup:
     async def receipt(self, tx_hash: bytes) -> MinedTx | None:
         def get() -> MinedTx | None:
             try:
-                rcpt = self._w3.eth.get_transaction_receipt(tx_hash)
+                rcpt = self._w3.eth.get_transaction_receipt(HexBytes(tx_hash))
             except TransactionNotFound:
                 return None
             return MinedTx(block_number=rcpt["blockNumber"], success=rcpt["status"] == 1)
@@ -193,7 +194,7 @@ class Web3Lookup:
     async def is_known(self, tx_hash: bytes) -> bool:
         def get() -> bool:
             try:
-                self._w3.eth.get_transaction(tx_hash)
+                self._w3.eth.get_transaction(HexBytes(tx_hash))
             except TransactionNotFound:
                 return False
             return True

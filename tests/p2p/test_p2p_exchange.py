@@ -17,6 +17,7 @@ from protocol.canonical import Digest, canonical_bytes, digest, keccak256
 from protocol.p2p import (
     AccessDenied,
     DigestMismatch,
+    FetchLimits,
     IdentityError,
     NotFound,
     PeerUnreachable,
@@ -36,7 +37,9 @@ DATA = canonical_bytes(RESULT)
 KEY = digest(RESULT)
 
 
-def test_identity_is_persistent_private_and_never_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_identity_is_persistent_private_and_never_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
 
     async def peer_id_of_a_run() -> tuple[str, str]:
@@ -79,7 +82,10 @@ def test_fetch_serves_journaled_bytes_by_digest(tmp_path: Path) -> None:
 
 def test_unknown_digest_is_not_found(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
-        async with host(tmp_path, "srv", lookup=dict_lookup({KEY: DATA})) as srv, host(tmp_path, "cli") as cli:
+        async with (
+            host(tmp_path, "srv", lookup=dict_lookup({KEY: DATA})) as srv,
+            host(tmp_path, "cli") as cli,
+        ):
             with pytest.raises(NotFound, match="not_found"):
                 await cli.fetch(srv.multiaddr, keccak256(b"nothing"))
             assert await cli.fetch(srv.multiaddr, KEY) == DATA  # the same connection still works
@@ -127,10 +133,13 @@ def test_bytes_that_do_not_match_the_digest_are_rejected(tmp_path: Path) -> None
 def test_size_caps_on_both_sides_at_the_exact_boundary(tmp_path: Path) -> None:
     async def main() -> None:
         size = len(DATA)
-        async with host(tmp_path, "srv", lookup=dict_lookup({KEY: DATA})) as srv, host(tmp_path, "cli") as cli:
-            assert await cli.fetch(srv.multiaddr, KEY, max_size=size) == DATA
+        async with (
+            host(tmp_path, "srv", lookup=dict_lookup({KEY: DATA})) as srv,
+            host(tmp_path, "cli") as cli,
+        ):
+            assert await cli.fetch(srv.multiaddr, KEY, FetchLimits(max_size=size)) == DATA
             with pytest.raises(TooLarge, match=f"{size} bytes exceeds the cap of {size - 1}"):
-                await cli.fetch(srv.multiaddr, KEY, max_size=size - 1)
+                await cli.fetch(srv.multiaddr, KEY, FetchLimits(max_size=size - 1))
         small = ServeLimits(max_result_bytes=size - 1)
         async with (
             host(tmp_path, "srv2", lookup=dict_lookup({KEY: DATA}), limits=small) as srv,
@@ -151,11 +160,11 @@ def test_a_peer_that_never_answers_times_out_in_time(tmp_path: Path) -> None:
         async with host(tmp_path, "slow", lookup=stuck) as slow, host(tmp_path, "cli") as cli:
             start = trio.current_time()
             with pytest.raises(Timeout):
-                await cli.fetch(slow.multiaddr, KEY, timeout=1.0)
+                await cli.fetch(slow.multiaddr, KEY, FetchLimits(deadline=1.0))
             return trio.current_time() - start
 
     elapsed = trio.run(main)
-    assert 1.0 <= elapsed < 2.0
+    assert 1.0 <= elapsed < 3.0  # the deadline, plus a margin for a loaded machine
 
 
 def test_an_unreachable_peer_is_named(tmp_path: Path) -> None:
@@ -164,7 +173,7 @@ def test_an_unreachable_peer_is_named(tmp_path: Path) -> None:
             peer_id = gone.peer_id
         async with host(tmp_path, "cli2") as cli:
             with pytest.raises(PeerUnreachable):
-                await cli.fetch(f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/{peer_id}", KEY, timeout=10)
+                await cli.fetch(f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/{peer_id}", KEY)
             with pytest.raises(PeerUnreachable, match="not a dialable"):
                 await cli.fetch("/ip4/127.0.0.1/tcp/1", KEY)
 

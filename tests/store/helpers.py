@@ -16,8 +16,16 @@ def dev_address(index: int) -> str:
     return anvil_dev_signer(index, DEVNET_CHAIN_ID).address
 
 
-def signed_tx(index: int, nonce: int, *, value: int = 1, to: str | None = RECIPIENT, data: bytes = b"",
-              gas: int = 21_000, max_fee: int = 2 * GWEI) -> SignedTx:
+def signed_tx(
+    index: int,
+    nonce: int,
+    *,
+    value: int = 1,
+    to: str | None = RECIPIENT,
+    data: bytes = b"",
+    gas: int = 21_000,
+    max_fee: int = 2 * GWEI,
+) -> SignedTx:
     """A signed EIP-1559 transaction from Anvil dev account ``index`` (chain 31337)."""
     signer = anvil_dev_signer(index, DEVNET_CHAIN_ID)
     tx: dict[str, Any] = {
@@ -32,8 +40,9 @@ def signed_tx(index: int, nonce: int, *, value: int = 1, to: str | None = RECIPI
     if to is not None:
         tx["to"] = to
     signed = signer.sign_transaction(tx)
-    return SignedTx(raw=bytes(signed.raw_transaction), tx_hash=bytes(signed.hash), nonce=nonce,
-                    sender=signer.address)
+    return SignedTx(
+        raw=bytes(signed.raw_transaction), tx_hash=bytes(signed.hash), nonce=nonce, sender=signer.address
+    )
 
 
 def key_for(index: int, batch: int = 1, phase: str = "commit") -> ActionKey:

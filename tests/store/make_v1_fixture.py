@@ -29,8 +29,21 @@ def build() -> str:
     for key, tx, state, block in rows:
         conn.execute(
             "INSERT INTO actions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key.batch, key.participant, key.phase, bytes([key.batch]) * 32, b"\xdd" * 32, tx.raw,
-             tx.tx_hash, tx.nonce, tx.sender, state, block, 1.0, 2.0),
+            (
+                key.batch,
+                key.participant,
+                key.phase,
+                bytes([key.batch]) * 32,
+                b"\xdd" * 32,
+                tx.raw,
+                tx.tx_hash,
+                tx.nonce,
+                tx.sender,
+                state,
+                block,
+                1.0,
+                2.0,
+            ),
         )
     dump = "\n".join(conn.iterdump())
     return f"PRAGMA user_version = 1;\n{dump}\n"

@@ -112,7 +112,11 @@ def test_state_machine_sent_then_mined_is_final(store: Store) -> None:
     assert store.mark_sent_sync(key, tx.tx_hash).state is ActionState.SENT
     assert store.mark_sent_sync(key, tx.tx_hash).state is ActionState.SENT
     mined = store.mark_mined_sync(key, tx.tx_hash, block_number=12, success=True)
-    assert (mined.state, mined.mined_tx_hash, mined.block_number) == (ActionState.MINED_SUCCESS, tx.tx_hash, 12)
+    assert (mined.state, mined.mined_tx_hash, mined.block_number) == (
+        ActionState.MINED_SUCCESS,
+        tx.tx_hash,
+        12,
+    )
     assert store.mark_mined_sync(key, tx.tx_hash, block_number=12, success=True) == mined
     with pytest.raises(InvalidTransition):
         store.mark_mined_sync(key, tx.tx_hash, block_number=13, success=True)
@@ -175,7 +179,11 @@ def test_everything_survives_a_reopen(tmp_path: Path) -> None:
             action = await store.get_action(key)
             assert action is not None
             assert (action.state, action.salt, action.digest, action.txs) == (
-                ActionState.SENT, SALT, DIGEST, (tx,))
+                ActionState.SENT,
+                SALT,
+                DIGEST,
+                (tx,),
+            )
             assert await store.get_result(result_key) == b'{"x":1}'
             state = await store.load_watch_state()
             assert state is not None and state.cursor == 5
@@ -198,8 +206,14 @@ else:
 
 def _second_process(path: Path) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", _SECOND_OPENER, str(path)], capture_output=True,
-                          text=True, env=env, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _SECOND_OPENER, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
     return done.stdout.strip()
 
 

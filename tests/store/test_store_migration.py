@@ -86,12 +86,12 @@ def test_a_failing_migration_rolls_back_to_v1(tmp_path: Path) -> None:
     # Two v1 actions claiming the same transaction hash cannot both move into action_txs.
     path = tmp_path / "broken.sqlite"
     duplicate = signed_tx(3, nonce=0)
-    extra = (
-        "INSERT INTO actions VALUES (9, '{p}', 'commit', NULL, NULL, X'{raw}', X'{h}', 0, '{p}', "
+    p, raw, h = duplicate.sender, duplicate.raw.hex(), duplicate.tx_hash.hex()
+    extra = "".join(
+        f"INSERT INTO actions VALUES (9, '{p}', '{phase}', NULL, NULL, X'{raw}', X'{h}', 0, '{p}', "
         "'sent', NULL, 1.0, 1.0);\n"
-        "INSERT INTO actions VALUES (9, '{p}', 'reveal', NULL, NULL, X'{raw}', X'{h}', 0, '{p}', "
-        "'sent', NULL, 1.0, 1.0);\n"
-    ).format(p=duplicate.sender, raw=duplicate.raw.hex(), h=duplicate.tx_hash.hex())
+        for phase in ("commit", "reveal")
+    )
     _load_fixture(path, extra)
     with pytest.raises(SchemaVersionError, match="migration from v1 failed"):
         Store.open_sync(path)

@@ -51,7 +51,11 @@ def _crash(store_path: Path, w3: Web3, account: int, mode: str) -> bytes:
     rpc_url = w3.provider.endpoint_uri  # type: ignore[attr-defined]
     with subprocess.Popen(
         [sys.executable, "-m", "tests.store.crash_child", str(store_path), rpc_url, str(account), mode],
-        cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     ) as child:
         try:
             assert child.stdout is not None
@@ -82,7 +86,11 @@ def test_crash_before_send_is_resent_once_and_then_mined(tmp_path: Path, w3: Web
     lookup = CountingLookup(w3)
     [first] = _recover(path, lookup)
     assert (first.before, first.outcome, first.after, first.tx_hash) == (
-        ActionState.INTENDED, Outcome.RESENT, ActionState.SENT, tx_hash)
+        ActionState.INTENDED,
+        Outcome.RESENT,
+        ActionState.SENT,
+        tx_hash,
+    )
     assert len(lookup.sent) == 1
     [second] = _recover(path, lookup)  # anvil automines: the resent tx now has a receipt
     assert (second.outcome, second.after) == (Outcome.MINED, ActionState.MINED_SUCCESS)
@@ -107,7 +115,11 @@ def test_crash_after_send_is_recorded_mined_without_a_resend(tmp_path: Path, w3:
     lookup = CountingLookup(w3)
     [result] = _recover(path, lookup)
     assert (result.before, result.outcome, result.after, result.tx_hash) == (
-        ActionState.INTENDED, Outcome.MINED, ActionState.MINED_SUCCESS, tx_hash)
+        ActionState.INTENDED,
+        Outcome.MINED,
+        ActionState.MINED_SUCCESS,
+        tx_hash,
+    )
     assert lookup.sent == []
     assert w3.eth.get_transaction_count(key_for(account).participant) == 1
 
