@@ -2,7 +2,8 @@
 
 What it keeps (schema in :mod:`protocol.store.schema`):
 
-* the chain watcher's cursor and remembered block hashes (:class:`WatchState`), saved atomically;
+* each chain watcher's cursor and remembered block hashes (:class:`WatchState`), saved
+  atomically; :meth:`Store.watcher_store` adapts it to the watcher's ``WatcherStore``;
 * result bytes by digest (keccak256 of the canonical bytes, :mod:`protocol.canonical`);
 * a write-ahead journal of intended actions keyed by (batch, participant, phase): the salt, the
   digest and the signed transaction are committed (``synchronous=FULL``: the WAL is fsync'd on
@@ -23,7 +24,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import trio
 
@@ -45,6 +46,22 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 _KEY_WHERE = "batch = ? AND participant = ? AND phase = ?"
+
+DEFAULT_WATCHER = "default"
+"""The watcher name used when a daemon runs one watcher."""
+
+
+class CursorState(Protocol):
+    """Any watcher state with a ``cursor`` and remembered block ``hashes``."""
+
+    @property
+    def cursor(self) -> int: ...
+
+    @property
+    def hashes(self) -> Mapping[int, bytes]: ...
+
+
+S = TypeVar("S", bound=CursorState)
 
 
 def _key_params(key: ActionKey) -> tuple[int, str, str]:
@@ -133,37 +150,54 @@ class Store:
 
     # ------------------------------------------------------------------ watcher state
 
-    def load_watch_state_sync(self) -> WatchState | None:
-        """The saved cursor and block hashes, or ``None`` before the first save."""
+    def load_watch_state_sync(self, watcher: str = DEFAULT_WATCHER) -> WatchState | None:
+        """The cursor and block hashes last saved for ``watcher``, or ``None`` before the first save."""
         with self._read() as conn:
-            row = conn.execute("SELECT cursor FROM watch_cursor WHERE id = 1").fetchone()
+            row = conn.execute("SELECT cursor FROM watch_cursor WHERE watcher = ?", (watcher,)).fetchone()
             if row is None:
                 return None
-            hashes = dict(conn.execute("SELECT number, hash FROM block_hashes").fetchall())
-        return WatchState(cursor=row[0], block_hashes=hashes)
+            hashes = dict(
+                conn.execute("SELECT number, hash FROM block_hashes WHERE watcher = ?", (watcher,)).fetchall()
+            )
+        return WatchState(cursor=row[0], hashes=hashes)
 
-    def save_watch_state_sync(self, cursor: int, block_hashes: Mapping[int, bytes]) -> WatchState:
-        """Replace the cursor and the whole set of remembered hashes in one transaction."""
-        state = WatchState(cursor=cursor, block_hashes=dict(block_hashes))
+    def save_watch_state_sync(
+        self, cursor: int, hashes: Mapping[int, bytes], watcher: str = DEFAULT_WATCHER
+    ) -> WatchState:
+        """Replace ``watcher``'s cursor and its whole set of remembered hashes in one transaction."""
+        state = WatchState(cursor=cursor, hashes=dict(hashes))
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO watch_cursor (id, cursor) VALUES (1, ?) "
-                "ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor",
-                (state.cursor,),
+                "INSERT INTO watch_cursor (watcher, cursor) VALUES (?, ?) "
+                "ON CONFLICT (watcher) DO UPDATE SET cursor = excluded.cursor",
+                (watcher, state.cursor),
             )
-            conn.execute("DELETE FROM block_hashes")
+            conn.execute("DELETE FROM block_hashes WHERE watcher = ?", (watcher,))
             conn.executemany(
-                "INSERT INTO block_hashes (number, hash) VALUES (?, ?)", state.block_hashes.items()
+                "INSERT INTO block_hashes (watcher, number, hash) VALUES (?, ?, ?)",
+                [(watcher, number, value) for number, value in state.hashes.items()],
             )
         return state
 
-    async def load_watch_state(self) -> WatchState | None:
+    async def load_watch_state(self, watcher: str = DEFAULT_WATCHER) -> WatchState | None:
         """Async :meth:`load_watch_state_sync`."""
-        return await self._run(self.load_watch_state_sync)
+        return await self._run(self.load_watch_state_sync, watcher)
 
-    async def save_watch_state(self, cursor: int, block_hashes: Mapping[int, bytes]) -> WatchState:
+    async def save_watch_state(
+        self, cursor: int, hashes: Mapping[int, bytes], watcher: str = DEFAULT_WATCHER
+    ) -> WatchState:
         """Async :meth:`save_watch_state_sync` (atomic: a crash keeps the old or the new state)."""
-        return await self._run(self.save_watch_state_sync, cursor, block_hashes)
+        return await self._run(self.save_watch_state_sync, cursor, hashes, watcher)
+
+    def watcher_store(
+        self, build: Callable[..., S], watcher: str = DEFAULT_WATCHER
+    ) -> JournalWatcherStore[S]:
+        """The chain watcher's ``WatcherStore`` (``load()`` / ``save(state)``) kept in this journal.
+
+        ``build(cursor=..., hashes=...)`` makes the watcher's own state model from what was saved
+        (e.g. ``store.watcher_store(WatcherState, "node")``).
+        """
+        return JournalWatcherStore(self, build, watcher)
 
     # ------------------------------------------------------------------ results
 
@@ -393,6 +427,24 @@ class Store:
     async def unfinished_actions(self) -> list[Action]:
         """Async :meth:`unfinished_actions_sync`."""
         return await self._run(self.unfinished_actions_sync)
+
+
+class JournalWatcherStore(Generic[S]):
+    """A watcher's durable state in the journal: ``load()`` and an atomic ``save(state)``."""
+
+    def __init__(self, store: Store, build: Callable[..., S], watcher: str) -> None:
+        self._store = store
+        self._build = build
+        self.watcher = watcher
+
+    async def load(self) -> S | None:
+        """The last saved state (built with ``build``), or ``None``."""
+        saved = await self._store.load_watch_state(self.watcher)
+        return None if saved is None else self._build(cursor=saved.cursor, hashes=dict(saved.hashes))
+
+    async def save(self, state: S) -> None:
+        """Replace the saved cursor and hashes with ``state``'s, in one transaction."""
+        await self._store.save_watch_state(state.cursor, state.hashes, self.watcher)
 
 
 def _own_tx(action: Action, tx_hash: bytes) -> None:

@@ -101,8 +101,8 @@ class Action(_Frozen):
 
 
 class WatchState(_Frozen):
-    """The chain watcher's persisted position: its cursor (a block number, its meaning is the
-    watcher's) and the block hashes it remembers (number -> 32-byte hash) to detect reorgs."""
+    """A chain watcher's persisted position: its cursor (the last block processed, -1 for none;
+    the watcher defines it) and the block hashes it remembers (number -> 32-byte hash)."""
 
-    cursor: int = Field(ge=0, le=SQLITE_INT_MAX)
-    block_hashes: dict[int, Word]
+    cursor: int = Field(ge=-1, le=SQLITE_INT_MAX)
+    hashes: dict[int, Word] = Field(default_factory=dict)

@@ -4,7 +4,8 @@
 Each migration runs in the same transaction as its ``user_version`` bump, so a crash mid-way
 leaves the previous version intact. Never edit a released migration: append a new one.
 
-* v1: watcher cursor, block hashes, results by digest, actions with one inline transaction.
+* v1: watcher cursors and block hashes (per watcher name), results by digest, actions with one
+  inline transaction.
 * v2: every transaction signed for an action in ``action_txs`` (fee-bumped replacements share a
   nonce and any of them may be the one mined), ``actions.mined_tx_hash`` names the mined one.
 """
@@ -16,12 +17,14 @@ from collections.abc import Callable
 
 V1 = """
 CREATE TABLE watch_cursor (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
+    watcher TEXT PRIMARY KEY,
     cursor INTEGER NOT NULL
 );
 CREATE TABLE block_hashes (
-    number INTEGER PRIMARY KEY,
-    hash BLOB NOT NULL
+    watcher TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (watcher, number)
 );
 CREATE TABLE results (
     digest BLOB PRIMARY KEY,

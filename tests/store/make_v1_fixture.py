@@ -18,8 +18,10 @@ FIXTURE = Path(__file__).parent / "fixtures" / "journal_v1.sql"
 def build() -> str:
     conn = sqlite3.connect(":memory:", isolation_level=None)
     migrate(conn, target=1)
-    conn.execute("INSERT INTO watch_cursor (id, cursor) VALUES (1, 1234)")
-    conn.executemany("INSERT INTO block_hashes VALUES (?, ?)", [(1233, b"\x33" * 32), (1234, b"\x34" * 32)])
+    conn.execute("INSERT INTO watch_cursor (watcher, cursor) VALUES ('default', 1234)")
+    conn.executemany(
+        "INSERT INTO block_hashes VALUES ('default', ?, ?)", [(1233, b"\x33" * 32), (1234, b"\x34" * 32)]
+    )
     conn.execute("INSERT INTO results VALUES (?, ?, ?)", (b"\x99" * 32, b'{"old":true}', 1.0))
     rows = [
         (key_for(1, batch=7), signed_tx(1, nonce=0), "mined_success", 40),

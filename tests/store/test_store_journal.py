@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from protocol.canonical import canonical_bytes, digest
 from protocol.store import (
@@ -59,7 +59,30 @@ def test_watch_state_round_trip_replaces_the_hash_set(store: Store) -> None:
         state = await store.load_watch_state()
         assert state is not None
         assert state.cursor == 101
-        assert state.block_hashes == {100: b"\x03" * 32, 101: b"\x04" * 32}
+        assert state.hashes == {100: b"\x03" * 32, 101: b"\x04" * 32}
+
+    trio.run(main)
+
+
+class WatcherState(BaseModel):
+    """The shape of the chain watcher's own state model (protocol.chain.watcher)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    cursor: int = Field(ge=-1)
+    hashes: dict[int, bytes] = Field(default_factory=dict)
+
+
+def test_watcher_store_adapter_keeps_named_watchers_apart(store: Store) -> None:
+    node, oracle = store.watcher_store(WatcherState, "node"), store.watcher_store(WatcherState, "oracle")
+
+    async def main() -> None:
+        assert await node.load() is None
+        await node.save(WatcherState(cursor=-1))
+        await oracle.save(WatcherState(cursor=9, hashes={9: b"\x09" * 32}))
+        await node.save(WatcherState(cursor=3, hashes={2: b"\x02" * 32, 3: b"\x03" * 32}))
+        assert await node.load() == WatcherState(cursor=3, hashes={2: b"\x02" * 32, 3: b"\x03" * 32})
+        assert await oracle.load() == WatcherState(cursor=9, hashes={9: b"\x09" * 32})
+        assert await store.load_watch_state() is None  # the default watcher saw none of it
 
     trio.run(main)
 
@@ -69,7 +92,7 @@ def test_a_bad_watch_state_is_refused_and_the_old_one_kept(store: Store) -> None
     with pytest.raises(ValidationError):
         store.save_watch_state_sync(8, {8: b"\x08" * 31})
     state = store.load_watch_state_sync()
-    assert state is not None and (state.cursor, state.block_hashes) == (7, {7: b"\x07" * 32})
+    assert state is not None and (state.cursor, state.hashes) == (7, {7: b"\x07" * 32})
 
 
 def test_results_are_stored_under_the_canonical_digest(store: Store) -> None:

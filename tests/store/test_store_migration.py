@@ -41,7 +41,7 @@ def test_v1_fixture_migrates_to_v2_without_losing_anything(tmp_path: Path) -> No
         assert _version(path) == 2
         state = store.load_watch_state_sync()
         assert state is not None and state.cursor == 1234
-        assert state.block_hashes == {1233: b"\x33" * 32, 1234: b"\x34" * 32}
+        assert state.hashes == {1233: b"\x33" * 32, 1234: b"\x34" * 32}
         assert store.get_result_sync(b"\x99" * 32) == b'{"old":true}'
 
         mined = store.get_action_sync(key_for(1, batch=7))
