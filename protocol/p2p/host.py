@@ -23,6 +23,7 @@ import trio
 from libp2p import new_host
 from libp2p.abc import IHost
 from libp2p.network.config import ConnectionConfig
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress
 
 from protocol.log import get_logger
@@ -90,9 +91,14 @@ def _listen_addr(settings: P2pSettings) -> multiaddr.Multiaddr:
 
 @asynccontextmanager
 async def open_p2p_host(
-    settings: P2pSettings, *, lookup: ResultLookup | None = None, access: AccessRule = allow_all
+    settings: P2pSettings,
+    *,
+    lookup: ResultLookup | None = None,
+    access: AccessRule = allow_all,
+    registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[P2pHost]:
-    """Start a host listening on ``settings.listen_host``; serve results if ``lookup`` is given.
+    """Start a host listening on ``settings.listen_host``; serve results if ``lookup`` is given
+    (counted in ``registry`` if one is given, see :class:`ResultServer`).
 
     Raises :class:`~protocol.p2p.errors.IdentityError` for an unusable key file and
     :class:`P2pError` if the host cannot listen.
@@ -105,7 +111,7 @@ async def open_p2p_host(
         outbound_stream_protocol_negotiation_timeout=settings.handshake_timeout,
     )
     host = new_host(key_pair=key_pair, listen_addrs=[listen], connection_config=limits)
-    server = ResultServer(lookup, access, settings.limits) if lookup is not None else None
+    server = ResultServer(lookup, access, settings.limits, registry=registry) if lookup is not None else None
     if server is not None:
         host.set_stream_handler(PROTOCOL_ID, server.handle)
     async with host.run(listen_addrs=[listen]):

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import trio
 from libp2p.abc import INetStream
 from libp2p.network.stream.exceptions import StreamError
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.canonical import Digest
@@ -94,7 +95,9 @@ class ResultServer:
     """Serves ``/synod/result/1.0.0``; register :meth:`handle` as the protocol's stream handler.
 
     ``lookup`` and ``access`` are the caller's (the journal's results and, e.g., "only this
-    batch's committee after reveal"). ``clock`` is trio's by default (a seam for tests).
+    batch's committee after reveal"). ``clock`` is trio's by default (a seam for tests). With a
+    ``registry`` (:func:`protocol.metrics.new_registry`) it counts ``synod_p2p_served_total``,
+    ``synod_p2p_served_bytes_total`` and ``synod_p2p_refused_total{reason}``.
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class ResultServer:
         access: AccessRule = allow_all,
         limits: ServeLimits | None = None,
         clock: Callable[[], float] = trio.current_time,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._lookup = lookup
         self._access = access
@@ -112,6 +116,15 @@ class ResultServer:
         self._slots = trio.Semaphore(self.limits.total_concurrency)
         self.served = 0
         self.refused: dict[str, int] = {}
+        self._served_total: Counter | None = None
+        self._bytes_total: Counter | None = None
+        self._refused_total: Counter | None = None
+        if registry is not None:
+            self._served_total = Counter("synod_p2p_served", "results served", registry=registry)
+            self._bytes_total = Counter("synod_p2p_served_bytes", "result bytes served", registry=registry)
+            self._refused_total = Counter(
+                "synod_p2p_refused", "requests refused, by reason", ["reason"], registry=registry
+            )
 
     def _peer(self, peer_id: str) -> _Peer:
         peer = self._peers.get(peer_id)
@@ -143,6 +156,8 @@ class ResultServer:
 
     def _refuse(self, peer_id: str, reason: str, **fields: object) -> None:
         self.refused[reason] = self.refused.get(reason, 0) + 1
+        if self._refused_total is not None:
+            self._refused_total.labels(reason=reason).inc()
         log.warning("p2p_refused", peer=peer_id, reason=reason, **fields)
 
     async def _answer(self, stream: INetStream, status: Status, reason: str = "") -> None:
@@ -226,6 +241,9 @@ class ResultServer:
             stream, data, before=encode_message(FetchResponse(status=Status.OK, size=len(data)))
         )
         self.served += 1
+        if self._served_total is not None and self._bytes_total is not None:
+            self._served_total.inc()
+            self._bytes_total.inc(len(data))
         log.debug("p2p_served", peer=peer_id, digest=digest, size=len(data))
 
 

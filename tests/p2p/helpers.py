@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from libp2p.abc import INetStream
+from prometheus_client import CollectorRegistry
 
 from protocol.canonical import Digest
 from protocol.p2p import P2pHost, P2pSettings, ServeLimits, open_p2p_host
@@ -32,6 +33,7 @@ async def host(
     limits: ServeLimits | None = None,
     fetch_timeout: float = 20.0,
     handshake_timeout: float = 10.0,
+    registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[P2pHost]:
     settings = P2pSettings(
         identity_file=tmp_path / f"{name}.key",
@@ -39,7 +41,7 @@ async def host(
         fetch_timeout=fetch_timeout,
         handshake_timeout=handshake_timeout,
     )
-    async with open_p2p_host(settings, lookup=lookup, access=access) as running:
+    async with open_p2p_host(settings, lookup=lookup, access=access, registry=registry) as running:
         yield running
 
 

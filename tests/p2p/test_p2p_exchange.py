@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from protocol.canonical import Digest, canonical_bytes, digest, keccak256
+from protocol.metrics import new_registry
 from protocol.p2p import (
     AccessDenied,
     DigestMismatch,
@@ -81,9 +82,11 @@ def test_fetch_serves_journaled_bytes_by_digest(tmp_path: Path) -> None:
 
 
 def test_unknown_digest_is_not_found(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    registry = new_registry("node")
+
     async def main() -> None:
         async with (
-            host(tmp_path, "srv", lookup=dict_lookup({KEY: DATA})) as srv,
+            host(tmp_path, "srv", lookup=dict_lookup({KEY: DATA}), registry=registry) as srv,
             host(tmp_path, "cli") as cli,
         ):
             with pytest.raises(NotFound, match="not_found"):
@@ -92,6 +95,9 @@ def test_unknown_digest_is_not_found(tmp_path: Path, caplog: pytest.LogCaptureFi
 
     trio.run(main)
     assert "p2p_refused" in caplog.text and "reason=not_found" in caplog.text
+    assert registry.get_sample_value("synod_p2p_refused_total", {"reason": "not_found"}) == 1
+    assert registry.get_sample_value("synod_p2p_served_total") == 1
+    assert registry.get_sample_value("synod_p2p_served_bytes_total") == len(DATA)
 
 
 def test_the_access_rule_admits_only_the_committee(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
