@@ -153,6 +153,7 @@ def test_garbage_on_the_raw_tcp_port_is_dropped_and_the_host_keeps_serving(tmp_p
     assert trio.run(main) < handshake + 4.0
 
 
+@pytest.mark.slow
 def test_a_flood_of_1000_concurrent_requests_is_throttled_and_honest_fetches_succeed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
