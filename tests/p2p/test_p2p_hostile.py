@@ -14,10 +14,18 @@ from libp2p.abc import INetStream
 from libp2p.network.stream.exceptions import StreamError
 from libp2p.utils.varint import encode_uvarint
 
-from protocol.canonical import canonical_bytes, digest
+from protocol.canonical import canonical_bytes, digest, keccak256
 from protocol.p2p import FetchLimits, P2pHost, PeerProtocolError, PeerUnreachable, RateLimited, ServeLimits
 from protocol.p2p.errors import FrameError
-from protocol.p2p.wire import MAX_CONTROL_FRAME, FetchResponse, FrameReader, Status, decode_response
+from protocol.p2p.wire import (
+    MAX_CONTROL_FRAME,
+    FetchRequest,
+    FetchResponse,
+    FrameReader,
+    Status,
+    decode_response,
+    encode_message,
+)
 from tests.p2p.helpers import dict_lookup, host, raw_stream
 
 pytestmark = pytest.mark.integration
@@ -64,6 +72,37 @@ def test_a_stalled_half_request_is_cut_off_and_does_not_block_others(
     elapsed = trio.run(main)
     assert elapsed < 0.5 + 3.0  # cut at request_timeout, plus a margin for a loaded machine
     assert "reason=request_timeout" in caplog.text
+
+
+def test_a_requester_that_never_reads_the_answer_is_cut_at_the_response_deadline(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    big = bytes(range(256)) * 16 * 1024  # 4 MiB: far beyond the muxer's receive window
+    big_key = keccak256(big)
+    limits = ServeLimits(response_timeout=1.0)
+
+    async def main() -> None:
+        lookup = dict_lookup({KEY: DATA, big_key: big})
+        async with (
+            host(tmp_path, "srv", lookup=lookup, limits=limits) as srv,
+            host(tmp_path, "evil") as evil,
+            host(tmp_path, "good") as good,
+        ):
+            assert srv.server is not None
+            stream = await raw_stream(evil, srv)
+            await stream.write(encode_message(FetchRequest.for_digest(big_key)))
+            await _honest(good, srv)  # served while the big answer is stuck
+            await trio.sleep(limits.response_timeout + 1.0)  # read nothing until past the deadline
+            reader = FrameReader(stream)
+            with trio.fail_after(10), pytest.raises((FrameError, StreamError)):
+                # without the deadline all 4 MiB would now flow; the server has reset the stream
+                decode_response(await reader.frame(MAX_CONTROL_FRAME))
+                await reader.frame(len(big))
+            assert srv.server.refused.get("response_timeout") == 1
+            await _honest(good, srv)
+
+    trio.run(main)
+    assert "reason=response_timeout" in caplog.text
 
 
 def test_an_oversized_frame_is_refused_before_its_body_is_read(
