@@ -167,7 +167,7 @@ class ResultServer:
         """Serve one stream; never raises for anything the remote peer does.
 
         An error of the caller's lookup or access rule (a :class:`SynodError`) is logged and
-        answered ``unavailable``; the host keeps serving.
+        answered ``unavailable``; any other error is logged and ends this stream only.
         """
         peer_id = str(stream.muxed_conn.peer_id)
         try:
@@ -177,6 +177,11 @@ class ResultServer:
             await _reset(stream)
         except trio.TooSlowError:
             self._refuse(peer_id, "response_timeout", timeout=self.limits.response_timeout)
+            await _reset(stream)
+        except Exception as exc:
+            # The handler boundary: py-libp2p runs handlers in the connection's nursery, where an
+            # escaping error would tear down the connection. Log it and drop this stream only.
+            log.error("p2p_handler_failed", peer=peer_id, error=type(exc).__name__, detail=str(exc))
             await _reset(stream)
 
     async def _serve(self, stream: INetStream, peer_id: str) -> None:

@@ -21,13 +21,14 @@ from protocol.p2p import (
     FetchLimits,
     IdentityError,
     NotFound,
+    PeerProtocolError,
     PeerUnreachable,
     ServeLimits,
     Timeout,
     TooLarge,
 )
 from protocol.p2p.identity import load_or_create_identity
-from protocol.store import open_store
+from protocol.store import StoreError, open_store
 from scripts.devnet import free_port
 from tests.p2p.helpers import dict_lookup, host
 
@@ -134,6 +135,34 @@ def test_bytes_that_do_not_match_the_digest_are_rejected(tmp_path: Path) -> None
                 await cli.fetch(liar.multiaddr, KEY)
 
     trio.run(main)
+
+
+def test_a_failing_lookup_or_rule_ends_one_stream_not_the_host(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken_store(wanted: Digest) -> bytes | None:
+        if wanted == KEY:
+            return DATA
+        raise StoreError("disk I/O error")
+
+    async def buggy_rule(peer_id: str, wanted: Digest) -> bool:
+        if wanted == keccak256(b"bug"):
+            raise KeyError("a bug in the caller's rule")
+        return True
+
+    async def main() -> None:
+        async with (
+            host(tmp_path, "srv", lookup=broken_store, access=buggy_rule) as srv,
+            host(tmp_path, "cli") as cli,
+        ):
+            with pytest.raises(PeerUnreachable, match="unavailable: lookup failed"):
+                await cli.fetch(srv.multiaddr, keccak256(b"other"))
+            with pytest.raises(PeerProtocolError):
+                await cli.fetch(srv.multiaddr, keccak256(b"bug"))
+            assert await cli.fetch(srv.multiaddr, KEY) == DATA  # same connection, still serving
+
+    trio.run(main)
+    assert "p2p_lookup_failed" in caplog.text and "p2p_handler_failed" in caplog.text
 
 
 def test_size_caps_on_both_sides_at_the_exact_boundary(tmp_path: Path) -> None:
