@@ -14,6 +14,9 @@ export FOUNDRY_DISABLE_NIGHTLY_WARNING := 1
 STAMP := .stamps
 NPM_STAMP := $(STAMP)/npm
 VENV_STAMP := $(STAMP)/venv
+GMP_STAMP := $(STAMP)/libgmp
+# apt-get needs root: sudo when not root already
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
 
 .PHONY: help setup build test test-contracts test-python test-shim demo bench lint fmt audit clean
 
@@ -25,11 +28,19 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-$(VENV_STAMP): pyproject.toml
+# libp2p's fastecdsa compiles against GMP: install the headers once, only if they are missing.
+$(GMP_STAMP):
+	@mkdir -p $(STAMP)
+	@dpkg -s libgmp-dev >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libgmp-dev)
+	@touch $@
+
+$(VENV_STAMP): pyproject.toml | $(GMP_STAMP)
 	@mkdir -p $(STAMP)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# libp2p depends on trio-typing, whose stale trio-stubs would shadow trio's own inline types in mypy
+	rm -rf "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/trio-stubs"
 	@touch $@
 
 setup: $(NPM_STAMP) $(VENV_STAMP) ## install npm packages and the Python venv (idempotent)
@@ -51,9 +62,10 @@ test-python: $(VENV_STAMP) build
 demo: setup build ## anvil + deploy + one task carried through its lifecycle
 	$(PY) -m scripts.demo
 
-bench: setup build ## print name=value performance figures (gas, workflow engine, local model)
+bench: setup build ## print name=value performance figures (gas, workflow engine, local model, p2p)
 	@$(PY) -m scripts.bench_gas
 	@$(PY) -m scripts.bench_workflow
+	@$(PY) -m scripts.bench_p2p
 
 lint: setup ## ruff, mypy (strict), forge fmt --check
 	$(VENV)/bin/ruff check .

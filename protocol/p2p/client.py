@@ -1,0 +1,138 @@
+"""The requesting side of ``/synod/result/1.0.0``: fetch bytes by digest, verified, with a deadline.
+
+:func:`fetch_result` dials the peer's multiaddr (``/ip4/.../tcp/.../p2p/<peer id>``, as
+registered on chain) if not connected, opens a stream, sends one request and reads the answer
+under one ``trio.fail_after``; the bytes are returned only if keccak256 of them is the digest.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+
+import multiaddr
+import trio
+from libp2p.abc import IHost, INetStream
+from libp2p.network.stream.exceptions import StreamError
+from libp2p.peer.peerinfo import InvalidAddrError, PeerInfo, info_from_p2p_addr
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol.canonical import keccak256
+from protocol.log import get_logger
+from protocol.p2p.errors import (
+    AccessDenied,
+    DigestMismatch,
+    FetchError,
+    FrameError,
+    NotFound,
+    PeerProtocolError,
+    PeerUnreachable,
+    RateLimited,
+    Timeout,
+    TooLarge,
+)
+from protocol.p2p.wire import (
+    MAX_CONTROL_FRAME,
+    PROTOCOL_ID,
+    FetchRequest,
+    FrameReader,
+    Status,
+    decode_response,
+    encode_message,
+)
+
+log = get_logger(__name__)
+
+_REFUSALS: dict[Status, type[FetchError]] = {
+    Status.NOT_FOUND: NotFound,
+    Status.DENIED: AccessDenied,
+    Status.RATE_LIMITED: RateLimited,
+    Status.TOO_LARGE: TooLarge,
+    Status.BAD_REQUEST: PeerProtocolError,
+    Status.UNAVAILABLE: PeerUnreachable,
+}
+
+
+def peer_info(address: str) -> PeerInfo:
+    """Parse a multiaddr that ends in ``/p2p/<peer id>``; raises :class:`PeerUnreachable`."""
+    try:
+        return info_from_p2p_addr(multiaddr.Multiaddr(address))
+    except (InvalidAddrError, ValueError) as exc:
+        raise PeerUnreachable(f"not a dialable /p2p/ multiaddr: {address!r} ({exc})") from None
+
+
+async def _open(host: IHost, peer: PeerInfo) -> INetStream:
+    try:
+        await host.connect(peer)
+        return await host.new_stream(peer.peer_id, [PROTOCOL_ID])
+    except (trio.Cancelled, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # py-libp2p raises many unrelated types for a failed dial
+        raise PeerUnreachable(f"{peer.peer_id}: {type(exc).__name__}: {exc}") from None
+
+
+async def _exchange(stream: INetStream, digest: bytes, max_size: int) -> bytes:
+    await stream.write(encode_message(FetchRequest.for_digest(digest)))
+    reader = FrameReader(stream)
+    try:
+        header = decode_response(await reader.frame(MAX_CONTROL_FRAME))
+    except FrameError as exc:
+        raise PeerProtocolError(f"bad response header: {exc}") from None
+    if header.status is not Status.OK:
+        raise _REFUSALS[header.status](f"peer answered {header.status.value}: {header.reason}")
+    if header.size > max_size:
+        raise TooLarge(f"result of {header.size} bytes exceeds the cap of {max_size}")
+    try:
+        data = await reader.frame(header.size)
+    except FrameError as exc:
+        raise PeerProtocolError(f"bad result frame: {exc}") from None
+    if len(data) != header.size:
+        raise PeerProtocolError(f"announced {header.size} bytes, sent {len(data)}")
+    if keccak256(data) != digest:
+        raise DigestMismatch(f"received {len(data)} bytes hashing to 0x{keccak256(data).hex()}")
+    return data
+
+
+class FetchLimits(BaseModel):
+    """The deadline and size cap of one fetch."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    deadline: float = Field(default=30.0, gt=0)
+    """Seconds for the whole fetch: dial, stream, request and answer."""
+    max_size: int = Field(default=16 * 1024 * 1024, ge=0)
+    """Largest result accepted, in bytes."""
+
+
+async def fetch_result(host: IHost, address: str, digest: bytes, limits: FetchLimits) -> bytes:
+    """The bytes whose keccak256 is ``digest``, from the peer at multiaddr ``address``.
+
+    Everything happens within ``limits.deadline`` seconds. Raises a :class:`FetchError`:
+    :class:`NotFound`, :class:`AccessDenied`, :class:`RateLimited`, :class:`TooLarge` (above
+    ``limits.max_size`` bytes), :class:`DigestMismatch`, :class:`Timeout`,
+    :class:`PeerUnreachable` or :class:`PeerProtocolError`.
+    """
+    timeout, max_size = limits.deadline, limits.max_size
+    info = peer_info(address)
+    stream: INetStream | None = None
+    finished = False
+    try:
+        with trio.fail_after(timeout):
+            stream = await _open(host, info)
+            data = await _exchange(stream, digest, max_size)
+            await stream.close()
+            finished = True
+    except trio.TooSlowError:
+        raise Timeout(f"fetch of 0x{bytes(digest).hex()} from {info.peer_id} took over {timeout}s") from None
+    except StreamError as exc:
+        raise PeerProtocolError(f"stream to {info.peer_id} failed: {type(exc).__name__}") from None
+    except FetchError as exc:
+        log.warning(
+            "p2p_fetch_failed", peer=str(info.peer_id), digest=bytes(digest), error=type(exc).__name__
+        )
+        raise
+    finally:
+        if stream is not None and not finished:
+            with trio.CancelScope(shield=True), trio.move_on_after(1.0), suppress(StreamError):
+                await stream.reset()
+    log.debug("p2p_fetched", peer=str(info.peer_id), digest=bytes(digest), size=len(data))
+    return data

@@ -1,0 +1,264 @@
+"""The serving side of ``/synod/result/1.0.0``: bytes by digest, to whoever the access rule admits.
+
+Per stream, in order, each step bounded:
+
+1. the request frame must arrive within ``request_timeout`` (a half-sent request cannot hold a
+   stream) and fit ``MAX_CONTROL_FRAME`` (the length is checked before the body is read);
+2. it must parse as a :class:`~protocol.p2p.wire.FetchRequest` (garbage is refused);
+3. the peer's token bucket (``peer_rate`` per second, ``peer_burst`` deep) must hold a token, and
+   its queue of waiting streams must be shorter than ``peer_queue``, else ``rate_limited``;
+4. at most ``peer_concurrency`` streams of one peer and ``total_concurrency`` overall are served
+   at once, the rest wait in their queue;
+5. the caller's access rule decides, then the caller's lookup finds the bytes; the answer must be
+   written within ``response_timeout``.
+
+Every refusal is logged as ``p2p_refused peer=... reason=...``; a peer's misbehaviour only ever
+ends its own stream. Token buckets after the classic network-policer design (RFC 2697's single
+rate); per-peer state is kept for the ``max_tracked_peers`` most recent peers.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+
+import trio
+from libp2p.abc import INetStream
+from libp2p.network.stream.exceptions import StreamError
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol.canonical import Digest
+from protocol.errors import SynodError
+from protocol.log import get_logger
+from protocol.p2p.errors import FrameError
+from protocol.p2p.wire import (
+    MAX_CONTROL_FRAME,
+    FetchResponse,
+    FrameReader,
+    Status,
+    decode_request,
+    encode_message,
+    write_frame,
+)
+
+log = get_logger(__name__)
+
+ResultLookup = Callable[[Digest], Awaitable[bytes | None]]
+"""``await lookup(digest)`` -> the bytes stored under ``digest``, or ``None``."""
+
+AccessRule = Callable[[str, Digest], Awaitable[bool]]
+"""``await allowed(peer_id, digest)`` -> whether peer ``peer_id`` (base58) may have ``digest``."""
+
+
+async def allow_all(peer_id: str, digest: Digest) -> bool:
+    """An access rule that admits everyone (results are public once revealed)."""
+    return True
+
+
+class ServeLimits(BaseModel):
+    """The server's limits; the defaults suit one daemon serving a committee."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_result_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    """Largest result served, in bytes (a larger stored one is answered ``too_large``)."""
+    request_timeout: float = Field(default=5.0, gt=0)
+    """Seconds a requester has to deliver its whole request frame."""
+    response_timeout: float = Field(default=30.0, gt=0)
+    """Seconds to decide and write one answer, including the wait in the peer's queue."""
+    peer_rate: float = Field(default=50.0, gt=0)
+    """Requests per second one peer may make, on average."""
+    peer_burst: int = Field(default=100, ge=1)
+    """Requests one peer may make at once after being idle (the bucket's depth)."""
+    peer_concurrency: int = Field(default=8, ge=1)
+    """Streams of one peer served at the same time."""
+    peer_queue: int = Field(default=256, ge=0)
+    """Streams of one peer allowed to wait for a serving slot; beyond that, ``rate_limited``."""
+    total_concurrency: int = Field(default=64, ge=1)
+    """Streams served at the same time over all peers."""
+    max_tracked_peers: int = Field(default=10_000, ge=1)
+
+
+@dataclass
+class _Peer:
+    tokens: float
+    updated: float
+    slots: trio.Semaphore
+    waiting: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class ResultServer:
+    """Serves ``/synod/result/1.0.0``; register :meth:`handle` as the protocol's stream handler.
+
+    ``lookup`` and ``access`` are the caller's (the journal's results and, e.g., "only this
+    batch's committee after reveal"). ``clock`` is trio's by default (a seam for tests). With a
+    ``registry`` (:func:`protocol.metrics.new_registry`) it counts ``synod_p2p_served_total``,
+    ``synod_p2p_served_bytes_total`` and ``synod_p2p_refused_total{reason}``.
+    """
+
+    def __init__(
+        self,
+        lookup: ResultLookup,
+        access: AccessRule = allow_all,
+        limits: ServeLimits | None = None,
+        clock: Callable[[], float] = trio.current_time,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self._lookup = lookup
+        self._access = access
+        self.limits = limits or ServeLimits()
+        self._clock = clock
+        self._peers: OrderedDict[str, _Peer] = OrderedDict()
+        self._slots = trio.Semaphore(self.limits.total_concurrency)
+        self.served = 0
+        self.refused: dict[str, int] = {}
+        self._served_total: Counter | None = None
+        self._bytes_total: Counter | None = None
+        self._refused_total: Counter | None = None
+        if registry is not None:
+            self._served_total = Counter("synod_p2p_served", "results served", registry=registry)
+            self._bytes_total = Counter("synod_p2p_served_bytes", "result bytes served", registry=registry)
+            self._refused_total = Counter(
+                "synod_p2p_refused", "requests refused, by reason", ["reason"], registry=registry
+            )
+
+    def _peer(self, peer_id: str) -> _Peer:
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            peer = _Peer(
+                tokens=float(self.limits.peer_burst),
+                updated=self._clock(),
+                slots=trio.Semaphore(self.limits.peer_concurrency),
+            )
+            self._peers[peer_id] = peer
+            while len(self._peers) > self.limits.max_tracked_peers:
+                oldest, state = next(iter(self._peers.items()))
+                if state.waiting:
+                    break  # never forget a peer with streams in flight
+                del self._peers[oldest]
+        self._peers.move_to_end(peer_id)
+        return peer
+
+    def _take_token(self, peer: _Peer) -> bool:
+        now = self._clock()
+        peer.tokens = min(
+            float(self.limits.peer_burst), peer.tokens + (now - peer.updated) * self.limits.peer_rate
+        )
+        peer.updated = now
+        if peer.tokens < 1.0:
+            return False
+        peer.tokens -= 1.0
+        return True
+
+    def _refuse(self, peer_id: str, reason: str, **fields: object) -> None:
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+        if self._refused_total is not None:
+            self._refused_total.labels(reason=reason).inc()
+        log.warning("p2p_refused", peer=peer_id, reason=reason, **fields)
+
+    async def _answer(self, stream: INetStream, status: Status, reason: str = "") -> None:
+        await stream.write(encode_message(FetchResponse(status=status, reason=reason)))
+
+    async def handle(self, stream: INetStream) -> None:
+        """Serve one stream; never raises for anything the remote peer does.
+
+        An error of the caller's lookup or access rule (a :class:`SynodError`) is logged and
+        answered ``unavailable``; any other error is logged and ends this stream only.
+        """
+        peer_id = str(stream.muxed_conn.peer_id)
+        try:
+            await self._serve(stream, peer_id)
+        except StreamError as exc:
+            self._refuse(peer_id, "stream_error", detail=type(exc).__name__)
+            await _reset(stream)
+        except trio.TooSlowError:
+            self._refuse(peer_id, "response_timeout", timeout=self.limits.response_timeout)
+            await _reset(stream)
+        except Exception as exc:
+            # The handler boundary: py-libp2p runs handlers in the connection's nursery, where an
+            # escaping error would tear down the connection. Log it and drop this stream only.
+            log.error("p2p_handler_failed", peer=peer_id, error=type(exc).__name__, detail=str(exc))
+            await _reset(stream)
+
+    async def _serve(self, stream: INetStream, peer_id: str) -> None:
+        reader = FrameReader(stream)
+        try:
+            with trio.fail_after(self.limits.request_timeout):
+                request = decode_request(await reader.frame(MAX_CONTROL_FRAME))
+        except trio.TooSlowError:
+            self._refuse(peer_id, "request_timeout", timeout=self.limits.request_timeout)
+            await _reset(stream)
+            return
+        except FrameError as exc:
+            self._refuse(peer_id, exc.reason, detail=str(exc))
+            if exc.reason == "truncated":
+                await _reset(stream)
+            else:
+                await self._answer(stream, Status.BAD_REQUEST, exc.reason)
+                await _close(stream)
+            return
+        digest = request.digest_bytes()
+        peer = self._peer(peer_id)
+        if not self._take_token(peer):
+            self._refuse(peer_id, "rate_limited", digest=digest)
+            await self._answer(stream, Status.RATE_LIMITED, "rate limit")
+            await _close(stream)
+            return
+        if peer.waiting >= self.limits.peer_queue + self.limits.peer_concurrency:
+            self._refuse(peer_id, "queue_full", digest=digest, waiting=peer.waiting)
+            await self._answer(stream, Status.RATE_LIMITED, "queue full")
+            await _close(stream)
+            return
+        peer.waiting += 1
+        try:
+            with trio.fail_after(self.limits.response_timeout):
+                async with peer.slots, self._slots:
+                    await self._respond(stream, peer_id, digest)
+        finally:
+            peer.waiting -= 1
+        await _close(stream)
+
+    async def _respond(self, stream: INetStream, peer_id: str, digest: Digest) -> None:
+        try:
+            allowed = await self._access(peer_id, digest)
+            data = await self._lookup(digest) if allowed else None
+        except SynodError as exc:
+            log.error("p2p_lookup_failed", peer=peer_id, digest=digest, error=str(exc))
+            await self._answer(stream, Status.UNAVAILABLE, "lookup failed")
+            return
+        if not allowed:
+            self._refuse(peer_id, "denied", digest=digest)
+            await self._answer(stream, Status.DENIED, "access rule")
+            return
+        if data is None:
+            self._refuse(peer_id, "not_found", digest=digest)
+            await self._answer(stream, Status.NOT_FOUND)
+            return
+        if len(data) > self.limits.max_result_bytes:
+            self._refuse(peer_id, "too_large", digest=digest, size=len(data))
+            await self._answer(stream, Status.TOO_LARGE, f"{len(data)} bytes")
+            return
+        await write_frame(
+            stream, data, before=encode_message(FetchResponse(status=Status.OK, size=len(data)))
+        )
+        self.served += 1
+        if self._served_total is not None and self._bytes_total is not None:
+            self._served_total.inc()
+            self._bytes_total.inc(len(data))
+        log.debug("p2p_served", peer=peer_id, digest=digest, size=len(data))
+
+
+async def _reset(stream: INetStream) -> None:
+    with suppress(StreamError):
+        await stream.reset()
+
+
+async def _close(stream: INetStream) -> None:
+    try:
+        await stream.close()
+    except StreamError:
+        await _reset(stream)

@@ -1,0 +1,215 @@
+"""The result exchange between real py-libp2p hosts on 127.0.0.1: identity, multiaddr, fetch,
+and every refusal an honest requester can meet (not found, denied, too large, lying peer, timeout,
+unreachable)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+import trio
+
+from protocol.canonical import Digest, canonical_bytes, digest, keccak256
+from protocol.metrics import new_registry
+from protocol.p2p import (
+    AccessDenied,
+    DigestMismatch,
+    FetchLimits,
+    IdentityError,
+    NotFound,
+    PeerProtocolError,
+    PeerUnreachable,
+    ServeLimits,
+    Timeout,
+    TooLarge,
+)
+from protocol.p2p.identity import load_or_create_identity
+from protocol.store import StoreError, open_store
+from scripts.devnet import free_port
+from tests.p2p.helpers import dict_lookup, host
+
+pytestmark = pytest.mark.integration
+
+RESULT = {"task": 7, "text": "Glass owls nest in reed towers.", "score": 0.5}
+DATA = canonical_bytes(RESULT)
+KEY = digest(RESULT)
+
+
+def test_identity_is_persistent_private_and_never_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    async def peer_id_of_a_run() -> tuple[str, str]:
+        async with host(tmp_path, "a") as running:
+            return running.peer_id, running.multiaddr
+
+    first, address = trio.run(peer_id_of_a_run)
+    second, _ = trio.run(peer_id_of_a_run)
+    assert first == second
+    key_file = tmp_path / "a.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert re.fullmatch(rf"/ip4/127\.0\.0\.1/tcp/(\d+)/p2p/{first}", address)
+    assert int(address.split("/")[4]) != 0
+    secret = load_or_create_identity(key_file).private_key.to_bytes()
+    assert secret.hex() not in caplog.text and key_file.read_bytes().hex() not in caplog.text
+
+    os.chmod(key_file, 0o644)
+    with pytest.raises(IdentityError, match="mode 0644"):
+        load_or_create_identity(key_file)
+    os.chmod(key_file, 0o600)
+    key_file.write_bytes(b"not a key")
+    with pytest.raises(IdentityError, match="not a libp2p private key"):
+        load_or_create_identity(key_file)
+
+
+def test_fetch_serves_journaled_bytes_by_digest(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with open_store(tmp_path / "j.sqlite") as store:
+            stored = await store.put_result(RESULT)
+            assert stored == KEY
+            async with host(tmp_path, "srv", lookup=store.get_result) as srv, host(tmp_path, "cli") as cli:
+                assert await cli.fetch(srv.multiaddr, KEY) == DATA
+                big = os.urandom(3 * 1024 * 1024 + 17)  # several muxer windows and frames
+                big_key = await store.put_result_bytes(big)
+                assert await cli.fetch(srv.multiaddr, big_key) == big
+                assert srv.server is not None and srv.server.served == 2
+
+    trio.run(main)
+
+
+def test_unknown_digest_is_not_found(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    registry = new_registry("node")
+
+    async def main() -> None:
+        async with (
+            host(tmp_path, "srv", lookup=dict_lookup({KEY: DATA}), registry=registry) as srv,
+            host(tmp_path, "cli") as cli,
+        ):
+            with pytest.raises(NotFound, match="not_found"):
+                await cli.fetch(srv.multiaddr, keccak256(b"nothing"))
+            assert await cli.fetch(srv.multiaddr, KEY) == DATA  # the same connection still works
+
+    trio.run(main)
+    assert "p2p_refused" in caplog.text and "reason=not_found" in caplog.text
+    assert registry.get_sample_value("synod_p2p_refused_total", {"reason": "not_found"}) == 1
+    assert registry.get_sample_value("synod_p2p_served_total") == 1
+    assert registry.get_sample_value("synod_p2p_served_bytes_total") == len(DATA)
+
+
+def test_the_access_rule_admits_only_the_committee(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    committee: set[str] = set()
+    asked: list[tuple[str, bytes]] = []
+
+    async def only_committee(peer_id: str, wanted: Digest) -> bool:
+        asked.append((peer_id, bytes(wanted)))
+        return peer_id in committee
+
+    async def main() -> None:
+        async with (
+            host(tmp_path, "srv", lookup=dict_lookup({KEY: DATA}), access=only_committee) as srv,
+            host(tmp_path, "member") as member,
+            host(tmp_path, "outsider") as outsider,
+        ):
+            committee.add(member.peer_id)
+            assert await member.fetch(srv.multiaddr, KEY) == DATA
+            with pytest.raises(AccessDenied):
+                await outsider.fetch(srv.multiaddr, KEY)
+            assert asked == [(member.peer_id, KEY), (outsider.peer_id, KEY)]
+
+    trio.run(main)
+    assert "reason=denied" in caplog.text
+
+
+def test_bytes_that_do_not_match_the_digest_are_rejected(tmp_path: Path) -> None:
+    async def lying(wanted: Digest) -> bytes:
+        return b'{"forged":true}'
+
+    async def main() -> None:
+        async with host(tmp_path, "liar", lookup=lying) as liar, host(tmp_path, "cli") as cli:
+            with pytest.raises(DigestMismatch, match="hashing to 0x"):
+                await cli.fetch(liar.multiaddr, KEY)
+
+    trio.run(main)
+
+
+def test_a_failing_lookup_or_rule_ends_one_stream_not_the_host(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken_store(wanted: Digest) -> bytes | None:
+        if wanted == KEY:
+            return DATA
+        raise StoreError("disk I/O error")
+
+    async def buggy_rule(peer_id: str, wanted: Digest) -> bool:
+        if wanted == keccak256(b"bug"):
+            raise KeyError("a bug in the caller's rule")
+        return True
+
+    async def main() -> None:
+        async with (
+            host(tmp_path, "srv", lookup=broken_store, access=buggy_rule) as srv,
+            host(tmp_path, "cli") as cli,
+        ):
+            with pytest.raises(PeerUnreachable, match="unavailable: lookup failed"):
+                await cli.fetch(srv.multiaddr, keccak256(b"other"))
+            with pytest.raises(PeerProtocolError):
+                await cli.fetch(srv.multiaddr, keccak256(b"bug"))
+            assert await cli.fetch(srv.multiaddr, KEY) == DATA  # same connection, still serving
+
+    trio.run(main)
+    assert "p2p_lookup_failed" in caplog.text and "p2p_handler_failed" in caplog.text
+
+
+def test_size_caps_on_both_sides_at_the_exact_boundary(tmp_path: Path) -> None:
+    async def main() -> None:
+        size = len(DATA)
+        async with (
+            host(tmp_path, "srv", lookup=dict_lookup({KEY: DATA})) as srv,
+            host(tmp_path, "cli") as cli,
+        ):
+            assert await cli.fetch(srv.multiaddr, KEY, FetchLimits(max_size=size)) == DATA
+            with pytest.raises(TooLarge, match=f"{size} bytes exceeds the cap of {size - 1}"):
+                await cli.fetch(srv.multiaddr, KEY, FetchLimits(max_size=size - 1))
+        small = ServeLimits(max_result_bytes=size - 1)
+        async with (
+            host(tmp_path, "srv2", lookup=dict_lookup({KEY: DATA}), limits=small) as srv,
+            host(tmp_path, "cli") as cli,
+        ):
+            with pytest.raises(TooLarge, match="too_large"):
+                await cli.fetch(srv.multiaddr, KEY)
+
+    trio.run(main)
+
+
+def test_a_peer_that_never_answers_times_out_in_time(tmp_path: Path) -> None:
+    async def stuck(wanted: Digest) -> bytes | None:
+        await trio.sleep_forever()
+        return None
+
+    async def main() -> float:
+        async with host(tmp_path, "slow", lookup=stuck) as slow, host(tmp_path, "cli") as cli:
+            start = trio.current_time()
+            with pytest.raises(Timeout):
+                await cli.fetch(slow.multiaddr, KEY, FetchLimits(deadline=1.0))
+            return trio.current_time() - start
+
+    elapsed = trio.run(main)
+    assert 1.0 <= elapsed < 3.0  # the deadline, plus a margin for a loaded machine
+
+
+def test_an_unreachable_peer_is_named(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with host(tmp_path, "gone") as gone:
+            peer_id = gone.peer_id
+        async with host(tmp_path, "cli2") as cli:
+            with pytest.raises(PeerUnreachable):
+                await cli.fetch(f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/{peer_id}", KEY)
+            with pytest.raises(PeerUnreachable, match="not a dialable"):
+                await cli.fetch("/ip4/127.0.0.1/tcp/1", KEY)
+
+    trio.run(main)
