@@ -242,7 +242,10 @@ async def _search(task: Task, ctx: Context, texts: Mapping[str, str], run: TaskR
     run.prompt_digest = prompt_digest(prompt)
     if params is not None:
         if ctx.web_search is None:
-            raise ToolNotFoundError(f"task {task.id!r} searches the web but no search tool is configured")
+            raise ToolNotFoundError(
+                f"task {task.id!r} searches the web but no search backend is configured "
+                "(searxng_url: --searxng-url or SYNOD_SEARXNG_URL; or a Serper key: SERPER_API_KEY)"
+            )
         arguments: dict[str, Any] = {"query": params["query"]}
         n_results = params.get("n_results")
         if isinstance(n_results, str) and n_results.strip().isdigit():

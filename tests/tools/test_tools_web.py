@@ -302,7 +302,7 @@ def test_registry_builds_named_tools(web_site: FixtureSite) -> None:
     for name, match in [
         ("serper", "serper_api_key"),
         ("duckduckgo", "searxng_url"),
-        ("stock", "not provided"),
+        ("stock", "not available here"),
         ("bing", "unknown tool"),
     ]:
         with pytest.raises(ToolNotFoundError, match=match):
