@@ -207,7 +207,9 @@ def _run(args: argparse.Namespace) -> int:
         provider = build_provider(settings)
         try:
             # Tools are resolved leniently: one that cannot be built fails only the task that calls it.
-            async with open_toolset(workflow.config.tools, workflow.custom_templates(), tool_settings) as toolset:
+            async with open_toolset(
+                workflow.config.tools, workflow.custom_templates(), tool_settings
+            ) as toolset:
                 engine = Engine(
                     provider,
                     tools=list(toolset.tools.values()),

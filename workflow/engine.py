@@ -59,8 +59,9 @@ class Engine:
 
     ``tools`` are offered to ``function_calling`` tasks (by their spec name); ``unavailable_tools``
     maps tool names the workflow gave that could not be built to the reason (a tool-calling task
-    reports it if the model calls one); ``web_search`` serves the ``search`` operator's web form. ``embedder`` backs the file system (``insert`` / ``search``);
-    the default, multilingual-e5-small, is loaded only if a run uses it.
+    reports it if the model calls one); ``web_search`` serves the ``search`` operator's web form.
+    ``embedder`` backs the file system (``insert`` / ``search``); the default,
+    multilingual-e5-small, is loaded only if a run uses it.
     """
 
     def __init__(

@@ -237,7 +237,9 @@ def _web_query(template: str, texts: Mapping[str, str]) -> tuple[str, dict[str, 
 
 
 async def _search(task: Task, ctx: Context, texts: Mapping[str, str], run: TaskRun) -> Entry:
-    template = task.prompt if task.prompt is not None else (task.messages[-1].content if task.messages else "")
+    template = (
+        task.prompt if task.prompt is not None else (task.messages[-1].content if task.messages else "")
+    )
     prompt, params = _web_query(template, texts)
     run.prompt_digest = prompt_digest(prompt)
     if params is not None:
@@ -271,7 +273,9 @@ def _sample(task: Task, ctx: Context, values: Mapping[str, Value], texts: Mappin
     prompt = _last_prompt(task, texts)
     for inp in task.inputs:
         if inp.value.type is InputValueType.GET_ALL:
-            raise TaskFailed(task.id, f"sample: input {inp.name!r} is a get_all; a sample input names a stack")
+            raise TaskFailed(
+                task.id, f"sample: input {inp.name!r} is a get_all; a sample input names a stack"
+            )
         stack = values[inp.name].text()
         entries = ctx.memory.get_all(stack)
         if not entries:

@@ -78,7 +78,9 @@ def decode_schema(value: str) -> JsonSchema | TextConstraint:
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, ValueError) as exc:
-        raise SchemaError(f"neither a JSON schema nor base64 of one (or of a format constraint): {exc}") from exc
+        raise SchemaError(
+            f"neither a JSON schema nor base64 of one (or of a format constraint): {exc}"
+        ) from exc
     if not decoded.strip():
         raise SchemaError("base64 of empty text")
     inner = _as_object(decoded)

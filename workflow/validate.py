@@ -15,10 +15,10 @@ for authors who want a typo to be an error.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import re
-import copy
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -205,9 +205,9 @@ def _drop_field(data: Any, loc: Sequence[int | str]) -> bool:
     """Remove the field at pydantic ``loc`` from ``data``; union tags in ``loc`` are skipped."""
     node = data
     for part in loc[:-1]:
-        if isinstance(node, dict) and isinstance(part, str) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_dict = isinstance(node, dict) and isinstance(part, str) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
             node = node[part]
         # else: a union member's tag (``InputValue``, ``tuple[...]``): not in the data
     last = loc[-1]
@@ -375,7 +375,9 @@ def _check_tasks(tasks: Sequence[Task], workflow: Workflow, found: _Findings) ->
 def _check_steps(steps: Sequence[Edge], ids: set[str], found: _Findings) -> None:
     known = ids | {R_END}
     if steps[0].source not in known:
-        raise WorkflowValidationError("steps[0].source", f"no task with id {steps[0].source!r}: nothing to run")
+        raise WorkflowValidationError(
+            "steps[0].source", f"no task with id {steps[0].source!r}: nothing to run"
+        )
 
     def target(name: str, where: str) -> None:
         if name not in known:

@@ -65,7 +65,9 @@ def closed_port() -> int:
 
 @pytest.mark.unit
 @pytest.mark.parametrize(
-    "path", sorted(p for p in EXAMPLES.glob("*.json") if not p.name.endswith(".input.json")), ids=lambda p: p.name
+    "path",
+    sorted(p for p in EXAMPLES.glob("*.json") if not p.name.endswith(".input.json")),
+    ids=lambda p: p.name,
 )
 def test_validate_examples(path: Path) -> None:
     done = synod("workflow", "validate", str(path))
@@ -90,8 +92,8 @@ def test_run_invalid_workflow_exit_2(tmp_path: Path) -> None:
     done = synod("workflow", "run", str(write(tmp_path, data)), "--input", "topic=x", "--strict")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        f"synod workflow: invalid workflow {tmp_path / 'wf.json'}: steps[0].target: no task with id 'nowhere': "
-        "the run ends there"
+        f"synod workflow: invalid workflow {tmp_path / 'wf.json'}: "
+        "steps[0].target: no task with id 'nowhere': the run ends there"
     ]
     not_json = tmp_path / "broken.json"
     not_json.write_text('{"config": {"max_steps": 1,},}', encoding="utf-8")

@@ -262,7 +262,7 @@ def test_tool_call_arguments_of_another_kind_are_a_clear_error(misbehaving: Olla
         finally:
             await provider.aclose()
 
-    with pytest.raises(ProviderResponseError, match="'get_weather'.*list, not an object or a JSON string"):
+    with pytest.raises(ProviderResponseError, match=r"'get_weather'.*list, not an object or a JSON string"):
         trio.run(main)
 
 

@@ -85,7 +85,10 @@ def test_any_text_is_accepted_or_rejected_cleanly(text: str) -> None:
 @given(st.text(max_size=100))
 def test_any_model_answer_runs_to_a_json_value(answer: str) -> None:
     data = workflow_dict(
-        return_value={"input": [{"type": "read", "key": "out"}, {"type": "get_all", "key": "s"}], "to_json": True}
+        return_value={
+            "input": [{"type": "read", "key": "out"}, {"type": "get_all", "key": "s"}],
+            "to_json": True,
+        }
     )
     data["steps"][0]["condition"] = {
         "input": {"type": "read", "key": "out"},

@@ -21,8 +21,8 @@ from workflow.errors import ToolNotFoundError, WorkflowRuntimeError, WorkflowVal
 from workflow.providers.base import ToolCall, ToolSpec
 from workflow.schema import JsonSchema, SchemaError, TextConstraint, decode_schema
 from workflow.tools.base import Source, ToolResult
-from workflow.tools.registry import ToolSettings, build_toolset, resolve_call
 from workflow.tools.http import Fetcher
+from workflow.tools.registry import ToolSettings, build_toolset, resolve_call
 from workflow.validate import inspect_workflow, parse_workflow
 
 pytestmark = pytest.mark.unit
@@ -45,7 +45,9 @@ class PageTool:
 
     async def call(self, arguments: Mapping[str, Any]) -> ToolResult:
         self.calls.append(arguments)
-        return ToolResult(content=f"page {arguments.get('url')}", sources=(Source(url="memory://p", digest="0x0"),))
+        return ToolResult(
+            content=f"page {arguments.get('url')}", sources=(Source(url="memory://p", digest="0x0"),)
+        )
 
 
 # 1. external_memory: every entry is readable -------------------------------------------------
@@ -91,7 +93,7 @@ def test_a_reached_step_whose_source_names_no_task_fails_the_run() -> None:
     data = workflow_dict(steps=[{"source": "A", "target": "ghost"}, {"source": "ghost", "target": "__end"}])
     outcome = run(ScriptedProvider(["said"]), data, {"topic": "t"})
     assert isinstance(outcome.error, WorkflowRuntimeError) and "'ghost' names no task" in str(outcome.error)
-    with pytest.raises(WorkflowValidationError, match="steps\\[0\\].target"):
+    with pytest.raises(WorkflowValidationError, match=r"steps\[0\]\.target"):
         parse_workflow(data, strict=True)
 
 
@@ -184,7 +186,9 @@ def test_raw_schema_reaches_the_provider_and_a_text_constraint_leads_the_chat() 
 
 def test_no_tool_call_fails_the_task_so_the_fallback_runs() -> None:
     tool = PageTool()
-    outcome = run(ScriptedProvider(["I would rather chat.", "fallback ran"]), _calling(["scraper"]), tools=[tool])
+    outcome = run(
+        ScriptedProvider(["I would rather chat.", "fallback ran"]), _calling(["scraper"]), tools=[tool]
+    )
     assert outcome.result is not None and outcome.result.value == "fallback ran"
     assert "holds no tool call" in (outcome.trace.steps[0].error or "") and tool.calls == []
 
@@ -211,12 +215,21 @@ def test_raw_mode_returns_a_text_call_as_json_and_plain_text_as_is() -> None:
     outcome = run(ScriptedProvider([call]), _calling(["scraper"], "function_calling_raw"), tools=[PageTool()])
     assert outcome.result is not None
     assert json.loads(outcome.result.value) == {"name": "scraper", "arguments": {"url": "u"}}
-    outcome = run(ScriptedProvider(["no call"]), _calling(["scraper"], "function_calling_raw"), tools=[PageTool()])
+    outcome = run(
+        ScriptedProvider(["no call"]), _calling(["scraper"], "function_calling_raw"), tools=[PageTool()]
+    )
     assert outcome.result is not None and outcome.result.value == "no call"
 
 
 def test_text_call_parsing_never_raises_on_garbage() -> None:
-    for garbage in ["", "{", "[1, 2]", '{"name": 3}', '{"name": "x", "arguments": [1]}', "<function=x>{</function>"]:
+    for garbage in [
+        "",
+        "{",
+        "[1, 2]",
+        '{"name": 3}',
+        '{"name": "x", "arguments": [1]}',
+        "<function=x>{</function>",
+    ]:
         assert parse_text_calls(garbage) == ()
     assert coerce_arguments('{"a": 1}') == {"a": 1} and coerce_arguments("") == {}
     with pytest.raises(ValueError, match="list, not an object"):

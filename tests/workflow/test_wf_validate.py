@@ -170,8 +170,18 @@ WARNINGS: list[tuple[str, Mutator, str, str]] = [
     ),
     ("step to undefined task", _set("steps.0.target", "end"), "steps[0].target", "the run ends there"),
     ("fallback to undefined", _set("steps.0.fallback", "nowhere"), "steps[0].fallback", "'nowhere'"),
-    ("unbound placeholder", _set("tasks.0.prompt", "About {topik}"), "tasks[0].prompt", "{topik} is never bound"),
-    ("unbound double placeholder", _set("tasks.0.prompt", "{{who}}"), "tasks[0].prompt", "{who} is never bound"),
+    (
+        "unbound placeholder",
+        _set("tasks.0.prompt", "About {topik}"),
+        "tasks[0].prompt",
+        "{topik} is never bound",
+    ),
+    (
+        "unbound double placeholder",
+        _set("tasks.0.prompt", "{{who}}"),
+        "tasks[0].prompt",
+        "{who} is never bound",
+    ),
     ("unknown tool", _set("config.tools", ["telescope"]), "config.tools[0]", "unknown tool 'telescope'"),
     ("empty tool name", _set("config.tools", [""]), "config.tools[0]", "unknown tool ''"),
     (
@@ -197,7 +207,10 @@ def test_what_the_original_accepts_is_a_warning_and_an_error_under_strict(
     data = workflow_dict()
     mutate(data)
     checked = inspect_workflow(data)
-    assert [(w.path, reason in w.reason) for w in checked.warnings] == [(path, True)], (label, checked.warnings)
+    assert [(w.path, reason in w.reason) for w in checked.warnings] == [(path, True)], (
+        label,
+        checked.warnings,
+    )
     with pytest.raises(WorkflowValidationError) as info:
         parse_workflow(data, strict=True)
     assert info.value.path == path and reason in info.value.reason, (label, str(info.value))

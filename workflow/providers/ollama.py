@@ -186,8 +186,9 @@ class OllamaProvider:
             value = json.loads(body)
         except ValueError:
             return body[:200].decode("utf-8", "replace")
-        if isinstance(value, dict) and isinstance(value.get("error"), str):
-            return value["error"]
+        error = value.get("error") if isinstance(value, dict) else None
+        if isinstance(error, str):
+            return error
         return body[:200].decode("utf-8", "replace")
 
     async def _attempt_json(self, what: str, method: str, body: dict[str, Any] | None) -> Any:
@@ -244,7 +245,9 @@ class OllamaProvider:
         if chat:
             message = chunk.get("message") or {}
             if not isinstance(message, dict):
-                raise self._error(ProviderResponseError, f"{what}: malformed answer: message is not an object")
+                raise self._error(
+                    ProviderResponseError, f"{what}: malformed answer: message is not an object"
+                )
             answer.text.append(str(message.get("content") or ""))
             answer.calls.extend(self._calls(what, message.get("tool_calls")))
         else:
@@ -301,7 +304,8 @@ class OllamaProvider:
         names = [str(m.get("model") or m.get("name") or "") for m in models if isinstance(m, dict)]
         if not any(_model_matches(self.model, name) for name in names):
             raise self._error(
-                ModelNotFoundError, f"model {self.model!r} is not pulled on the server (it has {sorted(names)})"
+                ModelNotFoundError,
+                f"model {self.model!r} is not pulled on the server (it has {sorted(names)})",
             )
         self._checked = True
 

@@ -25,7 +25,8 @@ any configured scraper and a search name by any configured search backend.
 :func:`build_tools` raises :class:`ToolNotFoundError` for a tool it cannot build (naming the
 setting to add); :func:`build_toolset` builds what it can and keeps the reason for the rest, so a
 workflow naming an unknown or unavailable tool still runs until a tool-calling task needs it (as
-the original, which resolves tools only then). Custom tools (``config.custom_tools``) of mode ``http_request`` become
+the original, which resolves tools only then). Custom tools (``config.custom_tools``) of mode
+``http_request`` become
 :class:`CustomHttpTool`; ``custom`` mode tools have no executor and are not returned (the engine
 offers their :meth:`CustomToolTemplate.tool_spec` to the model and returns the call raw).
 """
@@ -209,7 +210,10 @@ def _web_search(settings: ToolSettings, fetcher: Fetcher) -> WebSearchTool | Non
         return SearxngSearch(fetcher, settings.searxng_url, default_results=settings.search_results)
     if settings.serper_api_key is not None:
         return SerperSearch(
-            fetcher, settings.serper_api_key, base_url=settings.serper_url, default_results=settings.search_results
+            fetcher,
+            settings.serper_api_key,
+            base_url=settings.serper_url,
+            default_results=settings.search_results,
         )
     return None
 
@@ -239,7 +243,9 @@ def build_toolset(
         if template.mode != "http_request":
             continue
         if template.name in out.tools:
-            out.unavailable[template.name] = f"custom tool {template.name!r} clashes with a tool of the same name"
+            out.unavailable[template.name] = (
+                f"custom tool {template.name!r} clashes with a tool of the same name"
+            )
             continue
         out.tools[template.name] = CustomHttpTool(template, fetcher, api_key=settings.custom_tool_api_key)
     return out
