@@ -312,7 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._line(final(text, reason, count, calls))
             self._end_stream()
             return
-        self._start_stream()
+        # Like Ollama, the headers go out with the first chunk (after the prompt is read).
         reason = None
         behaviour = self.server.behaviour
         sent = 0
@@ -324,6 +324,8 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(behaviour.chunk_delay_s)
             if sent == 1 and behaviour.stall_s:
                 time.sleep(behaviour.stall_s)
+            if sent == 0:
+                self._start_stream()
             sent += 1
             chunk: dict[str, Any] = {"model": request["model"], "created_at": _now(), "done": False}
             if chat:
@@ -331,6 +333,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 chunk["response"] = piece
             self._line(chunk)
+        if sent == 0:
+            self._start_stream()
         self._line(final("", reason, evaluated[0], ()))
         self._end_stream()
 
