@@ -254,3 +254,6 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except Exception as exc:  # never a traceback on stderr: one line, the details in the debug log
+        logging.getLogger("workflow").debug("unexpected error", exc_info=True)
+        return _fail(f"internal error: {type(exc).__name__}: {exc}", EXIT_RUNTIME)

@@ -387,6 +387,14 @@ def test_return_value_post_processing_and_multiple_inputs() -> None:
     data["return_value"]["structured"] = True  # Synod extension: JSON values kept
     outcome = run(ScriptedProvider(['{"k": [1, 2]}']), data, {"topic": "x"})
     assert outcome.result is not None and json.loads(outcome.result.value) == [{"k": [1, 2]}, "x"]
+    data["external_memory"] = {"stack": ["a", "b"]}
+    data["return_value"]["input"].append({"type": "get_all", "key": "stack"})
+    outcome = run(ScriptedProvider(['{"k": [1, 2]}']), data, {"topic": "x"})
+    assert outcome.result is not None and json.loads(outcome.result.value) == [{"k": [1, 2]}, "x", ["a", "b"]]
+    del data["return_value"]["structured"]  # the original's: each read's text
+    outcome = run(ScriptedProvider(['{"k": [1, 2]}']), data, {"topic": "x"})
+    assert outcome.result is not None
+    assert json.loads(outcome.result.value) == ['{"k":[1,2]}', "x", "a \nb \n"]
 
 
 def test_to_json_of_one_read_is_its_text_post_processed_as_the_original() -> None:
