@@ -264,6 +264,6 @@ class Workflow(_Frozen):
         return _null_or(value, "")
 
     def custom_templates(self) -> tuple[CustomToolTemplate, ...]:
-        """``config.custom_tools`` plus the early ``config.custom_tool``."""
+        """``config.custom_tools`` plus the early ``config.custom_tool``; nameless ones left out."""
         single = (self.config.custom_tool,) if self.config.custom_tool is not None else ()
-        return (*(self.config.custom_tools or ()), *single)
+        return tuple(t for t in (*(self.config.custom_tools or ()), *single) if t.name.strip())

@@ -272,6 +272,16 @@ def check_workflow(workflow: Workflow, findings: _Findings | None = None) -> Non
                 f"config.tools[{i}]",
                 f"unknown tool {name!r} (known: {shown}); a tool-calling task will fail on it",
             )
+    declared = [*(workflow.config.custom_tools or ())]
+    declared += [workflow.config.custom_tool] if workflow.config.custom_tool is not None else []
+    for template in declared:
+        if not template.name.strip():
+            found.warn("config.custom_tools", "a custom tool with an empty name is ignored")
+        elif template.url is not None and not template.url.startswith(("http://", "https://")):
+            found.warn(
+                "config.custom_tools",
+                f"custom tool {template.name!r}: url {template.url!r} is not http(s); a call to it fails",
+            )
     names = [t.name for t in workflow.custom_templates()]
     for name in names:
         if names.count(name) > 1:

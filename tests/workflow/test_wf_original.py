@@ -268,3 +268,30 @@ def test_toolset_builds_what_it_can_and_keeps_the_reasons() -> None:
     assert names == ["scraper"] and no_search
     assert set(unavailable) == {"stock", "serper", ""}
     assert "serper_api_key" in unavailable["serper"] and "unknown tool ''" in unavailable[""]
+
+
+def test_a_placeholder_custom_tool_loads_and_fails_only_when_called() -> None:
+    data = _calling(["scraper"])
+    data["config"]["custom_tool"] = {"name": "", "description": "", "url": "url", "method": "GET"}
+    data["config"]["custom_tools"] = [{"name": "feed", "description": "d", "url": "url", "method": "GET"}]
+    checked = inspect_workflow(data)
+    assert [w.reason for w in checked.warnings] == [
+        "custom tool 'feed': url 'url' is not http(s); a call to it fails",
+        "a custom tool with an empty name is ignored",
+    ]
+    assert [t.name for t in checked.workflow.custom_templates()] == ["feed"]
+
+    async def main() -> Any:
+        from workflow.engine import Engine
+
+        async with Fetcher(ToolSettings().fetch_limits()) as fetcher:
+            toolset = build_toolset(["scraper"], checked.workflow.custom_templates(), ToolSettings(), fetcher)
+            engine = Engine(
+                ScriptedProvider(['{"name": "feed", "arguments": {}}', "fallback"]),
+                tools=list(toolset.tools.values()),
+            )
+            return await engine.execute(checked.workflow, {})
+
+    outcome = trio.run(main)
+    assert outcome.result is not None and outcome.result.value == "fallback"
+    assert "url" in (outcome.trace.steps[0].error or "")
