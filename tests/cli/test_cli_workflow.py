@@ -135,6 +135,8 @@ def test_run_missing_input_exit_2_before_loading_the_model(tmp_path: Path) -> No
         (["--input", "novalue"], "expected KEY=VALUE"),
         (["--input-file", "/nonexistent.json"], "--input-file"),
         (["--provider", "ollama"], "--model is required"),
+        (["--num-ctx", "16"], "bad provider setting n_ctx"),
+        (["--stall-timeout", "0"], "bad provider setting stall_timeout_s"),
     ],
 )
 def test_run_usage_errors_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
