@@ -42,7 +42,7 @@ from workflow.model import (
 )
 from workflow.prompt import placeholders
 from workflow.schema import SchemaError, decode_schema
-from workflow.tools.registry import ALL, ORIGINAL_TOOL_NAMES, SYNOD_TOOL_NAMES
+from workflow.tools.registry import ALL, ORIGINAL_TOOL_NAMES, SYNOD_TOOL_NAMES, known_tool_name
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 """A workflow file larger than this is refused unread."""
@@ -256,17 +256,12 @@ def inspect_workflow(data: Any, *, strict: bool = False) -> CheckedWorkflow:
     return CheckedWorkflow(workflow, tuple(findings.warnings))
 
 
-def known_tool_names() -> set[str]:
-    """Every ``config.tools`` name Synod resolves (available or not)."""
-    return {*ORIGINAL_TOOL_NAMES, *SYNOD_TOOL_NAMES, ALL}
-
-
 def check_workflow(workflow: Workflow, findings: _Findings | None = None) -> None:
     """The checks the schema alone cannot express (warnings go to ``findings``; strict if absent)."""
     found = findings if findings is not None else _Findings(strict=True)
-    known_tools = known_tool_names()
+    known_tools = {*ORIGINAL_TOOL_NAMES, *SYNOD_TOOL_NAMES, ALL}
     for i, name in enumerate(workflow.config.tools):
-        if name not in known_tools:
+        if not known_tool_name(name):
             shown = ", ".join(sorted(known_tools))
             found.warn(
                 f"config.tools[{i}]",

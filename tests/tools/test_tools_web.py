@@ -267,7 +267,8 @@ def test_custom_tool_template_validation() -> None:
         with pytest.raises(ValueError):
             CustomToolTemplate.model_validate(raw)
     # a placeholder url loads, as in the original (the validator warns; a call to it fails)
-    assert CustomToolTemplate.model_validate({"name": "x", "description": "d", "url": "ftp://a", "method": "GET"})
+    placeholder = {"name": "x", "description": "d", "url": "ftp://a", "method": "GET"}
+    assert CustomToolTemplate.model_validate(placeholder).url == "ftp://a"
     with pytest.raises(ToolError, match="custom"):
         CustomHttpTool(custom, Fetcher())
 
