@@ -30,7 +30,7 @@ from workflow.providers.base import (
     ProviderSettings,
 )
 from workflow.providers.factory import build_provider
-from workflow.providers.ollama import OllamaProvider, resolve_host
+from workflow.providers.ollama import OllamaProvider, prompt_was_cut, resolve_host
 
 pytestmark = [pytest.mark.integration, pytest.mark.model]
 
@@ -305,3 +305,18 @@ def test_a_slow_steady_stream_completes(misbehaving: OllamaTestServer) -> None:
     completion, took = trio.run(main)
     assert completion.completion_tokens >= 4 and completion.text.strip()
     assert took > 1.0  # longer than the stall timeout in total, yet never 1 s without a chunk
+
+
+@pytest.mark.parametrize(
+    ("evaluated", "words", "num_ctx", "cut"),
+    [
+        (256, 400, 256, True),  # cut to the window
+        (128, 400, 256, True),  # exactly half the window: still a cut
+        (127, 400, 256, False),  # under half: a cache hit, not a cut
+        (400, 400, 256, False),  # all there
+        (None, 400, 256, False),  # no count (cached, old Ollama)
+        (0, 400, 256, False),
+    ],
+)
+def test_prompt_was_cut_boundaries(evaluated: int | None, words: int, num_ctx: int, cut: bool) -> None:
+    assert prompt_was_cut(evaluated, words, num_ctx) is cut

@@ -11,8 +11,9 @@ What real servers do, and what this provider does about it:
 - **Context window.** Ollama silently cuts a prompt longer than ``num_ctx`` (its default is small).
   The provider sends ``num_ctx`` from :attr:`ProviderSettings.n_ctx` with every request, and when
   the server reports fewer prompt tokens evaluated than the prompt has words (a lower bound of its
-  tokens: tokenizers do not merge words), it raises :class:`ContextWindowError` instead of
-  returning an answer to a prompt the model never saw whole.
+  tokens: tokenizers do not merge words), at least half the window (see :func:`prompt_was_cut`),
+  it raises :class:`ContextWindowError` instead of returning an answer to a prompt the model never
+  saw whole.
 - **Missing model.** Not listed by ``/api/tags``, or a 404 / ``"error"`` naming it later:
   :class:`ModelNotFoundError` with the model and the endpoint; never an empty success.
 - **Tool-call arguments** as an object or as a JSON string holding one (both occur); anything else
@@ -126,6 +127,15 @@ def to_ollama_options(options: GenerationOptions, num_ctx: int | None = None) ->
 def prompt_word_count(texts: Sequence[str]) -> int:
     """Whitespace-separated words in ``texts``: a lower bound of the tokens they take."""
     return sum(len(text.split()) for text in texts)
+
+
+def prompt_was_cut(evaluated: int | None, words: int, num_ctx: int) -> bool:
+    """Whether the server cut the prompt: it evaluated fewer tokens than the prompt has words, and
+    at least half the window (a cut prompt fills it; a count that small instead comes from Ollama's
+    prompt cache, which some versions leave out of ``prompt_eval_count``)."""
+    if evaluated is None or evaluated <= 0:
+        return False
+    return evaluated < words and evaluated >= num_ctx // 2
 
 
 @dataclass
@@ -316,7 +326,7 @@ class OllamaProvider:
         body = {"model": self.model, "stream": self._stream, **body}
         answer: _Answer = await self._retrying(what, lambda: self._attempt_answer(what, body, chat))
         words = prompt_word_count(sent)
-        if answer.prompt_tokens is not None and 0 < answer.prompt_tokens < words:
+        if prompt_was_cut(answer.prompt_tokens, words, self._settings.n_ctx):
             raise self._error(
                 ContextWindowError,
                 f"{what}: the prompt was cut: the server evaluated {answer.prompt_tokens} prompt tokens, "
