@@ -2,16 +2,20 @@
 
 ::
 
-    synod workflow validate FILE
-    synod workflow run FILE [--input KEY=VALUE ...] [--input-file F.json]
+    synod workflow validate FILE [--strict]
+    synod workflow run FILE [--input KEY=VALUE ...] [--input-file F.json] [--strict]
                             [--provider local|ollama|openai] [--model NAME] [--base-url URL]
+                            [--num-ctx N] [--stall-timeout S]
                             [--searxng-url URL] [--trace] [--trace-format json|table]
 
 ``run`` prints the return value on stdout (a JSON document when the workflow's ``to_json`` is
 set). ``--trace`` prints the per-step trace on stderr. Errors are one line on stderr, no traceback.
+``validate`` prints what the original engine accepts but is probably a mistake (unknown fields,
+steps to no task, unbound placeholders, ...) as warnings on stderr; ``--strict`` makes them errors.
 
-Exit codes: 0 success; 2 usage or validation (bad arguments, invalid workflow, missing input,
-unconfigured tool); 3 runtime (a task failed, max_steps / max_time reached, the provider failed).
+Exit codes: 0 success; 2 usage or validation (bad arguments, invalid workflow, missing input);
+3 runtime (a task failed, e.g. a tool-calling task whose tool is not available here, with no
+fallback; max_steps / max_time reached; the provider failed).
 """
 
 from __future__ import annotations
@@ -38,10 +42,13 @@ CLOSE_GRACE_S = 2.0
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``validate`` and ``run`` subcommands to ``synod workflow``."""
     sub = parser.add_subparsers(dest="workflow_command", metavar="SUBCOMMAND", required=True)
+    strict_help = "reject what is only a warning otherwise (unknown fields, steps to no task, ...)"
     check = sub.add_parser("validate", help="check a workflow file without running it")
     check.add_argument("file", metavar="FILE", help="workflow JSON file")
+    check.add_argument("--strict", action="store_true", help=strict_help)
     run_p = sub.add_parser("run", help="run a workflow and print its return value")
     run_p.add_argument("file", metavar="FILE", help="workflow JSON file")
+    run_p.add_argument("--strict", action="store_true", help=strict_help)
     run_p.add_argument(
         "--input",
         action="append",
@@ -53,6 +60,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     run_p.add_argument("--provider", choices=("local", "ollama", "openai"), default="local")
     run_p.add_argument("--model", help="model name (default: gemma3-270m for local; required otherwise)")
     run_p.add_argument("--base-url", help="server URL (ollama: $OLLAMA_HOST or :11434; openai: required)")
+    run_p.add_argument(
+        "--num-ctx", type=int, help="context window in tokens (ollama: sent as num_ctx; local: n_ctx)"
+    )
+    run_p.add_argument(
+        "--stall-timeout",
+        type=float,
+        help="ollama: abandon a streamed answer after this many seconds without a byte (default 30)",
+    )
     run_p.add_argument(
         "--searxng-url",
         default=os.environ.get(SEARXNG_ENV),
@@ -95,14 +110,18 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
 
 def _validate(args: argparse.Namespace) -> int:
     from workflow.errors import WorkflowValidationError
-    from workflow.validate import load_workflow
+    from workflow.validate import inspect_workflow_file
 
     try:
-        workflow = load_workflow(args.file)
+        checked = inspect_workflow_file(args.file, strict=args.strict)
     except WorkflowValidationError as exc:
         return _fail(f"invalid workflow {args.file}: {exc}", EXIT_USAGE)
+    for warning in checked.warnings:
+        print(f"synod workflow: warning: {args.file}: {warning}", file=sys.stderr)
+    workflow = checked.workflow
     size = f"{len(workflow.tasks)} tasks, {len(workflow.steps)} steps"
-    print(f"{args.file}: valid workflow {workflow.name!r} ({size})")
+    noted = f", {len(checked.warnings)} warning(s)" if checked.warnings else ""
+    print(f"{args.file}: valid workflow {workflow.name!r} ({size}{noted})")
     return EXIT_OK
 
 
@@ -134,7 +153,7 @@ def _print_trace(trace: Any, fmt: str) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     import trio
-    from pydantic import SecretStr
+    from pydantic import SecretStr, ValidationError
 
     from workflow.engine import Engine, RunOutcome
     from workflow.errors import (
@@ -146,7 +165,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     from workflow.providers.base import ProviderSettings
     from workflow.providers.factory import build_provider
-    from workflow.tools.registry import ToolSettings, find_search_tool, open_tools
+    from workflow.tools.registry import ToolSettings, open_toolset
     from workflow.validate import load_workflow
 
     try:
@@ -154,18 +173,28 @@ def _run(args: argparse.Namespace) -> int:
     except _UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
     try:
-        workflow = load_workflow(args.file)
+        workflow = load_workflow(args.file, strict=args.strict)
     except WorkflowValidationError as exc:
         return _fail(f"invalid workflow {args.file}: {exc}", EXIT_USAGE)
     if args.provider != "local" and not args.model:
         return _fail(f"--model is required with --provider {args.provider}", EXIT_USAGE)
     api_key = os.environ.get(OPENAI_KEY_ENV) if args.provider == "openai" else None
-    settings = ProviderSettings(
-        kind=args.provider,
-        model=args.model or "gemma3-270m",
-        base_url=args.base_url,
-        api_key=SecretStr(api_key) if api_key else None,
-    )
+    extra: dict[str, Any] = {}
+    if args.num_ctx is not None:
+        extra["n_ctx"] = args.num_ctx
+    if args.stall_timeout is not None:
+        extra["stall_timeout_s"] = args.stall_timeout
+    try:
+        settings = ProviderSettings(
+            kind=args.provider,
+            model=args.model or "gemma3-270m",
+            base_url=args.base_url,
+            api_key=SecretStr(api_key) if api_key else None,
+            **extra,
+        )
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        return _fail(f"bad provider setting {problem['loc'][0]}: {problem['msg']}", EXIT_USAGE)
     serper = os.environ.get(SERPER_ENV)
     custom_key = os.environ.get(CUSTOM_TOOL_KEY_ENV)
     tool_settings = ToolSettings(
@@ -177,8 +206,16 @@ def _run(args: argparse.Namespace) -> int:
     async def main() -> RunOutcome:
         provider = build_provider(settings)
         try:
-            async with open_tools(workflow.config.tools, workflow.custom_templates(), tool_settings) as tools:
-                engine = Engine(provider, tools=list(tools.values()), web_search=find_search_tool(tools))
+            # Tools are resolved leniently: one that cannot be built fails only the task that calls it.
+            async with open_toolset(
+                workflow.config.tools, workflow.custom_templates(), tool_settings
+            ) as toolset:
+                engine = Engine(
+                    provider,
+                    tools=list(toolset.tools.values()),
+                    web_search=toolset.web_search,
+                    unavailable_tools=toolset.unavailable,
+                )
                 return await engine.execute(workflow, inputs)
         finally:
             # A model call cancelled at max_time may still be finishing in its worker thread;
@@ -217,3 +254,6 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except Exception as exc:  # never a traceback on stderr: one line, the details in the debug log
+        logging.getLogger("workflow").debug("unexpected error", exc_info=True)
+        return _fail(f"internal error: {type(exc).__name__}: {exc}", EXIT_RUNTIME)

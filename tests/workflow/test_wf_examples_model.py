@@ -67,7 +67,7 @@ def run_example(
 
 
 def test_every_example_has_a_model_test() -> None:
-    names = {p.stem for p in Path(EXAMPLES).glob("*.json")}
+    names = {p.stem for p in Path(EXAMPLES).glob("*.json") if not p.name.endswith(".input.json")}
     tested = {"qa_pairs", "persona_dialogue", "web_answer", "extract_record", "fact_check", "policy_check"}
     assert names == tested
 
@@ -98,7 +98,8 @@ def test_extract_record_matches_the_schema(local_model: LocalModel, embedder: Na
     text = (
         "The naturalist Ilse Marrow first described the glass owl, a bird of the Vellmore Marshes, in 1887."
     )
-    record = run_example(local_model, embedder, "extract_record", {"text": text}).json_value()
+    # to_json of one read is its text, as the original: the model's JSON, compact
+    record = json.loads(run_example(local_model, embedder, "extract_record", {"text": text}).value)
     assert isinstance(record, dict) and set(record) == set(schema["required"])
     assert isinstance(record["name"], str) and isinstance(record["summary"], str)
     assert record["category"] in schema["properties"]["category"]["enum"]

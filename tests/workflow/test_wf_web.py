@@ -93,4 +93,4 @@ def test_web_search_without_a_search_tool_fails_the_task() -> None:
     data = _search_workflow('{"query": "{{q}}"}')
     data["config"]["tools"] = ["scraper"]
     outcome = _run(data, ScriptedProvider(["x"]), "http://127.0.0.1:9", "owls")
-    assert outcome.error is not None and "no search tool is configured" in str(outcome.error)
+    assert outcome.error is not None and "no search backend is configured" in str(outcome.error)

