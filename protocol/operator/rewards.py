@@ -1,0 +1,255 @@
+"""Every payout, unpaid result, slash and claim of one account, explained from chain events.
+
+Two layers, so the protocol version only touches the second:
+
+* an **event list** (:class:`EventSource`): typed :class:`ChainEvent` records of one contract
+  event, filtered by indexed arguments, over a block range; :class:`LogEventSource` reads them
+  with ``eth_getLogs`` in ranges of ``chain.log_range`` blocks up to the confirmed head;
+* an **interpretation** of those events into :class:`RewardEntry` rows. :func:`rewards_v1`
+  reads protocol v1 (per task: ``ResultRevealed`` / ``ScoresRevealed`` joined with
+  ``TaskFinalized`` / ``TaskRefunded``, registry ``Slashed``, market ``Claimed``). Protocol v2
+  settles per batch; its interpretation replaces this function, the event list stays.
+
+Rows (``kind``): ``payout`` (credited to the claimable balance), ``unpaid`` (settled without pay,
+and why), ``pending`` (revealed, not settled yet), ``slash`` (taken from the stake), ``claim``
+(paid out of the balance to the account). Amounts are integer base units; ``batch`` is the task
+id in v1 (a batch of one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+from hexbytes import HexBytes
+from pydantic import BaseModel, ConfigDict
+
+from protocol.chain.contracts import SynodContracts
+from protocol.chain.registry import Role
+from protocol.chain.rpc import translated
+from protocol.operator.config import OperatorRole
+from protocol.types import Address
+
+RewardKind = Literal["payout", "unpaid", "pending", "slash", "claim"]
+TOPIC_OR_LIMIT = 100
+"""Values per indexed-argument OR filter in one ``eth_getLogs`` (keeps requests small)."""
+
+REFUND_REASONS = ("cancelled by the requester", "no commit in time", "no reveal in time",
+                  "no validator to draw", "committee not drawn in time")
+"""``ITaskMarket.RefundReason`` in declaration order, in words."""
+
+
+class ChainEvent(BaseModel):
+    """One decoded contract event, where it happened."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    contract: str
+    name: str
+    args: dict[str, Any]
+    block_number: int
+    log_index: int
+    tx_hash: str
+
+
+class EventSource(Protocol):
+    """Past events of the Synod contracts."""
+
+    def events(
+        self, contract: str, name: str, filters: Mapping[str, Any], from_block: int, to_block: int
+    ) -> list[ChainEvent]:
+        """Events ``name`` of ``contract`` in ``[from_block, to_block]`` whose indexed arguments
+        match ``filters`` (a list value matches any of its items), in chain order."""
+        ...
+
+
+class LogEventSource:
+    """:class:`EventSource` over ``eth_getLogs``, ``step`` blocks per request."""
+
+    def __init__(self, chain: SynodContracts, step: int) -> None:
+        self._chain = chain
+        self._step = max(step, 1)
+
+    def events(
+        self, contract: str, name: str, filters: Mapping[str, Any], from_block: int, to_block: int
+    ) -> list[ChainEvent]:
+        event = self._chain.contracts[contract].events[name]
+        out: list[ChainEvent] = []
+        start = from_block
+        while start <= to_block:
+            end = min(start + self._step - 1, to_block)
+            with translated(self._chain.errors, f"eth_getLogs {name}"):
+                logs = event.get_logs(argument_filters=dict(filters), from_block=start, to_block=end)
+            for log in logs:
+                out.append(
+                    ChainEvent(
+                        contract=contract,
+                        name=name,
+                        args=dict(log["args"]),
+                        block_number=int(log["blockNumber"]),
+                        log_index=int(log["logIndex"]),
+                        tx_hash=HexBytes(log["transactionHash"]).to_0x_hex(),
+                    )
+                )
+            start = end + 1
+        return sorted(out, key=lambda e: (e.block_number, e.log_index))
+
+
+class RewardEntry(BaseModel):
+    """One line of ``rewards``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: RewardKind
+    batch: int | None
+    """The batch (v1: the task id); ``None`` for claims."""
+    reason: str
+    amount: int
+    """Base units: credited (payout), taken (slash), paid out (claim); 0 for unpaid/pending."""
+    tx_hash: str | None
+    """The transaction that settled, slashed or claimed (``None`` while pending)."""
+    block_number: int | None
+
+
+class RewardsReport(BaseModel):
+    """An account's rewards between two blocks, with totals."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    address: Address
+    role: OperatorRole
+    from_block: int
+    to_block: int
+    entries: list[RewardEntry]
+    decimals: int
+    symbol: str
+
+    def total(self, kind: RewardKind) -> int:
+        """The sum of the amounts of ``kind`` rows."""
+        return sum(entry.amount for entry in self.entries if entry.kind == kind)
+
+
+def _chunks(values: Sequence[int], size: int) -> Iterable[list[int]]:
+    for i in range(0, len(values), size):
+        yield list(values[i : i + size])
+
+
+def _settlements(
+    source: EventSource, task_ids: Sequence[int], from_block: int, to_block: int
+) -> tuple[dict[int, ChainEvent], dict[int, ChainEvent]]:
+    finalized: dict[int, ChainEvent] = {}
+    refunded: dict[int, ChainEvent] = {}
+    for chunk in _chunks(sorted(set(task_ids)), TOPIC_OR_LIMIT):
+        for e in source.events("TaskMarket", "TaskFinalized", {"taskId": chunk}, from_block, to_block):
+            finalized[int(e.args["taskId"])] = e
+        for e in source.events("TaskMarket", "TaskRefunded", {"taskId": chunk}, from_block, to_block):
+            refunded[int(e.args["taskId"])] = e
+    return finalized, refunded
+
+
+def _settled_entry(
+    task_id: int,
+    bit: int,
+    finalized: ChainEvent | None,
+    refunded: ChainEvent | None,
+    reward_key: str,
+    paid_reason: str,
+    unpaid_reason: str,
+    mask_key: str,
+    median: str,
+) -> RewardEntry:
+    if finalized is not None:
+        paid = (int(finalized.args[mask_key]) >> bit) & 1 == 1
+        amount = int(finalized.args[reward_key]) if paid else 0
+        return RewardEntry(
+            kind="payout" if paid else "unpaid",
+            batch=task_id,
+            reason=(paid_reason if paid else unpaid_reason) + median,
+            amount=amount,
+            tx_hash=finalized.tx_hash,
+            block_number=finalized.block_number,
+        )
+    if refunded is not None:
+        code = int(refunded.args["reason"])
+        why = REFUND_REASONS[code] if code < len(REFUND_REASONS) else f"reason {code}"
+        return RewardEntry(
+            kind="unpaid",
+            batch=task_id,
+            reason=f"task refunded to the requester: {why}",
+            amount=0,
+            tx_hash=refunded.tx_hash,
+            block_number=refunded.block_number,
+        )
+    return RewardEntry(
+        kind="pending", batch=task_id, reason="not settled yet", amount=0, tx_hash=None, block_number=None
+    )
+
+
+def rewards_v1(
+    source: EventSource, account: Address, role: OperatorRole, from_block: int, to_block: int
+) -> list[RewardEntry]:
+    """Protocol v1 events -> the account's rows, in chain order (pending rows last).
+
+    Nodes: each ``ResultRevealed`` by the account, settled by ``TaskFinalized`` (paid
+    ``nodeReward`` when bit ``order`` of ``acceptedMask`` is set) or ``TaskRefunded``. Validators:
+    each ``ScoresRevealed``, paid ``validatorReward`` when bit ``seat`` of ``agreedMask`` is set.
+    Both: registry ``Slashed`` (a commitment never revealed) and market ``Claimed``.
+    Raises :class:`~protocol.chain.errors.RpcError` when the logs cannot be read.
+    """
+    entries: list[RewardEntry] = []
+    if role is OperatorRole.NODE:
+        revealed = source.events("TaskMarket", "ResultRevealed", {"node": account}, from_block, to_block)
+        finalized, refunded = _settlements(source, [int(e.args["taskId"]) for e in revealed], from_block, to_block)
+        for e in revealed:
+            task_id, order = int(e.args["taskId"]), int(e.args["order"])
+            fin = finalized.get(task_id)
+            medians = list(fin.args["medians"]) if fin is not None else []
+            median = f" (median score {medians[order]})" if order < len(medians) else ""
+            entries.append(
+                _settled_entry(task_id, order, fin, refunded.get(task_id), "nodeReward",
+                               "result accepted", "result not accepted", "acceptedMask", median)
+            )
+    else:
+        revealed = source.events("TaskMarket", "ScoresRevealed", {"validator": account}, from_block, to_block)
+        finalized, refunded = _settlements(source, [int(e.args["taskId"]) for e in revealed], from_block, to_block)
+        for e in revealed:
+            task_id, seat = int(e.args["taskId"]), int(e.args["seat"])
+            entries.append(
+                _settled_entry(task_id, seat, finalized.get(task_id), refunded.get(task_id), "validatorReward",
+                               "scores agreed with the medians", "scores outside the tolerance of the medians",
+                               "agreedMask", "")
+            )
+    for e in source.events("StakeRegistry", "Slashed", {"account": account}, from_block, to_block):
+        what = "result" if int(e.args["role"]) == int(Role.NODE) else "score"
+        entries.append(
+            RewardEntry(kind="slash", batch=int(e.args["taskId"]), reason=f"{what} commitment never revealed",
+                        amount=int(e.args["amount"]), tx_hash=e.tx_hash, block_number=e.block_number)
+        )
+    for e in source.events("TaskMarket", "Claimed", {"account": account}, from_block, to_block):
+        entries.append(
+            RewardEntry(kind="claim", batch=None, reason="claimed to the account", amount=int(e.args["amount"]),
+                        tx_hash=e.tx_hash, block_number=e.block_number)
+        )
+    big = 2**63
+    return sorted(entries, key=lambda r: (r.block_number if r.block_number is not None else big, r.batch or 0))
+
+
+def rewards_report(
+    chain: SynodContracts,
+    account: Address,
+    role: OperatorRole,
+    decimals: int,
+    symbol: str,
+    log_range: int,
+    from_block: int | None = None,
+    to_block: int | None = None,
+) -> RewardsReport:
+    """The report from the deployment block (default) to the confirmed head (default)."""
+    start = chain.deployment.deploy_block if from_block is None else from_block
+    end = chain.head().number if to_block is None else to_block
+    # Right after the deployment the confirmed head can sit below it: nothing to read yet.
+    entries = [] if end < start else rewards_v1(LogEventSource(chain, log_range), account, role, start, end)
+    return RewardsReport(
+        address=account, role=role, from_block=start, to_block=end, entries=entries, decimals=decimals,
+        symbol=symbol,
+    )
