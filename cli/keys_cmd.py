@@ -32,15 +32,27 @@ def register(parser: argparse.ArgumentParser) -> None:
     where = argparse.ArgumentParser(add_help=False)
     group = where.add_mutually_exclusive_group()
     group.add_argument("--out", type=Path, metavar="FILE", help="keystore file to write")
-    group.add_argument("--name", default="default", help="write ~/.config/synod/keys/NAME.json (default: default)")
+    group.add_argument(
+        "--name", default="default", help="write ~/.config/synod/keys/NAME.json (default: default)"
+    )
     password = argparse.ArgumentParser(add_help=False)
     password.add_argument("--password-file", type=Path, metavar="FILE", help="file holding the password")
 
     new = sub.add_parser("new", parents=[where, password], help="create a new random key")
-    new.add_argument("--scrypt-n", type=int, metavar="N", help="scrypt work factor, a power of two (default 2**18; lower only for throwaway devnet keys)")
+    new.add_argument(
+        "--scrypt-n",
+        type=int,
+        metavar="N",
+        help="scrypt work factor, a power of two (default 2**18; lower only for throwaway devnet keys)",
+    )
     imp = sub.add_parser("import", parents=[where, password], help="encrypt an existing private key")
     imp.add_argument("--private-key-file", type=Path, metavar="FILE", help="file holding the key in hex")
-    imp.add_argument("--scrypt-n", type=int, metavar="N", help="scrypt work factor, a power of two (default 2**18; lower only for throwaway devnet keys)")
+    imp.add_argument(
+        "--scrypt-n",
+        type=int,
+        metavar="N",
+        help="scrypt work factor, a power of two (default 2**18; lower only for throwaway devnet keys)",
+    )
     show = sub.add_parser("show", parents=[password], help="print a keystore's address")
     which = show.add_mutually_exclusive_group()
     which.add_argument("--keystore", type=Path, metavar="FILE", help="keystore file")
@@ -95,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
             elif prompt is not None:
                 text = SecretStr(prompt("Private key (hex): "))
             else:
-                raise ConfigError("no private key: pass --private-key-file FILE, or run in a terminal to be asked")
+                raise ConfigError(
+                    "no private key: pass --private-key-file FILE, or run in a terminal to be asked"
+                )
             key = parse_private_key(text.get_secret_value())
         password = resolve_password(args.password_file, os.environ, prompt=prompt, confirm=True)
         address = write_keystore(path, password, key, scrypt_n=args.scrypt_n)

@@ -56,7 +56,11 @@ def _first_positional(argv: Sequence[str]) -> str | None:
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = _Parser(prog="synod", description="Synod: decentralized LLM work.")
     parser.add_argument(
-        "--log-level", type=log_level, default="WARNING", metavar="LEVEL", help="logging level (default WARNING)"
+        "--log-level",
+        type=log_level,
+        default="WARNING",
+        metavar="LEVEL",
+        help="logging level (default WARNING)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # Only import the module of the subcommand being run; list the rest by name.

@@ -46,7 +46,9 @@ OPERATOR_COMMANDS = ("init", "register", "status", "unbond", "withdraw", "claim"
 """The subcommands this module handles (a role module adds its own, e.g. ``run``)."""
 
 
-def add_operator_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], role: OperatorRole) -> None:
+def add_operator_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], role: OperatorRole
+) -> None:
     """Add :data:`OPERATOR_COMMANDS` for ``role`` to a role's subparsers."""
     noun = role.value
     common = argparse.ArgumentParser(add_help=False)
@@ -66,31 +68,47 @@ def add_operator_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     init.add_argument("--rpc-url", help="JSON-RPC endpoint (default http://127.0.0.1:8545)")
     init.add_argument("--chain-id", type=int, help="refuse any other chain (default: the deployment's)")
     init.add_argument("--deployment", type=Path, metavar="FILE", help="deployments/<chainId>.json to use")
-    init.add_argument("--artifacts-dir", type=Path, metavar="DIR", help="forge out/ dir (default: packaged ABIs)")
+    init.add_argument(
+        "--artifacts-dir", type=Path, metavar="DIR", help="forge out/ dir (default: packaged ABIs)"
+    )
     init.add_argument("--keystore", type=Path, metavar="FILE", help=f"keystore (default keys/{noun}.json)")
     init.add_argument("--account-password-file", type=Path, metavar="FILE", help="password file to record")
     init.add_argument("--p2p-address", metavar="MULTIADDR", help="the multiaddr others reach you at")
     init.add_argument("--confirmations", type=int, help="blocks behind the head that reads use (default 2)")
     if role is OperatorRole.NODE:
-        init.add_argument("--models", nargs="+", metavar="NAME", help="model names served (default gemma3:270m)")
+        init.add_argument(
+            "--models", nargs="+", metavar="NAME", help="model names served (default gemma3:270m)"
+        )
 
     reg = sub.add_parser(
         "register", parents=[common, signing], help="stake and register, or bring the registration up to date"
     )
-    reg.add_argument("--stake", required=True, metavar="AMOUNT", help="total stake in token units (e.g. 150.5)")
+    reg.add_argument(
+        "--stake", required=True, metavar="AMOUNT", help="total stake in token units (e.g. 150.5)"
+    )
     if role is OperatorRole.NODE:
-        reg.add_argument("--models", nargs="+", metavar="NAME", help="model names served (default: the config's)")
-    reg.add_argument("--p2p-address", metavar="MULTIADDR", help="the multiaddr to register (default: the config's)")
+        reg.add_argument(
+            "--models", nargs="+", metavar="NAME", help="model names served (default: the config's)"
+        )
+    reg.add_argument(
+        "--p2p-address", metavar="MULTIADDR", help="the multiaddr to register (default: the config's)"
+    )
     reg.add_argument("--dry-run", action="store_true", help="print the transactions without sending them")
 
-    status = sub.add_parser("status", parents=[common], help="stake, role, unbonding, models, claimable balance")
+    status = sub.add_parser(
+        "status", parents=[common], help="stake, role, unbonding, models, claimable balance"
+    )
     status.add_argument("--json", action="store_true", help="print JSON")
     sub.add_parser("unbond", parents=[common, signing], help="stop taking work; start the unbonding delay")
-    sub.add_parser("withdraw", parents=[common, signing], help="after the unbonding delay, take the stake back")
+    sub.add_parser(
+        "withdraw", parents=[common, signing], help="after the unbonding delay, take the stake back"
+    )
     sub.add_parser("claim", parents=[common, signing], help="claim the rewards balance")
     rewards = sub.add_parser("rewards", parents=[common], help="every payout and slash, from chain events")
     rewards.add_argument("--json", action="store_true", help="print JSON")
-    rewards.add_argument("--from-block", type=int, metavar="N", help="first block (default: the deployment's)")
+    rewards.add_argument(
+        "--from-block", type=int, metavar="N", help="first block (default: the deployment's)"
+    )
     rewards.add_argument("--to-block", type=int, metavar="N", help="last block (default: the confirmed head)")
 
 
@@ -150,7 +168,10 @@ def _sender(args: argparse.Namespace, account: OperatorAccount) -> TxSender:
 
     config = account.op.config
     password = resolve_password(
-        args.password_file, os.environ, config.account.password_file, getpass.getpass if sys.stdin.isatty() else None
+        args.password_file,
+        os.environ,
+        config.account.password_file,
+        getpass.getpass if sys.stdin.isatty() else None,
     )
     signer = unlock(config.account.keystore, password)
     return account.op.chain.sender(signer)
@@ -174,7 +195,11 @@ def _init(args: argparse.Namespace, role: OperatorRole) -> int:
         value = getattr(args, key)
         if value is not None:
             chain[key] = value.expanduser().resolve() if isinstance(value, Path) else value
-    keystore = args.keystore.expanduser().resolve() if args.keystore else config_home() / "keys" / f"{role.value}.json"
+    keystore = (
+        args.keystore.expanduser().resolve()
+        if args.keystore
+        else config_home() / "keys" / f"{role.value}.json"
+    )
     password_file = args.account_password_file.expanduser().resolve() if args.account_password_file else None
     config = new_config(
         role,
@@ -188,7 +213,9 @@ def _init(args: argparse.Namespace, role: OperatorRole) -> int:
     path.write_text(render_config(config), encoding="utf-8")
     print(f"wrote {path}")
     if not keystore.exists():
-        print(f"no keystore at {keystore} yet: run `synod keys new --out {keystore}` (or `synod keys import`)")
+        print(
+            f"no keystore at {keystore} yet: run `synod keys new --out {keystore}` (or `synod keys import`)"
+        )
     return EXIT_OK
 
 
@@ -226,16 +253,25 @@ def _status_lines(st: AccountStatus, role: OperatorRole) -> list[str]:
     lines = [f"address:      {st.address}", f"block:        {st.block_number}"]
     if not st.registered:
         lines.append(
-            f"registered:   no (run `{role.command} register --stake AMOUNT`; minimum {units.format(st.min_stake)})"
+            f"registered:   no (run `{role.command} register --stake AMOUNT`; "
+            f"minimum {units.format(st.min_stake)})"
         )
     else:
         lines.append(f"registered:   as {st.registered_as} (id {st.registration_id})")
         stake = units.format(st.stake)
         if st.under_staked_by:
-            stake += f" (under the minimum {units.format(st.min_stake)} by {units.format(st.under_staked_by)})"
+            minimum = units.format(st.min_stake, symbol=False)
+            stake += (
+                f" (under the minimum by {units.format(st.under_staked_by)}: run "
+                f"`{role.command} register --stake {minimum}`)"
+            )
         lines.append(f"stake:        {stake}")
         if st.unbonding_end is not None:
-            state = "withdraw now" if st.withdrawable else f"withdraw from {when(st.unbonding_end, st.block_time)}"
+            state = (
+                "withdraw now"
+                if st.withdrawable
+                else f"withdraw from {when(st.unbonding_end, st.block_time)}"
+            )
             lines.append(f"unbonding:    yes ({state})")
         else:
             lines.append("unbonding:    no")
@@ -243,7 +279,9 @@ def _status_lines(st: AccountStatus, role: OperatorRole) -> list[str]:
             lines.append("models:       " + (", ".join(m.name or m.id for m in st.models) or "none"))
         lines.append(f"p2p address:  {st.p2p_address}")
     lines.append(f"claimable:    {units.format(st.claimable)} (claimed so far {units.format(st.claimed)})")
-    lines.append(f"wallet:       {units.format(st.token_balance)}, {st.gas_balance_wei / 10**18:.6f} ETH for gas")
+    lines.append(
+        f"wallet:       {units.format(st.token_balance)}, {st.gas_balance_wei / 10**18:.6f} ETH for gas"
+    )
     return lines
 
 
@@ -280,7 +318,11 @@ def _withdraw(args: argparse.Namespace, role: OperatorRole) -> int:
 def _claim(args: argparse.Namespace, role: OperatorRole) -> int:
     account = _account(_load(args, role))
     amount, receipt = account.claim(_sender(args, account))
-    print(_tx_line("claim", f"{account.op.units.format(amount)} paid out", receipt.tx_hash, receipt.block_number))
+    print(
+        _tx_line(
+            "claim", f"{account.op.units.format(amount)} paid out", receipt.tx_hash, receipt.block_number
+        )
+    )
     return EXIT_OK
 
 

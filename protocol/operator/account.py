@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict
 from web3.contract.contract import ContractFunction
 
-from protocol.canonical import keccak256
+from protocol.chain.market import model_id
 from protocol.chain.registry import Role
 from protocol.chain.rpc import BlockRef, translated
 from protocol.chain.sender import Receipt, TxSender
@@ -30,11 +30,6 @@ from protocol.types import Address
 
 CHAIN_ROLE = {OperatorRole.NODE: Role.NODE, OperatorRole.VALIDATOR: Role.VALIDATOR}
 """The ``IStakeRegistry.Role`` of each operator role."""
-
-
-def model_id(name: str) -> bytes:
-    """A model's on-chain id: keccak256 of its name's UTF-8 bytes (``docs/contracts.md``)."""
-    return keccak256(name.encode("utf-8"))
 
 
 def when(timestamp: int, now: int) -> str:
@@ -162,10 +157,12 @@ class OperatorAccount:
         registered_as = {Role.NONE: "none", Role.NODE: "node", Role.VALIDATOR: "validator"}[on_chain]
         stake = int(record.stake)
         min_fn = (
-            self._registry.minNodeStake() if self.role is OperatorRole.NODE else self._registry.minValidatorStake()
+            self._registry.minNodeStake()
+            if self.role is OperatorRole.NODE
+            else self._registry.minValidatorStake()
         )
         min_stake = int(read(min_fn, ref))
-        names = {model_id(name): name for name in self.op.config.models}
+        names: dict[bytes, str] = {bytes(model_id(name)): name for name in self.op.config.models}
         models: list[ModelEntry] = []
         p2p: str | None = None
         if on_chain is not Role.NONE:
@@ -227,7 +224,8 @@ class OperatorAccount:
     def _require_funds(self, status: AccountStatus, needed: int, what: str) -> None:
         if status.token_balance < needed:
             raise AccountStateError(
-                f"{self.address} holds {self._fmt(status.token_balance)}, {self._fmt(needed - status.token_balance)} "
+                f"{self.address} holds {self._fmt(status.token_balance)}, "
+                f"{self._fmt(needed - status.token_balance)} "
                 f"short of the {self._fmt(needed)} {what}: send it tokens first"
             )
 
@@ -237,7 +235,9 @@ class OperatorAccount:
         """What ``register`` must send so the chain holds ``stake`` (base units), ``models`` and
         ``p2p_address`` for this role. Raises :class:`AccountStateError` for what cannot be done."""
         if self.role is OperatorRole.VALIDATOR and models:
-            raise AccountStateError("a validator serves no models: drop --models (and `models` in the config)")
+            raise AccountStateError(
+                "a validator serves no models: drop --models (and `models` in the config)"
+            )
         if self.role is OperatorRole.NODE and not models:
             raise AccountStateError("a node must serve at least one model: pass --models NAME ...")
         status = self.status(self.head(latest=True))
@@ -245,7 +245,8 @@ class OperatorAccount:
         if status.unbonding:
             assert status.unbonding_end is not None
             raise AccountStateError(
-                f"{self.address} is unbonding (withdrawable from {when(status.unbonding_end, status.block_time)}) "
+                f"{self.address} is unbonding (withdrawable from "
+                f"{when(status.unbonding_end, status.block_time)}) "
                 f"and takes no new stake or work: run {self._cmd('withdraw')} then, and register again"
             )
         ids = [model_id(name) for name in models]
@@ -256,15 +257,19 @@ class OperatorAccount:
         def approve(amount: int) -> None:
             if status.allowance < amount:
                 steps.append(
-                    PlannedTx("approve", f"let the registry pull {self._fmt(amount)}",
-                              lambda: self._token.approve(registry, amount))
+                    PlannedTx(
+                        "approve",
+                        f"let the registry pull {self._fmt(amount)}",
+                        lambda: self._token.approve(registry, amount),
+                    )
                 )
 
         if not status.registered:
             if stake < status.min_stake:
                 raise AccountStateError(
                     f"a {self.role.value} stakes at least {self._fmt(status.min_stake)}: --stake "
-                    f"{self.op.units.format(stake, symbol=False)} is {self._fmt(status.min_stake - stake)} short"
+                    f"{self.op.units.format(stake, symbol=False)} is "
+                    f"{self._fmt(status.min_stake - stake)} short"
                 )
             self._require_funds(status, stake, "stake")
             approve(stake)
@@ -295,8 +300,11 @@ class OperatorAccount:
             self._require_funds(status, extra, "extra stake")
             approve(extra)
             steps.append(
-                PlannedTx("addStake", f"add {self._fmt(extra)} (stake {self._fmt(stake)})",
-                          lambda: self._registry.addStake(extra))
+                PlannedTx(
+                    "addStake",
+                    f"add {self._fmt(extra)} (stake {self._fmt(stake)})",
+                    lambda: self._registry.addStake(extra),
+                )
             )
         if self.role is OperatorRole.NODE and {m.id for m in status.models} != {"0x" + i.hex() for i in ids}:
             steps.append(
@@ -304,7 +312,9 @@ class OperatorAccount:
             )
         if status.p2p_address is None or status.p2p_address.encode("utf-8") != p2p:
             steps.append(
-                PlannedTx("setP2pAddress", f"reachable at {p2p_address}", lambda: self._registry.setP2pAddress(p2p))
+                PlannedTx(
+                    "setP2pAddress", f"reachable at {p2p_address}", lambda: self._registry.setP2pAddress(p2p)
+                )
             )
         return RegisterPlan(status, steps)
 
@@ -356,7 +366,11 @@ class OperatorAccount:
                 f"{self._cmd('withdraw')} then"
             )
         receipt = sender.transact(self._registry.withdraw(), label="withdraw")
-        amounts = [int(e["args"]["amount"]) for e in self._chain.decode_logs(receipt.raw) if e["event"] == "Withdrawn"]
+        amounts = [
+            int(e["args"]["amount"])
+            for e in self._chain.decode_logs(receipt.raw)
+            if e["event"] == "Withdrawn"
+        ]
         return (amounts[0] if amounts else status.stake), receipt
 
     def claim(self, sender: TxSender) -> tuple[int, Receipt]:
@@ -368,5 +382,7 @@ class OperatorAccount:
                 f"{self.address} has nothing to claim; `{self.role.command} rewards` shows what it earned"
             )
         receipt = sender.transact(self._market.claim(), label="claim")
-        amounts = [int(e["args"]["amount"]) for e in self._chain.decode_logs(receipt.raw) if e["event"] == "Claimed"]
+        amounts = [
+            int(e["args"]["amount"]) for e in self._chain.decode_logs(receipt.raw) if e["event"] == "Claimed"
+        ]
         return (amounts[0] if amounts else status.claimable), receipt

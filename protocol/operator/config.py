@@ -225,9 +225,7 @@ def _resolve(path: Path | None, base: Path) -> Path | None:
     return path if path.is_absolute() else base / path
 
 
-def load_config(
-    path: Path, role: OperatorRole, environ: Mapping[str, str] | None = None
-) -> OperatorConfig:
+def load_config(path: Path, role: OperatorRole, environ: Mapping[str, str] | None = None) -> OperatorConfig:
     """Read ``path`` (TOML), apply ``SYNOD_*`` overrides from ``environ`` (default ``os.environ``),
     validate, check the role and resolve relative paths against the file's directory.
 
@@ -355,7 +353,9 @@ def new_config(
     values: dict[str, Any] = {
         "role": role.value,
         "p2p_address": p2p_address or f"/ip4/127.0.0.1/tcp/{role.default_p2p_port}",
-        "models": models if models is not None else ([DEFAULT_NODE_MODEL] if role is OperatorRole.NODE else []),
+        "models": models
+        if models is not None
+        else ([DEFAULT_NODE_MODEL] if role is OperatorRole.NODE else []),
         "chain": dict(chain or {}),
         "account": {"keystore": keystore, "password_file": password_file},
     }

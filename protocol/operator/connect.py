@@ -78,5 +78,7 @@ def connect(config: OperatorConfig) -> OperatorChain:
     try:
         units = TokenUnits(int(chain.read(token.decimals(), block)), str(chain.read(token.symbol(), block)))
     except ChainError as exc:
-        raise StartRefused(f"the token at {chain.token.address} does not answer decimals()/symbol(): {exc}") from None
+        raise StartRefused(
+            f"the token at {chain.token.address} does not answer decimals()/symbol(): {exc}"
+        ) from None
     return OperatorChain(config=config, chain=chain, units=units, deployment_path=path)

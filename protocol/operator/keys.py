@@ -129,7 +129,9 @@ def _keyfile(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SignerError(f"no keystore at {path}: create one with `synod keys new` or `synod keys import`") from None
+        raise SignerError(
+            f"no keystore at {path}: create one with `synod keys new` or `synod keys import`"
+        ) from None
     except OSError as exc:
         raise SignerError(f"cannot read keystore {path}: {exc.strerror}") from None
     except ValueError:
@@ -175,5 +177,7 @@ def unlock(path: Path, password: SecretStr) -> Signer:
         except TypeValidationError:
             matches = False
         if not matches:
-            raise SignerError(f"keystore {path} declares address {declared} but holds the key of {signer.address}")
+            raise SignerError(
+                f"keystore {path} declares address {declared} but holds the key of {signer.address}"
+            )
     return signer

@@ -34,8 +34,13 @@ RewardKind = Literal["payout", "unpaid", "pending", "slash", "claim"]
 TOPIC_OR_LIMIT = 100
 """Values per indexed-argument OR filter in one ``eth_getLogs`` (keeps requests small)."""
 
-REFUND_REASONS = ("cancelled by the requester", "no commit in time", "no reveal in time",
-                  "no validator to draw", "committee not drawn in time")
+REFUND_REASONS = (
+    "cancelled by the requester",
+    "no commit in time",
+    "no reveal in time",
+    "no validator to draw",
+    "committee not drawn in time",
+)
 """``ITaskMarket.RefundReason`` in declaration order, in words."""
 
 
@@ -199,39 +204,74 @@ def rewards_v1(
     entries: list[RewardEntry] = []
     if role is OperatorRole.NODE:
         revealed = source.events("TaskMarket", "ResultRevealed", {"node": account}, from_block, to_block)
-        finalized, refunded = _settlements(source, [int(e.args["taskId"]) for e in revealed], from_block, to_block)
+        finalized, refunded = _settlements(
+            source, [int(e.args["taskId"]) for e in revealed], from_block, to_block
+        )
         for e in revealed:
             task_id, order = int(e.args["taskId"]), int(e.args["order"])
             fin = finalized.get(task_id)
             medians = list(fin.args["medians"]) if fin is not None else []
             median = f" (median score {medians[order]})" if order < len(medians) else ""
             entries.append(
-                _settled_entry(task_id, order, fin, refunded.get(task_id), "nodeReward",
-                               "result accepted", "result not accepted", "acceptedMask", median)
+                _settled_entry(
+                    task_id,
+                    order,
+                    fin,
+                    refunded.get(task_id),
+                    "nodeReward",
+                    "result accepted",
+                    "result not accepted",
+                    "acceptedMask",
+                    median,
+                )
             )
     else:
         revealed = source.events("TaskMarket", "ScoresRevealed", {"validator": account}, from_block, to_block)
-        finalized, refunded = _settlements(source, [int(e.args["taskId"]) for e in revealed], from_block, to_block)
+        finalized, refunded = _settlements(
+            source, [int(e.args["taskId"]) for e in revealed], from_block, to_block
+        )
         for e in revealed:
             task_id, seat = int(e.args["taskId"]), int(e.args["seat"])
             entries.append(
-                _settled_entry(task_id, seat, finalized.get(task_id), refunded.get(task_id), "validatorReward",
-                               "scores agreed with the medians", "scores outside the tolerance of the medians",
-                               "agreedMask", "")
+                _settled_entry(
+                    task_id,
+                    seat,
+                    finalized.get(task_id),
+                    refunded.get(task_id),
+                    "validatorReward",
+                    "scores agreed with the medians",
+                    "scores outside the tolerance of the medians",
+                    "agreedMask",
+                    "",
+                )
             )
     for e in source.events("StakeRegistry", "Slashed", {"account": account}, from_block, to_block):
         what = "result" if int(e.args["role"]) == int(Role.NODE) else "score"
         entries.append(
-            RewardEntry(kind="slash", batch=int(e.args["taskId"]), reason=f"{what} commitment never revealed",
-                        amount=int(e.args["amount"]), tx_hash=e.tx_hash, block_number=e.block_number)
+            RewardEntry(
+                kind="slash",
+                batch=int(e.args["taskId"]),
+                reason=f"{what} commitment never revealed",
+                amount=int(e.args["amount"]),
+                tx_hash=e.tx_hash,
+                block_number=e.block_number,
+            )
         )
     for e in source.events("TaskMarket", "Claimed", {"account": account}, from_block, to_block):
         entries.append(
-            RewardEntry(kind="claim", batch=None, reason="claimed to the account", amount=int(e.args["amount"]),
-                        tx_hash=e.tx_hash, block_number=e.block_number)
+            RewardEntry(
+                kind="claim",
+                batch=None,
+                reason="claimed to the account",
+                amount=int(e.args["amount"]),
+                tx_hash=e.tx_hash,
+                block_number=e.block_number,
+            )
         )
     big = 2**63
-    return sorted(entries, key=lambda r: (r.block_number if r.block_number is not None else big, r.batch or 0))
+    return sorted(
+        entries, key=lambda r: (r.block_number if r.block_number is not None else big, r.batch or 0)
+    )
 
 
 def rewards_report(
@@ -250,6 +290,11 @@ def rewards_report(
     # Right after the deployment the confirmed head can sit below it: nothing to read yet.
     entries = [] if end < start else rewards_v1(LogEventSource(chain, log_range), account, role, start, end)
     return RewardsReport(
-        address=account, role=role, from_block=start, to_block=end, entries=entries, decimals=decimals,
+        address=account,
+        role=role,
+        from_block=start,
+        to_block=end,
+        entries=entries,
+        decimals=decimals,
         symbol=symbol,
     )

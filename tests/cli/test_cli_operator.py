@@ -70,23 +70,55 @@ def test_keys_import_show_and_wrong_password(tmp_path: Path) -> None:
     out = tmp_path / "keys" / "node.json"
     address = anvil_dev_signer(NODE_INDEX, 31337).address
     done = synod(
-        tmp_path, "keys", "import", "--private-key-file", str(key_file), "--out", str(out),
-        "--password-file", str(pw), "--scrypt-n", str(FAST_SCRYPT_N),
+        tmp_path,
+        "keys",
+        "import",
+        "--private-key-file",
+        str(key_file),
+        "--out",
+        str(out),
+        "--password-file",
+        str(pw),
+        "--scrypt-n",
+        str(FAST_SCRYPT_N),
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{address} {out}\n"
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    again = synod(tmp_path, "keys", "import", "--private-key-file", str(key_file), "--out", str(out),
-                  "--password-file", str(pw))
+    again = synod(
+        tmp_path,
+        "keys",
+        "import",
+        "--private-key-file",
+        str(key_file),
+        "--out",
+        str(out),
+        "--password-file",
+        str(pw),
+    )
     assert again.returncode == 2 and "refusing to overwrite" in one_line(again.stderr)
 
     shown = synod(tmp_path, "keys", "show", "--keystore", str(out))
     assert shown.returncode == 0 and shown.stdout == address + "\n"
-    checked = synod(tmp_path, "keys", "show", "--keystore", str(out), "--check",
-                    env=cli_env(tmp_path, SYNOD_KEYSTORE_PASSWORD=PASSWORD))
+    checked = synod(
+        tmp_path,
+        "keys",
+        "show",
+        "--keystore",
+        str(out),
+        "--check",
+        env=cli_env(tmp_path, SYNOD_KEYSTORE_PASSWORD=PASSWORD),
+    )
     assert checked.returncode == 0 and checked.stdout == address + "\n"
-    wrong = synod(tmp_path, "keys", "show", "--keystore", str(out), "--check",
-                  env=cli_env(tmp_path, SYNOD_KEYSTORE_PASSWORD="not it"))
+    wrong = synod(
+        tmp_path,
+        "keys",
+        "show",
+        "--keystore",
+        str(out),
+        "--check",
+        env=cli_env(tmp_path, SYNOD_KEYSTORE_PASSWORD="not it"),
+    )
     assert wrong.returncode == 2
     assert one_line(wrong.stderr) == f"synod keys: wrong password for keystore {out}"
     no_source = synod(tmp_path, "keys", "show", "--keystore", str(out), "--check")  # stdin is not a terminal
@@ -138,7 +170,9 @@ def test_bad_config_values_are_one_line(tmp_path: Path) -> None:
     assert "chain.confirmations (SYNOD_CHAIN__CONFIRMATIONS)" in line and "'many'" in line
     missing = synod(tmp_path, "oracle", "status")
     assert missing.returncode == 2 and "run `synod oracle init` first" in one_line(missing.stderr)
-    wrong_role = synod(tmp_path, "oracle", "status", "--config", str(tmp_path / "xdg" / "synod" / "node.toml"))
+    wrong_role = synod(
+        tmp_path, "oracle", "status", "--config", str(tmp_path / "xdg" / "synod" / "node.toml")
+    )
     assert wrong_role.returncode == 2 and "is for a node, not a validator" in one_line(wrong_role.stderr)
 
 
@@ -155,7 +189,9 @@ def test_node_register_is_idempotent(fresh_chain: SynodContracts, devnet: Devnet
 
     unbond = synod(tmp_path, "node", "unbond", *c, *p)
     assert unbond.returncode == 3
-    assert "is not registered as a node: run `synod node register --stake AMOUNT` first" in one_line(unbond.stderr)
+    assert "is not registered as a node: run `synod node register --stake AMOUNT` first" in one_line(
+        unbond.stderr
+    )
 
     no_password = synod(tmp_path, "node", "register", "--stake", "150", *c)  # stdin is not a terminal
     assert no_password.returncode == 2 and "no keystore password" in one_line(no_password.stderr)
@@ -193,7 +229,16 @@ def test_node_register_is_idempotent(fresh_chain: SynodContracts, devnet: Devnet
     assert one_line(precise.stderr) == (
         "synod node: --stake '1.0000000000000000001' has more than 18 decimal places (the token's precision)"
     )
-    wrong_pw = synod(tmp_path, "node", "register", "--stake", "200", *c, "--password-file", str(password_file(tmp_path, "nope")))
+    wrong_pw = synod(
+        tmp_path,
+        "node",
+        "register",
+        "--stake",
+        "200",
+        *c,
+        "--password-file",
+        str(password_file(tmp_path, "nope")),
+    )
     assert wrong_pw.returncode == 2 and "wrong password for keystore" in one_line(wrong_pw.stderr)
     text = synod(tmp_path, "node", "status", *c).stdout  # nothing was sent with the wrong password
     assert "stake:        175.5 SYNDEV\n" in text and "claimable:    0 SYNDEV" in text
@@ -212,14 +257,19 @@ def test_oracle_register_unbond_withdraw(fresh_chain: SynodContracts, devnet: De
         "synod oracle: a validator stakes at least 100 SYNDEV: --stake 99.5 is 0.5 SYNDEV short"
     )
     status = synod(tmp_path, "oracle", "status", *c)
-    assert "registered:   no (run `synod oracle register --stake AMOUNT`; minimum 100 SYNDEV)" in status.stdout
+    assert (
+        "registered:   no (run `synod oracle register --stake AMOUNT`; minimum 100 SYNDEV)" in status.stdout
+    )
     assert synod(tmp_path, "oracle", "register", "--stake", "100", *c, *p).returncode == 0
     unbond = synod(tmp_path, "oracle", "unbond", *c, *p)
     assert unbond.returncode == 0, unbond.stderr
     assert unbond.stdout.startswith("beginUnbonding: no new work; withdraw from ")
     early = synod(tmp_path, "oracle", "withdraw", *c, *p)
     assert early.returncode == 3
-    assert "the unbonding delay ends at " in one_line(early.stderr) and "run `synod oracle withdraw` then" in early.stderr
+    assert (
+        "the unbonding delay ends at " in one_line(early.stderr)
+        and "run `synod oracle withdraw` then" in early.stderr
+    )
     assert "unbonding:    yes (withdraw from " in synod(tmp_path, "oracle", "status", *c).stdout
     advance_time(fresh_chain, 7 * 24 * 3600)
     done = synod(tmp_path, "oracle", "withdraw", *c, *p)
@@ -230,26 +280,33 @@ def test_oracle_register_unbond_withdraw(fresh_chain: SynodContracts, devnet: De
 
 
 @pytest.mark.integration
-def test_refuses_to_start_on_the_wrong_chain(fresh_chain: SynodContracts, devnet: Devnet, tmp_path: Path) -> None:
+def test_refuses_to_start_on_the_wrong_chain(
+    fresh_chain: SynodContracts, devnet: Devnet, tmp_path: Path
+) -> None:
     config, _ = node_setup(tmp_path, devnet, chain_id=1)
     done = synod(tmp_path, "node", "status", "--config", str(config))
     assert done.returncode == 3
     assert one_line(done.stderr).startswith(
-        f"synod node: refusing to start: the RPC at {devnet.rpc_url} serves chain 31337, but this config expects chain 1"
+        f"synod node: refusing to start: the RPC at {devnet.rpc_url} serves chain 31337, "
+        "but this config expects chain 1"
     )
     raw = json.loads(devnet.deployments_file.read_text())
     for contract in raw["contracts"].values():
         contract["address"] = "0x" + "ab" * 20
     stale = tmp_path / "stale.json"
     stale.write_text(json.dumps(raw))
-    config = write_config(tmp_path, devnet, OperatorRole.NODE, tmp_path / "keys" / f"{NODE_INDEX}.json", deployment=stale)
+    config = write_config(
+        tmp_path, devnet, OperatorRole.NODE, tmp_path / "keys" / f"{NODE_INDEX}.json", deployment=stale
+    )
     done = synod(tmp_path, "node", "status", "--config", str(config))
     assert done.returncode == 3
     line = one_line(done.stderr)
     assert f"refusing to start: no contract code for DevnetToken at {address_of('0x' + 'ab' * 20)}" in line
     other = tmp_path / "other.json"
     other.write_text(json.dumps({**json.loads(devnet.deployments_file.read_text()), "chainId": 10}))
-    config = write_config(tmp_path, devnet, OperatorRole.NODE, tmp_path / "keys" / f"{NODE_INDEX}.json", deployment=other)
+    config = write_config(
+        tmp_path, devnet, OperatorRole.NODE, tmp_path / "keys" / f"{NODE_INDEX}.json", deployment=other
+    )
     done = synod(tmp_path, "node", "status", "--config", str(config))
     assert done.returncode == 3 and "is for chain 10, but the RPC" in one_line(done.stderr)
 
@@ -259,13 +316,23 @@ def test_rewards_json_and_table(fresh_chain: SynodContracts, devnet: Devnet, tmp
     chain = fresh_chain
     actors, _ = fund_and_register(chain)
     params = JobParams(
-        model=model_id(DEMO_MODEL), bounty_per_task=100 * TOKEN, k=2, m=3, threshold=50, tolerance=10,
-        validator_share_bps=2000, commit_duration=300, reveal_duration=300, score_commit_duration=300,
+        model=model_id(DEMO_MODEL),
+        bounty_per_task=100 * TOKEN,
+        k=2,
+        m=3,
+        threshold=50,
+        tolerance=10,
+        validator_share_bps=2000,
+        commit_duration=300,
+        reveal_duration=300,
+        score_commit_duration=300,
         score_reveal_duration=300,
     )
     posted = Market(chain).post_task(actors.requester, params, {"w": 1}, {"row": 1})
     (task_id,) = posted.task_ids
-    lifecycle = run_task(chain, actors, task_id, [{"a": 1}, {"a": 2}], score=lambda _s, _r: [80, 70], claim=True)
+    lifecycle = run_task(
+        chain, actors, task_id, [{"a": 1}, {"a": 2}], score=lambda _s, _r: [80, 70], claim=True
+    )
     assert lifecycle.finalized is not None
     node_reward = int(lifecycle.finalized["nodeReward"])
     keystore = dev_keystore(tmp_path, 1)  # node1 of the devnet actors

@@ -87,7 +87,7 @@ def test_refuses_addresses_without_code(devnet: Devnet, tmp_path: Path) -> None:
 
 
 def test_refuses_missing_abis(devnet: Devnet, tmp_path: Path) -> None:
-    with pytest.raises(StartRefused, match="no ABI for DevnetToken.*chain.artifacts_dir"):
+    with pytest.raises(StartRefused, match=r"no ABI for DevnetToken.*chain\.artifacts_dir"):
         account_for(tmp_path, devnet, OperatorRole.NODE, NODE_INDEX, artifacts_dir=tmp_path / "empty")
 
 
@@ -100,10 +100,15 @@ def test_register_is_idempotent_and_sends_only_what_differs(
     minimum = account.status().min_stake
     assert minimum == 100 * TOKEN
 
-    with pytest.raises(AccountStateError, match=r"stakes at least 100 SYNDEV: --stake 99.999999999999999999 is "
-                                                r"0.000000000000000001 SYNDEV short"):
+    with pytest.raises(
+        AccountStateError,
+        match=r"stakes at least 100 SYNDEV: --stake 99.999999999999999999 is "
+        r"0.000000000000000001 SYNDEV short",
+    ):
         account.plan_register(minimum - 1, ["gemma3:270m"], P2P)
-    with pytest.raises(AccountStateError, match="holds 1000 SYNDEV, 0.5 SYNDEV short of the 1000.5 SYNDEV stake"):
+    with pytest.raises(
+        AccountStateError, match=r"holds 1000 SYNDEV, 0\.5 SYNDEV short of the 1000\.5 SYNDEV stake"
+    ):
         account.plan_register(1_000 * TOKEN + TOKEN // 2, ["gemma3:270m"], P2P)
 
     plan = account.plan_register(minimum, ["gemma3:270m"], P2P)  # exactly the minimum
@@ -124,7 +129,9 @@ def test_register_is_idempotent_and_sends_only_what_differs(
     assert (st.stake, st.allowance, st.token_balance) == (150 * TOKEN, 0, 850 * TOKEN)
 
     # an allowance already large enough: no approve
-    sender.transact(fresh_chain.token.functions.approve(fresh_chain.registry.address, 10 * TOKEN), label="approve")
+    sender.transact(
+        fresh_chain.token.functions.approve(fresh_chain.registry.address, 10 * TOKEN), label="approve"
+    )
     plan = account.plan_register(160 * TOKEN, ["gemma3:270m", "qwen3:4b"], "/ip4/10.0.0.1/tcp/4101")
     assert [s.label for s in plan.steps] == ["addStake", "setModels", "setP2pAddress"]
     account.execute(plan, sender)
@@ -134,7 +141,7 @@ def test_register_is_idempotent_and_sends_only_what_differs(
     assert len(st.models) == 2 and st.p2p_address == "/ip4/10.0.0.1/tcp/4101"
     assert account.plan_register(160 * TOKEN, ["qwen3:4b", "gemma3:270m"], "/ip4/10.0.0.1/tcp/4101").noop
 
-    with pytest.raises(AccountStateError, match="stakes only grow on chain.*`synod node unbond`"):
+    with pytest.raises(AccountStateError, match=r"stakes only grow on chain.*`synod node unbond`"):
         account.plan_register(159 * TOKEN, ["gemma3:270m"], P2P)
 
 
@@ -144,17 +151,23 @@ def test_one_role_per_address(fresh_chain: SynodContracts, devnet: Devnet, tmp_p
     node.execute(node.plan_register(100 * TOKEN, ["gemma3:270m"], P2P), sender_for(op, NODE_INDEX, tmp_path))
     config = write_config(tmp_path, devnet, OperatorRole.VALIDATOR, tmp_path / "keys" / f"{NODE_INDEX}.json")
     validator = OperatorAccount(connect(load_config(config, OperatorRole.VALIDATOR, {})), node.address)
-    with pytest.raises(AccountStateError, match="registered as a node; an address holds one role.*`synod node`"):
+    with pytest.raises(
+        AccountStateError, match=r"registered as a node; an address holds one role.*`synod node`"
+    ):
         validator.plan_register(100 * TOKEN, [], P2P)
     with pytest.raises(AccountStateError, match="a validator serves no models"):
         validator.plan_register(100 * TOKEN, ["x"], P2P)
 
 
-def test_unbond_then_withdraw_after_the_delay(fresh_chain: SynodContracts, devnet: Devnet, tmp_path: Path) -> None:
+def test_unbond_then_withdraw_after_the_delay(
+    fresh_chain: SynodContracts, devnet: Devnet, tmp_path: Path
+) -> None:
     account, op = account_for(tmp_path, devnet, OperatorRole.VALIDATOR, VALIDATOR_INDEX)
     mint(fresh_chain, VALIDATOR_INDEX, 120 * TOKEN)
     sender = sender_for(op, VALIDATOR_INDEX, tmp_path)
-    with pytest.raises(AccountStateError, match="is not registered as a validator: run `synod oracle register"):
+    with pytest.raises(
+        AccountStateError, match="is not registered as a validator: run `synod oracle register"
+    ):
         account.unbond(sender)
     account.execute(account.plan_register(120 * TOKEN, [], P2P), sender)
     with pytest.raises(AccountStateError, match="is not unbonding: run `synod oracle unbond` first"):
@@ -165,7 +178,7 @@ def test_unbond_then_withdraw_after_the_delay(fresh_chain: SynodContracts, devne
     assert end == started + delay
     st = account.status()
     assert st.unbonding and st.unbonding_end == end and not st.withdrawable
-    with pytest.raises(AccountStateError, match="is unbonding .* run `synod oracle withdraw` then"):
+    with pytest.raises(AccountStateError, match=r"is unbonding .* run `synod oracle withdraw` then"):
         account.plan_register(130 * TOKEN, [], P2P)
     with pytest.raises(AccountStateError, match="already unbonding"):
         account.unbond(sender)
@@ -183,8 +196,16 @@ def test_rewards_from_a_real_task(fresh_chain: SynodContracts, devnet: Devnet, t
     chain = fresh_chain
     actors, _ = fund_and_register(chain)
     params = JobParams(
-        model=model_id(DEMO_MODEL), bounty_per_task=100 * TOKEN, k=3, m=3, threshold=60, tolerance=10,
-        validator_share_bps=2000, commit_duration=300, reveal_duration=300, score_commit_duration=300,
+        model=model_id(DEMO_MODEL),
+        bounty_per_task=100 * TOKEN,
+        k=3,
+        m=3,
+        threshold=60,
+        tolerance=10,
+        validator_share_bps=2000,
+        commit_duration=300,
+        reveal_duration=300,
+        score_commit_duration=300,
         score_reveal_duration=300,
     )
     posted = Market(chain).post_task(actors.requester, params, {"w": 1}, {"row": 1})
@@ -192,8 +213,13 @@ def test_rewards_from_a_real_task(fresh_chain: SynodContracts, devnet: Devnet, t
     # node 1 scores 90, node 2 scores 20 (rejected); node 3 withholds its reveal and is slashed;
     # the validator at seat 2 scores far from the others and gets no validator reward
     report = run_task(
-        chain, actors, task_id, [{"a": 1}, {"a": 2}, {"a": 3}],
-        score=lambda seat, _results: [90, 20] if seat < 2 else [0, 100], withhold=frozenset({2}), claim=False,
+        chain,
+        actors,
+        task_id,
+        [{"a": 1}, {"a": 2}, {"a": 3}],
+        score=lambda seat, _results: [90, 20] if seat < 2 else [0, 100],
+        withhold=frozenset({2}),
+        claim=False,
     )
     assert report.finalized is not None
     fin = report.finalized
@@ -209,6 +235,20 @@ def test_rewards_from_a_real_task(fresh_chain: SynodContracts, devnet: Devnet, t
     assert rows(2, OperatorRole.NODE) == [("unpaid", task_id, 0)]
     slash = int(chain.read(chain.registry.functions.slashAmount(1), chain.head(0)))
     assert rows(3, OperatorRole.NODE) == [("slash", task_id, slash)]
+
+    # the slashed node is under-staked by exactly the slash; register at the minimum tops it up
+    slashed, op = account_for(tmp_path, devnet, OperatorRole.NODE, 3)
+    st = slashed.status()
+    assert (st.stake, st.under_staked_by) == (st.min_stake - slash, slash)
+    p2p = st.p2p_address
+    assert p2p is not None
+    plan = slashed.plan_register(st.min_stake, ["gemma3:270m"], p2p)
+    assert [(s.label, s.detail) for s in plan.steps] == [
+        ("approve", "let the registry pull 10 SYNDEV"),
+        ("addStake", "add 10 SYNDEV (stake 100 SYNDEV)"),
+    ]
+    slashed.execute(plan, sender_for(op, 3, tmp_path))
+    assert slashed.status().under_staked_by == 0
     seat_of = {name: seat for seat, name in enumerate(report.committee)}
     agreed = int(fin["agreedMask"])
     for i, index in enumerate((4, 5, 6), 1):
@@ -225,7 +265,9 @@ def test_rewards_from_a_real_task(fresh_chain: SynodContracts, devnet: Devnet, t
     claimed, _ = market.claim(node1)
     after = rewards_report(chain, node1.address, OperatorRole.NODE, decimals, symbol, log_range=5_000)
     assert [(r.kind, r.amount) for r in after.entries] == [("payout", claimed), ("claim", claimed)]
-    assert after.total("payout") - after.total("claim") == market.balance_of(node1.address, chain.head(0)) == 0
+    assert (
+        after.total("payout") - after.total("claim") == market.balance_of(node1.address, chain.head(0)) == 0
+    )
 
 
 def devnet_deploy_block(chain: SynodContracts) -> int:

@@ -39,7 +39,9 @@ def write(tmp_path: Path, text: str, name: str = "node.toml") -> Path:
     return path
 
 
-def one_line_error(path: Path, role: OperatorRole = OperatorRole.NODE, env: dict[str, str] | None = None) -> str:
+def one_line_error(
+    path: Path, role: OperatorRole = OperatorRole.NODE, env: dict[str, str] | None = None
+) -> str:
     with pytest.raises(ConfigFileError) as info:
         load_config(path, role, env or {})
     message = str(info.value)
@@ -85,10 +87,18 @@ def test_bad_env_value_names_field_and_variable(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "needles"),
     [
-        ('rpc_url = "http://127.0.0.1:8545"', 'rpc_url = "ws://127.0.0.1:8545"', ["chain.rpc_url", "http://"]),
+        (
+            'rpc_url = "http://127.0.0.1:8545"',
+            'rpc_url = "ws://127.0.0.1:8545"',
+            ["chain.rpc_url", "http://"],
+        ),
         ("confirmations = 3", "confirmations = -1", ["chain.confirmations", "greater than or equal to 0"]),
         ("confirmations = 3", "confirmations = 3\nsurprise = 1", ["chain.surprise", "Extra inputs"]),
-        ('p2p_address = "/ip4/127.0.0.1/tcp/4001"', 'p2p_address = "127.0.0.1:4001"', ["p2p_address", "multiaddr"]),
+        (
+            'p2p_address = "/ip4/127.0.0.1/tcp/4001"',
+            'p2p_address = "127.0.0.1:4001"',
+            ["p2p_address", "multiaddr"],
+        ),
         ('"llama3:8b"]', '"gemma3:270m"]', ["models", "twice"]),
         ('models = ["gemma3:270m", "llama3:8b"]', "models = []", ["models", "at least one model"]),
         ('keystore = "keys/node.json"', "", ["account.keystore", "is required"]),
@@ -136,4 +146,7 @@ def test_default_paths_follow_xdg(tmp_path: Path) -> None:
     env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path / "home")}
     assert default_config_path(OperatorRole.NODE, env) == tmp_path / "xdg" / "synod" / "node.toml"
     no_xdg = {"HOME": str(tmp_path / "home")}
-    assert default_config_path(OperatorRole.VALIDATOR, no_xdg) == tmp_path / "home" / ".config" / "synod" / "validator.toml"
+    assert (
+        default_config_path(OperatorRole.VALIDATOR, no_xdg)
+        == tmp_path / "home" / ".config" / "synod" / "validator.toml"
+    )

@@ -90,7 +90,7 @@ def test_not_a_keystore(tmp_path: Path, content: str) -> None:
     path.write_text(content)
     with pytest.raises(SignerError, match="not"):
         keystore_address(path)
-    with pytest.raises(SignerError, match="no keystore at .*synod keys new"):
+    with pytest.raises(SignerError, match=r"no keystore at .*synod keys new"):
         keystore_address(tmp_path / "missing.json")
 
 

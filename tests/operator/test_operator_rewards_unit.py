@@ -44,30 +44,47 @@ class ListSource:
 
 
 def ev(contract: str, name: str, block: int, **args: Any) -> ChainEvent:
-    return ChainEvent(contract=contract, name=name, args=args, block_number=block, log_index=0, tx_hash=f"0x{block:064x}")
+    return ChainEvent(
+        contract=contract, name=name, args=args, block_number=block, log_index=0, tx_hash=f"0x{block:064x}"
+    )
 
 
 def finalized(task: int, block: int, accepted: int, agreed: int, medians: list[int]) -> ChainEvent:
-    return ev("TaskMarket", "TaskFinalized", block, taskId=task, requester=OTHER, medians=medians,
-              acceptedMask=accepted, agreedMask=agreed, nodeReward=7, validatorReward=3, refund=0)
+    return ev(
+        "TaskMarket",
+        "TaskFinalized",
+        block,
+        taskId=task,
+        requester=OTHER,
+        medians=medians,
+        acceptedMask=accepted,
+        agreedMask=agreed,
+        nodeReward=7,
+        validatorReward=3,
+        refund=0,
+    )
 
 
 def test_node_rows() -> None:
-    source = ListSource([
-        ev("TaskMarket", "ResultRevealed", 10, taskId=1, node=ME, order=0),
-        ev("TaskMarket", "ResultRevealed", 11, taskId=2, node=ME, order=15),
-        ev("TaskMarket", "ResultRevealed", 12, taskId=3, node=ME, order=1),
-        ev("TaskMarket", "ResultRevealed", 13, taskId=4, node=ME, order=0),
-        ev("TaskMarket", "ResultRevealed", 14, taskId=5, node=ME, order=0),
-        ev("TaskMarket", "ResultRevealed", 10, taskId=1, node=OTHER, order=1),
-        finalized(1, 20, accepted=0b10, agreed=0, medians=[40, 90]),  # only OTHER's result (bit 1) accepted
-        finalized(2, 21, accepted=1 << 15, agreed=0, medians=[0] * 15 + [77]),  # bit 15: the last seat
-        finalized(3, 22, accepted=0b10, agreed=0, medians=[10, 60]),
-        ev("TaskMarket", "TaskRefunded", 23, taskId=4, requester=OTHER, reason=2, amount=100),
-        ev("StakeRegistry", "Slashed", 24, account=ME, taskId=6, role=1, amount=5, treasuryBalance=5),
-        ev("StakeRegistry", "Slashed", 24, account=OTHER, taskId=6, role=1, amount=5, treasuryBalance=10),
-        ev("TaskMarket", "Claimed", 25, account=ME, amount=14),
-    ])
+    source = ListSource(
+        [
+            ev("TaskMarket", "ResultRevealed", 10, taskId=1, node=ME, order=0),
+            ev("TaskMarket", "ResultRevealed", 11, taskId=2, node=ME, order=15),
+            ev("TaskMarket", "ResultRevealed", 12, taskId=3, node=ME, order=1),
+            ev("TaskMarket", "ResultRevealed", 13, taskId=4, node=ME, order=0),
+            ev("TaskMarket", "ResultRevealed", 14, taskId=5, node=ME, order=0),
+            ev("TaskMarket", "ResultRevealed", 10, taskId=1, node=OTHER, order=1),
+            finalized(
+                1, 20, accepted=0b10, agreed=0, medians=[40, 90]
+            ),  # only OTHER's result (bit 1) accepted
+            finalized(2, 21, accepted=1 << 15, agreed=0, medians=[0] * 15 + [77]),  # bit 15: the last seat
+            finalized(3, 22, accepted=0b10, agreed=0, medians=[10, 60]),
+            ev("TaskMarket", "TaskRefunded", 23, taskId=4, requester=OTHER, reason=2, amount=100),
+            ev("StakeRegistry", "Slashed", 24, account=ME, taskId=6, role=1, amount=5, treasuryBalance=5),
+            ev("StakeRegistry", "Slashed", 24, account=OTHER, taskId=6, role=1, amount=5, treasuryBalance=10),
+            ev("TaskMarket", "Claimed", 25, account=ME, amount=14),
+        ]
+    )
     rows = rewards_v1(source, ME, OperatorRole.NODE, 0, 100)
     summary = [(r.kind, r.batch, r.amount, r.block_number) for r in rows]
     assert summary == [
@@ -89,14 +106,16 @@ def test_node_rows() -> None:
 
 
 def test_validator_rows_and_range() -> None:
-    source = ListSource([
-        ev("TaskMarket", "ScoresRevealed", 10, taskId=1, validator=ME, seat=0),
-        ev("TaskMarket", "ScoresRevealed", 11, taskId=2, validator=ME, seat=2),
-        ev("TaskMarket", "ScoresRevealed", 500, taskId=9, validator=ME, seat=0),  # outside the range
-        finalized(1, 20, accepted=1, agreed=0b110, medians=[50]),  # seat 0 not agreed
-        finalized(2, 21, accepted=1, agreed=0b100, medians=[50]),  # seat 2 agreed
-        ev("StakeRegistry", "Slashed", 22, account=ME, taskId=3, role=2, amount=10, treasuryBalance=10),
-    ])
+    source = ListSource(
+        [
+            ev("TaskMarket", "ScoresRevealed", 10, taskId=1, validator=ME, seat=0),
+            ev("TaskMarket", "ScoresRevealed", 11, taskId=2, validator=ME, seat=2),
+            ev("TaskMarket", "ScoresRevealed", 500, taskId=9, validator=ME, seat=0),  # outside the range
+            finalized(1, 20, accepted=1, agreed=0b110, medians=[50]),  # seat 0 not agreed
+            finalized(2, 21, accepted=1, agreed=0b100, medians=[50]),  # seat 2 agreed
+            ev("StakeRegistry", "Slashed", 22, account=ME, taskId=3, role=2, amount=10, treasuryBalance=10),
+        ]
+    )
     rows = rewards_v1(source, ME, OperatorRole.VALIDATOR, 0, 100)
     assert [(r.kind, r.batch, r.amount) for r in rows] == [
         ("unpaid", 1, 0),
