@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict
 from web3.contract.contract import ContractFunction
 
+from protocol.chain.errors import ContractRevert
 from protocol.chain.market import model_id
 from protocol.chain.registry import Role
 from protocol.chain.rpc import BlockRef, translated
@@ -365,7 +366,15 @@ class OperatorAccount:
                 f"the unbonding delay ends at {when(status.unbonding_end, status.block_time)}: run "
                 f"{self._cmd('withdraw')} then"
             )
-        receipt = sender.transact(self._registry.withdraw(), label="withdraw")
+        try:
+            receipt = sender.transact(self._registry.withdraw(), label="withdraw")
+        except ContractRevert as exc:
+            if exc.name == "RegistrySeatsOpen":  # protocol v2: seats of unsettled batches lock the stake
+                raise AccountStateError(
+                    f"{self.address} still holds {exc.args.get('openSeats')} seat(s) in unsettled batches: "
+                    f"run {self._cmd('withdraw')} again once they settle"
+                ) from None
+            raise
         amounts = [
             int(e["args"]["amount"])
             for e in self._chain.decode_logs(receipt.raw)

@@ -17,7 +17,7 @@ from protocol.operator.config import OperatorRole, load_config
 from protocol.operator.connect import OperatorChain, connect
 from protocol.operator.errors import AccountStateError, StartRefused
 from protocol.operator.keys import unlock
-from protocol.operator.rewards import rewards_report
+from protocol.operator.rewards import protocol_version, rewards_report
 from scripts.devnet import DEMO_MODEL, Devnet, fund_and_register, run_task
 from tests.operator.fixtures import (
     NODE_INDEX,
@@ -222,6 +222,7 @@ def test_rewards_from_a_real_task(fresh_chain: SynodContracts, devnet: Devnet, t
         claim=False,
     )
     assert report.finalized is not None
+    assert protocol_version(chain) == 1  # this branch deploys the v1 contracts
     fin = report.finalized
     decimals, symbol = 18, "SYNDEV"
 
