@@ -16,8 +16,9 @@ parameterised by the role.
 
 Every subcommand but ``init`` takes ``--config PATH`` (default ``~/.config/synod/<role>.toml``)
 and the write commands ``--password-file FILE``. Amounts are in token units (``150``, ``0.5``).
-Errors are one line on stderr. Exit codes: 0 done; 2 usage or config (bad value, wrong password,
-no password source); 3 chain or account state (refused start, not registered, revert, RPC down).
+Errors are one line on stderr. Exit codes: 0 done; 2 usage or config (bad value, missing or
+unreadable keystore, wrong password, no password source); 3 chain or account state (refused start,
+not registered, revert, RPC down).
 """
 
 from __future__ import annotations
@@ -120,9 +121,8 @@ class _Failure(Exception):
 
 def run(args: argparse.Namespace, role: OperatorRole, command: str) -> int:
     """Run operator subcommand ``command``; errors become one line on stderr and an exit code."""
-    from protocol.chain.errors import ChainError
+    from protocol.chain.errors import ChainError, SignerError
     from protocol.errors import ConfigError
-    from protocol.operator.errors import WrongPassword
 
     prog = role.command
     try:
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace, role: OperatorRole, command: str) -> int:
     except _Failure as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return exc.code
-    except (ConfigError, WrongPassword) as exc:
+    except (ConfigError, SignerError) as exc:  # incl. a wrong password
         print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ChainError as exc:
