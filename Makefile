@@ -47,6 +47,8 @@ setup: $(NPM_STAMP) $(VENV_STAMP) ## install npm packages and the Python venv (i
 
 build: $(NPM_STAMP) ## compile the contracts (forge via the solcjs shim; its output on stderr)
 	@forge build >&2
+	@# the ABIs an installed `synod` reads (protocol/artifacts/abi/), not the working directory
+	@$(PYTHON) scripts/export_abi.py
 
 test: setup build test-shim test-contracts test-python ## run every test: shim, forge, pytest
 

@@ -40,10 +40,17 @@ class SynodContracts:
     errors: RevertCatalog
 
     @classmethod
-    def connect(cls, settings: ChainSettings, root: Path = Path()) -> SynodContracts:
+    def connect(
+        cls,
+        settings: ChainSettings,
+        root: Path = Path(),
+        abis: Mapping[str, list[dict[str, Any]]] | None = None,
+    ) -> SynodContracts:
         """Connect, load the deployment for the node's chain id and check code is deployed.
 
-        ``root`` is the project directory the artifact paths of the deployment are relative to.
+        ``root`` is the project directory the artifact paths of the deployment are relative to;
+        ``abis`` (contract name -> ABI, e.g. from :func:`protocol.artifacts.load_abis`), when
+        given, are used instead of those artifact files.
         """
         w3 = make_web3(settings)
         bootstrap = RevertCatalog({})
@@ -55,14 +62,22 @@ class SynodContracts:
             raise DeploymentError(
                 f"{path} is for chain {deployment.chain_id}, the RPC serves chain {chain_id}"
             )
-        abis = {name: load_abi(root / deployment.contracts[name].artifact) for name in CONTRACT_NAMES}
+        if abis is None:
+            abis = {name: load_abi(root / deployment.contracts[name].artifact) for name in CONTRACT_NAMES}
+        missing = [name for name in CONTRACT_NAMES if name not in abis]
+        if missing:
+            raise DeploymentError(f"no ABI given for {missing}")
+        abis = {name: list(abis[name]) for name in CONTRACT_NAMES}
         contracts: dict[str, Contract] = {}
         for name, abi in abis.items():
             address = deployment.address(name)
             with translated(bootstrap, "eth_getCode"):
                 code = w3.eth.get_code(address)
             if len(code) == 0:
-                raise DeploymentError(f"no code for {name} at {address} on chain {chain_id} (stale {path}?)")
+                raise DeploymentError(
+                    f"no contract code for {name} at {address} on chain {chain_id}: {path} is stale or "
+                    "for another network (redeploy, or point at the right deployment file)"
+                )
             contracts[name] = w3.eth.contract(address=address, abi=abi, decode_tuples=True)
         log.info("chain_connected", chain_id=chain_id, deployment=str(path), block=deployment.deploy_block)
         return cls(settings, w3, chain_id, deployment, contracts, RevertCatalog(abis))

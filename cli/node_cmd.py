@@ -1,0 +1,25 @@
+"""``synod node``: the compute node's operator commands (see :mod:`cli.operator_cmds`).
+
+The daemon (``synod node run``) is added here by its own issue: a subparser next to the operator
+ones and a branch in :func:`run`; the operator commands stay in :mod:`cli.operator_cmds`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from cli import operator_cmds
+from protocol.operator.config import OperatorRole
+
+ROLE = OperatorRole.NODE
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``synod node`` subcommands."""
+    sub = parser.add_subparsers(dest="role_command", metavar="SUBCOMMAND", required=True)
+    operator_cmds.add_operator_commands(sub, ROLE)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch a ``synod node`` subcommand; returns the exit code."""
+    return operator_cmds.run(args, ROLE, args.role_command)
