@@ -51,9 +51,10 @@ test-python: $(VENV_STAMP) build
 demo: setup build ## anvil + deploy + one task carried through its lifecycle
 	$(PY) -m scripts.demo
 
-bench: setup build ## print name=value performance figures (gas, workflow engine, local model)
+bench: setup build ## print name=value performance figures (gas, workflow engine, local model, watcher)
 	@$(PY) -m scripts.bench_gas
 	@$(PY) -m scripts.bench_workflow
+	@$(PY) -m scripts.bench_watcher
 
 lint: setup ## ruff, mypy (strict), forge fmt --check
 	$(VENV)/bin/ruff check .
