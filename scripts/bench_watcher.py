@@ -100,7 +100,13 @@ async def _bench(url: str) -> float:
             nursery.cancel_scope.cancel()
     if received != EVENTS:
         raise SynodError(f"the watcher delivered {received} events, expected {EVENTS}")
-    log.info("watcher_bench", events=received, seconds=round(elapsed, 3), deliveries=watcher.stats.deliveries)
+    log.info(
+        "watcher_bench",
+        events=received,
+        seconds=round(elapsed, 3),
+        deliveries=watcher.stats.deliveries,
+        prefetched=watcher.stats.prefetched,
+    )
     return received / elapsed
 
 

@@ -321,9 +321,9 @@ def parse_logs(raw: Any) -> list[RawLog]:
     if not isinstance(raw, list):
         raise RpcError(f"eth_getLogs: expected a list, got {raw!r:.200}")
     try:
-        return [RawLog.model_validate(entry) for entry in raw]
-    except ValidationError as exc:
-        raise RpcError(f"eth_getLogs: malformed log: {exc.errors(include_input=False)[:1]}") from None
+        return [RawLog.from_rpc(entry) for entry in raw]
+    except ValueError as exc:
+        raise RpcError(f"eth_getLogs: malformed log: {exc}") from None
 
 
 def parse_receipt(raw: Any) -> WireReceipt | None:

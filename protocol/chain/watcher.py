@@ -194,6 +194,16 @@ class _Unavailable(_Refused):
     """A block the node's head claims but the node cannot serve (retried with a smaller range)."""
 
 
+@dataclass(eq=False)
+class _Prefetch:
+    first: int
+    last: int
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    done: trio.Event = field(default_factory=trio.Event)
+    result: tuple[list[RawLog], dict[int, BlockHeader]] | None = None
+    error: ChainError | None = None
+
+
 @dataclass
 class WatcherStats:
     """Counters since start (for logs, metrics and the bench)."""
@@ -204,6 +214,7 @@ class WatcherStats:
     retries: int = 0
     refused: int = 0
     range: int = 0
+    prefetched: int = 0
 
 
 class Watcher:
@@ -236,6 +247,8 @@ class Watcher:
         self.caught_up_to = -1
         """The confirmed head the watcher last caught up with (-1 before)."""
         self._caught_up = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._prefetch: _Prefetch | None = None
 
     async def wait_caught_up(self, block: int) -> None:
         """Wait until everything up to ``block`` has been processed."""
@@ -257,7 +270,8 @@ class Watcher:
         log.info("watcher_start", cursor=state.cursor, remembered=len(state.hashes))
         task_status.started()
         backoff = self._settings.backoff_initial
-        async with send:
+        async with send, trio.open_nursery() as nursery:
+            self._nursery = nursery
             while True:
                 try:
                     state, idle = await self._step(state, send)
@@ -266,6 +280,7 @@ class Watcher:
                         await trio.sleep(self._settings.poll_interval)
                 except (RpcError, _Refused, EventDecodeError) as exc:
                     self.stats.retries += 1
+                    self.stats.refused += isinstance(exc, _Refused)
                     if isinstance(exc, RangeTooLarge | RpcTimeout | _Unavailable):
                         self._shrink()
                     log.warning(
@@ -276,8 +291,49 @@ class Watcher:
                         range=self._range,
                         backoff=backoff,
                     )
+                    self._drop_prefetch()
                     await trio.sleep(backoff)
                     backoff = min(backoff * 2, self._settings.backoff_max)
+
+    # ------------------------------------------------------------------ prefetch
+
+    def _start_prefetch(self, first: int, last: int) -> None:
+        """Fetch ``first..last`` in the background while the current range is decoded and
+        processed: the node's work overlaps ours. Used only if the next step asks for exactly
+        this range, after its own cursor check (so a reorg meanwhile is still caught)."""
+        self._drop_prefetch()
+        assert self._nursery is not None
+        prefetch = _Prefetch(first, last)
+        self._prefetch = prefetch
+
+        async def fetch() -> None:
+            with prefetch.scope:
+                try:
+                    prefetch.result = await self._fetch(first, last)
+                except (RpcError, _Refused) as exc:
+                    prefetch.error = exc
+            prefetch.done.set()
+
+        self._nursery.start_soon(fetch)
+
+    def _drop_prefetch(self) -> None:
+        if self._prefetch is not None:
+            self._prefetch.scope.cancel()
+            self._prefetch = None
+
+    async def _fetch_or_prefetched(self, first: int, last: int) -> tuple[list[RawLog], dict[int, BlockHeader]]:
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is None or (prefetch.first, prefetch.last) != (first, last):
+            if prefetch is not None:
+                prefetch.scope.cancel()
+            return await self._fetch(first, last)
+        await prefetch.done.wait()
+        if prefetch.error is not None:
+            raise prefetch.error
+        if prefetch.result is None:  # cancelled: fetch afresh
+            return await self._fetch(first, last)
+        self.stats.prefetched += 1
+        return prefetch.result
 
     def _shrink(self) -> None:
         self._range = max(self._settings.min_range, self._range // 2)
@@ -314,7 +370,11 @@ class Watcher:
             return state, True
         first = state.cursor + 1
         last = min(state.cursor + self._range, target)
-        logs, headers = await self._fetch(first, last)
+        logs, headers = await self._fetch_or_prefetched(first, last)
+        if len(logs) < self._settings.quiet_logs:
+            self._grow()
+        if last < target:
+            self._start_prefetch(last + 1, min(last + self._range, target))
         if any(entry.removed for entry in logs):
             log.warning("watcher_removed_log", first=first, last=last)
             raise _Refused(f"a log in {first}..{last} came back removed: a reorg is under way")
@@ -328,8 +388,6 @@ class Watcher:
         await self._store.save(new_state)
         self.stats.events += len(events)
         self.stats.deliveries += 1
-        if len(logs) < self._settings.quiet_logs:
-            self._grow()
         if last == target:
             self._mark_caught_up(last)
         return new_state, False
@@ -366,19 +424,17 @@ class Watcher:
                     raise _Unavailable(f"block {number} unavailable although it has logs: {reply}")
                 headers[number] = _header(reply, number)
         allowed = set(self._filter.addresses)
-        seen: set[tuple[int, int]] = set()
-        for entry in logs:
-            if entry.block_hash != headers[entry.block_number].hash:
-                raise _Refused(
-                    f"log {entry.position} is on block 0x{entry.block_hash.hex()}, not the canonical one"
-                )
+        hashes = {number: header.hash for number, header in headers.items()}
+        positions = [(entry.block_number, entry.log_index) for entry in logs]
+        for entry, position in zip(logs, positions, strict=True):
+            if entry.block_hash != hashes[entry.block_number]:
+                raise _Refused(f"log {position} is on block 0x{entry.block_hash.hex()}, not the canonical one")
             if allowed and entry.address not in allowed:
-                raise _Refused(f"log {entry.position} from {entry.address}, which the filter excludes")
-            if entry.position in seen:
-                raise _Refused(f"log {entry.position} returned twice")
-            seen.add(entry.position)
-        logs.sort(key=lambda entry: entry.position)
-        return logs, headers
+                raise _Refused(f"log {position} from {entry.address}, which the filter excludes")
+        if len(set(positions)) != len(positions):
+            raise _Refused(f"eth_getLogs({first}..{last}) returned a log twice")
+        order = sorted(range(len(logs)), key=positions.__getitem__)
+        return [logs[i] for i in order], headers
 
     async def _rewind(self, state: WatcherState, send: trio.MemorySendChannel[WatcherItem]) -> WatcherState:
         """Find the fork point among the remembered hashes, tell the consumer, persist."""

@@ -99,6 +99,15 @@ def test_malformed_logs_are_refused_and_unknown_topics_skipped(built: Path) -> N
     )
     event = catalog.decode(good)
     assert event is not None and event.args() == {"from": DEPLOYER, "to": DEPLOYER, "value": 5}
+    # the fast path builds exactly what pydantic's validation builds
+    assert event == type(event).model_validate(event.model_dump())
+    # like eth_abi's strict mode: an address word with non-zero padding is refused
+    dirty = "0x" + "01" + "00" * 11 + DEPLOYER[2:].lower()
+    padded = RawLog.model_validate(
+        {**base, "topics": [topic, dirty, word], "data": "0x" + abi_encode(["uint256"], [5]).hex()}
+    )
+    with pytest.raises(EventDecodeError, match="padding"):
+        catalog.decode(padded)
 
 
 @pytest.mark.integration
