@@ -48,7 +48,7 @@ def _artifact(name: str) -> dict[str, object]:
 
 async def _wait(rpc: AsyncRpc, tx_hash: str) -> Address | None:
     with trio.fail_after(30):
-        while (receipt := await rpc.receipt(bytes.fromhex(tx_hash[2:]))) is None:
+        while (receipt := await rpc.receipt(bytes.fromhex(tx_hash[2:]))) is None:  # noqa: ASYNC110 -- polling for readiness
             await trio.sleep(0.01)
     if receipt.status != 1:
         raise SynodError(f"bench set-up transaction {tx_hash} reverted")
@@ -65,7 +65,9 @@ async def _prefill(rpc: AsyncRpc) -> Address:
     last = ""
     for i in range(EVENTS // PER_TX):
         data = views.encode("spam", DEPLOYER, i * PER_TX, PER_TX)
-        last = await rpc.request("eth_sendTransaction", [{"from": DEPLOYER, "to": spammer, "data": hex_data(data)}])
+        last = await rpc.request(
+            "eth_sendTransaction", [{"from": DEPLOYER, "to": spammer, "data": hex_data(data)}]
+        )
         if (i + 1) % TX_PER_BLOCK == 0:
             await rpc.request("evm_mine", [])
     await rpc.request("evm_mine", [])

@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
 
@@ -133,18 +133,23 @@ class AsyncRpc:
     async def open(
         cls,
         url: str,
-        timeout: float,
+        request_timeout: float,
         catalog: RevertCatalog | None = None,
         read_concurrency: int = 4,
     ) -> AsyncIterator[AsyncRpc]:
         """An :class:`AsyncRpc` on its own connection pool (``read_concurrency`` + 4 connections,
-        the extra ones for writers), closed on exit. ``timeout`` is seconds per request."""
-        limits = httpx.Limits(max_connections=read_concurrency + 4, max_keepalive_connections=read_concurrency + 4)
-        async with httpx.AsyncClient(timeout=httpx.Timeout(timeout), limits=limits) as client:
+        the extra ones for writers), closed on exit. ``request_timeout`` is seconds per request
+        (connect, write, read and pool wait each)."""
+        limits = httpx.Limits(
+            max_connections=read_concurrency + 4, max_keepalive_connections=read_concurrency + 4
+        )
+        async with httpx.AsyncClient(timeout=httpx.Timeout(request_timeout), limits=limits) as client:
             yield cls(client, url, catalog, read_concurrency)
 
     @classmethod
-    def from_settings(cls, settings: ChainSettings, catalog: RevertCatalog | None = None) -> Any:
+    def from_settings(
+        cls, settings: ChainSettings, catalog: RevertCatalog | None = None
+    ) -> AbstractAsyncContextManager[AsyncRpc]:
         """:meth:`open` with the URL, timeout and read concurrency of ``settings``."""
         return cls.open(settings.rpc_url, settings.rpc_timeout, catalog, settings.rpc_concurrency)
 
@@ -220,6 +225,16 @@ class AsyncRpc:
                 out.append(exc)
         return out
 
+    async def batch_results(
+        self, calls: Sequence[tuple[str, Sequence[Any]]], *, write: bool = False
+    ) -> list[Any]:
+        """:meth:`batch`, raising the first call's :class:`JsonRpcError` if any call failed."""
+        replies = await self.batch(calls, write=write)
+        for reply in replies:
+            if isinstance(reply, JsonRpcError):
+                raise reply
+        return replies
+
     # ------------------------------------------------------------------ typed reads
 
     async def chain_id(self) -> int:
@@ -290,7 +305,9 @@ class AsyncRpc:
             query["topics"] = [None if t is None else [hex_data(w) for w in t] for t in topics]
         return parse_logs(await self.request("eth_getLogs", [query]))
 
-    async def transaction_count(self, address: Address, block: BlockSpec = "latest", *, write: bool = False) -> int:
+    async def transaction_count(
+        self, address: Address, block: BlockSpec = "latest", *, write: bool = False
+    ) -> int:
         """``eth_getTransactionCount``: the account's next nonce at ``block``."""
         raw = await self.request("eth_getTransactionCount", [address, block_param(block)], write=write)
         return _int(raw, "eth_getTransactionCount")

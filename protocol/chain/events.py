@@ -123,7 +123,9 @@ def _python_type(param: Mapping[str, Any], owner: str, models: dict[str, type[Ba
     raise DeploymentError(f"unsupported ABI type {kind} in {owner}")
 
 
-def _struct_model(param: Mapping[str, Any], owner: str, models: dict[str, type[BaseModel]]) -> type[BaseModel]:
+def _struct_model(
+    param: Mapping[str, Any], owner: str, models: dict[str, type[BaseModel]]
+) -> type[BaseModel]:
     name = str(param.get("internalType", "")).removeprefix("struct ").split(".")[-1].rstrip("[]") or (
         f"{owner}_{param.get('name', 'struct')}"
     )
@@ -133,11 +135,11 @@ def _struct_model(param: Mapping[str, Any], owner: str, models: dict[str, type[B
     for i, component in enumerate(param.get("components", [])):
         field = _field_name(str(component.get("name", "")), i, frozenset())
         fields[field] = (_python_type(component, owner, models), Field(alias=component.get("name") or field))
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         name, __config__=ConfigDict(frozen=True, extra="forbid", populate_by_name=True), **fields
     )
     models[name] = model
-    return model  # type: ignore[no-any-return]
+    return model
 
 
 @lru_cache(maxsize=4096)
@@ -173,7 +175,9 @@ def _static_word_decoder(kind: str) -> Callable[[bytes], Any] | None:
         return lambda word: _bounded(int.from_bytes(word, "big"), 0, 2**bits - 1, kind)
     if kind.startswith("int"):
         bits = int(kind[3:] or 256)
-        return lambda word: _bounded(int.from_bytes(word, "big", signed=True), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1, kind)
+        return lambda word: _bounded(
+            int.from_bytes(word, "big", signed=True), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1, kind
+        )
     if kind == "address":
         return lambda word: _checksum("0x" + _padded(word, 12, 32, kind).hex())
     if kind == "bool":
@@ -202,9 +206,7 @@ class _EventCodec:
     def __init__(self, entry: Mapping[str, Any], model: type[ChainEvent]) -> None:
         self.model = model
         inputs: list[Mapping[str, Any]] = list(entry.get("inputs", []))
-        self.names = [
-            _field_name(str(p.get("name", "")), i, _BASE_FIELDS) for i, p in enumerate(inputs)
-        ]
+        self.names = [_field_name(str(p.get("name", "")), i, _BASE_FIELDS) for i, p in enumerate(inputs)]
         self.indexed = [(n, p) for n, p in zip(self.names, inputs, strict=True) if p.get("indexed")]
         self.plain = [(n, p) for n, p in zip(self.names, inputs, strict=True) if not p.get("indexed")]
         self.plain_types = [_abi_type(p) for _, p in self.plain]
@@ -220,7 +222,10 @@ class _EventCodec:
         self.data_plan = (
             None
             if self.data_words is None
-            else [(name, 32 * i, fast) for i, ((name, _), fast) in enumerate(zip(self.plain, self.data_words, strict=True))]
+            else [
+                (name, 32 * i, fast)
+                for i, ((name, _), fast) in enumerate(zip(self.plain, self.data_words, strict=True))
+            ]
         )
 
     def decode(self, log: RawLog) -> ChainEvent:
@@ -320,10 +325,14 @@ class EventCatalog:
             field = _field_name(str(param.get("name", "")), i, _BASE_FIELDS)
             kind = _abi_type(param)
             dynamic = kind in ("string", "bytes") or kind.endswith("]") or kind.startswith("(")
-            py = bytes if param.get("indexed") and dynamic else _python_type(param, str(entry["name"]), self._structs)
+            py = (
+                bytes
+                if param.get("indexed") and dynamic
+                else _python_type(param, str(entry["name"]), self._structs)
+            )
             fields[field] = (py, Field(alias=param.get("name") or field))
         name = str(entry["name"])
-        model: type[ChainEvent] = create_model(  # type: ignore[call-overload]
+        model: type[ChainEvent] = create_model(
             name,
             __base__=ChainEvent,
             __doc__=f"Event ``{signature}`` of {contract} (generated from its forge ABI).",
@@ -390,7 +399,7 @@ class ViewDecoder:
                 raw_name = str(param.get("name", "")) or ("value" if len(outputs) == 1 else "")
                 field = _field_name(raw_name, i, frozenset())
                 fields[field] = (_python_type(param, name, structs), Field(alias=raw_name or field))
-            model = create_model(  # type: ignore[call-overload]
+            model = create_model(
                 f"{contract}_{name}",
                 __config__=ConfigDict(frozen=True, extra="forbid", populate_by_name=True),
                 **fields,

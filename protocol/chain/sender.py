@@ -118,7 +118,9 @@ class TxSender:
                 if not self._known(tx_hash):
                     self._nonce = None  # resynchronise from the chain next time
                     if "nonce too low" in str(exc).lower():
-                        raise NonceTooLow("eth_sendRawTransaction", -32000, f"{name}: nonce {nonce} too low: {exc}") from None
+                        raise NonceTooLow(
+                            "eth_sendRawTransaction", -32000, f"{name}: nonce {nonce} too low: {exc}"
+                        ) from None
                     raise RpcError(f"{name}: node refused the transaction: {exc}") from None
             except OSError as exc:  # connection reset, HTTP timeout: the tx may or may not be in
                 log.warning("tx_send_retry", label=name, attempt=attempt, error=type(exc).__name__)

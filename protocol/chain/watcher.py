@@ -321,7 +321,9 @@ class Watcher:
             self._prefetch.scope.cancel()
             self._prefetch = None
 
-    async def _fetch_or_prefetched(self, first: int, last: int) -> tuple[list[RawLog], dict[int, BlockHeader]]:
+    async def _fetch_or_prefetched(
+        self, first: int, last: int
+    ) -> tuple[list[RawLog], dict[int, BlockHeader]]:
         prefetch, self._prefetch = self._prefetch, None
         if prefetch is None or (prefetch.first, prefetch.last) != (first, last):
             if prefetch is not None:
@@ -428,7 +430,9 @@ class Watcher:
         positions = [(entry.block_number, entry.log_index) for entry in logs]
         for entry, position in zip(logs, positions, strict=True):
             if entry.block_hash != hashes[entry.block_number]:
-                raise _Refused(f"log {position} is on block 0x{entry.block_hash.hex()}, not the canonical one")
+                raise _Refused(
+                    f"log {position} is on block 0x{entry.block_hash.hex()}, not the canonical one"
+                )
             if allowed and entry.address not in allowed:
                 raise _Refused(f"log {position} from {entry.address}, which the filter excludes")
         if len(set(positions)) != len(positions):
@@ -439,9 +443,7 @@ class Watcher:
     async def _rewind(self, state: WatcherState, send: trio.MemorySendChannel[WatcherItem]) -> WatcherState:
         """Find the fork point among the remembered hashes, tell the consumer, persist."""
         numbers = sorted(state.hashes, reverse=True)
-        replies = await self._rpc.batch(
-            [("eth_getBlockByNumber", [hex_quantity(n), False]) for n in numbers]
-        )
+        replies = await self._rpc.batch([("eth_getBlockByNumber", [hex_quantity(n), False]) for n in numbers])
         _raise_errors(replies)
         fork = None
         for number, reply in zip(numbers, replies, strict=True):
@@ -502,4 +504,3 @@ __all__ = [
     "phase_key",
     "topics_of",
 ]
-

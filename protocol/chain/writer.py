@@ -40,8 +40,8 @@ from typing import Literal, Protocol
 
 import trio
 from hexbytes import HexBytes
-from web3.contract.contract import ContractFunction
 from pydantic import BaseModel, ConfigDict
+from web3.contract.contract import ContractFunction
 
 from protocol.chain.aio import AsyncRpc
 from protocol.chain.errors import (
@@ -331,8 +331,13 @@ class TxWriter:
                 await self._rpc.call(
                     call.to, call.data, "pending", sender=self.address, value=call.value, what=call.label
                 )
-                tx = {"from": self.address, "to": call.to, "data": hex_data(call.data), "value": hex_quantity(call.value)}
-                estimate, block, tip = await self._rpc.batch(
+                tx = {
+                    "from": self.address,
+                    "to": call.to,
+                    "data": hex_data(call.data),
+                    "value": hex_quantity(call.value),
+                }
+                estimate, block, tip = await self._rpc.batch_results(
                     [
                         ("eth_estimateGas", [tx, "pending"]),
                         ("eth_getBlockByNumber", ["latest", False]),
@@ -340,9 +345,6 @@ class TxWriter:
                     ],
                     write=True,
                 )
-                for reply in (estimate, block, tip):
-                    if isinstance(reply, JsonRpcError):
-                        raise reply
                 gas = int(estimate, 16) * GAS_MARGIN_PERCENT // 100
                 base = int(block["baseFeePerGas"], 16)
                 priority = int(tip, 16)
@@ -435,12 +437,21 @@ class TxWriter:
                 replacements += 1
                 self.stats.replaced += 1
                 log.info(
-                    "tx_replace", label=call.label, nonce=nonce, old=tx_hash, max_fee=bumped.max_fee, tip=bumped.tip
+                    "tx_replace",
+                    label=call.label,
+                    nonce=nonce,
+                    old=tx_hash,
+                    max_fee=bumped.max_fee,
+                    tip=bumped.tip,
                 )
                 current = bumped
-        raise RpcError(f"{call.label}: nonce taken elsewhere {RESYNC_LIMIT} times; is another sender using the key?")
+        raise RpcError(
+            f"{call.label}: nonce taken elsewhere {RESYNC_LIMIT} times; is another sender using the key?"
+        )
 
-    async def _deliver(self, call: TxCall, raw: bytes, tx_hash: bytes, nonce: int, hashes: list[bytes]) -> None:
+    async def _deliver(
+        self, call: TxCall, raw: bytes, tx_hash: bytes, nonce: int, hashes: list[bytes]
+    ) -> None:
         """Hand ``raw`` to the node; re-sent byte for byte on timeouts. Raises :class:`NonceTooLow`
         only when the node refuses the nonce and has none of our hashes for it."""
         for attempt in range(1, SEND_ATTEMPTS + 1):
@@ -458,7 +469,9 @@ class TxWriter:
                 if "already known" in exc.rpc_message.lower() or await self._any_known([tx_hash]):
                     return
                 if "underpriced" in exc.rpc_message.lower() and len(hashes) > 1:
-                    log.warning("tx_replacement_refused", label=call.label, nonce=nonce, error=exc.rpc_message)
+                    log.warning(
+                        "tx_replacement_refused", label=call.label, nonce=nonce, error=exc.rpc_message
+                    )
                     return  # the earlier fee level stays in the pool; keep watching it
                 raise
             except RpcError as exc:  # timeout, connection: the node may or may not have it
@@ -505,7 +518,9 @@ class TxWriter:
                 failures = 0
             except (RpcError, ValueError) as exc:
                 failures += 1
-                log.warning("tx_receipt_retry", label=call.label, nonce=nonce, failures=failures, error=str(exc))
+                log.warning(
+                    "tx_receipt_retry", label=call.label, nonce=nonce, failures=failures, error=str(exc)
+                )
                 await trio.sleep(min(poll * 2**failures, 5.0))
                 continue
             await trio.sleep(poll)

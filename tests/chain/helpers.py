@@ -45,9 +45,9 @@ def token_catalog() -> EventCatalog:
     return EventCatalog({"DevnetToken": abi("DevnetToken")})
 
 
-async def wait_receipt(rpc: AsyncRpc, tx_hash: str, timeout: float = 10.0) -> WireReceipt:
+async def wait_receipt(rpc: AsyncRpc, tx_hash: str, patience: float = 10.0) -> WireReceipt:
     """Poll for a receipt (Anvil mines at once with automine on)."""
-    with trio.fail_after(timeout):
+    with trio.fail_after(patience):
         while True:
             receipt = await rpc.receipt(bytes.fromhex(tx_hash[2:]))
             if receipt is not None:

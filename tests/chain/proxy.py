@@ -190,7 +190,6 @@ class HostileProxy:
         return reply
 
 
-
 class SilentServer:
     """A TCP server on 127.0.0.1 that accepts connections, reads, and never answers."""
 

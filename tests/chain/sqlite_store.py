@@ -23,7 +23,9 @@ class SqliteWatcherStore:
         self.path = path
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS cursor (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS cursor (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT)"
+            )
             db.execute("CREATE TABLE IF NOT EXISTS effects (key TEXT PRIMARY KEY, block INTEGER NOT NULL)")
             db.execute("CREATE TABLE IF NOT EXISTS applied (n INTEGER)")
 
@@ -36,10 +38,14 @@ class SqliteWatcherStore:
         if row is None:
             return None
         raw = json.loads(row[0])
-        return WatcherState(cursor=raw["cursor"], hashes={int(k): bytes.fromhex(v) for k, v in raw["hashes"].items()})
+        return WatcherState(
+            cursor=raw["cursor"], hashes={int(k): bytes.fromhex(v) for k, v in raw["hashes"].items()}
+        )
 
     def _save(self, state: WatcherState) -> None:
-        text = json.dumps({"cursor": state.cursor, "hashes": {str(k): v.hex() for k, v in state.hashes.items()}})
+        text = json.dumps(
+            {"cursor": state.cursor, "hashes": {str(k): v.hex() for k, v in state.hashes.items()}}
+        )
         with self._connect() as db:
             db.execute("INSERT OR REPLACE INTO cursor (id, state) VALUES (1, ?)", (text,))
 
@@ -58,7 +64,9 @@ class SqliteWatcherStore:
             db.execute("BEGIN")
             new = 0
             for key, block in keys:
-                new += db.execute("INSERT OR IGNORE INTO effects (key, block) VALUES (?, ?)", (key, block)).rowcount
+                new += db.execute(
+                    "INSERT OR IGNORE INTO effects (key, block) VALUES (?, ?)", (key, block)
+                ).rowcount
             db.execute("INSERT INTO applied (n) VALUES (?)", (len(keys),))
             db.execute("COMMIT")
             return new

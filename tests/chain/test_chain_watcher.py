@@ -69,14 +69,14 @@ async def _with_watcher(
     store: WatcherStore | None = None,
     settings: WatcherSettings = FAST,
     confirmations: int = 0,
-    timeout: float = 1.0,
+    rpc_timeout: float = 1.0,
 ) -> Effects:
     """Run ``body`` with a watcher (through ``watcher_url``, default the chain itself) and an
     :class:`Effects` consumer; both are stopped when ``body`` returns."""
     effects = Effects()
     async with AsyncRpc.open(url, 5.0) as rpc:
         contracts = await addresses(rpc)
-        async with AsyncRpc.open(watcher_url or url, timeout) as wrpc, trio.open_nursery() as nursery:
+        async with AsyncRpc.open(watcher_url or url, rpc_timeout) as wrpc, trio.open_nursery() as nursery:
             watcher = _watcher(wrpc, contracts, store or MemoryWatcherStore(), settings, confirmations)
             send, receive = trio.open_memory_channel[WatcherItem](0)
             nursery.start_soon(effects.consume, receive)
@@ -170,7 +170,9 @@ def test_reorg_shallower_than_the_confirmations_is_never_seen(anvil_url: str) ->
         head = await rpc.block_number()
         with trio.fail_after(20):
             await watcher.wait_caught_up(head - 3)
-        await rpc.request("anvil_reorg", [2, [[{"from": DEPLOYER, "to": token[0], "data": _mint_data(OTHER, 50)}, 0]]])
+        await rpc.request(
+            "anvil_reorg", [2, [[{"from": DEPLOYER, "to": token[0], "data": _mint_data(OTHER, 50)}, 0]]]
+        )
         await mine(rpc, 3)
         with trio.fail_after(20):
             await watcher.wait_caught_up(head)
@@ -216,7 +218,7 @@ def test_hostile_rpc_shuffles_limits_removes_and_lies(anvil_url: str) -> None:
                     await spam(rpc, token[0], 100 * i, 5)
                 retries = watcher.stats.retries
                 with trio.fail_after(30):
-                    while proxy.counts["head_lie"] < 3 or watcher.stats.retries < retries + 2:
+                    while proxy.counts["head_lie"] < 3 or watcher.stats.retries < retries + 2:  # noqa: ASYNC110 -- polling for readiness
                         await trio.sleep(0.05)
                 await proxy.set_mode("pass")
                 new_head = await rpc.block_number()
@@ -276,7 +278,7 @@ async def _outage(anvil_url: str, seconds: float) -> None:
 
     async with trio.open_nursery() as nursery:
         await nursery.start(proxy.run)
-        await _with_watcher(anvil_url, proxy.url, body, addresses, None, settings, 0, timeout=1.0)
+        await _with_watcher(anvil_url, proxy.url, body, addresses, None, settings, 0, rpc_timeout=1.0)
         nursery.cancel_scope.cancel()
 
 

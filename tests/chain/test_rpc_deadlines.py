@@ -31,7 +31,7 @@ def test_async_read_returns_at_the_callers_deadline() -> None:
     async def scenario() -> None:
         async with trio.open_nursery() as nursery:
             server: SilentServer = await nursery.start(SilentServer().run)
-            async with AsyncRpc.open(server.url, timeout=30.0) as rpc:
+            async with AsyncRpc.open(server.url, request_timeout=30.0) as rpc:
                 start = trio.current_time()
                 with pytest.raises(trio.TooSlowError), trio.fail_after(0.3):
                     await rpc.block_number()
@@ -42,7 +42,7 @@ def test_async_read_returns_at_the_callers_deadline() -> None:
         # the request timeout alone: one attempt, one connection, no retries behind our back
         async with trio.open_nursery() as nursery:
             server: SilentServer = await nursery.start(SilentServer().run)
-            async with AsyncRpc.open(server.url, timeout=0.5) as rpc:
+            async with AsyncRpc.open(server.url, request_timeout=0.5) as rpc:
                 start = trio.current_time()
                 with pytest.raises(RpcTimeout):
                     await rpc.block_number()
@@ -80,9 +80,15 @@ def test_web3_reads_are_abandoned_at_the_deadline_and_web3_does_not_retry(tmp_pa
             settings = ChainSettings(rpc_url=server.url, rpc_timeout=1.0)
             w3 = make_web3(settings)
             deployment = Deployment.model_validate(
-                {"chainId": 31337, "deployBlock": 0, "deployer": DEPLOYER, "contracts": {
-                    name: {"address": DEPLOYER, "artifact": "x"}
-                    for name in ("DevnetToken", "StakeRegistry", "TaskMarket")}}
+                {
+                    "chainId": 31337,
+                    "deployBlock": 0,
+                    "deployer": DEPLOYER,
+                    "contracts": {
+                        name: {"address": DEPLOYER, "artifact": "x"}
+                        for name in ("DevnetToken", "StakeRegistry", "TaskMarket")
+                    },
+                }
             )
             chain = SynodContracts(settings, w3, 31337, deployment, {}, RevertCatalog({}))
             trio_chain = TrioChain(chain)
@@ -111,7 +117,7 @@ def test_reads_do_not_wait_behind_a_pending_write(anvil_url: str) -> None:
             await automine(rpc, False)
             handle = await writer.submit(TxCall(to=OTHER, data=b"", value=5, label="pay"))
             with trio.fail_after(5):
-                while not handle.sent:
+                while not handle.sent:  # noqa: ASYNC110 -- polling for readiness
                     await trio.sleep(0.01)
             # the write is waiting for a block that does not come; reads still flow, fast
             start = trio.current_time()

@@ -76,7 +76,9 @@ def _run(
 def test_intent_is_journaled_before_the_send_and_receipts_come_back(anvil_url: str) -> None:
     async def body(rpc: AsyncRpc, writer: TxWriter, journal: RecordingJournal, token: Address) -> None:
         start_nonce = await rpc.transaction_count(writer.address)
-        receipts = [await writer.transact(_token_call(token, "mint", writer.address, i + 1)) for i in range(3)]
+        receipts = [
+            await writer.transact(_token_call(token, "mint", writer.address, i + 1)) for i in range(3)
+        ]
         assert [r.status for r in receipts] == [1, 1, 1]
         assert [i.tx_hash for i in journal.intents] == [r.transaction_hash for r in receipts]
         assert [i.nonce for i in journal.intents] == [start_nonce, start_nonce + 1, start_nonce + 2]
@@ -110,8 +112,16 @@ def test_nonce_too_low_is_named_and_the_writer_resyncs(anvil_url: str) -> None:
         await send_tx(rpc, token, ViewDecoder(abi("DevnetToken")).encode("mint", OTHER, 1), writer.address)
         # the raw error is named
         signed = anvil_dev_signer(3, CHAIN_ID).sign_transaction(
-            {"type": 2, "chainId": CHAIN_ID, "nonce": stale_nonce - 1, "to": OTHER, "value": 1,
-             "gas": 21000, "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 1}
+            {
+                "type": 2,
+                "chainId": CHAIN_ID,
+                "nonce": stale_nonce - 1,
+                "to": OTHER,
+                "value": 1,
+                "gas": 21000,
+                "maxFeePerGas": 10**10,
+                "maxPriorityFeePerGas": 1,
+            }
         )
         with pytest.raises(NonceTooLow):
             await rpc.send_raw_transaction(bytes(signed.raw_transaction))
@@ -130,7 +140,7 @@ def test_a_stuck_transaction_is_replaced_with_higher_fees(anvil_url: str) -> Non
         await automine(rpc, False)
         handle = await writer.submit(_token_call(token, "mint", writer.address, 9))
         with trio.fail_after(10):
-            while len(handle.sent) < 2:
+            while len(handle.sent) < 2:  # noqa: ASYNC110 -- polling for readiness
                 await trio.sleep(0.02)
         await mine(rpc, 1)
         with trio.fail_after(10):
@@ -180,13 +190,20 @@ def test_a_revert_after_mining_is_replayed_at_its_block_and_named(anvil_url: str
         # the spender's transferFrom passes simulation (owner holds 10) ...
         handle = await spender.submit(_token_call(token, "transferFrom", owner, spender.address, 10))
         with trio.fail_after(10):
-            while not handle.sent:
+            while not handle.sent:  # noqa: ASYNC110 -- polling for readiness
                 await trio.sleep(0.02)
         # ... then the owner moves the tokens away in the same block, ahead of it (higher tip)
         await rpc.request(
             "eth_sendTransaction",
-            [{"from": owner, "to": token, "data": hex_data(views.encode("transfer", OTHER, 10)),
-              "maxPriorityFeePerGas": hex(10**11), "maxFeePerGas": hex(10**12)}],
+            [
+                {
+                    "from": owner,
+                    "to": token,
+                    "data": hex_data(views.encode("transfer", OTHER, 10)),
+                    "maxPriorityFeePerGas": hex(10**11),
+                    "maxFeePerGas": hex(10**12),
+                }
+            ],
         )
         await mine(rpc, 1)
         with pytest.raises(TransactionReverted) as info, trio.fail_after(10):

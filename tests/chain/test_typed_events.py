@@ -49,7 +49,9 @@ def test_every_abi_event_gets_a_model_with_the_abis_topic(built: Path) -> None:
     assert set(catalog.topics) == set(expected.values())
     fields = catalog["Transfer"].model_fields
     assert [(n, f.alias) for n, f in fields.items() if n not in ChainEvent.model_fields] == [
-        ("from_", "from"), ("to", "to"), ("value", "value")
+        ("from_", "from"),
+        ("to", "to"),
+        ("value", "value"),
     ]
 
 
@@ -116,7 +118,9 @@ def test_real_logs_decode_like_web3_does(anvil_url: str) -> None:
         async with AsyncRpc.open(anvil_url, 5.0) as rpc:
             token = await deploy(rpc, "DevnetToken")
             await mint(rpc, token, OTHER, 12345)
-            await send_tx(rpc, token, ViewDecoder(abi("DevnetToken")).encode("approve", OTHER, 2**255), DEPLOYER)
+            await send_tx(
+                rpc, token, ViewDecoder(abi("DevnetToken")).encode("approve", OTHER, 2**255), DEPLOYER
+            )
             await mint(rpc, token, DEPLOYER, 1)
             head = await rpc.block_number()
             return await rpc.get_logs(0, head, (token,)), token
