@@ -137,7 +137,10 @@ class TxJournal(Protocol):
     replacement is a new intent); ``settle`` once per request when its outcome is final."""
 
     async def intend(self, intent: TxIntent) -> None:
-        """Record the intent durably; raising aborts the send (nothing goes out)."""
+        """Record the intent durably. An exception here propagates out of :meth:`TxWriter.run`
+        (the service stops): nothing is ever sent without its journal entry. A later intent with
+        the same ``request_id`` supersedes an earlier one (re-signed after a nonce resync, or a
+        fee bump: then ``replaces`` names the hash it replaces)."""
         ...
 
     async def settle(self, outcome: TxOutcome) -> None:

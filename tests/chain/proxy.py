@@ -12,6 +12,8 @@ endpoint does:
 * ``shuffle``   return ``eth_getLogs`` results in reverse order
 * ``limit``     refuse ``eth_getLogs`` spanning more than ``limit`` blocks (Infura's -32005 error)
 * ``removed``   mark every log of the next ``eth_getLogs`` reply ``removed: true`` (once)
+* ``swallow``   forward the next ``eth_sendRawTransaction`` to the chain, then never answer (once):
+                the transaction is in, the sender cannot know it
 
 Modes combine with a set (``proxy.modes = {"shuffle", "limit"}``). Counters record what it did.
 """
@@ -143,6 +145,11 @@ class HostileProxy:
 
     async def _one(self, call: dict[str, Any]) -> Any:
         method = call.get("method")
+        if method == "eth_sendRawTransaction" and "swallow" in self.modes:
+            self.modes.discard("swallow")
+            await self._forward(call)
+            self.counts["swallowed"] += 1
+            await trio.sleep_forever()
         params = call.get("params", [])
         ident = call.get("id")
 

@@ -17,6 +17,7 @@ from protocol.chain.writer import TxCall, TxIntent, TxOutcome, TxWriter
 from protocol.settings import ChainSettings
 from protocol.types import Address
 from tests.chain.helpers import OTHER, abi, automine, deploy, mine, send_tx
+from tests.chain.proxy import HostileProxy
 
 pytestmark = pytest.mark.integration
 
@@ -219,3 +220,49 @@ def test_a_revert_after_mining_is_replayed_at_its_block_and_named(anvil_url: str
         assert journal.outcomes[-1].status == "reverted"
 
     _run(anvil_url, body)
+
+
+def test_a_send_whose_reply_is_lost_is_resent_byte_for_byte_never_twice(anvil_url: str) -> None:
+    """The node takes the transaction but the reply never comes (the request times out): the
+    writer re-sends the same signed bytes (never a new nonce), so it is mined exactly once."""
+
+    async def scenario() -> None:
+        catalog = RevertCatalog({"DevnetToken": abi("DevnetToken")})
+        async with trio.open_nursery() as nursery:
+            proxy: HostileProxy = await nursery.start(HostileProxy(anvil_url).run)
+            settings = ChainSettings(rpc_url=proxy.url, rpc_timeout=1.0, receipt_poll=0.02)
+            async with (
+                AsyncRpc.open(anvil_url, 5.0, catalog) as chain,
+                AsyncRpc.from_settings(settings, catalog) as rpc,
+            ):
+                token = await deploy(chain, "DevnetToken")
+                journal = RecordingJournal(chain)
+                writer = TxWriter(rpc, anvil_dev_signer(3, CHAIN_ID), CHAIN_ID, settings, journal)
+                await nursery.start(writer.run)
+                nonce = await chain.transaction_count(writer.address)
+                await proxy.set_mode("swallow")
+                with trio.fail_after(20):
+                    receipt = await writer.transact(_token_call(token, "mint", writer.address, 5))
+                assert proxy.counts["swallowed"] == 1
+                assert receipt.status == 1
+                assert await chain.transaction_count(writer.address) == nonce + 1
+                assert await _balance(chain, token, writer.address) == 5
+                assert [i.tx_hash for i in journal.intents] == [receipt.transaction_hash]
+                # and the writer goes on with the next nonce
+                await writer.transact(_token_call(token, "mint", writer.address, 1))
+                assert await chain.transaction_count(writer.address) == nonce + 2
+            nursery.cancel_scope.cancel()
+
+    trio.run(scenario)
+
+
+@pytest.mark.unit
+def test_fee_bumps_raise_both_fees_and_stop_at_the_cap() -> None:
+    from protocol.chain.writer import _Fees
+
+    fees = _Fees(max_fee=1000, tip=100)
+    bumped = fees.bumped(15, None)
+    assert bumped == _Fees(max_fee=1151, tip=116)  # ceil(x * 1.15) + 1: strictly above +15 %
+    assert fees.bumped(15, 1151) == bumped  # exactly at the cap: allowed
+    assert fees.bumped(15, 1150) is None  # one wei below: no bump, keep waiting at the last fee
+    assert _Fees(max_fee=10, tip=10).bumped(10, None) == _Fees(max_fee=12, tip=12)  # tip <= fee
