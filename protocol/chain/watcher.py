@@ -481,7 +481,10 @@ def _raise_errors(replies: Iterable[object]) -> None:
 
 def _quantity(raw: object, what: str) -> int:
     if isinstance(raw, str) and raw.startswith("0x"):
-        return int(raw, 16)
+        try:
+            return int(raw, 16)
+        except ValueError:
+            pass
     raise RpcError(f"{what}: expected a hex quantity, got {raw!r:.100}")
 
 
