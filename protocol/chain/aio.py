@@ -21,13 +21,13 @@ real cancellation without a thread per request.
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 import trio
 from pydantic import ValidationError
 from web3.contract.contract import ContractFunction
@@ -170,8 +170,8 @@ class AsyncRpc:
         if reply.status_code != 200:
             raise RpcError(f"{what}: HTTP {reply.status_code} from {self.url}: {reply.text[:200]!r}")
         try:
-            return json.loads(reply.content)
-        except ValueError:
+            return orjson.loads(reply.content)  # several times faster than json on big getLogs replies
+        except orjson.JSONDecodeError:
             raise RpcError(f"{what}: malformed JSON from {self.url}: {reply.content[:200]!r}") from None
 
     async def _limited(self, body: Any, what: str, write: bool) -> Any:

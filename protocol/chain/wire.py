@@ -8,9 +8,8 @@ endpoint is a :class:`pydantic.ValidationError`, which the client reports as an 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SkipValidation
 
@@ -108,13 +107,13 @@ class BlockHeader(_Wire):
     base_fee_per_gas: Quantity | None = Field(default=None, alias="baseFeePerGas")
 
 
-@dataclass(frozen=True, slots=True)
-class RawLog:
+class RawLog(NamedTuple):
     """One entry of ``eth_getLogs`` / a receipt's ``logs`` (``removed`` true after a reorg).
 
-    A slotted dataclass rather than a pydantic model: the watcher builds thousands per reply, and
-    :meth:`from_rpc` validates every field by hand as strictly as a model would (it is the only
-    constructor used on untrusted input; ``model_validate`` is its alias for symmetry).
+    An immutable named tuple rather than a pydantic model: the watcher builds thousands per reply
+    and a tuple is the cheapest immutable record to build; :meth:`from_rpc` validates every field
+    by hand as strictly as a model would (it is the constructor for untrusted input;
+    ``model_validate`` is its alias for symmetry).
     """
 
     address: Address
