@@ -471,7 +471,9 @@ class TxWriter:
             except JsonRpcError as exc:
                 if "already known" in exc.rpc_message.lower() or await self._any_known([tx_hash]):
                     return
-                if "underpriced" in exc.rpc_message.lower() and len(hashes) > 1:
+                if len(hashes) > 1:
+                    # a refused replacement ("underpriced", or anything else): an earlier hash of
+                    # this nonce may still be pending, so keep watching it, never give the nonce up
                     log.warning(
                         "tx_replacement_refused", label=call.label, nonce=nonce, error=exc.rpc_message
                     )
