@@ -34,7 +34,6 @@ from web3.contract.contract import ContractFunction
 
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.errors import (
-    ContractRevert,
     JsonRpcError,
     NonceTooLow,
     RangeTooLarge,
@@ -418,7 +417,6 @@ __all__ = [
     "DEADLINE_MARGIN",
     "AsyncRpc",
     "BlockSpec",
-    "ContractRevert",
     "TrioChain",
     "block_param",
     "parse_header",
