@@ -86,9 +86,21 @@ class HostileProxy:
             self._scope.cancel()  # closes the listener and every open connection
             await trio.lowlevel.checkpoint()
         elif "refuse" in self.modes and "refuse" not in new:
-            listeners = await trio.open_tcp_listeners(self.port, host="127.0.0.1")
+            listeners = await self._rebind()
             self._serve(listeners)
         self.modes = new
+
+    async def _rebind(self) -> list[trio.SocketListener]:
+        """Listen on our port again (SO_REUSEADDR is set by trio); retried briefly in case the
+        kernel still holds it."""
+        for attempt in range(50):
+            try:
+                return await trio.open_tcp_listeners(self.port, host="127.0.0.1")
+            except OSError:
+                if attempt == 49:
+                    raise
+                await trio.sleep(0.1)
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ HTTP
 

@@ -270,7 +270,7 @@ async def _outage(anvil_url: str, seconds: float) -> None:
         assert watcher.stats.retries > 0
         await proxy.set_mode("pass")
         head = await rpc.block_number()
-        with trio.fail_after(30):
+        with trio.fail_after(60):
             await watcher.wait_caught_up(head)
         effects.assert_exactly_once(await canonical_values(rpc, tuple(token), head))
         assert len(effects.values()) == value
