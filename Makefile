@@ -64,10 +64,11 @@ test-python: $(VENV_STAMP) build
 demo: setup build ## anvil + deploy + one task carried through its lifecycle
 	$(PY) -m scripts.demo
 
-bench: setup build ## print name=value performance figures (gas, workflow engine, local model, p2p)
+bench: setup build ## print name=value performance figures (gas, workflow engine, local model, p2p, watcher)
 	@$(PY) -m scripts.bench_gas
 	@$(PY) -m scripts.bench_workflow
 	@$(PY) -m scripts.bench_p2p
+	@$(PY) -m scripts.bench_watcher
 
 lint: setup ## ruff, mypy (strict), forge fmt --check
 	$(VENV)/bin/ruff check .

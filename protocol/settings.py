@@ -12,7 +12,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from protocol.errors import ConfigError
 
@@ -45,6 +53,33 @@ class AnvilDevKey(_Frozen):
 KeySource = Annotated[KeystoreKey | AnvilDevKey, Field(discriminator="kind")]
 
 
+class WatcherSettings(_Frozen):
+    """The chain watcher's paging, polling and retry knobs (seconds, blocks)."""
+
+    initial_range: int = Field(default=100, ge=1, le=100_000)
+    """Blocks per ``eth_getLogs`` query at start."""
+    min_range: int = Field(default=1, ge=1)
+    max_range: int = Field(default=5_000, ge=1, le=1_000_000)
+    """The range never shrinks below ``min_range`` nor grows above ``max_range``."""
+    quiet_logs: int = Field(default=2_000, ge=1)
+    """A query that returned fewer logs than this doubles the range (up to ``max_range``)."""
+    poll_interval: float = Field(default=1.0, gt=0, le=600)
+    """Seconds between polls of the head once caught up."""
+    backoff_initial: float = Field(default=0.1, gt=0, le=60)
+    backoff_max: float = Field(default=5.0, gt=0, le=600)
+    """A failing RPC is retried after ``backoff_initial`` seconds, doubling up to ``backoff_max``."""
+    reorg_window: int = Field(default=128, ge=1, le=100_000)
+    """Blocks below the cursor whose hashes are remembered to find a reorg's fork point."""
+
+    @model_validator(mode="after")
+    def _ranges(self) -> WatcherSettings:
+        if not self.min_range <= self.initial_range <= self.max_range:
+            raise ValueError("need min_range <= initial_range <= max_range")
+        if self.backoff_initial > self.backoff_max:
+            raise ValueError("need backoff_initial <= backoff_max")
+        return self
+
+
 class ChainSettings(_Frozen):
     """How to reach the chain and the deployed contracts."""
 
@@ -61,9 +96,21 @@ class ChainSettings(_Frozen):
     send_retries: int = Field(default=3, ge=1, le=20)
     """Attempts for one transaction (RPC failures and receipt timeouts), bounded."""
     rpc_concurrency: int = Field(default=4, ge=1, le=64)
-    """Threads the trio adapter lets into web3 at once."""
+    """Reads in flight at once (threads into web3, or requests of the async client); writers
+    have capacity of their own, so reads never wait behind a transaction."""
+    stuck_after: float = Field(default=30.0, gt=0, le=3600)
+    """Seconds a sent transaction may stay unmined before the writer replaces it with higher fees."""
+    fee_bump_percent: int = Field(default=15, ge=10, le=500)
+    """How much a replacement raises both EIP-1559 fees (nodes require at least 10 %)."""
+    max_fee_per_gas: int | None = Field(default=None, gt=0)
+    """A ceiling (wei) on ``maxFeePerGas`` for fee bumps; ``None``: no ceiling."""
+    max_replacements: int = Field(default=5, ge=0, le=50)
+    """Fee bumps for one transaction; after them the writer keeps waiting at the last fee."""
     key: KeySource | None = None
     """The account this process signs with; ``None`` for read-only use."""
+
+    watcher: WatcherSettings = Field(default_factory=WatcherSettings)
+    """How the chain watcher pages ``eth_getLogs`` and retries."""
 
     @field_validator("rpc_url")
     @classmethod

@@ -12,6 +12,12 @@ Typical use at an entry point::
 
 trio callers wrap it in :class:`~protocol.chain.aio.TrioChain` (imported from its module, so that
 synchronous users do not load trio).
+
+Daemons use the trio-native layer instead, each from its module: :class:`~protocol.chain.aio.AsyncRpc`
+(JSON-RPC on httpx: real deadlines, reads pinned by block hash, separate read capacity),
+:class:`~protocol.chain.writer.TxWriter` (one per key: journal before send, nonce resync, fee bumps),
+:class:`~protocol.chain.watcher.Watcher` (reorg-safe ``eth_getLogs`` from a persisted cursor) and
+:class:`~protocol.chain.events.EventCatalog` (typed events from forge's ABIs).
 """
 
 from protocol.chain.contracts import SynodContracts
@@ -20,8 +26,12 @@ from protocol.chain.errors import (
     ChainError,
     ContractRevert,
     DeploymentError,
+    JsonRpcError,
+    NonceTooLow,
+    RangeTooLarge,
     RevertCatalog,
     RpcError,
+    RpcTimeout,
     SignerError,
     TransactionReverted,
     TransactionTimeout,
@@ -40,14 +50,18 @@ __all__ = [
     "Deployment",
     "DeploymentError",
     "JobParams",
+    "JsonRpcError",
     "Market",
+    "NonceTooLow",
     "Phase",
     "PostedJob",
+    "RangeTooLarge",
     "Receipt",
     "Registry",
     "RevertCatalog",
     "Role",
     "RpcError",
+    "RpcTimeout",
     "Seat",
     "Signer",
     "SignerError",

@@ -5,6 +5,10 @@
     SynodError
     └── ChainError                 anything that went wrong talking to the chain
         ├── RpcError               a JSON-RPC request failed after bounded retries
+        │   ├── RpcTimeout         no reply within the request timeout (or a hung endpoint)
+        │   └── JsonRpcError       the node answered with a JSON-RPC error object (``.code``)
+        │       ├── NonceTooLow    the nonce was already used: resynchronise from the chain
+        │       └── RangeTooLarge  an ``eth_getLogs`` range/result limit: ask for fewer blocks
         ├── DeploymentError        a deployment file or forge artifact is missing or inconsistent
         ├── SignerError            a keystore that cannot be opened, a dev key off the devnet
         ├── TransactionTimeout     no receipt in time, after every attempt
@@ -43,6 +47,37 @@ class RpcError(ChainError):
     """A JSON-RPC request failed (connection, timeout, node error) after bounded retries."""
 
 
+class RpcTimeout(RpcError):
+    """No reply within the request timeout: the endpoint is down, hung or too slow."""
+
+
+class JsonRpcError(RpcError):
+    """The node answered with a JSON-RPC error object.
+
+    ``code`` and ``rpc_message`` are the error object's fields, ``data`` its raw ``data`` member
+    (revert data for ``execution reverted`` when it is hex), ``method`` the request's method.
+    """
+
+    def __init__(self, method: str, code: int, rpc_message: str, data: Any = None) -> None:
+        super().__init__(f"{method}: node error {code}: {rpc_message}")
+        self.method = method
+        self.code = code
+        self.rpc_message = rpc_message
+        self.data = data
+
+
+class NonceTooLow(JsonRpcError):
+    """The node refused a transaction whose nonce is already used ("nonce too low").
+
+    The sender's local nonce is stale (another process used the key, or an earlier transaction
+    of ours was mined): read the account's nonce from the chain again before signing anew.
+    """
+
+
+class RangeTooLarge(JsonRpcError):
+    """The node refused an ``eth_getLogs`` query as too large (block range or result count)."""
+
+
 class DeploymentError(ChainError):
     """A deployment file or forge artifact is missing, malformed or for another chain."""
 
@@ -64,12 +99,26 @@ class TransactionTimeout(ChainError):
 
 
 class TransactionReverted(ChainError):
-    """A transaction that passed simulation but reverted when mined (state moved in between)."""
+    """A transaction that passed simulation but reverted when mined (state moved in between).
 
-    def __init__(self, message: str, tx_hash: str, gas_used: int) -> None:
+    ``revert`` is the custom error the replay at the mined block decoded (``None`` when the
+    replay did not revert, e.g. a later transaction of the same block changed the state back),
+    ``block_number`` the block it was mined in.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        tx_hash: str,
+        gas_used: int,
+        revert: ContractRevert | None = None,
+        block_number: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.tx_hash = tx_hash
         self.gas_used = gas_used
+        self.revert = revert
+        self.block_number = block_number
 
 
 def _show(value: Any) -> str:

@@ -15,18 +15,29 @@ from protocol.settings import ChainSettings
 
 
 def make_web3(settings: ChainSettings) -> Web3:
-    """A synchronous Web3 over HTTP with the configured per-request timeout.
+    """A synchronous Web3 over HTTP with the configured per-request timeout and NO retries.
 
-    web3's HTTP provider already retries idempotent methods (reads, ``eth_call``, receipts) with
-    exponential backoff; ``eth_sendRawTransaction`` is retried by the sender, never here.
+    web3's HTTP provider retries by default (``exception_retry_configuration``), which multiplies
+    the timeout (a hanging endpoint with a 1 s timeout took 7 s and 10 connections) and re-sends
+    raw transactions behind the sender's back; retries are the caller's, bounded and logged. So one
+    call takes at most ``settings.rpc_timeout`` (connect + read).
     """
-    provider = HTTPProvider(settings.rpc_url, request_kwargs={"timeout": settings.rpc_timeout})
+    provider = HTTPProvider(
+        settings.rpc_url,
+        request_kwargs={"timeout": settings.rpc_timeout},
+        exception_retry_configuration=None,
+    )
     return Web3(provider)
 
 
 @dataclass(frozen=True, slots=True)
 class BlockRef:
-    """A frozen reference to one block: every read passes ``block_identifier=ref.number``."""
+    """A frozen reference to one block, by number AND hash.
+
+    The async client (:class:`~protocol.chain.aio.AsyncRpc`) reads at exactly this block by hash
+    (EIP-1898 ``{"blockHash": ..., "requireCanonical": true}``: a block reorged away is refused,
+    not silently replaced); the synchronous web3 path passes ``block_identifier=ref.number``.
+    """
 
     number: int
     hash: bytes

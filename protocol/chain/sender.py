@@ -20,6 +20,7 @@ from web3.types import Nonce, TxParams, TxReceipt, Wei
 
 from protocol.chain.errors import (
     ContractRevert,
+    NonceTooLow,
     RevertCatalog,
     RpcError,
     TransactionReverted,
@@ -116,6 +117,10 @@ class TxSender:
                 # "nonce too low" once mined: wording differs by client), so ask the node itself.
                 if not self._known(tx_hash):
                     self._nonce = None  # resynchronise from the chain next time
+                    if "nonce too low" in str(exc).lower():
+                        raise NonceTooLow(
+                            "eth_sendRawTransaction", -32000, f"{name}: nonce {nonce} too low: {exc}"
+                        ) from None
                     raise RpcError(f"{name}: node refused the transaction: {exc}") from None
             except OSError as exc:  # connection reset, HTTP timeout: the tx may or may not be in
                 log.warning("tx_send_retry", label=name, attempt=attempt, error=type(exc).__name__)
@@ -154,15 +159,17 @@ class TxSender:
         block = int(receipt["blockNumber"])
         if receipt["status"] != 1:
             reason = "no reason"
-            try:  # replay against the state the transaction saw, to name the error
+            revert: ContractRevert | None = None
+            try:  # replay at the end of the block it was mined in: earlier transactions of that
+                # block (what made it revert) are applied there; the parent block misses them
                 with translated(self._catalog, name):
-                    fn.call({"from": self.address, "value": Wei(value)}, block_identifier=block - 1)
+                    fn.call({"from": self.address, "value": Wei(value)}, block_identifier=block)
             except ContractRevert as exc:
-                reason = str(exc)
+                reason, revert = str(exc), exc
             except RpcError:
                 pass
             raise TransactionReverted(
-                f"{name}: {tx_hash} reverted in block {block}: {reason}", tx_hash, gas_used
+                f"{name}: {tx_hash} reverted in block {block}: {reason}", tx_hash, gas_used, revert, block
             )
         log.info("tx_mined", label=name, tx_hash=tx_hash, block=block, gas_used=gas_used)
         return Receipt(label=name, tx_hash=tx_hash, block_number=block, gas_used=gas_used, raw=receipt)
