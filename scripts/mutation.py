@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -241,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         for m in mutants:
             print(m.name)
         return 0
+    # SIGTERM unwinds like Ctrl-C, so the temporary copy is always removed (the tree itself is never touched).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     killed = 0
     with tempfile.TemporaryDirectory(prefix="synod-mutation-") as tmp:
         work = Path(tmp)
