@@ -292,7 +292,11 @@ contract StakeRegistry is IStakeRegistry, Ownable2Step, ReentrancyGuardTransient
     }
 
     /// @dev Successive stake-weighted sampling without replacement over the stake tree (weights = raw stakes).
-    function _draw(bytes32 seed, uint256 m) private view returns (address[] memory validators, uint96[] memory weights) {
+    function _draw(bytes32 seed, uint256 m)
+        private
+        view
+        returns (address[] memory validators, uint96[] memory weights)
+    {
         // Successive sampling without replacement: draw r over the weight not drawn yet, then map it onto the
         // full range by skipping the drawn ranges (kept sorted by start), so every draw is a new validator.
         uint256 total = _tree.total;
@@ -429,7 +433,10 @@ contract StakeRegistry is IStakeRegistry, Ownable2Step, ReentrancyGuardTransient
     // ----------------------------------------------------------------- internals
 
     /// @dev Move min(stake, slashAmount(role)) of `account`'s stake to the treasury.
-    function _slash(address account, Participant storage p, uint256 batchId) private returns (uint256 amount) {
+    function _slash(address account, Participant storage p, uint256 batchId)
+        private
+        returns (uint256 amount)
+    {
         Role role = p.role;
         uint256 oldStake = p.stake;
         amount = _minimumOf(role) / SLASH_DIVISOR;

@@ -191,7 +191,9 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         if (uint256(commitment) & _LOW224 == 0) revert BatchZeroCommitment(batchId);
         uint256 id = _registry.lockNode(msg.sender, j.modelId);
         for (uint256 i; i < seat; ++i) {
-            if (uint256(_nodeSeats[batchId][i]) >> 224 == id) revert BatchAlreadyCommitted(batchId, msg.sender);
+            if (uint256(_nodeSeats[batchId][i]) >> 224 == id) {
+                revert BatchAlreadyCommitted(batchId, msg.sender);
+            }
         }
 
         _nodeSeats[batchId][seat] = bytes32((id << 224) | (uint256(commitment) & _LOW224));
@@ -229,11 +231,16 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     /// @dev The checks of `revealResult` after the phase: a taken, unrevealed seat, one digest per row, and a
     /// reveal that hashes to the seat's commitment.
-    function _checkReveal(uint256 batchId, Batch storage b, uint256 seat, bytes32[] calldata digests, bytes32 salt)
-        private
-        view
-    {
-        if (seat >= b.commitCount) revert BatchNotNodeSeat(batchId, seat, msg.sender);
+    function _checkReveal(
+        uint256 batchId,
+        Batch storage b,
+        uint256 seat,
+        bytes32[] calldata digests,
+        bytes32 salt
+    ) private view {
+        if (seat >= b.commitCount) {
+            revert BatchNotNodeSeat(batchId, seat, msg.sender);
+        }
         if (b.revealedMask & (1 << seat) != 0) revert BatchAlreadyRevealed(batchId, seat);
         uint256 rows = b.rows;
         if (digests.length != rows) revert BatchDigestCountMismatch(batchId, rows, digests.length);
@@ -262,7 +269,8 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         if (block.number <= seedBlock) revert BatchSeedNotReady(batchId, seedBlock, block.number);
 
         uint256 round = b.round;
-        bytes32 seed = keccak256(abi.encode(blockhash(seedBlock), _entropy(batchId, b.commitCount), batchId, round));
+        bytes32 seed =
+            keccak256(abi.encode(blockhash(seedBlock), _entropy(batchId, b.commitCount), batchId, round));
         (address[] memory validators, uint96[] memory weights) = _registry.lockCommittee(seed, j.m);
         uint256 size = validators.length;
         // slither-disable-next-line incorrect-equality (an array length the registry produced: docs/audit.md)
@@ -300,7 +308,9 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         // forge-lint: disable-next-line(unsafe-typecast)
         b.scoreCommitMask = uint16(mask); // seat < 16
         emit ScoresCommitted(batchId, msg.sender, seat, commitment);
-        if (mask == (1 << size) - 1) _enter(b, Phase.ScoreRevealing, block.timestamp + j.scoreRevealDuration);
+        if (mask == (1 << size) - 1) {
+            _enter(b, Phase.ScoreRevealing, block.timestamp + j.scoreRevealDuration);
+        }
     }
 
     /// @inheritdoc ITaskMarket
@@ -320,11 +330,16 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     /// @dev The checks of `revealScores` after the phase: a committed, unrevealed seat, one score (0..100) per
     /// node seat and row, and a reveal that hashes to the seat's score commitment.
-    function _checkScoreReveal(uint256 batchId, Batch storage b, uint256 seat, bytes calldata scores, bytes32 salt)
-        private
-        view
-    {
-        if (seat >= b.committeeSize) revert BatchNotCommitteeSeat(batchId, seat, msg.sender);
+    function _checkScoreReveal(
+        uint256 batchId,
+        Batch storage b,
+        uint256 seat,
+        bytes calldata scores,
+        bytes32 salt
+    ) private view {
+        if (seat >= b.committeeSize) {
+            revert BatchNotCommitteeSeat(batchId, seat, msg.sender);
+        }
         uint256 bit = 1 << seat;
         if (b.scoreRevealMask & bit != 0) revert BatchScoresAlreadyRevealed(batchId, seat);
         if (b.scoreCommitMask & bit == 0) revert BatchScoresNotCommitted(batchId, seat);
@@ -446,7 +461,8 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         v.batchCount = j.batchCount;
         if (j.batchCount != 0) {
             v.rowCount = uint32(
-                (uint256(j.batchCount) - 1) * j.batchSize + _batches[uint256(j.firstBatchId) + j.batchCount - 1].rows
+                (uint256(j.batchCount) - 1) * j.batchSize
+                    + _batches[uint256(j.firstBatchId) + j.batchCount - 1].rows
             );
         }
         v.params = JobParams({
@@ -648,9 +664,13 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         });
     }
 
-    function _createBatch(uint256 batchId, uint256 jobId, uint256 firstRow, uint256 deadline, bytes[] memory rows)
-        private
-    {
+    function _createBatch(
+        uint256 batchId,
+        uint256 jobId,
+        uint256 firstRow,
+        uint256 deadline,
+        bytes[] memory rows
+    ) private {
         bytes32 h = _rowsHash(rows);
         // forge-lint: disable-start(unsafe-typecast)
         _batches[batchId] = Batch({
@@ -778,7 +798,9 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     /// @dev Release one seat of each of `accounts` in the registry, slashing those in `slashMask`, and report each
     /// slash with its reason: the 2-bit code at bits 2i..2i+1 of `reasons` (a `SlashReason`; 0 = NoReveal).
-    function _release(uint256 batchId, address[] memory accounts, uint256 slashMask, uint256 reasons) private {
+    function _release(uint256 batchId, address[] memory accounts, uint256 slashMask, uint256 reasons)
+        private
+    {
         uint256[] memory amounts = _registry.releaseSeats(batchId, accounts, slashMask);
         uint256 n = accounts.length;
         for (uint256 i; i < n; ++i) {
@@ -875,11 +897,20 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         address requester = j.requester;
         if (o.refund != 0) _credit(requester, o.refund);
         emit BatchSettled(
-            batchId, requester, b.round, o.scored, o.medians, o.nodePaid, o.agreedMask, o.validatorReward, o.refund
+            batchId,
+            requester,
+            b.round,
+            o.scored,
+            o.medians,
+            o.nodePaid,
+            o.agreedMask,
+            o.validatorReward,
+            o.refund
         );
 
         // Release list: node seats 0..commits-1, then committee seats.
-        (address[] memory members, uint256 slashMask, uint256 reasons) = _committeeRelease(batchId, b, commits);
+        (address[] memory members, uint256 slashMask, uint256 reasons) =
+            _committeeRelease(batchId, b, commits);
         address[] memory accounts = new address[](commits + size);
         for (uint256 s; s < commits; ++s) {
             accounts[s] = nodes[s];

@@ -2,9 +2,9 @@
 
 Applies small deliberate bugs ("mutants") to the contracts one at a time, in a temporary copy of the project
 (the working tree is never modified, so an interrupt leaves nothing behind), runs the forge suite against each
-with the fast `mutation` profile and `--fail-fast`, and prints one line per mutant, `<mutant> killed|survived`,
-then `mutants_killed=N/M`. A mutant is killed when the suite fails; a mutant that does not compile is reported
-`invalid` (a bug in this list, not a kill). Exit status 0 only when every mutant is killed.
+with the fast `mutation` profile and `--fail-fast`, and prints one line per mutant,
+`<mutant> killed|survived`, then `mutants_killed=N/M`. A mutant is killed when the suite fails; a mutant that
+does not compile is reported `invalid` (a bug in this list, not a kill). Exit status 0 only when every mutant is killed.
 
 Each mutant first runs against the test files most likely to catch it (sparse compilation keeps that fast); if
 they all pass, the whole suite runs before the mutant is declared survived.
@@ -45,7 +45,8 @@ class Mutant:
 
 
 def _deadline(fn_anchor: str) -> tuple[str, str]:
-    check = "if (block.timestamp > deadline) revert BatchDeadlinePassed(batchId, deadline, block.timestamp);\n"
+    check = "if (block.timestamp > deadline) "
+    check += "revert BatchDeadlinePassed(batchId, deadline, block.timestamp);\n"
     return check + fn_anchor, check.replace(">", ">=", 1) + fn_anchor
 
 
@@ -75,8 +76,16 @@ MUTANTS: tuple[Mutant, ...] = (
         *_deadline("        if (uint256(commitment) & _LOW224 == 0)"),
     ),
     Mutant("reveal_deadline_off_by_one", MARKET, *_deadline("        _checkReveal(")),
-    Mutant("draw_deadline_off_by_one", MARKET, *_deadline("        _applyLazy(batchId, b, phase, deadline);\n        uint256 seedBlock")),
-    Mutant("score_commit_deadline_off_by_one", MARKET, *_deadline("        uint256 size = b.committeeSize;\n        if (seat >= size ||")),
+    Mutant(
+        "draw_deadline_off_by_one",
+        MARKET,
+        *_deadline("        _applyLazy(batchId, b, phase, deadline);\n        uint256 seedBlock"),
+    ),
+    Mutant(
+        "score_commit_deadline_off_by_one",
+        MARKET,
+        *_deadline("        uint256 size = b.committeeSize;\n        if (seat >= size ||"),
+    ),
     Mutant("score_reveal_deadline_off_by_one", MARKET, *_deadline("        _checkScoreReveal(")),
     Mutant(
         "lazy_commit_close_off_by_one",
@@ -161,8 +170,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "duplicate_commit_allowed",
         MARKET,
-        "if (uint256(_nodeSeats[batchId][i]) >> 224 == id) revert",
-        "if (uint256(_nodeSeats[batchId][i]) >> 224 == id && false) revert",
+        "if (uint256(_nodeSeats[batchId][i]) >> 224 == id) {",
+        "if (uint256(_nodeSeats[batchId][i]) >> 224 == id && false) {",
     ),
     Mutant(
         "fee_on_transfer_unchecked",

@@ -76,7 +76,9 @@ contract AttacksTest is Fixture {
         vm.assertGt(size, 0);
         vm.warp(_deadline(batchId) + PHASE + 1);
         market.settle(batchId, new bytes[](0));
-        vm.assertEq(registry.treasuryBalance(), treasuryBefore + (3 + size) * SLASH, "round 1: every seat abstained");
+        vm.assertEq(
+            registry.treasuryBalance(), treasuryBefore + (3 + size) * SLASH, "round 1: every seat abstained"
+        );
         vm.assertEq(uint256(_phase(batchId)), uint256(ITaskMarket.Phase.Settled));
         for (uint256 i; i < 3; ++i) {
             vm.assertEq(market.balanceOf(nodes[i]), 0.8e18, "paid by the fallback rule");
@@ -215,7 +217,9 @@ contract AttacksTest is Fixture {
         ITaskMarket.JobParams memory jp = _params();
         jp.batchSize = 2;
         uint256 amount = 2 * uint256(BOUNTY);
-        vm.expectRevert(abi.encodeWithSelector(ITaskMarket.MarketPaymentShort.selector, amount, amount - amount / 100));
+        vm.expectRevert(
+            abi.encodeWithSelector(ITaskMarket.MarketPaymentShort.selector, amount, amount - amount / 100)
+        );
         vm.prank(requester);
         d.market.postJob(jp, WORKFLOW, _rows(2));
         vm.assertEq(fee.balanceOf(address(d.market)), 0);
@@ -333,7 +337,12 @@ contract CommitteeGrindingTest is Fixture {
     /// prevrandao, which we model as a function of the block number the attacker sees coming).
     function _v1Seats(uint256 batchId, uint256 atBlock) internal view returns (uint256) {
         bytes32 seed = keccak256(
-            abi.encode(keccak256(abi.encode("seals", batchId)), _salt(2), keccak256(abi.encode("randao", atBlock)), batchId)
+            abi.encode(
+                keccak256(abi.encode("seals", batchId)),
+                _salt(2),
+                keccak256(abi.encode("randao", atBlock)),
+                batchId
+            )
         );
         (address[] memory drawn,) = registry.drawValidators(seed, 3);
         return _attackerSeats(drawn);

@@ -69,8 +69,8 @@ contract FuzzTest is Fixture {
         }
         _score(batchId, vectors);
         _settle(batchId);
-        uint256 credited = _sum3([nodes[0], nodes[1], nodes[2]]) + _sum3([validators[0], validators[1], validators[2]])
-            + market.balanceOf(requester);
+        uint256 credited = _sum3([nodes[0], nodes[1], nodes[2]])
+            + _sum3([validators[0], validators[1], validators[2]]) + market.balanceOf(requester);
         vm.assertEq(credited, uint256(p.bountyPerTask) * rows, "credits == bounty");
         vm.assertEq(token.balanceOf(address(market)), credited, "market holds exactly the credits");
     }
@@ -111,7 +111,9 @@ contract FuzzTest is Fixture {
     }
 
     /// @notice A reveal opens only the exact (batch, node, digests, salt) that was committed.
-    function testFuzz_revealResult_onlyTheCommittedOpening(bytes32 salt, bytes32 digest, uint256 flip) public {
+    function testFuzz_revealResult_onlyTheCommittedOpening(bytes32 salt, bytes32 digest, uint256 flip)
+        public
+    {
         uint256 batchId = _post();
         bytes32[] memory digests = new bytes32[](1);
         digests[0] = digest;
@@ -143,7 +145,9 @@ contract FuzzTest is Fixture {
         _commitScores(batchId, 1, v);
         _commitScores(batchId, 2, v);
         (address v0,,,,) = market.committeeSeat(batchId, 0);
-        vm.expectRevert(abi.encodeWithSelector(ITaskMarket.BatchScoreOutOfRange.selector, batchId, pos, value));
+        vm.expectRevert(
+            abi.encodeWithSelector(ITaskMarket.BatchScoreOutOfRange.selector, batchId, pos, value)
+        );
         vm.prank(v0);
         market.revealScores(batchId, 0, v, _salt(100));
     }
@@ -205,7 +209,9 @@ contract FuzzTest is Fixture {
             market.cancel(batchId);
         }
         vm.assertEq(
-            token.balanceOf(address(registry)), registry.totalStaked() + registry.treasuryBalance(), "conservation"
+            token.balanceOf(address(registry)),
+            registry.totalStaked() + registry.treasuryBalance(),
+            "conservation"
         );
         vm.assertEq(_stake(nodes[0]), MIN_STAKE + amount - (slashIt ? SLASH : 0));
         vm.assertEq(uint256(registry.participant(nodes[0]).role), uint256(IStakeRegistry.Role.Node));

@@ -54,11 +54,14 @@ contract GasTest is Fixture {
         // forge-lint: disable-next-line(unsafe-typecast)
         p.batchSize = uint16(rows);
         total += _tx(
-            "postJob", requester, abi.encodeCall(market.postJob, (p, _workflow(), _rowsOfLen(rows, rowLen, round)))
+            "postJob",
+            requester,
+            abi.encodeCall(market.postJob, (p, _workflow(), _rowsOfLen(rows, rowLen, round)))
         );
         uint256 batchId = market.batchCount();
         for (uint256 i; i < 3; ++i) {
-            bytes32 c = market.resultCommitment(batchId, nodes[i], _digests(i + round, rows), _salt(i + round));
+            bytes32 c =
+                market.resultCommitment(batchId, nodes[i], _digests(i + round, rows), _salt(i + round));
             total += _tx("commitResult", nodes[i], abi.encodeCall(market.commitResult, (batchId, c)));
         }
         for (uint256 i; i < 3; ++i) {

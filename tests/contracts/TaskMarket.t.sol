@@ -52,10 +52,14 @@ contract TaskMarketTest is Fixture {
     }
 
     function test_constructor_revertsForZeroOrHugeMinPhase() public {
-        vm.expectRevert(abi.encodeWithSelector(ITaskMarket.MarketMinPhaseDurationOutOfRange.selector, 0, 30 days));
+        vm.expectRevert(
+            abi.encodeWithSelector(ITaskMarket.MarketMinPhaseDurationOutOfRange.selector, 0, 30 days)
+        );
         new TaskMarket(registry, 0);
         vm.expectRevert(
-            abi.encodeWithSelector(ITaskMarket.MarketMinPhaseDurationOutOfRange.selector, 30 days + 1, 30 days)
+            abi.encodeWithSelector(
+                ITaskMarket.MarketMinPhaseDurationOutOfRange.selector, 30 days + 1, 30 days
+            )
         );
         new TaskMarket(registry, 30 days + 1);
     }
@@ -178,9 +182,13 @@ contract TaskMarketTest is Fixture {
     function test_postJob_revertsForMOutOfRange() public {
         ITaskMarket.JobParams memory p = _params();
         p.m = 0;
-        _postExpectRevert(p, 1, abi.encodeWithSelector(ITaskMarket.JobCommitteeSizeOutOfRange.selector, 0, 16));
+        _postExpectRevert(
+            p, 1, abi.encodeWithSelector(ITaskMarket.JobCommitteeSizeOutOfRange.selector, 0, 16)
+        );
         p.m = 17;
-        _postExpectRevert(p, 1, abi.encodeWithSelector(ITaskMarket.JobCommitteeSizeOutOfRange.selector, 17, 16));
+        _postExpectRevert(
+            p, 1, abi.encodeWithSelector(ITaskMarket.JobCommitteeSizeOutOfRange.selector, 17, 16)
+        );
         p.m = 16;
         vm.prank(requester);
         market.postJob(p, WORKFLOW, _rows(1));
@@ -209,13 +217,17 @@ contract TaskMarketTest is Fixture {
         _postExpectRevert(p, 1, abi.encodeWithSelector(ITaskMarket.JobParamOutOfRange.selector, 51, 50));
         p = _params();
         p.validatorShareBps = 10_001;
-        _postExpectRevert(p, 1, abi.encodeWithSelector(ITaskMarket.JobParamOutOfRange.selector, 10_001, 10_000));
+        _postExpectRevert(
+            p, 1, abi.encodeWithSelector(ITaskMarket.JobParamOutOfRange.selector, 10_001, 10_000)
+        );
     }
 
     function test_postJob_revertsForDurationOutOfRange() public {
         ITaskMarket.JobParams memory p = _params();
         p.revealDuration = 29;
-        _postExpectRevert(p, 1, abi.encodeWithSelector(ITaskMarket.JobDurationOutOfRange.selector, 29, 30, 30 days));
+        _postExpectRevert(
+            p, 1, abi.encodeWithSelector(ITaskMarket.JobDurationOutOfRange.selector, 29, 30, 30 days)
+        );
         p = _params();
         p.scoreRevealDuration = 30 days + 1;
         _postExpectRevert(
@@ -233,9 +245,13 @@ contract TaskMarketTest is Fixture {
         p.batchSize = 8;
         p.k = 1;
         p.m = 1;
-        _postExpectRevert(p, 1025, abi.encodeWithSelector(ITaskMarket.JobTooLarge.selector, 1025, 129, 1024, 128));
+        _postExpectRevert(
+            p, 1025, abi.encodeWithSelector(ITaskMarket.JobTooLarge.selector, 1025, 129, 1024, 128)
+        );
         p.batchSize = 1;
-        _postExpectRevert(p, 129, abi.encodeWithSelector(ITaskMarket.JobTooLarge.selector, 129, 129, 1024, 128));
+        _postExpectRevert(
+            p, 129, abi.encodeWithSelector(ITaskMarket.JobTooLarge.selector, 129, 129, 1024, 128)
+        );
         vm.prank(requester);
         (, uint256 first) = market.postJob(p, WORKFLOW, _rows(128)); // 128 batches: the maximum
         vm.assertEq(first + 127, market.batchCount());
@@ -367,7 +383,9 @@ contract TaskMarketTest is Fixture {
         other[0] = OTHER_MODEL;
         vm.prank(nodes[0]);
         registry.setModels(other);
-        vm.expectRevert(abi.encodeWithSelector(IStakeRegistry.RegistryModelNotServed.selector, nodes[0], MODEL));
+        vm.expectRevert(
+            abi.encodeWithSelector(IStakeRegistry.RegistryModelNotServed.selector, nodes[0], MODEL)
+        );
         vm.prank(nodes[0]);
         market.commitResult(batchId, bytes32(uint256(1)));
     }
@@ -424,7 +442,8 @@ contract TaskMarketTest is Fixture {
         bool sawDigests = false;
         for (uint256 i; i < logs.length; ++i) {
             if (logs[i].topics[0] == keccak256("ResultRevealed(uint256,address,uint256,bytes32[],bytes32)")) {
-                (uint256 seat, bytes32[] memory digests,) = abi.decode(logs[i].data, (uint256, bytes32[], bytes32));
+                (uint256 seat, bytes32[] memory digests,) =
+                    abi.decode(logs[i].data, (uint256, bytes32[], bytes32));
                 vm.assertEq(seat, 2);
                 vm.assertEq(digests.length, 4);
                 vm.assertEq(digests[3], _digests(2, 4)[3]);
@@ -477,14 +496,20 @@ contract TaskMarketTest is Fixture {
         for (uint256 i; i < 3; ++i) {
             _commit(batchId, i);
         }
-        bytes32 stored = bytes32(uint256(market.resultCommitment(batchId, nodes[0], _digests(0, 1), _salt(0))) & ((1 << 224) - 1));
+        bytes32 stored = bytes32(
+            uint256(market.resultCommitment(batchId, nodes[0], _digests(0, 1), _salt(0))) & ((1 << 224) - 1)
+        );
         bytes32 wrongSalt = market.resultCommitment(batchId, nodes[0], _digests(0, 1), _salt(9));
-        vm.expectRevert(abi.encodeWithSelector(ITaskMarket.BatchCommitmentMismatch.selector, batchId, stored, wrongSalt));
+        vm.expectRevert(
+            abi.encodeWithSelector(ITaskMarket.BatchCommitmentMismatch.selector, batchId, stored, wrongSalt)
+        );
         vm.prank(nodes[0]);
         market.revealResult(batchId, 0, _digests(0, 1), _salt(9));
         // Node 1 copying node 0's reveal into node 0's seat: the commitment binds node 0.
         bytes32 copied = market.resultCommitment(batchId, nodes[1], _digests(0, 1), _salt(0));
-        vm.expectRevert(abi.encodeWithSelector(ITaskMarket.BatchCommitmentMismatch.selector, batchId, stored, copied));
+        vm.expectRevert(
+            abi.encodeWithSelector(ITaskMarket.BatchCommitmentMismatch.selector, batchId, stored, copied)
+        );
         vm.prank(nodes[1]);
         market.revealResult(batchId, 0, _digests(0, 1), _salt(0));
         bytes32 otherDigest = market.resultCommitment(batchId, nodes[0], _digests(5, 1), _salt(0));
@@ -541,7 +566,10 @@ contract TaskMarketTest is Fixture {
         vm.assertEq(deadline, d + PHASE);
         vm.expectRevert(
             abi.encodeWithSelector(
-                ITaskMarket.BatchWrongPhase.selector, batchId, ITaskMarket.Phase.Revealing, ITaskMarket.Phase.Drawing
+                ITaskMarket.BatchWrongPhase.selector,
+                batchId,
+                ITaskMarket.Phase.Revealing,
+                ITaskMarket.Phase.Drawing
             )
         );
         vm.prank(nodes[2]);
@@ -627,7 +655,10 @@ contract TaskMarketTest is Fixture {
         uint256 batchId = _post();
         vm.expectRevert(
             abi.encodeWithSelector(
-                ITaskMarket.BatchWrongPhase.selector, batchId, ITaskMarket.Phase.Drawing, ITaskMarket.Phase.Committing
+                ITaskMarket.BatchWrongPhase.selector,
+                batchId,
+                ITaskMarket.Phase.Drawing,
+                ITaskMarket.Phase.Committing
             )
         );
         market.drawCommittee(batchId);
@@ -673,7 +704,7 @@ contract TaskMarketTest is Fixture {
         uint256 batchId = _toScoring();
         bytes memory v = _vec3(80, 80, 80);
         _commitScores(batchId, 0, v);
-        (, , bool committed,, bytes32 seal) = market.committeeSeat(batchId, 0);
+        (,, bool committed,, bytes32 seal) = market.committeeSeat(batchId, 0);
         vm.assertTrue(committed);
         (address v0,,,,) = market.committeeSeat(batchId, 0);
         vm.assertEq(seal, market.scoreCommitment(batchId, v0, v, _salt(100)));
@@ -688,7 +719,9 @@ contract TaskMarketTest is Fixture {
 
     function test_commitScores_revertsForWrongSeatOrCaller() public {
         uint256 batchId = _toScoring();
-        vm.expectRevert(abi.encodeWithSelector(ITaskMarket.BatchNotCommitteeSeat.selector, batchId, 0, stranger));
+        vm.expectRevert(
+            abi.encodeWithSelector(ITaskMarket.BatchNotCommitteeSeat.selector, batchId, 0, stranger)
+        );
         vm.prank(stranger);
         market.commitScores(batchId, 0, bytes32(uint256(1)));
         (address v1,,,,) = market.committeeSeat(batchId, 1);
@@ -741,7 +774,7 @@ contract TaskMarketTest is Fixture {
     function test_revealScores_storesHashOfVector() public {
         uint256 batchId = _toScoring();
         _score(batchId, _same3(_vec3(80, 90, 70)));
-        (, , bool committed, bool revealed, bytes32 seal) = market.committeeSeat(batchId, 1);
+        (,, bool committed, bool revealed, bytes32 seal) = market.committeeSeat(batchId, 1);
         vm.assertTrue(committed && revealed);
         vm.assertEq(seal, keccak256(_vec3(80, 90, 70)));
         vm.assertEq(market.batch(batchId).scoreRevealMask, 7);
@@ -798,15 +831,21 @@ contract TaskMarketTest is Fixture {
         (address v1,,,,) = market.committeeSeat(batchId, 1);
         bytes32 stored = market.scoreCommitment(batchId, v0, _vec3(100, 0, 50), _salt(100));
         bytes32 other = market.scoreCommitment(batchId, v0, _vec3(100, 0, 51), _salt(100));
-        vm.expectRevert(abi.encodeWithSelector(ITaskMarket.BatchCommitmentMismatch.selector, batchId, stored, other));
+        vm.expectRevert(
+            abi.encodeWithSelector(ITaskMarket.BatchCommitmentMismatch.selector, batchId, stored, other)
+        );
         vm.prank(v0);
         market.revealScores(batchId, 0, _vec3(100, 0, 51), _salt(100));
         bytes32 salted = market.scoreCommitment(batchId, v0, _vec3(100, 0, 50), _salt(1));
-        vm.expectRevert(abi.encodeWithSelector(ITaskMarket.BatchCommitmentMismatch.selector, batchId, stored, salted));
+        vm.expectRevert(
+            abi.encodeWithSelector(ITaskMarket.BatchCommitmentMismatch.selector, batchId, stored, salted)
+        );
         vm.prank(v0);
         market.revealScores(batchId, 0, _vec3(100, 0, 50), _salt(1));
         bytes32 foreign = market.scoreCommitment(batchId, v1, _vec3(100, 0, 50), _salt(100));
-        vm.expectRevert(abi.encodeWithSelector(ITaskMarket.BatchCommitmentMismatch.selector, batchId, stored, foreign));
+        vm.expectRevert(
+            abi.encodeWithSelector(ITaskMarket.BatchCommitmentMismatch.selector, batchId, stored, foreign)
+        );
         vm.prank(v1);
         market.revealScores(batchId, 0, _vec3(100, 0, 50), _salt(100));
     }
@@ -858,7 +897,9 @@ contract TaskMarketTest is Fixture {
         vm.assertEq(market.balanceOf(requester), 0);
         bytes[] memory vs1 = _vectors(batchId);
         vm.expectRevert(
-            abi.encodeWithSelector(ITaskMarket.BatchNotSettleable.selector, batchId, ITaskMarket.Phase.Settled, 0)
+            abi.encodeWithSelector(
+                ITaskMarket.BatchNotSettleable.selector, batchId, ITaskMarket.Phase.Settled, 0
+            )
         );
         market.settle(batchId, vs1);
     }
@@ -884,7 +925,8 @@ contract TaskMarketTest is Fixture {
 
     function _settledMedians() internal returns (bytes memory medians) {
         Vm_Log[] memory logs = _logs();
-        bytes32 topic = keccak256("BatchSettled(uint256,address,uint256,bool,bytes,uint256[],uint256,uint256,uint256)");
+        bytes32 topic =
+            keccak256("BatchSettled(uint256,address,uint256,bool,bytes,uint256[],uint256,uint256,uint256)");
         for (uint256 i; i < logs.length; ++i) {
             if (logs[i].topics[0] == topic) {
                 (,, medians,,,,) =
@@ -949,7 +991,9 @@ contract TaskMarketTest is Fixture {
             vm.assertEq(market.balanceOf(nodes[i]), nodeShare, "one accepted row each");
             vm.assertEq(market.balanceOf(validators[i]), vReward);
         }
-        vm.assertEq(market.balanceOf(requester), 2 * bounty - 3 * nodeShare - 3 * vReward, "the rest refunded");
+        vm.assertEq(
+            market.balanceOf(requester), 2 * bounty - 3 * nodeShare - 3 * vReward, "the rest refunded"
+        );
     }
 
     function test_settle_slashesAndDoesNotPayNonRevealingNode() public {
@@ -976,7 +1020,9 @@ contract TaskMarketTest is Fixture {
     function test_settle_revertsForWrongVectors() public {
         uint256 batchId = _toScoring();
         _score(batchId, _same3(_vec3(80, 80, 80)));
-        vm.expectRevert(abi.encodeWithSelector(ITaskMarket.BatchScoreVectorCountMismatch.selector, batchId, 3, 2));
+        vm.expectRevert(
+            abi.encodeWithSelector(ITaskMarket.BatchScoreVectorCountMismatch.selector, batchId, 3, 2)
+        );
         market.settle(batchId, new bytes[](2));
         bytes[] memory vectors = _vectors(batchId);
         vectors[1] = _vec3(80, 80, 81);
@@ -996,20 +1042,27 @@ contract TaskMarketTest is Fixture {
         uint256 batchId = _post();
         uint256 d = _deadline(batchId);
         vm.expectRevert(
-            abi.encodeWithSelector(ITaskMarket.BatchNotSettleable.selector, batchId, ITaskMarket.Phase.Committing, d + 1)
+            abi.encodeWithSelector(
+                ITaskMarket.BatchNotSettleable.selector, batchId, ITaskMarket.Phase.Committing, d + 1
+            )
         );
         market.settle(batchId, new bytes[](0));
         _toDrawing(batchId);
         d = _deadline(batchId);
         vm.expectRevert(
-            abi.encodeWithSelector(ITaskMarket.BatchNotSettleable.selector, batchId, ITaskMarket.Phase.Drawing, d + 1)
+            abi.encodeWithSelector(
+                ITaskMarket.BatchNotSettleable.selector, batchId, ITaskMarket.Phase.Drawing, d + 1
+            )
         );
         market.settle(batchId, new bytes[](0));
         _draw(batchId);
         d = _deadline(batchId);
         vm.expectRevert(
             abi.encodeWithSelector(
-                ITaskMarket.BatchNotSettleable.selector, batchId, ITaskMarket.Phase.ScoreCommitting, d + PHASE + 1
+                ITaskMarket.BatchNotSettleable.selector,
+                batchId,
+                ITaskMarket.Phase.ScoreCommitting,
+                d + PHASE + 1
             )
         );
         market.settle(batchId, new bytes[](0));
@@ -1053,12 +1106,16 @@ contract TaskMarketTest is Fixture {
         uint256 d = _deadline(batchId);
         vm.warp(d);
         vm.expectRevert(
-            abi.encodeWithSelector(ITaskMarket.BatchNotSettleable.selector, batchId, ITaskMarket.Phase.Committing, d + 1)
+            abi.encodeWithSelector(
+                ITaskMarket.BatchNotSettleable.selector, batchId, ITaskMarket.Phase.Committing, d + 1
+            )
         );
         market.settle(batchId, new bytes[](0));
         vm.warp(d + 1);
         vm.expectEmit();
-        emit ITaskMarket.BatchRefunded(batchId, requester, ITaskMarket.RefundReason.NoCommit, 2 * uint256(BOUNTY));
+        emit ITaskMarket.BatchRefunded(
+            batchId, requester, ITaskMarket.RefundReason.NoCommit, 2 * uint256(BOUNTY)
+        );
         market.settle(batchId, new bytes[](0));
         vm.assertEq(market.balanceOf(requester), 2 * uint256(BOUNTY));
     }
@@ -1070,7 +1127,9 @@ contract TaskMarketTest is Fixture {
         uint256 d = _deadline(batchId) + PHASE;
         vm.warp(d);
         vm.expectRevert(
-            abi.encodeWithSelector(ITaskMarket.BatchNotSettleable.selector, batchId, ITaskMarket.Phase.Revealing, d + 1)
+            abi.encodeWithSelector(
+                ITaskMarket.BatchNotSettleable.selector, batchId, ITaskMarket.Phase.Revealing, d + 1
+            )
         );
         market.settle(batchId, new bytes[](0));
         vm.warp(d + 1);

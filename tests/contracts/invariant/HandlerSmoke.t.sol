@@ -10,7 +10,8 @@ contract HandlerSmokeTest is Fixture {
         address[] memory fresh = new address[](1);
         fresh[0] = makeAddr("newcomer");
         _fund(fresh[0]);
-        MarketHandler h = new MarketHandler(token, registry, market, requester, stranger, nodes, validators, fresh);
+        MarketHandler h =
+            new MarketHandler(token, registry, market, requester, stranger, nodes, validators, fresh);
         for (uint256 i; i < 1200 && h.settledSeen() == 0; ++i) {
             if (i % 12 == 0) h.post(i * 7919);
             h.advance(i * 31 + 1);

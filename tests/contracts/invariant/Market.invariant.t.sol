@@ -63,12 +63,18 @@ contract MarketInvariantTest is Fixture {
     }
 
     /// (1) The market's tokens are exactly what was paid in minus what was claimed (ghost flows).
+    /// forge-config: default.invariant.runs = 24
+    /// forge-config: ci.invariant.runs = 64
+    /// forge-config: ci.invariant.depth = 64
     function invariant_marketTokensFollowGhostFlows() public view {
         vm.assertEq(token.balanceOf(address(market)), handler.paidIn() - handler.claimedOut(), "market flows");
     }
 
     /// (2) Conservation and no double pay: credited balances plus the escrow of batches not yet terminal (ghost)
     /// equal the market's tokens, and the claims recorded equal the ghost claims.
+    /// forge-config: default.invariant.runs = 24
+    /// forge-config: ci.invariant.runs = 64
+    /// forge-config: ci.invariant.depth = 64
     function invariant_creditsPlusEscrowEqualHoldings() public view {
         (uint256 balances, uint256 claimed) = _sumBalances();
         vm.assertEq(balances + handler.escrow(), token.balanceOf(address(market)), "balances + escrow");
@@ -76,6 +82,9 @@ contract MarketInvariantTest is Fixture {
     }
 
     /// (3) The registry holds exactly the stakes plus the unswept treasury, and its ghost flows.
+    /// forge-config: default.invariant.runs = 24
+    /// forge-config: ci.invariant.runs = 64
+    /// forge-config: ci.invariant.depth = 64
     function invariant_registryConservation() public view {
         uint256 held = token.balanceOf(address(registry));
         vm.assertEq(held, handler.stakedIn() - handler.stakeOut(), "registry flows");
@@ -83,16 +92,24 @@ contract MarketInvariantTest is Fixture {
     }
 
     /// (4) A terminal batch never changes again.
+    /// forge-config: default.invariant.runs = 24
+    /// forge-config: ci.invariant.runs = 64
+    /// forge-config: ci.invariant.depth = 64
     function invariant_terminalBatchesNeverChange() public view {
         uint256 n = handler.batchCount();
         for (uint256 i; i < n; ++i) {
             uint256 id = handler.batchIds(i);
-            if (handler.terminal(id)) vm.assertEq(handler.stateHash(id), handler.terminalState(id), "changed");
+            if (handler.terminal(id)) {
+                vm.assertEq(handler.stateHash(id), handler.terminalState(id), "changed");
+            }
         }
     }
 
     /// (5) Every participant's registry seat count equals the seats it holds in batches not yet terminal (node
     /// seats, and committee seats of the current round): nobody can withdraw from an unsettled batch.
+    /// forge-config: default.invariant.runs = 24
+    /// forge-config: ci.invariant.runs = 64
+    /// forge-config: ci.invariant.depth = 64
     function invariant_seatLocksMatchOpenBatches() public view {
         address[] memory all = handler.actors();
         uint256[] memory seats = new uint256[](all.length);

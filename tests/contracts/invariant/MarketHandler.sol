@@ -311,7 +311,11 @@ contract MarketHandler {
         return keccak256(abi.encode("salt", batchId, who));
     }
 
-    function _digests(uint256 batchId, address node, uint256 rows) internal pure returns (bytes32[] memory d) {
+    function _digests(uint256 batchId, address node, uint256 rows)
+        internal
+        pure
+        returns (bytes32[] memory d)
+    {
         d = new bytes32[](rows);
         for (uint256 r; r < rows; ++r) {
             d[r] = keccak256(abi.encode("digest", batchId, node, r));
@@ -408,7 +412,9 @@ contract MarketHandler {
 
     /// @dev Commit a score vector for `seat` of `id` from `sender`: scores near a base drawn from `seed`, the first
     /// byte out of range when `outOfRange`; recorded for the reveal and the settlement.
-    function _commitScoresAs(uint256 id, uint256 seat, address sender, uint256 seed, bool outOfRange) internal {
+    function _commitScoresAs(uint256 id, uint256 seat, address sender, uint256 seed, bool outOfRange)
+        internal
+    {
         ITaskMarket.BatchView memory b = market.batch(id);
         uint256 cells = uint256(b.commitCount) * b.rows;
         bytes memory scores = new bytes(cells);
@@ -550,7 +556,12 @@ contract MarketHandler {
             who,
             abi.encodeCall(
                 registry.register,
-                (node ? IStakeRegistry.Role.Node : IStakeRegistry.Role.Validator, stake, models, bytes("/ip4/1"))
+                (
+                    node ? IStakeRegistry.Role.Node : IStakeRegistry.Role.Validator,
+                    stake,
+                    models,
+                    bytes("/ip4/1")
+                )
             )
         );
     }
@@ -577,7 +588,10 @@ contract MarketHandler {
     }
 
     function _setP2p(uint256 seed) internal {
-        _registryIn(_actor(seed), abi.encodeCall(registry.setP2pAddress, (seed % 4 == 0 ? bytes("") : bytes("/ip4/2"))));
+        _registryIn(
+            _actor(seed),
+            abi.encodeCall(registry.setP2pAddress, (seed % 4 == 0 ? bytes("") : bytes("/ip4/2")))
+        );
     }
 
     function _sweep() internal {
@@ -585,6 +599,8 @@ contract MarketHandler {
     }
 
     function _intern(uint256 seed) internal {
-        _registryIn(_actor(seed), abi.encodeCall(registry.internModel, (keccak256(abi.encode("m", seed % 4)))));
+        _registryIn(
+            _actor(seed), abi.encodeCall(registry.internModel, (keccak256(abi.encode("m", seed % 4))))
+        );
     }
 }

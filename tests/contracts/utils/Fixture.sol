@@ -166,7 +166,8 @@ abstract contract Fixture is Test {
 
     function _commit(uint256 batchId, uint256 nodeIndex) internal returns (uint256 seat) {
         address n = nodes[nodeIndex];
-        bytes32 c = market.resultCommitment(batchId, n, _digests(nodeIndex, _rowsOf(batchId)), _salt(nodeIndex));
+        bytes32 c =
+            market.resultCommitment(batchId, n, _digests(nodeIndex, _rowsOf(batchId)), _salt(nodeIndex));
         vm.prank(n);
         seat = market.commitResult(batchId, c);
     }
