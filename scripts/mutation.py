@@ -4,7 +4,8 @@ Applies small deliberate bugs ("mutants") to the contracts one at a time, in a t
 (the working tree is never modified, so an interrupt leaves nothing behind), runs the forge suite against each
 with the fast `mutation` profile and `--fail-fast`, and prints one line per mutant,
 `<mutant> killed|survived`, then `mutants_killed=N/M`. A mutant is killed when the suite fails; a mutant that
-does not compile is reported `invalid` (a bug in this list, not a kill). Exit status 0 only when every mutant is killed.
+does not compile is reported `invalid` (a bug in this list, not a kill). Exit status 0 only when every
+mutant is killed.
 
 Each mutant first runs against the test files most likely to catch it (sparse compilation keeps that fast); if
 they all pass, the whole suite runs before the mutant is declared survived.
