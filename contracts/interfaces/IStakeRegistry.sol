@@ -7,8 +7,11 @@ pragma solidity ^0.8.24;
 /// by the registry in the same ERC-20 the TaskMarket pays bounties in. Validators live in a Fenwick
 /// (binary indexed) tree over at most `MAX_VALIDATORS` slots so the stake-weighted committee draw costs
 /// O(m log n) reads. Only the TaskMarket may slash, and only for objective misconduct it proves on
-/// chain (a result or score commitment never revealed); slashed tokens are accounted to the treasury
-/// and swept to the `treasury` address by anyone.
+/// chain (a seat never revealed, a drawn committee seat that abstained, a node result scored below the job's
+/// junk floor), once per batch; slashed tokens are accounted to the treasury and swept to the `treasury`
+/// address by anyone. v2: every seat a participant takes in a batch (node seat at commit, committee seat at
+/// the draw) is counted in `openSeats` until the batch releases it; `withdraw` needs `openSeats == 0`, so
+/// nobody can leave before the batches it sits in are settled. Committee weights are raw stakes.
 interface IStakeRegistry {
     /// @notice The role an address registered with.
     enum Role {
@@ -19,13 +22,14 @@ interface IStakeRegistry {
 
     /// @notice Registration record, one storage slot:
     /// [0..95] stake | [96..135] unbondingEnd | [136..143] role | [144..159] treeIndex | [160..167] modelCount |
-    /// [168..199] id
+    /// [168..199] id | [200..215] openSeats
     /// @param stake Tokens staked (slashable until withdrawn).
     /// @param unbondingEnd 0 while active; otherwise the timestamp from which `withdraw` is allowed.
     /// @param role Node or Validator.
     /// @param treeIndex Validators only: 1-based slot in the stake tree (0 when not in the tree).
     /// @param modelCount Nodes only: number of models served.
     /// @param id Registration id, sequential from 1, never reused (`accountOf(id)` stays valid forever).
+    /// @param openSeats Seats held in batches not yet settled (node or committee seats); blocks `withdraw`.
     struct Participant {
         uint96 stake;
         uint40 unbondingEnd;
@@ -33,6 +37,7 @@ interface IStakeRegistry {
         uint16 treeIndex;
         uint8 modelCount;
         uint32 id;
+        uint16 openSeats;
     }
 
     // ----------------------------------------------------------------- errors
@@ -63,6 +68,8 @@ interface IStakeRegistry {
     error RegistryValidatorSetFull(uint256 maximum);
     /// @notice Thrown when a p2p address is empty or longer than `maximum` bytes.
     error RegistryP2pAddressLength(uint256 length, uint256 maximum);
+    /// @notice Thrown by `withdraw` while `account` holds `openSeats` seats in unsettled batches.
+    error RegistrySeatsOpen(address account, uint256 openSeats);
     /// @notice Thrown by TaskMarket-only functions for any other `caller`.
     error RegistryNotTaskMarket(address caller);
     /// @notice Thrown by `setTaskMarket` once the market is set.
@@ -96,10 +103,10 @@ interface IStakeRegistry {
     event UnbondingStarted(address indexed account, uint256 stake, uint256 unbondingEnd);
     /// @notice `account` withdrew `amount` and is no longer registered.
     event Withdrawn(address indexed account, uint256 amount);
-    /// @notice TaskMarket slashed `amount` from `account` for misconduct on `taskId`; the treasury now holds
+    /// @notice TaskMarket slashed `amount` from `account` for misconduct on `batchId`; the treasury now holds
     /// `treasuryBalance` unswept tokens.
     event Slashed(
-        address indexed account, uint256 indexed taskId, Role role, uint256 amount, uint256 treasuryBalance
+        address indexed account, uint256 indexed batchId, Role role, uint256 amount, uint256 treasuryBalance
     );
     /// @notice `amount` of slashed tokens were sent to `treasury`.
     event TreasurySwept(address indexed treasury, uint256 amount);
@@ -128,7 +135,8 @@ interface IStakeRegistry {
     /// @notice Stop taking new work; the stake stays slashable until `block.timestamp + unbondingDelay`.
     function beginUnbonding() external;
 
-    /// @notice After the unbonding delay, pay the caller its whole remaining stake and unregister it.
+    /// @notice After the unbonding delay, and once no seat of an unsettled batch is held (`openSeats == 0`),
+    /// pay the caller its whole remaining stake and unregister it.
     function withdraw() external;
 
     /// @notice Send every slashed token accounted so far to `treasury` (anyone may call).
@@ -136,17 +144,33 @@ interface IStakeRegistry {
 
     // ----------------------------------------------------------------- TaskMarket only
 
-    /// @notice Slash `account` for misconduct on `taskId`: min(stake, slashAmount(role)) goes to the treasury.
-    /// @dev Only the TaskMarket. Works on unbonding participants too; a no-op for a withdrawn one.
-    /// @return amount The tokens actually slashed.
-    function slash(address account, uint256 taskId) external returns (uint256 amount);
+    /// @notice Take a node seat for `node` on a batch of model `modelId`: reverts with the precise error
+    /// unless `node` is eligible (see `requireEligibleNode`), then counts the seat in `openSeats`.
+    /// @dev Only the TaskMarket.
+    /// @return id The node's registration id.
+    function lockNode(address node, uint32 modelId) external returns (uint32 id);
+
+    /// @notice Draw a committee as `drawValidators(seed, m)` and count a seat in each drawn validator's
+    /// `openSeats`.
+    /// @dev Only the TaskMarket.
+    function lockCommittee(bytes32 seed, uint256 m)
+        external
+        returns (address[] memory validators, uint96[] memory weights);
+
+    /// @notice Release one seat of each of `accounts` (in unsettled batch `batchId`), slashing account i when
+    /// bit i of `slashMask` is set: min(stake, slashAmount(role)) goes to the treasury.
+    /// @dev Only the TaskMarket. `accounts.length <= 256`. Works on unbonding participants too.
+    /// @return amounts The tokens slashed from each account (0 where not slashed).
+    function releaseSeats(uint256 batchId, address[] calldata accounts, uint256 slashMask)
+        external
+        returns (uint256[] memory amounts);
 
     /// @notice Wire the TaskMarket (owner, once).
     function setTaskMarket(address market) external;
 
     // ----------------------------------------------------------------- views
 
-    /// @notice Revert with the precise registry error unless `node` may commit a result for model `modelId` now.
+    /// @notice Revert with the precise registry error unless `node` may take a node seat for model `modelId` now.
     /// @return id The node's registration id.
     function requireEligibleNode(address node, uint32 modelId) external view returns (uint32 id);
 
@@ -158,7 +182,8 @@ interface IStakeRegistry {
     /// @notice The model of id `modelId` (zero if none).
     function modelName(uint32 modelId) external view returns (bytes32);
 
-    /// @notice Draw min(m, validators with weight) distinct active validators, weighted by stake, from `seed`.
+    /// @notice Draw min(m, validators with weight) distinct active validators, weighted by their raw stake (no
+    /// scaling: a 6-decimal token weighs as an 18-decimal one), from `seed`. A view: what `lockCommittee` draws.
     /// @dev Successive sampling without replacement: draw i takes `keccak256(abi.encode(seed, i))` modulo the
     /// weight not drawn yet, maps it past the drawn ranges and finds its validator with a Fenwick search:
     /// O(m log n) reads, m <= 16, n <= 1024. Empty when no validator is active.
@@ -199,7 +224,7 @@ interface IStakeRegistry {
     function minNodeStake() external view returns (uint256);
     /// @notice Minimum stake of a validator.
     function minValidatorStake() external view returns (uint256);
-    /// @notice Delay between `beginUnbonding` and `withdraw`; also the longest a task may live.
+    /// @notice Least delay between `beginUnbonding` and `withdraw` (withdraw also waits for `openSeats == 0`).
     function unbondingDelay() external view returns (uint256);
     /// @notice Tokens one misconduct costs a participant of `role` (a tenth of the role's minimum stake).
     function slashAmount(Role role) external view returns (uint256);

@@ -1,34 +1,38 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-/// @title ITaskMarket
-/// @notice Synod's task market: requesters escrow bounties for LLM tasks, staked nodes commit and reveal
-/// result digests, a stake-weighted random committee of validators commits and reveals scores, and
-/// `finalize` pays the accepted results and the agreeing validators, slashes non-revealers and refunds
-/// the rest. Every payment is a pull payment: one balance per account, `claim()` pays it all.
-/// @dev Lifecycle of a task (stored phase; transitions at a deadline are applied lazily by the next call,
-/// `phaseOf` shows the effective phase):
+/// @title ITaskMarket (protocol v2: batches)
+/// @notice Synod's market for LLM work, settled per **batch** of rows. A requester posts a job (one workflow,
+/// many input rows) split into batches of `batchSize` rows; per batch, k staked nodes each commit once and
+/// reveal once (one result digest per row), a committee of m validators drawn by stake from a seed fixed in a
+/// future block commits and reveals one score vector each (one score per row per seated node), and `settle`
+/// computes per result the stake-weighted median, pays accepted results and agreeing validators, slashes
+/// misconduct, refunds the rest, crediting each participant once per batch. Payments are pull payments.
+/// @dev Lifecycle of a batch (stored phase; transitions at a deadline are applied lazily, `phaseOf` shows the
+/// effective phase; see docs/contracts.md "v2"):
 ///   Committing --k commits | deadline with >=1 commit--> Revealing
-///   Revealing  --all commits revealed | deadline--> committee draw --> ScoreCommitting
+///   Revealing  --all seats revealed | deadline with >=1 reveal--> Drawing
+///   Drawing    --drawCommittee (arm, then draw after the seed block)--> ScoreCommitting
 ///   ScoreCommitting --all seats committed | deadline--> ScoreRevealing
-///   ScoreRevealing --all score commits revealed | deadline--> Finalized
-///   Committing --cancel before first commit | deadline with 0 commits--> Refunded
-///   Revealing --deadline with 0 reveals | no active validator at the draw--> Refunded
-/// The last reveal draws the committee itself; the last score reveal finalizes itself. Only hashes are
-/// stored: the workflow and input bytes travel in `JobPosted` / `TaskPosted`, the result bytes p2p.
+///   ScoreRevealing  --settle (all revealed | deadline)--> Settled, or (no quorum, round < MAX_ROUNDS) Drawing
+///   Committing --cancel (0 commits) | settle after deadline with 0 commits--> Refunded
+///   Revealing  --settle after deadline with 0 reveals--> Refunded
+///   Drawing    --settle after the draw deadline | no active validator at the draw--> Refunded
+/// Only hashes and counters are stored per batch; rows, digests and scores live in calldata and events.
 interface ITaskMarket {
-    /// @notice Stored phase of a task.
+    /// @notice Stored phase of a batch.
     enum Phase {
         None,
         Committing,
         Revealing,
+        Drawing,
         ScoreCommitting,
         ScoreRevealing,
-        Finalized,
+        Settled,
         Refunded
     }
 
-    /// @notice Why a task's bounty went back to its requester.
+    /// @notice Why a batch's whole bounty went back to its requester.
     enum RefundReason {
         Cancelled,
         NoCommit,
@@ -37,25 +41,39 @@ interface ITaskMarket {
         NoDraw
     }
 
-    /// @notice Parameters of a job, shared by all its tasks.
-    /// @param model keccak256 of the model name nodes must serve.
-    /// @param bountyPerTask Tokens escrowed per task (> 0).
-    /// @param k Results wanted per task, 1..MAX_RESULTS.
-    /// @param m Validators per committee, 1..MAX_COMMITTEE.
-    /// @param threshold Acceptance threshold on the median score, 0..100.
-    /// @param tolerance Max distance of a validator's score from each median to be paid, 0..100.
-    /// @param validatorShareBps Share of the bounty for the validators, 0..10000 basis points.
-    /// @param commitDuration Seconds for result commits (from posting).
-    /// @param revealDuration Seconds for result reveals (from the end of commits).
-    /// @param scoreCommitDuration Seconds for score commits (from the draw).
+    /// @notice Why a participant was slashed.
+    enum SlashReason {
+        NoReveal,
+        NoScoreCommit,
+        NoScoreReveal,
+        Junk
+    }
+
+    /// @notice Parameters of a job, shared by all its batches.
+    /// @param model keccak256 of the model name nodes must serve (non-zero).
+    /// @param bountyPerTask Tokens escrowed per row (> 0).
+    /// @param batchSize Rows per batch B, 1..MAX_BATCH_SIZE (the last batch holds the remainder).
+    /// @param k Node seats per batch, 1..MAX_RESULTS.
+    /// @param m Committee seats per batch, 1..MAX_COMMITTEE.
+    /// @param threshold A result is accepted when its median score is >= threshold, 0..100.
+    /// @param tolerance A validator is paid when every score it gave is within tolerance of the median, 0..100.
+    /// @param junkFloor A revealed node whose medians average below junkFloor forfeits a slash, 0..threshold.
+    /// @param validatorShareBps Share of each row's bounty for the committee, 0..10000 basis points.
+    /// @param commitDuration Seconds for node commits (from posting).
+    /// @param revealDuration Seconds for node reveals (from the end of commits).
+    /// @param scoreCommitDuration Seconds of the draw window (from the end of reveals) and of score commits (from
+    /// the draw).
     /// @param scoreRevealDuration Seconds for score reveals (from the end of score commits).
+    /// Every duration lies in `minPhaseDuration()`..MAX_PHASE_DURATION.
     struct JobParams {
         bytes32 model;
         uint96 bountyPerTask;
+        uint16 batchSize;
         uint8 k;
         uint8 m;
         uint8 threshold;
         uint8 tolerance;
+        uint8 junkFloor;
         uint16 validatorShareBps;
         uint32 commitDuration;
         uint32 revealDuration;
@@ -67,250 +85,290 @@ interface ITaskMarket {
     struct JobView {
         address requester;
         bytes32 workflowHash;
-        uint64 firstTaskId;
-        uint32 taskCount;
+        uint64 firstBatchId;
+        uint32 batchCount;
+        uint32 rowCount;
         JobParams params;
     }
 
-    /// @notice A task as stored (see `task`); masks are bit i = slot/seat i.
-    struct TaskView {
+    /// @notice A batch as stored (see `batch`). Masks: bit i = node seat i / committee seat i.
+    /// @param rowsHash keccak256 of the concatenated keccak256 of each row's bytes (`rowsHash` formula).
+    /// @param seedBlock Block whose hash seeds the committee draw (0 while not armed).
+    /// @param round Scoring round, 0-based (a round without quorum is re-scored by a new committee once).
+    struct BatchView {
         uint64 jobId;
         Phase phase;
         uint40 deadline;
-        bytes32 inputHash;
+        uint16 rows;
+        uint32 firstRow;
+        uint8 round;
         uint8 commitCount;
         uint8 revealCount;
-        uint8 committeeSize;
-        uint8 scoreCommitCount;
-        uint8 scoreRevealCount;
         uint16 revealedMask;
-        uint16 scoreRevealedMask;
+        uint8 committeeSize;
+        uint16 scoreCommitMask;
+        uint16 scoreRevealMask;
+        uint40 seedBlock;
+        bytes32 rowsHash;
     }
 
     // ----------------------------------------------------------------- errors
 
-    /// @notice Thrown by post when the bounty per task is zero.
-    error TaskZeroBounty();
-    /// @notice Thrown by post when `k` is outside 1..`maximum`.
-    error TaskResultCountOutOfRange(uint256 k, uint256 maximum);
-    /// @notice Thrown by post when `m` is outside 1..`maximum`.
-    error TaskCommitteeSizeOutOfRange(uint256 m, uint256 maximum);
-    /// @notice Thrown by post when a threshold, a tolerance (0..100) or the validator share (0..10000) is out of range.
-    error TaskParamOutOfRange(uint256 value, uint256 maximum);
-    /// @notice Thrown by post when a phase duration is outside `minimum`..`maximum` seconds.
-    error TaskDurationOutOfRange(uint256 duration, uint256 minimum, uint256 maximum);
-    /// @notice Thrown by post when the four durations sum above `maximum` (the registry's unbonding delay).
-    error TaskLifetimeTooLong(uint256 lifetime, uint256 maximum);
-    /// @notice Thrown by post for zero or more than `maximum` input rows.
-    error TaskInputCountOutOfRange(uint256 count, uint256 maximum);
-    /// @notice Thrown by post when the model id is zero.
-    error TaskZeroModel();
-    /// @notice Thrown when `taskId` does not exist.
-    error TaskNotFound(uint256 taskId);
-    /// @notice Thrown when the task's effective phase is `actual` but the call needs `expected`.
-    error TaskWrongPhase(uint256 taskId, Phase expected, Phase actual);
+    /// @notice Thrown by postJob when the bounty per task is zero.
+    error JobZeroBounty();
+    /// @notice Thrown by postJob when the model id is zero.
+    error JobZeroModel();
+    /// @notice Thrown by postJob when `batchSize` is outside 1..`maximum`.
+    error JobBatchSizeOutOfRange(uint256 batchSize, uint256 maximum);
+    /// @notice Thrown by postJob when `k` is outside 1..`maximum`.
+    error JobResultCountOutOfRange(uint256 k, uint256 maximum);
+    /// @notice Thrown by postJob when `m` is outside 1..`maximum`.
+    error JobCommitteeSizeOutOfRange(uint256 m, uint256 maximum);
+    /// @notice Thrown by postJob when batchSize * k * m exceeds `maximum` score cells (settlement gas bound).
+    error JobBatchTooLarge(uint256 cells, uint256 maximum);
+    /// @notice Thrown by postJob when threshold / tolerance (0..100), junkFloor (0..threshold) or the validator
+    /// share (0..10000) is above `maximum`.
+    error JobParamOutOfRange(uint256 value, uint256 maximum);
+    /// @notice Thrown by postJob when a phase duration is outside `minimum`..`maximum` seconds.
+    error JobDurationOutOfRange(uint256 duration, uint256 minimum, uint256 maximum);
+    /// @notice Thrown by postJob for zero rows.
+    error JobNoRows();
+    /// @notice Thrown by postJob when the job needs more than `maxRows` rows or `maxBatches` batches in one
+    /// transaction (the gas-safe size); split it into several jobs.
+    error JobTooLarge(uint256 rows, uint256 batches, uint256 maxRows, uint256 maxBatches);
+    /// @notice Thrown by postJob when the market received `received` tokens instead of `expected`
+    /// (fee-on-transfer or rebasing token).
+    error MarketPaymentShort(uint256 expected, uint256 received);
+
+    /// @notice Thrown when `batchId` does not exist.
+    error BatchNotFound(uint256 batchId);
+    /// @notice Thrown when the batch's effective phase is `actual` but the call needs `expected`.
+    error BatchWrongPhase(uint256 batchId, Phase expected, Phase actual);
     /// @notice Thrown when the phase deadline `deadline` has passed at `nowTime`.
-    error TaskDeadlinePassed(uint256 taskId, uint256 deadline, uint256 nowTime);
-    /// @notice Thrown when a call needs the deadline `deadline` to have passed (it has not at `nowTime`).
-    error TaskDeadlineNotPassed(uint256 taskId, uint256 deadline, uint256 nowTime);
-    /// @notice Thrown by `commitResult` when all `k` result slots are taken.
-    error TaskCommitsFull(uint256 taskId, uint256 k);
-    /// @notice Thrown by `commitResult` when `node` already committed to `taskId`.
-    error TaskAlreadyCommitted(uint256 taskId, address node);
-    /// @notice Thrown by `commitResult` for a commitment whose low 224 bits are zero.
-    error TaskZeroCommitment(uint256 taskId);
-    /// @notice Thrown by `revealResult` when `slot` is not a committed slot (a reveal of another node's slot
-    /// fails with `TaskCommitmentMismatch`, since commitments bind the node's address).
-    error TaskNotSlotOwner(uint256 taskId, uint256 slot, address caller);
-    /// @notice Thrown by `revealResult` when `slot` was already revealed.
-    error TaskAlreadyRevealed(uint256 taskId, uint256 slot);
+    error BatchDeadlinePassed(uint256 batchId, uint256 deadline, uint256 nowTime);
+    /// @notice Thrown by `commitResult` when all `k` node seats are taken.
+    error BatchSeatsFull(uint256 batchId, uint256 k);
+    /// @notice Thrown by `commitResult` when `node` already holds a seat of `batchId`.
+    error BatchAlreadyCommitted(uint256 batchId, address node);
+    /// @notice Thrown by `commitResult` / `commitScores` for a zero commitment (for results: zero low 224 bits).
+    error BatchZeroCommitment(uint256 batchId);
+    /// @notice Thrown by `revealResult` when `seat` is not a taken node seat (a reveal of another node's seat
+    /// fails with `BatchCommitmentMismatch`: the commitment binds the node's address).
+    error BatchNotNodeSeat(uint256 batchId, uint256 seat, address caller);
+    /// @notice Thrown by `revealResult` when `seat` was already revealed.
+    error BatchAlreadyRevealed(uint256 batchId, uint256 seat);
+    /// @notice Thrown by `revealResult` when `actual` digests are given for a batch of `expected` rows.
+    error BatchDigestCountMismatch(uint256 batchId, uint256 expected, uint256 actual);
     /// @notice Thrown when a reveal does not hash to the stored commitment (for results, `committed` holds the
     /// 224 stored bits and `revealed` the full recomputed commitment).
-    error TaskCommitmentMismatch(uint256 taskId, bytes32 committed, bytes32 revealed);
-    /// @notice Thrown by `commitScores` when `caller` does not sit at committee `seat` of `taskId`, and by
-    /// `revealScores` when `seat` is not a seat (a reveal by anyone but the seat's validator fails with
-    /// `TaskCommitmentMismatch`, since the score commitment binds the validator's address).
-    error TaskNotCommitteeSeat(uint256 taskId, uint256 seat, address caller);
+    error BatchCommitmentMismatch(uint256 batchId, bytes32 committed, bytes32 revealed);
+    /// @notice Thrown by `drawCommittee` while the armed seed block `seedBlock` is not yet below `blockNumber`.
+    error BatchSeedNotReady(uint256 batchId, uint256 seedBlock, uint256 blockNumber);
+    /// @notice Thrown by `commitScores` when `caller` does not sit at committee `seat`, and by `revealScores`
+    /// when `seat` is not a committee seat.
+    error BatchNotCommitteeSeat(uint256 batchId, uint256 seat, address caller);
     /// @notice Thrown by `commitScores` when `seat` already committed.
-    error TaskScoresAlreadyCommitted(uint256 taskId, uint256 seat);
+    error BatchScoresAlreadyCommitted(uint256 batchId, uint256 seat);
     /// @notice Thrown by `revealScores` when `seat` never committed.
-    error TaskScoresNotCommitted(uint256 taskId, uint256 seat);
+    error BatchScoresNotCommitted(uint256 batchId, uint256 seat);
     /// @notice Thrown by `revealScores` when `seat` already revealed.
-    error TaskScoresAlreadyRevealed(uint256 taskId, uint256 seat);
-    /// @notice Thrown by `revealScores` when the score vector has `actual` entries instead of `expected`
-    /// (the number of revealed results).
-    error TaskScoreCountMismatch(uint256 taskId, uint256 expected, uint256 actual);
+    error BatchScoresAlreadyRevealed(uint256 batchId, uint256 seat);
+    /// @notice Thrown by `revealScores` when the score vector has `actual` bytes instead of `expected`
+    /// (commitCount * rows).
+    error BatchScoreCountMismatch(uint256 batchId, uint256 expected, uint256 actual);
     /// @notice Thrown by `revealScores` when `scores[position]` is `score` > 100.
-    error TaskScoreOutOfRange(uint256 taskId, uint256 position, uint256 score);
-    /// @notice Thrown by `cancel` when `caller` is not the task's `requester`.
-    error TaskNotRequester(uint256 taskId, address caller, address requester);
-    /// @notice Thrown by `cancel` once the task has `commitCount` commits.
-    error TaskHasCommits(uint256 taskId, uint256 commitCount);
-    /// @notice Thrown by `finalize` when the task can not be settled yet; `readyAt` is when it can.
-    error TaskNotFinalizable(uint256 taskId, Phase phase, uint256 readyAt);
+    error BatchScoreOutOfRange(uint256 batchId, uint256 position, uint256 score);
+    /// @notice Thrown by `settle` when `actual` score vectors are passed but `expected` seats revealed.
+    error BatchScoreVectorCountMismatch(uint256 batchId, uint256 expected, uint256 actual);
+    /// @notice Thrown by `settle` when the vector passed for committee `seat` hashes to `given`, not `stored`.
+    error BatchScoreVectorMismatch(uint256 batchId, uint256 seat, bytes32 stored, bytes32 given);
+    /// @notice Thrown by `cancel` when `caller` is not the batch's `requester`.
+    error BatchNotRequester(uint256 batchId, address caller, address requester);
+    /// @notice Thrown by `cancel` once the batch has `commitCount` commits.
+    error BatchHasCommits(uint256 batchId, uint256 commitCount);
+    /// @notice Thrown by `settle` when the batch can not be settled (or refunded) yet; `readyAt` is the first
+    /// timestamp it can (0: never again, it is terminal or waits for another action such as the draw).
+    error BatchNotSettleable(uint256 batchId, Phase phase, uint256 readyAt);
+
     /// @notice Thrown by `claim` when `account` has nothing to claim.
     error MarketNothingToClaim(address account);
     /// @notice Thrown by `openAccount` when `caller` is neither the registry nor the account itself.
     error MarketNotRegistry(address caller);
     /// @notice Thrown by the constructor for a zero address.
     error MarketZeroAddress();
+    /// @notice Thrown by the constructor when the minimum phase duration is outside 1..`maximum`.
+    error MarketMinPhaseDurationOutOfRange(uint256 minimum, uint256 maximum);
 
     // ----------------------------------------------------------------- events
 
-    /// @notice Job `jobId` posted by `requester` with tasks `firstTaskId`..`firstTaskId + taskCount - 1`,
-    /// `params`, and the workflow spec bytes (canonical JSON; the job stores their keccak256, see `job`).
-    /// `commitDeadline` applies to every task of the job.
+    /// @notice Job `jobId` posted by `requester`: batches `firstBatchId`..`firstBatchId + batchCount - 1` over
+    /// `rowCount` rows, `params`, and the workflow spec bytes (canonical JSON; stored as keccak256).
     event JobPosted(
         uint256 indexed jobId,
         address indexed requester,
         bytes32 indexed model,
-        uint256 firstTaskId,
-        uint256 taskCount,
-        uint256 commitDeadline,
+        uint256 firstBatchId,
+        uint256 batchCount,
+        uint256 rowCount,
         JobParams params,
         bytes workflow
     );
-    /// @notice Task `taskId` of `jobId` posted; `input` is its row (canonical JSON; the task stores its
-    /// keccak256, see `task`).
-    event TaskPosted(uint256 indexed taskId, uint256 indexed jobId, bytes input);
-    /// @notice `node` committed `commitment` in `slot` (pass `slot` to `revealResult`); `commitCount` so far.
+    /// @notice Batch `batchId` of `jobId` holds the job's rows `firstRow`..`firstRow + rows.length - 1`
+    /// (canonical JSON each); `rowsHash` is stored; commits are due by `commitDeadline`.
+    event BatchPosted(
+        uint256 indexed batchId,
+        uint256 indexed jobId,
+        uint256 firstRow,
+        uint256 commitDeadline,
+        bytes32 rowsHash,
+        bytes[] rows
+    );
+    /// @notice `node` took node `seat` with `commitment`; `commitCount` seats are taken.
     event ResultCommitted(
-        uint256 indexed taskId, address indexed node, uint256 slot, bytes32 commitment, uint256 commitCount
+        uint256 indexed batchId, address indexed node, uint256 seat, bytes32 commitment, uint256 commitCount
     );
-    /// @notice `node` revealed `resultDigest` (the keccak256 of its result's canonical bytes, served p2p)
-    /// in `slot`; it is the `order`-th revealed result (the index validators score it at).
+    /// @notice `node` at `seat` revealed `digests` (digests[r] = keccak256 of its canonical result for row r of
+    /// the batch, bytes served p2p) and its `salt`.
     event ResultRevealed(
-        uint256 indexed taskId,
-        address indexed node,
-        uint256 slot,
-        uint256 order,
-        bytes32 resultDigest,
-        bytes32 salt
+        uint256 indexed batchId, address indexed node, uint256 seat, bytes32[] digests, bytes32 salt
     );
-    /// @notice A passed deadline moved the task's stored phase to `phase`, which ends at `deadline` (emitted by
-    /// the call that applied it). Other transitions are announced by their own events: `ResultCommitted` with
-    /// `commitCount == k` (Revealing until block time + revealDuration), `CommitteeDrawn` (ScoreCommitting until
-    /// `scoreCommitDeadline`), the `ScoresCommitted` completing the committee (ScoreRevealing until block time +
-    /// scoreRevealDuration), `TaskFinalized`, `TaskRefunded`. `phaseOf` always gives the current phase.
-    event TaskPhaseChanged(uint256 indexed taskId, Phase phase, uint256 deadline);
-    /// @notice The committee of `taskId` was drawn from `seed`: `validators[i]` sits at seat i (its median
-    /// weight is in `seat`); score commits are due by `scoreCommitDeadline`.
+    /// @notice A passed deadline moved the stored phase to `phase`, which ends at `deadline` (emitted by the
+    /// call that applied it). Other transitions are announced by their own events.
+    event BatchPhaseChanged(uint256 indexed batchId, Phase phase, uint256 deadline);
+    /// @notice The committee draw of `round` will use the hash of block `seedBlock` (draw once
+    /// `block.number > seedBlock`, within 256 blocks, by `drawDeadline`).
+    event CommitteeSeedArmed(uint256 indexed batchId, uint256 round, uint256 seedBlock, uint256 drawDeadline);
+    /// @notice The committee of `round` was drawn from `seed`: `validators[i]` sits at seat i with median
+    /// weight `weights[i]` (its stake at the draw); score commits are due by `scoreCommitDeadline`.
     event CommitteeDrawn(
-        uint256 indexed taskId, bytes32 seed, address[] validators, uint256 scoreCommitDeadline
+        uint256 indexed batchId,
+        uint256 round,
+        bytes32 seed,
+        address[] validators,
+        uint96[] weights,
+        uint256 scoreCommitDeadline
     );
     /// @notice `validator` at `seat` committed `commitment` to its score vector.
     event ScoresCommitted(
-        uint256 indexed taskId, address indexed validator, uint256 seat, bytes32 commitment
+        uint256 indexed batchId, address indexed validator, uint256 seat, bytes32 commitment
     );
-    /// @notice `validator` at `seat` revealed `scores` (scores[i] is for the i-th revealed result).
-    event ScoresRevealed(uint256 indexed taskId, address indexed validator, uint256 seat, uint8[] scores);
-    /// @notice Task settled. `medians[i]` is the stake-weighted median for the i-th revealed result;
-    /// bit i of `acceptedMask` (reveal order) marks results paid `nodeReward` each; bit j of `agreedMask`
-    /// (seat) marks validators paid `validatorReward` each; `refund` went back to `requester`.
-    event TaskFinalized(
-        uint256 indexed taskId,
+    /// @notice `validator` at `seat` revealed `scores` (byte s * rows + r scores node seat s's result for row r).
+    event ScoresRevealed(uint256 indexed batchId, address indexed validator, uint256 seat, bytes scores);
+    /// @notice Round `round` ended with `voters` revealed score vectors out of `committeeSize` seats, short of a
+    /// majority: a new committee is armed (`CommitteeSeedArmed` follows).
+    event BatchRescoring(uint256 indexed batchId, uint256 round, uint256 voters, uint256 committeeSize);
+    /// @notice Batch settled. `scored` is false when no committee reached quorum in MAX_ROUNDS rounds (every
+    /// revealed result is then paid, the validator share refunded). `medians` (byte s * rows + r, 0 for an
+    /// unrevealed seat or when not scored); `nodePaid[s]` credited to node seat s; committee seats in
+    /// `agreedMask` were credited `validatorReward` each; `refund` went to `requester`.
+    event BatchSettled(
+        uint256 indexed batchId,
         address indexed requester,
-        uint8[] medians,
-        uint256 acceptedMask,
+        uint256 round,
+        bool scored,
+        bytes medians,
+        uint256[] nodePaid,
         uint256 agreedMask,
-        uint256 nodeReward,
         uint256 validatorReward,
         uint256 refund
     );
-    /// @notice The whole bounty `amount` of `taskId` went back to `requester` for `reason`.
-    event TaskRefunded(
-        uint256 indexed taskId, address indexed requester, RefundReason reason, uint256 amount
+    /// @notice The whole bounty `amount` of `batchId` went back to `requester` for `reason`.
+    event BatchRefunded(
+        uint256 indexed batchId, address indexed requester, RefundReason reason, uint256 amount
     );
-    /// @notice `account` was slashed `amount` for not revealing on `taskId` (see registry `Slashed`).
-    event MisconductSlashed(uint256 indexed taskId, address indexed account, uint256 amount);
+    /// @notice `account` was slashed `amount` on `batchId` for `reason` (see registry `Slashed`).
+    event MisconductSlashed(
+        uint256 indexed batchId, address indexed account, SlashReason reason, uint256 amount
+    );
     /// @notice `account`'s balance slot was created ahead of its first credit.
     event AccountOpened(address indexed account);
-    /// @notice `account` claimed its whole balance, `amount` tokens (sent to it by the same call); `claimedOf`
-    /// totals the claims.
+    /// @notice `account` claimed its whole balance, `amount` tokens.
     event Claimed(address indexed account, uint256 amount);
 
     // ----------------------------------------------------------------- requester
 
-    /// @notice Post a job: one workflow, one task per input row. Pulls `bountyPerTask * inputs.length`.
+    /// @notice Post a job: `rows` split in order into batches of `params.batchSize`. Pulls
+    /// `bountyPerTask * rows.length` and reverts with `MarketPaymentShort` unless all of it arrived.
+    /// At most MAX_ROWS_PER_POST rows and MAX_BATCHES_PER_POST batches per call (`JobTooLarge`).
     /// @return jobId The new job id.
-    /// @return firstTaskId Id of the task of `inputs[0]`; the others follow sequentially.
-    function postJob(JobParams calldata params, bytes calldata workflow, bytes[] calldata inputs)
+    /// @return firstBatchId Id of the batch holding `rows[0]`; the others follow sequentially.
+    function postJob(JobParams calldata params, bytes calldata workflow, bytes[] calldata rows)
         external
-        returns (uint256 jobId, uint256 firstTaskId);
+        returns (uint256 jobId, uint256 firstBatchId);
 
-    /// @notice Post a single task (a job with one row).
-    function postTask(JobParams calldata params, bytes calldata workflow, bytes calldata input)
-        external
-        returns (uint256 jobId, uint256 taskId);
-
-    /// @notice Refund a task before its first commit (requester only).
-    function cancel(uint256 taskId) external;
+    /// @notice Refund a batch before its first commit (requester only, stored phase Committing).
+    function cancel(uint256 batchId) external;
 
     // ----------------------------------------------------------------- nodes
 
-    /// @notice Commit to a result: `commitment = resultCommitment(taskId, msg.sender, resultDigest, salt)`.
-    /// Only an active registered node serving the job's model, at most `k` per task, before the deadline.
-    /// @return slot The slot to reveal in.
-    function commitResult(uint256 taskId, bytes32 commitment) external returns (uint256 slot);
+    /// @notice Take a node seat: `commitment = resultCommitment(batchId, msg.sender, digests, salt)`. Only an
+    /// active node serving the job's model; it stays locked in the registry (no withdraw) until settlement.
+    /// @return seat The node seat to reveal in.
+    function commitResult(uint256 batchId, bytes32 commitment) external returns (uint256 seat);
 
-    /// @notice Reveal the result committed in `slot`. The last expected reveal draws the committee.
-    function revealResult(uint256 taskId, uint256 slot, bytes32 resultDigest, bytes32 salt) external;
+    /// @notice Reveal one digest per row of the batch (`digests.length == rows`). The last expected reveal
+    /// closes reveals and arms the committee seed.
+    function revealResult(uint256 batchId, uint256 seat, bytes32[] calldata digests, bytes32 salt) external;
 
-    // ----------------------------------------------------------------- validators
+    // ----------------------------------------------------------------- committee
 
-    /// @notice Draw the committee once the reveal deadline passed and before `revealDeadline +
-    /// scoreCommitDuration` (anyone). Needed only when not every commitment was revealed (otherwise the last
-    /// reveal already drew). Score commits are then due by `revealDeadline + scoreCommitDuration`.
-    function drawCommittee(uint256 taskId) external;
+    /// @notice Anyone, phase Drawing, by the draw deadline. Arms the seed (`seedBlock = block.number +
+    /// SEED_DELAY`) when not armed or when the armed block left the 256-block window; otherwise, once
+    /// `block.number > seedBlock`, draws the committee from
+    /// `keccak256(abi.encode(blockhash(seedBlock), entropy, batchId, round))` and locks its seats.
+    /// @return drawn True when the committee was drawn (false: only armed).
+    function drawCommittee(uint256 batchId) external returns (bool drawn);
 
-    /// @notice Commit to a score vector: `commitment = scoreCommitment(taskId, msg.sender, scores, salt)`.
-    function commitScores(uint256 taskId, uint256 seatIndex, bytes32 commitment) external;
+    /// @notice Commit to a score vector: `commitment = scoreCommitment(batchId, msg.sender, scores, salt)`.
+    function commitScores(uint256 batchId, uint256 seat, bytes32 commitment) external;
 
-    /// @notice Reveal the score vector committed at `seat`; the last expected reveal finalizes the task.
-    function revealScores(uint256 taskId, uint256 seatIndex, uint8[] calldata scores, bytes32 salt) external;
+    /// @notice Reveal the score vector committed at `seat`: `commitCount * rows` bytes, each 0..100; byte
+    /// s * rows + r scores node seat s's digest for row r (bytes of unrevealed seats are ignored).
+    function revealScores(uint256 batchId, uint256 seat, bytes calldata scores, bytes32 salt) external;
 
     // ----------------------------------------------------------------- anyone
 
-    /// @notice Settle a task whose last deadline passed (or whose scores are all in): pays, slashes,
-    /// refunds, or refunds outright when nothing could be validated.
-    function finalize(uint256 taskId) external;
+    /// @notice Settle, re-score or refund a batch whose phase allows it (see `BatchNotSettleable`).
+    /// @param scoreVectors The revealed score vectors of the current round in committee-seat order (one per
+    /// seat in `scoreRevealMask`; empty for the refund paths); each is checked against its stored hash.
+    function settle(uint256 batchId, bytes[] calldata scoreVectors) external;
 
-    /// @notice Create `account`'s balance slot ahead of its first credit, so settlements that pay it only
-    /// rewrite a live slot. The registry calls it at registration; anyone may call it for themselves.
-    /// Idempotent.
+    /// @notice Create `account`'s balance slot ahead of its first credit (the registry at registration, or the
+    /// account itself). Idempotent.
     function openAccount(address account) external;
 
-    /// @notice Pay the caller its whole balance (rewards and refunds); emits `Claimed`. `claimedOf` totals
-    /// the claims.
+    /// @notice Pay the caller its whole balance; emits `Claimed`.
     /// @return amount Tokens sent.
     function claim() external returns (uint256 amount);
 
     // ----------------------------------------------------------------- views
 
-    /// @notice The result commitment a node must submit.
-    function resultCommitment(uint256 taskId, address node, bytes32 resultDigest, bytes32 salt)
+    /// @notice `keccak256(abi.encode(batchId, node, keccak256(abi.encodePacked(digests)), salt))`.
+    function resultCommitment(uint256 batchId, address node, bytes32[] calldata digests, bytes32 salt)
         external
         pure
         returns (bytes32);
 
-    /// @notice The score commitment a validator must submit.
-    function scoreCommitment(uint256 taskId, address validator, uint8[] calldata scores, bytes32 salt)
+    /// @notice `keccak256(abi.encode(batchId, validator, keccak256(scores), salt))`.
+    function scoreCommitment(uint256 batchId, address validator, bytes calldata scores, bytes32 salt)
         external
         pure
         returns (bytes32);
 
-    /// @notice The effective phase of `taskId` now (deadline transitions applied) and when it ends.
-    function phaseOf(uint256 taskId) external view returns (Phase phase, uint256 deadline);
-    /// @notice The stored state of `taskId`.
-    function task(uint256 taskId) external view returns (TaskView memory);
+    /// @notice `keccak256(abi.encodePacked(keccak256(rows[0]), ..., keccak256(rows[n-1])))`.
+    function rowsHash(bytes[] calldata rows) external pure returns (bytes32);
+
+    /// @notice The effective phase of `batchId` now (deadline transitions applied) and when it ends.
+    function phaseOf(uint256 batchId) external view returns (Phase phase, uint256 deadline);
+    /// @notice The stored state of `batchId`.
+    function batch(uint256 batchId) external view returns (BatchView memory);
     /// @notice The stored job `jobId`.
     function job(uint256 jobId) external view returns (JobView memory);
-    /// @notice Result slot `slot` of `taskId`: the node that committed it and whether it was revealed.
-    function submission(uint256 taskId, uint256 slot) external view returns (address node, bool revealed);
-    /// @notice Committee seat `seat` of `taskId`: validator, median weight (its stake at the draw / 2^32 + 1),
-    /// commit/reveal flags and seal (the score commitment, then the packed scores: byte i = score of the i-th
-    /// revealed result, bit 255 set).
-    function seat(uint256 taskId, uint256 seatIndex)
+    /// @notice Node seat `seat` of `batchId`: the node and whether it revealed.
+    function nodeSeat(uint256 batchId, uint256 seat) external view returns (address node, bool revealed);
+    /// @notice Committee seat `seat` of `batchId` (current round): validator, weight (stake at the draw),
+    /// flags, and seal (the score commitment, then keccak256 of the revealed scores).
+    function committeeSeat(uint256 batchId, uint256 seat)
         external
         view
         returns (address validator, uint96 weight, bool committed, bool revealed, bytes32 seal);
@@ -318,10 +376,12 @@ interface ITaskMarket {
     function balanceOf(address account) external view returns (uint256);
     /// @notice Total `account` has claimed so far.
     function claimedOf(address account) external view returns (uint256);
-    /// @notice Number of tasks posted so far (ids are 1..taskCount).
-    function taskCount() external view returns (uint256);
-    /// @notice Number of jobs posted so far (ids are 1..jobCount).
+    /// @notice Number of batches posted so far (ids 1..batchCount).
+    function batchCount() external view returns (uint256);
+    /// @notice Number of jobs posted so far (ids 1..jobCount).
     function jobCount() external view returns (uint256);
+    /// @notice Shortest phase duration accepted, seconds (set at deployment, >= 1; 30 by default).
+    function minPhaseDuration() external view returns (uint256);
     /// @notice The stake registry.
     function registry() external view returns (address);
     /// @notice The payment token (the registry's token).
