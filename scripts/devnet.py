@@ -394,7 +394,7 @@ def run_batch(
         while drawn is None:
             view = market.batch(batch_id, chain.head(0))
             if view.seed_block != 0:
-                mine_to(chain, view.seed_block)
+                mine_to(chain, view.seed_block + 1)  # gas estimation runs against the latest block
             drawn, receipt = market.draw_committee(actors.requester, batch_id)
             record(actors.requester, receipt)
             refunds = events(chain, receipt, BatchRefunded)
@@ -418,7 +418,9 @@ def run_batch(
                 record(validator, market.reveal_scores(validator, batch_id, seat, scores[seat], salts[seat]))
                 round_vectors[seat] = scores[seat]
         vectors.append(round_vectors)
-        pass_deadline(Phase.SCORE_REVEALING)  # a silent seat: reveals close at the deadline
+        view = market.batch(batch_id, chain.head(0))
+        if view.score_reveal_mask != view.score_commit_mask:  # a silent seat: settle after the deadline
+            pass_deadline(Phase.SCORE_REVEALING)
         ordered = market.settle_vectors(batch_id, round_vectors, chain.head(0))
         settlement = market.settle(actors.requester, batch_id, ordered)
         record(actors.requester, settlement.receipt)

@@ -239,14 +239,16 @@ class Market:
         The rows are split into batches of ``params.batch_size`` by the contract; when they exceed one
         transaction's gas-safe size (:meth:`limits`) they are posted as several jobs of whole batches,
         one transaction each, in order (see :func:`plan_posts`). Raises the decoded custom error of the
-        first post that would revert (nothing of that post is sent; earlier posts stay posted and are
-        in the exception's context only through the chain), or :class:`ValueError` for no rows.
+        first post that would revert (``JobNoRows``, ``JobBatchSizeOutOfRange``, ...): nothing of that
+        post is sent, earlier posts of the same call stay posted.
         """
         spec = canonical_bytes(workflow)
         rows = [canonical_bytes(row) for row in inputs]
-        plans = plan_posts(
-            [len(r) for r in rows], params.batch_size, self.limits(self.chain.head(0), max_post_bytes)
-        )
+        limits = self.limits(self.chain.head(0), max_post_bytes)
+        if rows and 1 <= params.batch_size <= limits.max_rows:
+            plans = plan_posts([len(r) for r in rows], params.batch_size, limits)
+        else:  # not splittable: one post, and the contract names what is wrong (JobNoRows, ...)
+            plans = [range(len(rows))]
         receipts: list[Receipt] = []
         approval = self.ensure_allowance(
             sender, self.chain.market.address, params.bounty_per_task * len(rows)
@@ -404,12 +406,10 @@ class Market:
         return int(self._view("jobCount", block))
 
     def draw_ready(self, batch: BatchView, block: BlockRef) -> bool:
-        """Whether ``drawCommittee`` would draw (not only arm) in the block after ``block``."""
-        return (
-            batch.seed_block != 0
-            and block.number + 1 > batch.seed_block
-            and block.number < batch.seed_block + 256
-        )
+        """Whether ``drawCommittee`` sent now would draw (not only arm): ``block`` is past the armed seed
+        block (gas estimation runs against the latest block, so the head itself must be past it) and
+        within the 256-block window."""
+        return batch.seed_block != 0 and batch.seed_block < block.number < batch.seed_block + 256
 
     def revealed_score_vectors(self, batch_id: int, from_block: int, block: BlockRef) -> dict[int, bytes]:
         """The score vectors revealed in the batch's current round, by committee seat, from the logs.

@@ -674,7 +674,9 @@ MARKET_VIEWS: dict[str, ViewOutput] = {
     "MAX_PHASE_DURATION": Uint256,
     "MAX_SCORE": Uint256,
     "SEED_DELAY": Uint256,
+    "BLOCKHASH_WINDOW": Uint256,
     "MAX_ROUNDS": Uint256,
+    "BPS": Uint256,
 }
 """Every TaskMarket view and constant: its output model or type."""
 
@@ -705,6 +707,7 @@ REGISTRY_VIEWS: dict[str, ViewOutput] = {
     "MAX_VALIDATORS": Uint256,
     "MAX_MODELS": Uint256,
     "MAX_P2P_ADDRESS_LENGTH": Uint256,
+    "SLASH_DIVISOR": Uint256,
 }
 """Every StakeRegistry view and constant: its output model or type."""
 

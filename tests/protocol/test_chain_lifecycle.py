@@ -67,8 +67,16 @@ def params(**changes: int) -> JobParams:
 
 
 def results_for(rows: Sequence[dict[str, Any]], node: int) -> list[dict[str, Any]]:
-    """Node ``node``'s result per row; ``quality`` tells the scripted validators what to score."""
-    return [{"row": r["n"], "node": node, "quality": 30 if node == 2 and r["n"] % 2 else 90} for r in rows]
+    """Node ``node``'s result per row; ``quality`` and ``trap`` tell the scripted validators what to score."""
+    return [
+        {
+            "row": r["n"],
+            "node": node,
+            "quality": 30 if node == 2 and r["n"] % 2 else 90,
+            "trap": bool(r.get("trap")),
+        }
+        for r in rows
+    ]
 
 
 def honest(round_: int, seat: int, by_seat: Sequence[Sequence[Any] | None]) -> list[list[int]]:

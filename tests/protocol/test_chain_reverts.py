@@ -146,7 +146,7 @@ def test_a_job_too_large_for_one_post_is_refused_and_split_by_python(
     assert [b.dataset_row for b in posted.batches] == [0, 256, 512, 768, 1024]
     assert len(set(posted.job_ids)) == 2 and len(posted.receipts) == 2  # allowance was already there
     assert posted.task(1024).batch_id == posted.batches[-1].batch_id
-    with pytest.raises(ValueError, match="at least one row"):
+    with pytest.raises(chain.errors.JobNoRows):
         market.post_job(actors.requester, job, WORKFLOW, [])
 
 
@@ -222,7 +222,9 @@ def _to_committee(chain: SynodContracts, actors: Actors, rows: int = 2) -> tuple
         "seedBlock": view.seed_block,
         "blockNumber": chain.head(0).number + 1,
     }
-    mine_to(chain, view.seed_block)
+    assert not market.draw_ready(view, chain.head(0))
+    mine_to(chain, view.seed_block + 1)
+    assert market.draw_ready(view, chain.head(0))
     drawn, _ = market.draw_committee(actors.requester, batch.batch_id)
     assert drawn is not None
     return batch.batch_id, drawn
