@@ -61,7 +61,8 @@ contract StakeRegistry is IStakeRegistry, Ownable2Step, ReentrancyGuardTransient
     /// @param token_ The stake and payment ERC-20.
     /// @param minNodeStake_ Minimum stake of a node (> 0).
     /// @param minValidatorStake_ Minimum stake of a validator (> 0).
-    /// @param unbondingDelay_ Seconds between `beginUnbonding` and `withdraw`; also a task's longest life.
+    /// @param unbondingDelay_ Least seconds between `beginUnbonding` and `withdraw` (which also waits until the
+    /// participant holds no seat of an unsettled batch).
     /// @param treasury_ Receiver of slashed tokens.
     /// @param owner_ May wire the TaskMarket (two-step ownership).
     constructor(
@@ -192,6 +193,8 @@ contract StakeRegistry is IStakeRegistry, Ownable2Step, ReentrancyGuardTransient
         uint256 end = p.unbondingEnd;
         if (end == 0) revert RegistryNotUnbonding(msg.sender);
         if (block.timestamp < end) revert RegistryUnbondingNotElapsed(msg.sender, end, block.timestamp);
+        uint256 seats = p.openSeats;
+        if (seats != 0) revert RegistrySeatsOpen(msg.sender, seats);
         uint256 amount = p.stake;
         if (p.role == Role.Node) _clearModels(msg.sender);
         delete _participants[msg.sender];
@@ -215,23 +218,39 @@ contract StakeRegistry is IStakeRegistry, Ownable2Step, ReentrancyGuardTransient
     // ----------------------------------------------------------------- TaskMarket only
 
     /// @inheritdoc IStakeRegistry
-    function slash(address account, uint256 taskId) external onlyTaskMarket returns (uint256 amount) {
-        Participant storage p = _participants[account];
-        Role role = p.role;
-        if (role == Role.None) return 0;
-        uint256 oldStake = p.stake;
-        amount = _minimumOf(role) / SLASH_DIVISOR;
-        if (amount > oldStake) amount = oldStake;
-        if (amount == 0) return 0;
-        uint256 newStake = oldStake - amount;
-        // forge-lint: disable-next-line(unsafe-typecast)
-        p.stake = uint96(newStake); // below the old uint96 stake
+    function lockNode(address node, uint32 modelId) external onlyTaskMarket returns (uint32 id) {
+        id = _requireEligibleNode(node, modelId);
+        _participants[node].openSeats += 1;
+    }
 
-        if (p.treeIndex != 0) _reweigh(p.treeIndex, oldStake, newStake);
-        _totalStaked -= amount;
-        uint256 treasuryBalance_ = _treasuryBalance + amount;
-        _treasuryBalance = treasuryBalance_;
-        emit Slashed(account, taskId, role, amount, treasuryBalance_);
+    /// @inheritdoc IStakeRegistry
+    function lockCommittee(bytes32 seed, uint256 m)
+        external
+        onlyTaskMarket
+        returns (address[] memory validators, uint96[] memory weights)
+    {
+        (validators, weights) = _draw(seed, m);
+        uint256 n = validators.length;
+        for (uint256 i; i < n; ++i) {
+            _participants[validators[i]].openSeats += 1;
+        }
+    }
+
+    /// @inheritdoc IStakeRegistry
+    function releaseSeats(uint256 batchId, address[] calldata accounts, uint256 slashMask)
+        external
+        onlyTaskMarket
+        returns (uint256[] memory amounts)
+    {
+        uint256 n = accounts.length;
+        amounts = new uint256[](n);
+        for (uint256 i; i < n; ++i) {
+            address account = accounts[i];
+            Participant storage p = _participants[account];
+            // A seat holder can not withdraw, so it is still registered: openSeats >= 1 here.
+            p.openSeats -= 1;
+            if (slashMask & (1 << i) != 0) amounts[i] = _slash(account, p, batchId);
+        }
     }
 
     /// @inheritdoc IStakeRegistry
@@ -246,14 +265,7 @@ contract StakeRegistry is IStakeRegistry, Ownable2Step, ReentrancyGuardTransient
 
     /// @inheritdoc IStakeRegistry
     function requireEligibleNode(address node, uint32 modelId) external view returns (uint32 id) {
-        Participant memory p = _participants[node];
-        // slither-disable-next-line incorrect-equality (an enum, not a balance: docs/audit.md)
-        if (p.role == Role.None) revert RegistryNotRegistered(node);
-        if (p.role != Role.Node) revert RegistryNotANode(node);
-        if (p.unbondingEnd != 0) revert RegistryUnbonding(node, p.unbondingEnd);
-        if (p.stake < _minNodeStake) revert RegistryStakeTooLow(node, p.stake, _minNodeStake);
-        if (!_serves[node][modelId]) revert RegistryModelNotServed(node, _modelNames[modelId]);
-        return p.id;
+        return _requireEligibleNode(node, modelId);
     }
 
     /// @inheritdoc IStakeRegistry
@@ -276,6 +288,11 @@ contract StakeRegistry is IStakeRegistry, Ownable2Step, ReentrancyGuardTransient
         view
         returns (address[] memory validators, uint96[] memory weights)
     {
+        return _draw(seed, m);
+    }
+
+    /// @dev Successive stake-weighted sampling without replacement over the stake tree (weights = raw stakes).
+    function _draw(bytes32 seed, uint256 m) private view returns (address[] memory validators, uint96[] memory weights) {
         // Successive sampling without replacement: draw r over the weight not drawn yet, then map it onto the
         // full range by skipping the drawn ranges (kept sorted by start), so every draw is a new validator.
         uint256 total = _tree.total;
@@ -411,8 +428,37 @@ contract StakeRegistry is IStakeRegistry, Ownable2Step, ReentrancyGuardTransient
 
     // ----------------------------------------------------------------- internals
 
+    /// @dev Move min(stake, slashAmount(role)) of `account`'s stake to the treasury.
+    function _slash(address account, Participant storage p, uint256 batchId) private returns (uint256 amount) {
+        Role role = p.role;
+        uint256 oldStake = p.stake;
+        amount = _minimumOf(role) / SLASH_DIVISOR;
+        if (amount > oldStake) amount = oldStake;
+        if (amount == 0) return 0;
+        uint256 newStake = oldStake - amount;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        p.stake = uint96(newStake); // below the old uint96 stake
+
+        if (p.treeIndex != 0) _reweigh(p.treeIndex, oldStake, newStake);
+        _totalStaked -= amount;
+        uint256 treasuryBalance_ = _treasuryBalance + amount;
+        _treasuryBalance = treasuryBalance_;
+        emit Slashed(account, batchId, role, amount, treasuryBalance_);
+    }
+
     function _minimumOf(Role role) private view returns (uint256) {
         return role == Role.Node ? _minNodeStake : _minValidatorStake;
+    }
+
+    function _requireEligibleNode(address node, uint32 modelId) private view returns (uint32) {
+        Participant memory p = _participants[node];
+        // slither-disable-next-line incorrect-equality (an enum, not a balance: docs/audit.md)
+        if (p.role == Role.None) revert RegistryNotRegistered(node);
+        if (p.role != Role.Node) revert RegistryNotANode(node);
+        if (p.unbondingEnd != 0) revert RegistryUnbonding(node, p.unbondingEnd);
+        if (p.stake < _minNodeStake) revert RegistryStakeTooLow(node, p.stake, _minNodeStake);
+        if (!_serves[node][modelId]) revert RegistryModelNotServed(node, _modelNames[modelId]);
+        return p.id;
     }
 
     function _activeParticipant(address account) private view returns (Participant storage p) {

@@ -8,434 +8,358 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {IStakeRegistry} from "./interfaces/IStakeRegistry.sol";
 import {ITaskMarket} from "./interfaces/ITaskMarket.sol";
 
-/// @title TaskMarket
-/// @notice Escrowed LLM tasks: commit-reveal results, stake-weighted random committee, commit-reveal
-/// scores, stake-weighted medians, pull payments. See `ITaskMarket` and docs/contracts.md.
-/// @dev Storage layout (designed for the gas budget: one task's whole lifecycle at k=3, m=3 <= 1,183,000):
-///  - `_jobs[jobId]`: 3 slots. slot0 requester(160) | bountyPerTask(96); slot1 k, m, threshold, tolerance
-///    (8 each) | validatorShareBps(16) | 4 durations (24 each) | firstTaskId(64) | taskCount(16) |
-///    modelId(32, the registry's interned id of the model); slot2 workflowHash.
-///  - `_tasks[taskId]`: 2 slots. slot0 jobId(40) | deadline(40) | phase(8) | commitCount, revealCount,
-///    committeeSize, scoreCommitCount, scoreRevealCount (8 each) | revealedMask(16) | scoreRevealedMask(16) |
-///    revealOrder(64: nibble r = slot of the r-th reveal) | commitBloom(32: bit id%32 per committed node id,
-///    so a commit scans earlier seals for a duplicate only on a bloom hit); slot1 inputHash. Every action
-///    rewrites slot0 only; an update of several members is one read and one write (`_bump`, `_enter`, at the
-///    bit offsets `_T_*`).
-///  - `_seals[taskId][i]`, one slot per result slot i: nodeId(32) | low 224 bits of the result commitment.
-///    Storing the committer's registry id beside a 224-bit commitment (binding, 2^112 collision work) saves a
-///    slot per commit. At the draw the commitment bits are spent (reveals verified, entropy taken) and
-///    committee seat i overwrites them: nodeId(32) | weight(64, stake / 2^32 + 1) | validator(160), so seats
-///    cost a rewrite (~5k gas) instead of a new slot (~22k). Seats i >= commitCount use fresh slots.
-///  - `_scoreSeals[taskId][seat]`: the score commitment, overwritten at reveal by the packed scores (byte i =
-///    score of the i-th revealed result, bit 255 set).
-///  - `_accounts[a]`: balance(128) | claimed(120) | open(8); `claimed` keeps a paid-out slot live for the next
-///    credit.
-/// Loops run over at most MAX_RESULTS / MAX_COMMITTEE (16) entries or over a job's rows (<= MAX_INPUTS).
+/// @title TaskMarket (protocol v2)
+/// @notice Jobs of many rows settled per batch: commit-reveal result digests per batch, a committee drawn by raw
+/// stake from a future block hash, commit-reveal score vectors, stake-weighted medians per result, pull payments
+/// credited once per batch. See `ITaskMarket` and docs/contracts.md ("Protocol v2").
+/// @dev Storage (per-row data lives only in calldata and events):
+///  - `_jobs[jobId]`: 3 slots. slot0 requester(160) | bountyPerTask(96); slot1 batchSize(16) | k, m, threshold,
+///    tolerance, junkFloor (8 each) | validatorShareBps(16) | 4 durations (24 each) | modelId(32, the registry's
+///    interned id) | firstBatchId(40) | batchCount(16); slot2 workflowHash.
+///  - `_batches[batchId]`: 2 slots. slot0 jobId(40) | deadline(40) | phase(8) | rows(16) | round(8) |
+///    commitCount(8) | revealCount(8) | revealedMask(16) | committeeSize(8) | scoreCommitMask(16) |
+///    scoreRevealMask(16) | seedBlock(40) | firstRow(32); slot1 rowsHash.
+///  - `_nodeSeats[batchId][s]`: nodeId(32, registry id) | low 224 bits of the result commitment.
+///  - `_committee[batchId][s]`: weight(96, raw stake at the draw) | validator(160).
+///  - `_scoreSeals[batchId][s]`: the score commitment, then keccak256 of the revealed score vector.
+///  - `_accounts[a]`: balance(128) | claimed(120) | open(8).
+/// Loops run over at most MAX_RESULTS / MAX_COMMITTEE seats, a batch's rows (<= MAX_BATCH_SIZE) or a post's
+/// batches (<= MAX_BATCHES_PER_POST); settlement does at most MAX_SCORE_CELLS * MAX_COMMITTEE score reads.
 contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
-    /// @notice Most results per task (k).
+    /// @notice Most rows per batch (B).
+    uint256 public constant MAX_BATCH_SIZE = 256;
+    /// @notice Most node seats per batch (k).
     uint256 public constant MAX_RESULTS = 16;
-    /// @notice Most validators per committee (m).
+    /// @notice Most committee seats per batch (m).
     uint256 public constant MAX_COMMITTEE = 16;
-    /// @notice Most input rows per job.
-    uint256 public constant MAX_INPUTS = 256;
-    /// @notice Shortest phase, seconds.
-    uint256 public constant MIN_PHASE_DURATION = 1;
-    /// @notice Longest phase, seconds.
+    /// @notice Most score cells per batch (batchSize * k * m): bounds settlement gas.
+    uint256 public constant MAX_SCORE_CELLS = 4096;
+    /// @notice Most rows one `postJob` accepts (gas-safe size).
+    uint256 public constant MAX_ROWS_PER_POST = 1024;
+    /// @notice Most batches one `postJob` creates (gas-safe size).
+    uint256 public constant MAX_BATCHES_PER_POST = 128;
+    /// @notice Longest phase, seconds (fits the 24-bit duration fields).
     uint256 public constant MAX_PHASE_DURATION = 30 days;
     /// @notice Highest score, threshold and tolerance.
     uint256 public constant MAX_SCORE = 100;
     /// @notice Basis-point denominator of the validator share.
     uint256 public constant BPS = 10_000;
+    /// @notice Blocks between closing the reveals (or arming) and the block whose hash seeds the draw.
+    uint256 public constant SEED_DELAY = 2;
+    /// @notice Blocks for which `blockhash` is available; a draw later than that re-arms.
+    uint256 public constant BLOCKHASH_WINDOW = 256;
+    /// @notice Scoring rounds per batch (a round without a majority of revealed vectors is re-scored once).
+    uint256 public constant MAX_ROUNDS = 2;
 
-    uint256 private constant _REVEALED_SCORES_FLAG = 1 << 255;
     uint256 private constant _LOW224 = (1 << 224) - 1;
-    uint256 private constant _MASK40 = (1 << 40) - 1;
-    /// @dev Bit offsets in slot 0 of `Task` (members are packed from the low bits in declaration order), for
-    /// the updates that change several counters and masks of the slot with one read and one write.
-    uint256 private constant _T_DEADLINE = 40;
-    uint256 private constant _T_PHASE = 80;
-    uint256 private constant _T_COMMIT_COUNT = 88;
-    uint256 private constant _T_REVEAL_COUNT = 96;
-    uint256 private constant _T_SCORE_COMMIT_COUNT = 112;
-    uint256 private constant _T_SCORE_REVEAL_COUNT = 120;
-    uint256 private constant _T_REVEALED_MASK = 128;
-    uint256 private constant _T_SCORE_REVEALED_MASK = 144;
-    uint256 private constant _T_REVEAL_ORDER = 160;
-    uint256 private constant _T_COMMIT_BLOOM = 224;
 
     struct Job {
         address requester;
         uint96 bountyPerTask;
+        uint16 batchSize;
         uint8 k;
         uint8 m;
         uint8 threshold;
         uint8 tolerance;
+        uint8 junkFloor;
         uint16 validatorShareBps;
         uint24 commitDuration;
         uint24 revealDuration;
         uint24 scoreCommitDuration;
         uint24 scoreRevealDuration;
-        uint64 firstTaskId;
-        uint16 taskCount;
         uint32 modelId;
+        uint40 firstBatchId;
+        uint16 batchCount;
         bytes32 workflowHash;
     }
 
-    struct Task {
+    struct Batch {
         uint40 jobId;
         uint40 deadline;
         Phase phase;
+        uint16 rows;
+        uint8 round;
         uint8 commitCount;
         uint8 revealCount;
-        uint8 committeeSize;
-        uint8 scoreCommitCount;
-        uint8 scoreRevealCount;
         uint16 revealedMask;
-        uint16 scoreRevealedMask;
-        uint64 revealOrder;
-        uint32 commitBloom;
-        bytes32 inputHash;
+        uint8 committeeSize;
+        uint16 scoreCommitMask;
+        uint16 scoreRevealMask;
+        uint40 seedBlock;
+        uint32 firstRow;
+        bytes32 rowsHash;
     }
 
-    /// @dev One slot per account: balance(128) | claimed(120, lifetime total) | open(8). `openAccount` (called
-    /// by the registry at registration) and `claimed` keep the slot non-zero, so a task's credits rewrite a
-    /// live slot (~5k gas) instead of creating one (~22k): the creation is paid once, at registration.
+    /// @dev One slot per account: balance(128) | claimed(120, lifetime total) | open(8). `openAccount` and
+    /// `claimed` keep the slot non-zero, so credits rewrite a live slot.
     struct Account {
         uint128 balance;
         uint120 claimed;
         bool open;
     }
 
+    /// @dev What a settlement pays, in memory (keeps the settlement within the stack).
+    struct Outcome {
+        bool scored;
+        bytes medians;
+        uint256[] nodePaid;
+        uint256 agreedMask;
+        uint256 validatorReward;
+        uint256 refund;
+        uint256 junkMask;
+    }
+
     IStakeRegistry private immutable _registry;
     IERC20 private immutable _token;
-    uint256 private immutable _maxLifetime;
+    uint256 private immutable _minPhaseDuration;
 
-    uint64 private _taskCount;
+    uint64 private _batchCount;
     uint64 private _jobCount;
 
     mapping(uint256 jobId => Job) private _jobs;
-    mapping(uint256 taskId => Task) private _tasks;
-    mapping(uint256 taskId => bytes32[16]) private _seals;
-    mapping(uint256 taskId => bytes32[16]) private _scoreSeals;
+    mapping(uint256 batchId => Batch) private _batches;
+    mapping(uint256 batchId => bytes32[16]) private _nodeSeats;
+    mapping(uint256 batchId => bytes32[16]) private _committee;
+    mapping(uint256 batchId => bytes32[16]) private _scoreSeals;
     mapping(address account => Account) private _accounts;
     /// @dev Cache of the registry's interned model ids (saves the registry call when posting).
     mapping(bytes32 model => uint32) private _modelIds;
 
-    /// @param registry_ The stake registry; its token is the payment token and its unbonding delay bounds a
-    /// task's lifetime (so a participant stays slashable while any of its tasks is open).
-    constructor(IStakeRegistry registry_) {
+    /// @param registry_ The stake registry; its token is the payment token.
+    /// @param minPhaseDuration_ Shortest phase a job may ask for, seconds (1..MAX_PHASE_DURATION; deployments use
+    /// at least 30 so that no phase fits inside one block).
+    constructor(IStakeRegistry registry_, uint256 minPhaseDuration_) {
         if (address(registry_) == address(0)) revert MarketZeroAddress();
+        if (minPhaseDuration_ == 0 || minPhaseDuration_ > MAX_PHASE_DURATION) {
+            revert MarketMinPhaseDurationOutOfRange(minPhaseDuration_, MAX_PHASE_DURATION);
+        }
         _registry = registry_;
         _token = IERC20(registry_.token());
-        _maxLifetime = registry_.unbondingDelay();
+        _minPhaseDuration = minPhaseDuration_;
     }
 
     // ----------------------------------------------------------------- requester
 
     /// @inheritdoc ITaskMarket
-    function postJob(JobParams calldata params, bytes calldata workflow, bytes[] calldata inputs)
+    function postJob(JobParams calldata params, bytes calldata workflow, bytes[] calldata rows)
         external
         nonReentrant
-        returns (uint256 jobId, uint256 firstTaskId)
+        returns (uint256 jobId, uint256 firstBatchId)
     {
-        uint256 n = inputs.length;
-        if (n == 0 || n > MAX_INPUTS) revert TaskInputCountOutOfRange(n, MAX_INPUTS);
-        (jobId, firstTaskId) = _createJob(params, workflow, n);
-        uint256 deadline = block.timestamp + params.commitDuration;
-        for (uint256 i; i < n; ++i) {
-            _createTask(firstTaskId + i, jobId, deadline, inputs[i]);
+        uint256 n = rows.length;
+        if (n == 0) revert JobNoRows();
+        _checkParams(params);
+        uint256 size = params.batchSize;
+        uint256 batches = (n + size - 1) / size;
+        if (n > MAX_ROWS_PER_POST || batches > MAX_BATCHES_PER_POST) {
+            revert JobTooLarge(n, batches, MAX_ROWS_PER_POST, MAX_BATCHES_PER_POST);
         }
-        _token.safeTransferFrom(msg.sender, address(this), uint256(params.bountyPerTask) * n);
+        (jobId, firstBatchId) = _openJob(params, workflow, n, batches);
+        _createBatches(jobId, firstBatchId, size, block.timestamp + params.commitDuration, rows);
+
+        uint256 amount = uint256(params.bountyPerTask) * n;
+        uint256 before = _token.balanceOf(address(this));
+        _token.safeTransferFrom(msg.sender, address(this), amount);
+        uint256 received = _token.balanceOf(address(this)) - before;
+        if (received < amount) revert MarketPaymentShort(amount, received);
     }
 
     /// @inheritdoc ITaskMarket
-    function postTask(JobParams calldata params, bytes calldata workflow, bytes calldata input)
-        external
-        nonReentrant
-        returns (uint256 jobId, uint256 taskId)
-    {
-        (jobId, taskId) = _createJob(params, workflow, 1);
-        _createTask(taskId, jobId, block.timestamp + params.commitDuration, input);
-        _token.safeTransferFrom(msg.sender, address(this), params.bountyPerTask);
-    }
-
-    /// @inheritdoc ITaskMarket
-    function cancel(uint256 taskId) external {
-        Task storage t = _task(taskId);
-        address requester = _jobs[t.jobId].requester;
-        if (msg.sender != requester) revert TaskNotRequester(taskId, msg.sender, requester);
-        if (t.phase != Phase.Committing) revert TaskWrongPhase(taskId, Phase.Committing, t.phase);
-        if (t.commitCount != 0) revert TaskHasCommits(taskId, t.commitCount);
-        _refund(taskId, t, RefundReason.Cancelled);
+    function cancel(uint256 batchId) external nonReentrant {
+        (Batch storage b, Job storage j) = _batchAndJob(batchId);
+        address requester = j.requester;
+        if (msg.sender != requester) revert BatchNotRequester(batchId, msg.sender, requester);
+        if (b.phase != Phase.Committing) revert BatchWrongPhase(batchId, Phase.Committing, b.phase);
+        if (b.commitCount != 0) revert BatchHasCommits(batchId, b.commitCount);
+        _refund(batchId, b, j, RefundReason.Cancelled);
     }
 
     // ----------------------------------------------------------------- nodes
 
     /// @inheritdoc ITaskMarket
-    function commitResult(uint256 taskId, bytes32 commitment) external returns (uint256 slot) {
-        (Task storage t, Job storage j) = _taskAndJob(taskId);
-        (Phase phase, uint256 deadline) = _effective(t, j);
-        if (phase != Phase.Committing) revert TaskWrongPhase(taskId, Phase.Committing, phase);
-        if (block.timestamp > deadline) revert TaskDeadlinePassed(taskId, deadline, block.timestamp);
-        if (uint256(commitment) & _LOW224 == 0) revert TaskZeroCommitment(taskId);
-        uint256 id = _registry.requireEligibleNode(msg.sender, j.modelId);
-
-        slot = t.commitCount;
-        // Bit (id mod 32) of commitBloom marks ids seen; only a hit needs the scan of the stored seals.
-        uint256 bloom = t.commitBloom;
-        uint256 bit = 1 << (id & 31);
-        if (bloom & bit != 0) {
-            for (uint256 i; i < slot; ++i) {
-                if (uint256(_seals[taskId][i]) >> 224 == id) revert TaskAlreadyCommitted(taskId, msg.sender);
-            }
+    function commitResult(uint256 batchId, bytes32 commitment) external nonReentrant returns (uint256 seat) {
+        (Batch storage b, Job storage j) = _batchAndJob(batchId);
+        (Phase phase, uint256 deadline) = _effective(b, j);
+        seat = b.commitCount;
+        if (phase != Phase.Committing) {
+            if (phase == Phase.Revealing && seat == j.k) revert BatchSeatsFull(batchId, seat);
+            revert BatchWrongPhase(batchId, Phase.Committing, phase);
         }
-        _seals[taskId][slot] = bytes32((id << 224) | (uint256(commitment) & _LOW224));
-        uint256 count = slot + 1;
-        // Sets commitBloom bit `id mod 32` (if still clear) and raises commitCount to count <= k <= 16.
-        _bump(t, ((bit & ~bloom) << _T_COMMIT_BLOOM) | (1 << _T_COMMIT_COUNT));
-        emit ResultCommitted(taskId, msg.sender, slot, commitment, count);
-
-        if (count == j.k) {
-            _enter(t, Phase.Revealing, block.timestamp + j.revealDuration);
+        if (block.timestamp > deadline) revert BatchDeadlinePassed(batchId, deadline, block.timestamp);
+        if (uint256(commitment) & _LOW224 == 0) revert BatchZeroCommitment(batchId);
+        uint256 id = _registry.lockNode(msg.sender, j.modelId);
+        for (uint256 i; i < seat; ++i) {
+            if (uint256(_nodeSeats[batchId][i]) >> 224 == id) revert BatchAlreadyCommitted(batchId, msg.sender);
         }
+
+        _nodeSeats[batchId][seat] = bytes32((id << 224) | (uint256(commitment) & _LOW224));
+        uint256 count = seat + 1;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        b.commitCount = uint8(count); // <= k <= 16
+        emit ResultCommitted(batchId, msg.sender, seat, commitment, count);
+        if (count == j.k) _enter(b, Phase.Revealing, block.timestamp + j.revealDuration);
     }
 
     /// @inheritdoc ITaskMarket
-    function revealResult(uint256 taskId, uint256 slot, bytes32 resultDigest, bytes32 salt) external {
-        (Task storage t, Job storage j) = _taskAndJob(taskId);
-        (Phase phase, uint256 deadline) = _effective(t, j);
-        if (phase != Phase.Revealing) revert TaskWrongPhase(taskId, Phase.Revealing, phase);
-        if (block.timestamp > deadline) revert TaskDeadlinePassed(taskId, deadline, block.timestamp);
-        if (slot >= t.commitCount) revert TaskNotSlotOwner(taskId, slot, msg.sender);
-        uint256 bit = 1 << slot;
-        uint256 revealedMask = t.revealedMask;
-        if (revealedMask & bit != 0) revert TaskAlreadyRevealed(taskId, slot);
-        // The commitment binds msg.sender: a reveal from anyone but the committer's bound address mismatches.
-        bytes32 committed = bytes32(uint256(_seals[taskId][slot]) & _LOW224);
-        bytes32 computed = _resultCommitment(taskId, msg.sender, resultDigest, salt);
+    function revealResult(uint256 batchId, uint256 seat, bytes32[] calldata digests, bytes32 salt)
+        external
+        nonReentrant
+    {
+        (Batch storage b, Job storage j) = _batchAndJob(batchId);
+        (Phase phase, uint256 deadline) = _effective(b, j);
+        if (phase != Phase.Revealing) revert BatchWrongPhase(batchId, Phase.Revealing, phase);
+        if (block.timestamp > deadline) revert BatchDeadlinePassed(batchId, deadline, block.timestamp);
+        _checkReveal(batchId, b, seat, digests, salt);
+
+        _applyLazy(batchId, b, phase, deadline);
+        uint256 count = b.revealCount + 1;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        b.revealCount = uint8(count); // <= commitCount <= 16
+        // forge-lint: disable-next-line(unsafe-typecast)
+        b.revealedMask = uint16(b.revealedMask | (1 << seat)); // seat < 16
+        emit ResultRevealed(batchId, msg.sender, seat, digests, salt);
+        if (count == b.commitCount) {
+            uint256 drawDeadline = block.timestamp + j.scoreCommitDuration;
+            _enter(b, Phase.Drawing, drawDeadline);
+            _armSeed(batchId, b, drawDeadline);
+        }
+    }
+
+    /// @dev The checks of `revealResult` after the phase: a taken, unrevealed seat, one digest per row, and a
+    /// reveal that hashes to the seat's commitment.
+    function _checkReveal(uint256 batchId, Batch storage b, uint256 seat, bytes32[] calldata digests, bytes32 salt)
+        private
+        view
+    {
+        if (seat >= b.commitCount) revert BatchNotNodeSeat(batchId, seat, msg.sender);
+        if (b.revealedMask & (1 << seat) != 0) revert BatchAlreadyRevealed(batchId, seat);
+        uint256 rows = b.rows;
+        if (digests.length != rows) revert BatchDigestCountMismatch(batchId, rows, digests.length);
+        // The commitment binds msg.sender: a reveal by anyone but the seat's node mismatches.
+        bytes32 committed = bytes32(uint256(_nodeSeats[batchId][seat]) & _LOW224);
+        bytes32 computed = _resultCommitment(batchId, msg.sender, digests, salt);
         if (uint256(computed) & _LOW224 != uint256(committed)) {
-            revert TaskCommitmentMismatch(taskId, committed, computed);
-        }
-
-        if (t.phase != Phase.Revealing) _enterLazily(taskId, t, Phase.Revealing, deadline);
-        uint256 order = t.revealCount;
-        // Sets revealedMask bit `slot` (clear, checked above) and revealOrder nibble `order` (still zero: one
-        // nibble per reveal), and raises revealCount to order + 1 <= commitCount <= 16.
-        _bump(t, (bit << _T_REVEALED_MASK) | (slot << (_T_REVEAL_ORDER + 4 * order)) | (1 << _T_REVEAL_COUNT));
-        emit ResultRevealed(taskId, msg.sender, slot, order, resultDigest, salt);
-
-        if (order + 1 == t.commitCount) _draw(taskId, t, j, salt, block.timestamp + j.scoreCommitDuration);
-    }
-
-    // ----------------------------------------------------------------- validators
-
-    /// @inheritdoc ITaskMarket
-    function drawCommittee(uint256 taskId) external {
-        (Task storage t, Job storage j) = _taskAndJob(taskId);
-        (Phase phase, uint256 deadline) = _effective(t, j);
-        if (phase != Phase.Revealing) revert TaskWrongPhase(taskId, Phase.Revealing, phase);
-        if (block.timestamp <= deadline) revert TaskDeadlineNotPassed(taskId, deadline, block.timestamp);
-        // The committee's deadlines stay where an on-time draw would have put them, so a task's life is
-        // bounded by the sum of its four durations however late the draw comes.
-        uint256 scoreCommitDeadline = deadline + j.scoreCommitDuration;
-        if (block.timestamp > scoreCommitDeadline) {
-            revert TaskDeadlinePassed(taskId, scoreCommitDeadline, block.timestamp);
-        }
-        if (t.revealCount == 0) revert TaskWrongPhase(taskId, Phase.ScoreCommitting, Phase.Revealing);
-        _draw(taskId, t, j, blockhash(block.number - 1), scoreCommitDeadline);
-    }
-
-    /// @inheritdoc ITaskMarket
-    function commitScores(uint256 taskId, uint256 seatIndex, bytes32 commitment) external {
-        (Task storage t, Job storage j) = _taskAndJob(taskId);
-        (Phase phase, uint256 deadline) = _effective(t, j);
-        if (phase != Phase.ScoreCommitting) revert TaskWrongPhase(taskId, Phase.ScoreCommitting, phase);
-        if (block.timestamp > deadline) revert TaskDeadlinePassed(taskId, deadline, block.timestamp);
-        uint256 size = t.committeeSize;
-        if (seatIndex >= size || _seatValidator(taskId, seatIndex) != msg.sender) {
-            revert TaskNotCommitteeSeat(taskId, seatIndex, msg.sender);
-        }
-        if (commitment == bytes32(0)) revert TaskZeroCommitment(taskId);
-        if (_scoreSeals[taskId][seatIndex] != bytes32(0)) {
-            revert TaskScoresAlreadyCommitted(taskId, seatIndex);
-        }
-
-        _scoreSeals[taskId][seatIndex] = commitment;
-        uint256 count = t.scoreCommitCount + 1;
-        _bump(t, 1 << _T_SCORE_COMMIT_COUNT); // count <= committeeSize <= 16
-        emit ScoresCommitted(taskId, msg.sender, seatIndex, commitment);
-
-        if (count == size) {
-            _enter(t, Phase.ScoreRevealing, block.timestamp + j.scoreRevealDuration);
+            revert BatchCommitmentMismatch(batchId, committed, computed);
         }
     }
 
+    // ----------------------------------------------------------------- committee
+
     /// @inheritdoc ITaskMarket
-    function revealScores(uint256 taskId, uint256 seatIndex, uint8[] calldata scores, bytes32 salt) external {
-        (Task storage t, Job storage j) = _taskAndJob(taskId);
-        bytes32 committed = _openScoreReveal(taskId, t, j, seatIndex);
-        uint256 packed = _packScores(taskId, t.revealCount, scores);
-        bytes32 computed = _scoreCommitment(taskId, msg.sender, scores, salt);
-        if (computed != committed) revert TaskCommitmentMismatch(taskId, committed, computed);
+    function drawCommittee(uint256 batchId) external nonReentrant returns (bool drawn) {
+        (Batch storage b, Job storage j) = _batchAndJob(batchId);
+        (Phase phase, uint256 deadline) = _effective(b, j);
+        if (phase != Phase.Drawing) revert BatchWrongPhase(batchId, Phase.Drawing, phase);
+        if (block.timestamp > deadline) revert BatchDeadlinePassed(batchId, deadline, block.timestamp);
+        _applyLazy(batchId, b, phase, deadline);
+        uint256 seedBlock = b.seedBlock;
+        if (seedBlock == 0 || block.number > seedBlock + BLOCKHASH_WINDOW) {
+            _armSeed(batchId, b, deadline);
+            return false;
+        }
+        if (block.number <= seedBlock) revert BatchSeedNotReady(batchId, seedBlock, block.number);
 
-        _scoreSeals[taskId][seatIndex] = bytes32(packed);
-        uint256 count = t.scoreRevealCount + 1;
-        // Sets scoreRevealedMask bit `seatIndex` (clear: checked in _openScoreReveal) and raises
-        // scoreRevealCount to count <= committeeSize <= 16.
-        _bump(t, (1 << (_T_SCORE_REVEALED_MASK + seatIndex)) | (1 << _T_SCORE_REVEAL_COUNT));
-        emit ScoresRevealed(taskId, msg.sender, seatIndex, scores);
+        uint256 round = b.round;
+        bytes32 seed = keccak256(abi.encode(blockhash(seedBlock), _entropy(batchId, b.commitCount), batchId, round));
+        (address[] memory validators, uint96[] memory weights) = _registry.lockCommittee(seed, j.m);
+        uint256 size = validators.length;
+        // slither-disable-next-line incorrect-equality (an array length the registry produced: docs/audit.md)
+        if (size == 0) {
+            _refund(batchId, b, j, RefundReason.NoValidator);
+            return true;
+        }
+        for (uint256 i; i < size; ++i) {
+            _committee[batchId][i] = bytes32((uint256(weights[i]) << 160) | uint256(uint160(validators[i])));
+        }
+        // forge-lint: disable-next-line(unsafe-typecast)
+        b.committeeSize = uint8(size); // <= m <= 16
+        uint256 scoreCommitDeadline = block.timestamp + j.scoreCommitDuration;
+        _enter(b, Phase.ScoreCommitting, scoreCommitDeadline);
+        emit CommitteeDrawn(batchId, round, seed, validators, weights, scoreCommitDeadline);
+        return true;
+    }
 
-        if (count == t.scoreCommitCount) _settle(taskId, t, j);
+    /// @inheritdoc ITaskMarket
+    function commitScores(uint256 batchId, uint256 seat, bytes32 commitment) external {
+        (Batch storage b, Job storage j) = _batchAndJob(batchId);
+        (Phase phase, uint256 deadline) = _effective(b, j);
+        if (phase != Phase.ScoreCommitting) revert BatchWrongPhase(batchId, Phase.ScoreCommitting, phase);
+        if (block.timestamp > deadline) revert BatchDeadlinePassed(batchId, deadline, block.timestamp);
+        uint256 size = b.committeeSize;
+        if (seat >= size || address(uint160(uint256(_committee[batchId][seat]))) != msg.sender) {
+            revert BatchNotCommitteeSeat(batchId, seat, msg.sender);
+        }
+        if (commitment == bytes32(0)) revert BatchZeroCommitment(batchId);
+        uint256 mask = b.scoreCommitMask;
+        if (mask & (1 << seat) != 0) revert BatchScoresAlreadyCommitted(batchId, seat);
+
+        _scoreSeals[batchId][seat] = commitment;
+        mask |= 1 << seat;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        b.scoreCommitMask = uint16(mask); // seat < 16
+        emit ScoresCommitted(batchId, msg.sender, seat, commitment);
+        if (mask == (1 << size) - 1) _enter(b, Phase.ScoreRevealing, block.timestamp + j.scoreRevealDuration);
+    }
+
+    /// @inheritdoc ITaskMarket
+    function revealScores(uint256 batchId, uint256 seat, bytes calldata scores, bytes32 salt) external {
+        (Batch storage b, Job storage j) = _batchAndJob(batchId);
+        (Phase phase, uint256 deadline) = _effective(b, j);
+        if (phase != Phase.ScoreRevealing) revert BatchWrongPhase(batchId, Phase.ScoreRevealing, phase);
+        if (block.timestamp > deadline) revert BatchDeadlinePassed(batchId, deadline, block.timestamp);
+        _checkScoreReveal(batchId, b, seat, scores, salt);
+
+        _applyLazy(batchId, b, phase, deadline);
+        _scoreSeals[batchId][seat] = keccak256(scores);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        b.scoreRevealMask = uint16(b.scoreRevealMask | (1 << seat)); // seat < 16
+        emit ScoresRevealed(batchId, msg.sender, seat, scores);
+    }
+
+    /// @dev The checks of `revealScores` after the phase: a committed, unrevealed seat, one score (0..100) per
+    /// node seat and row, and a reveal that hashes to the seat's score commitment.
+    function _checkScoreReveal(uint256 batchId, Batch storage b, uint256 seat, bytes calldata scores, bytes32 salt)
+        private
+        view
+    {
+        if (seat >= b.committeeSize) revert BatchNotCommitteeSeat(batchId, seat, msg.sender);
+        uint256 bit = 1 << seat;
+        if (b.scoreRevealMask & bit != 0) revert BatchScoresAlreadyRevealed(batchId, seat);
+        if (b.scoreCommitMask & bit == 0) revert BatchScoresNotCommitted(batchId, seat);
+        uint256 expected = uint256(b.commitCount) * b.rows;
+        if (scores.length != expected) revert BatchScoreCountMismatch(batchId, expected, scores.length);
+        _checkScores(batchId, scores);
+        // The commitment binds msg.sender: only the seat's validator can open it.
+        bytes32 committed = _scoreSeals[batchId][seat];
+        bytes32 computed = _scoreCommitment(batchId, msg.sender, scores, salt);
+        if (computed != committed) revert BatchCommitmentMismatch(batchId, committed, computed);
     }
 
     // ----------------------------------------------------------------- anyone
 
     /// @inheritdoc ITaskMarket
-    function finalize(uint256 taskId) external {
-        (Task storage t, Job storage j) = _taskAndJob(taskId);
-        (Phase phase, uint256 deadline) = _effective(t, j);
+    function settle(uint256 batchId, bytes[] calldata scoreVectors) external nonReentrant {
+        (Batch storage b, Job storage j) = _batchAndJob(batchId);
+        (Phase phase, uint256 deadline) = _effective(b, j);
         bool late = block.timestamp > deadline;
-        if (phase == Phase.Committing && late && t.commitCount == 0) {
-            _refund(taskId, t, RefundReason.NoCommit);
-        } else if (phase == Phase.Revealing && late && t.revealCount == 0) {
-            _refund(taskId, t, RefundReason.NoReveal);
-            _slashNodes(taskId, t);
-        } else if (phase == Phase.Revealing) {
-            // With no reveal yet, the refund opens right after the reveal deadline; otherwise once the window
-            // for `drawCommittee` has closed too.
-            uint256 readyAt = t.revealCount == 0 ? deadline : deadline + j.scoreCommitDuration;
-            if (block.timestamp <= readyAt) revert TaskNotFinalizable(taskId, phase, readyAt + 1);
-            _refund(taskId, t, RefundReason.NoDraw);
-            _slashNodes(taskId, t);
-        } else if (phase == Phase.ScoreRevealing && (late || t.scoreRevealCount == t.scoreCommitCount)) {
-            _settle(taskId, t, j);
+        if (late && phase == Phase.Committing) {
+            // Still Committing after the deadline: nobody committed.
+            _refund(batchId, b, j, RefundReason.NoCommit);
+        } else if (late && phase == Phase.Revealing) {
+            // Still Revealing after the deadline: nobody revealed (every committer is slashed).
+            _refund(batchId, b, j, RefundReason.NoReveal);
+        } else if (late && phase == Phase.Drawing) {
+            _refund(batchId, b, j, RefundReason.NoDraw);
+        } else if (phase == Phase.ScoreRevealing && (late || b.scoreRevealMask == b.scoreCommitMask)) {
+            _endRound(batchId, b, j, scoreVectors);
         } else {
             uint256 readyAt = deadline + 1;
             if (phase == Phase.ScoreCommitting) readyAt += j.scoreRevealDuration;
-            if (phase == Phase.Finalized || phase == Phase.Refunded) readyAt = 0;
-            revert TaskNotFinalizable(taskId, phase, readyAt);
+            if (phase == Phase.Settled || phase == Phase.Refunded) readyAt = 0;
+            revert BatchNotSettleable(batchId, phase, readyAt);
         }
-    }
-
-    /// @inheritdoc ITaskMarket
-    function claim() external nonReentrant returns (uint256 amount) {
-        Account storage a = _accounts[msg.sender];
-        uint256 word; // balance(128) | claimed(120) | open(8), read and written once
-        assembly ("memory-safe") {
-            word := sload(a.slot)
-        }
-        // forge-lint: disable-next-line(unsafe-typecast)
-        amount = uint128(word); // the balance field
-        if (amount == 0) revert MarketNothingToClaim(msg.sender);
-        // Checked uint120 addition, as `a.claimed += uint120(amount)` (amount < 2^128; the lifetime total of one
-        // account stays far below 2^120).
-        // forge-lint: disable-next-line(unsafe-typecast)
-        uint256 claimed = uint120(word >> 128) + uint120(amount);
-        word = (word >> 248 << 248) | (claimed << 128); // balance 0, open kept
-        assembly ("memory-safe") {
-            sstore(a.slot, word)
-        }
-        emit Claimed(msg.sender, amount);
-        // Checks-effects-interactions: the balance is zeroed and the claim recorded before the tokens leave.
-        _token.safeTransfer(msg.sender, amount);
-    }
-
-    // ----------------------------------------------------------------- views
-
-    /// @inheritdoc ITaskMarket
-    function resultCommitment(uint256 taskId, address node, bytes32 resultDigest, bytes32 salt)
-        external
-        pure
-        returns (bytes32)
-    {
-        return _resultCommitment(taskId, node, resultDigest, salt);
-    }
-
-    /// @inheritdoc ITaskMarket
-    function scoreCommitment(uint256 taskId, address validator, uint8[] calldata scores, bytes32 salt)
-        external
-        pure
-        returns (bytes32)
-    {
-        return _scoreCommitment(taskId, validator, scores, salt);
-    }
-
-    /// @inheritdoc ITaskMarket
-    function phaseOf(uint256 taskId) external view returns (Phase phase, uint256 deadline) {
-        Task storage t = _tasks[taskId];
-        if (t.phase == Phase.None) return (Phase.None, 0);
-        return _effective(t, _jobs[t.jobId]);
-    }
-
-    /// @inheritdoc ITaskMarket
-    function task(uint256 taskId) external view returns (TaskView memory v) {
-        Task storage t = _tasks[taskId];
-        v = TaskView({
-            jobId: t.jobId,
-            phase: t.phase,
-            deadline: t.deadline,
-            inputHash: t.inputHash,
-            commitCount: t.commitCount,
-            revealCount: t.revealCount,
-            committeeSize: t.committeeSize,
-            scoreCommitCount: t.scoreCommitCount,
-            scoreRevealCount: t.scoreRevealCount,
-            revealedMask: t.revealedMask,
-            scoreRevealedMask: t.scoreRevealedMask
-        });
-    }
-
-    /// @inheritdoc ITaskMarket
-    function job(uint256 jobId) external view returns (JobView memory v) {
-        Job storage j = _jobs[jobId];
-        v.requester = j.requester;
-        v.workflowHash = j.workflowHash;
-        v.firstTaskId = j.firstTaskId;
-        v.taskCount = j.taskCount;
-        v.params = JobParams({
-            model: _registry.modelName(j.modelId),
-            bountyPerTask: j.bountyPerTask,
-            k: j.k,
-            m: j.m,
-            threshold: j.threshold,
-            tolerance: j.tolerance,
-            validatorShareBps: j.validatorShareBps,
-            commitDuration: j.commitDuration,
-            revealDuration: j.revealDuration,
-            scoreCommitDuration: j.scoreCommitDuration,
-            scoreRevealDuration: j.scoreRevealDuration
-        });
-    }
-
-    /// @inheritdoc ITaskMarket
-    function submission(uint256 taskId, uint256 slot) external view returns (address node, bool revealed) {
-        Task storage t = _tasks[taskId];
-        if (slot >= t.commitCount) return (address(0), false);
-        node = _registry.accountOf(_nodeId(taskId, slot));
-        revealed = t.revealedMask & (1 << slot) != 0;
-    }
-
-    /// @inheritdoc ITaskMarket
-    function seat(uint256 taskId, uint256 seatIndex)
-        external
-        view
-        returns (address validator, uint96 weight, bool committed, bool revealed, bytes32 seal)
-    {
-        if (seatIndex >= MAX_COMMITTEE) return (address(0), 0, false, false, bytes32(0));
-        if (seatIndex >= _tasks[taskId].committeeSize) return (address(0), 0, false, false, bytes32(0));
-        validator = _seatValidator(taskId, seatIndex);
-        // forge-lint: disable-next-line(unsafe-typecast)
-        weight = uint96(_seatWeight(taskId, seatIndex)); // < 2^64
-        seal = _scoreSeals[taskId][seatIndex];
-        committed = seal != bytes32(0);
-        revealed = _tasks[taskId].scoreRevealedMask & (1 << seatIndex) != 0;
-    }
-
-    /// @inheritdoc ITaskMarket
-    function balanceOf(address account) external view returns (uint256) {
-        return _accounts[account].balance;
     }
 
     /// @inheritdoc ITaskMarket
@@ -448,18 +372,149 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc ITaskMarket
+    function claim() external nonReentrant returns (uint256 amount) {
+        Account storage a = _accounts[msg.sender];
+        amount = a.balance;
+        if (amount == 0) revert MarketNothingToClaim(msg.sender);
+        a.balance = 0;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        a.claimed += uint120(amount); // a lifetime total far below 2^120 (checked addition)
+        emit Claimed(msg.sender, amount);
+        // Checks-effects-interactions: the balance is zeroed before the tokens leave.
+        _token.safeTransfer(msg.sender, amount);
+    }
+
+    // ----------------------------------------------------------------- views
+
+    /// @inheritdoc ITaskMarket
+    function resultCommitment(uint256 batchId, address node, bytes32[] calldata digests, bytes32 salt)
+        external
+        pure
+        returns (bytes32)
+    {
+        return _resultCommitment(batchId, node, digests, salt);
+    }
+
+    /// @inheritdoc ITaskMarket
+    function scoreCommitment(uint256 batchId, address validator, bytes calldata scores, bytes32 salt)
+        external
+        pure
+        returns (bytes32)
+    {
+        return _scoreCommitment(batchId, validator, scores, salt);
+    }
+
+    /// @inheritdoc ITaskMarket
+    function rowsHash(bytes[] calldata rows) external pure returns (bytes32) {
+        return _rowsHash(rows);
+    }
+
+    /// @inheritdoc ITaskMarket
+    function phaseOf(uint256 batchId) external view returns (Phase phase, uint256 deadline) {
+        Batch storage b = _batches[batchId];
+        if (b.phase == Phase.None) return (Phase.None, 0);
+        return _effective(b, _jobs[b.jobId]);
+    }
+
+    /// @inheritdoc ITaskMarket
+    function batch(uint256 batchId) external view returns (BatchView memory v) {
+        Batch storage b = _batches[batchId];
+        v = BatchView({
+            jobId: b.jobId,
+            phase: b.phase,
+            deadline: b.deadline,
+            rows: b.rows,
+            firstRow: b.firstRow,
+            round: b.round,
+            commitCount: b.commitCount,
+            revealCount: b.revealCount,
+            revealedMask: b.revealedMask,
+            committeeSize: b.committeeSize,
+            scoreCommitMask: b.scoreCommitMask,
+            scoreRevealMask: b.scoreRevealMask,
+            seedBlock: b.seedBlock,
+            rowsHash: b.rowsHash
+        });
+    }
+
+    /// @inheritdoc ITaskMarket
+    function job(uint256 jobId) external view returns (JobView memory v) {
+        Job storage j = _jobs[jobId];
+        v.requester = j.requester;
+        v.workflowHash = j.workflowHash;
+        v.firstBatchId = j.firstBatchId;
+        v.batchCount = j.batchCount;
+        if (j.batchCount != 0) {
+            v.rowCount = uint32(
+                (uint256(j.batchCount) - 1) * j.batchSize + _batches[uint256(j.firstBatchId) + j.batchCount - 1].rows
+            );
+        }
+        v.params = JobParams({
+            model: _registry.modelName(j.modelId),
+            bountyPerTask: j.bountyPerTask,
+            batchSize: j.batchSize,
+            k: j.k,
+            m: j.m,
+            threshold: j.threshold,
+            tolerance: j.tolerance,
+            junkFloor: j.junkFloor,
+            validatorShareBps: j.validatorShareBps,
+            commitDuration: j.commitDuration,
+            revealDuration: j.revealDuration,
+            scoreCommitDuration: j.scoreCommitDuration,
+            scoreRevealDuration: j.scoreRevealDuration
+        });
+    }
+
+    /// @inheritdoc ITaskMarket
+    function nodeSeat(uint256 batchId, uint256 seat) external view returns (address node, bool revealed) {
+        Batch storage b = _batches[batchId];
+        if (seat >= b.commitCount) return (address(0), false);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        node = _registry.accountOf(uint32(uint256(_nodeSeats[batchId][seat]) >> 224));
+        revealed = b.revealedMask & (1 << seat) != 0;
+    }
+
+    /// @inheritdoc ITaskMarket
+    function committeeSeat(uint256 batchId, uint256 seat)
+        external
+        view
+        returns (address validator, uint96 weight, bool committed, bool revealed, bytes32 seal)
+    {
+        Batch storage b = _batches[batchId];
+        if (seat >= b.committeeSize) return (address(0), 0, false, false, bytes32(0));
+        uint256 word = uint256(_committee[batchId][seat]);
+        validator = address(uint160(word));
+        // forge-lint: disable-next-line(unsafe-typecast)
+        weight = uint96(word >> 160);
+        committed = b.scoreCommitMask & (1 << seat) != 0;
+        revealed = b.scoreRevealMask & (1 << seat) != 0;
+        seal = _scoreSeals[batchId][seat];
+    }
+
+    /// @inheritdoc ITaskMarket
+    function balanceOf(address account) external view returns (uint256) {
+        return _accounts[account].balance;
+    }
+
+    /// @inheritdoc ITaskMarket
     function claimedOf(address account) external view returns (uint256) {
         return _accounts[account].claimed;
     }
 
     /// @inheritdoc ITaskMarket
-    function taskCount() external view returns (uint256) {
-        return _taskCount;
+    function batchCount() external view returns (uint256) {
+        return _batchCount;
     }
 
     /// @inheritdoc ITaskMarket
     function jobCount() external view returns (uint256) {
         return _jobCount;
+    }
+
+    /// @inheritdoc ITaskMarket
+    function minPhaseDuration() external view returns (uint256) {
+        return _minPhaseDuration;
     }
 
     /// @inheritdoc ITaskMarket
@@ -474,56 +529,78 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     // ----------------------------------------------------------------- internals: posting
 
-    function _createJob(JobParams calldata p, bytes calldata workflow, uint256 n)
+    /// @dev Store the job and emit `JobPosted`; returns its id and its first batch id.
+    function _openJob(JobParams calldata params, bytes calldata workflow, uint256 n, uint256 batches)
         private
-        returns (uint256 jobId, uint256 firstTaskId)
+        returns (uint256 jobId, uint256 firstBatchId)
     {
-        _checkParams(p);
-        // The only external call (to the trusted registry, and only for a model not seen before) comes before
-        // any state is written.
-        uint32 modelId = _modelIdOf(p.model);
+        // The only registry call (for a model the market has not cached) comes before any state is written.
+        uint32 modelId = _modelIdOf(params.model);
         jobId = uint256(_jobCount) + 1;
-        firstTaskId = uint256(_taskCount) + 1;
+        firstBatchId = uint256(_batchCount) + 1;
         // forge-lint: disable-next-line(unsafe-typecast)
         _jobCount = uint64(jobId); // one job per transaction: 2^64 is out of reach
         // forge-lint: disable-next-line(unsafe-typecast)
-        _taskCount = uint64(firstTaskId - 1 + n); // n <= MAX_INPUTS per transaction
-        bytes32 workflowHash = keccak256(workflow);
-        _storeJob(_jobs[jobId], p, firstTaskId, n, modelId, workflowHash);
-        emit JobPosted(
-            jobId, msg.sender, p.model, firstTaskId, n, block.timestamp + p.commitDuration, p, workflow
-        );
+        _batchCount = uint64(firstBatchId - 1 + batches); // batches <= MAX_BATCHES_PER_POST per transaction
+        _storeJob(jobId, params, modelId, firstBatchId, batches, keccak256(workflow));
+        emit JobPosted(jobId, msg.sender, params.model, firstBatchId, batches, n, params, workflow);
     }
 
-    function _storeJob(
-        Job storage j,
-        JobParams calldata p,
-        uint256 firstTaskId,
-        uint256 n,
-        uint32 modelId,
-        bytes32 workflowHash
+    /// @dev Split `rows` in order into batches of `size` rows, ids from `firstBatchId`.
+    function _createBatches(
+        uint256 jobId,
+        uint256 firstBatchId,
+        uint256 size,
+        uint256 deadline,
+        bytes[] calldata rows
     ) private {
-        // Each slot in one write (slot 1 packs twelve members; field by field would cost a read and a write
-        // each). Offsets follow the declaration order of `Job` (see the layout at the top of the contract).
-        // Durations were checked <= MAX_PHASE_DURATION (30 days < 2^24 s); n <= MAX_INPUTS < 2^16.
-        uint256 word0 = uint256(uint160(msg.sender)) | (uint256(p.bountyPerTask) << 160);
-        // forge-lint: disable-next-line(unsafe-typecast)
-        uint256 first = uint64(firstTaskId); // see _taskCount
-        uint256 word1 = _packedParams(p) | (first << 144) | (n << 208) | (uint256(modelId) << 224);
-        assembly ("memory-safe") {
-            sstore(j.slot, word0)
-            sstore(add(j.slot, 1), word1)
-            sstore(add(j.slot, 2), workflowHash)
+        uint256 n = rows.length;
+        uint256 batchId = firstBatchId;
+        for (uint256 lo; lo < n; lo += size) {
+            uint256 hi = lo + size;
+            if (hi > n) hi = n;
+            // Each batch's rows are copied to memory for its event, then the memory is reused by the next batch
+            // (nothing allocated in `_createBatch` outlives it), so memory does not grow with the job.
+            uint256 freePointer;
+            assembly ("memory-safe") {
+                freePointer := mload(0x40)
+            }
+            bytes[] memory slice = new bytes[](hi - lo);
+            for (uint256 r = lo; r < hi; ++r) {
+                slice[r - lo] = rows[r];
+            }
+            _createBatch(batchId, jobId, lo, deadline, slice);
+            assembly ("memory-safe") {
+                mstore(0x40, freePointer)
+            }
+            ++batchId;
         }
     }
 
-    /// @dev The low 144 bits of slot 1 of `Job`: k, m, threshold, tolerance, validatorShareBps (bits 0..47), the
-    /// four durations as uint24 (bits 48..143; checked <= MAX_PHASE_DURATION < 2^24 by `_checkParams`).
-    function _packedParams(JobParams calldata p) private pure returns (uint256) {
-        uint256 durations = uint256(uint24(p.commitDuration)) | (uint256(uint24(p.revealDuration)) << 24)
-            | (uint256(uint24(p.scoreCommitDuration)) << 48) | (uint256(uint24(p.scoreRevealDuration)) << 72);
-        return uint256(p.k) | (uint256(p.m) << 8) | (uint256(p.threshold) << 16)
-            | (uint256(p.tolerance) << 24) | (uint256(p.validatorShareBps) << 32) | (durations << 48);
+    function _checkParams(JobParams calldata p) private view {
+        if (p.bountyPerTask == 0) revert JobZeroBounty();
+        if (p.model == bytes32(0)) revert JobZeroModel();
+        if (p.batchSize == 0 || p.batchSize > MAX_BATCH_SIZE) {
+            revert JobBatchSizeOutOfRange(p.batchSize, MAX_BATCH_SIZE);
+        }
+        if (p.k == 0 || p.k > MAX_RESULTS) revert JobResultCountOutOfRange(p.k, MAX_RESULTS);
+        if (p.m == 0 || p.m > MAX_COMMITTEE) revert JobCommitteeSizeOutOfRange(p.m, MAX_COMMITTEE);
+        uint256 cells = uint256(p.batchSize) * p.k * p.m;
+        if (cells > MAX_SCORE_CELLS) revert JobBatchTooLarge(cells, MAX_SCORE_CELLS);
+        if (p.threshold > MAX_SCORE) revert JobParamOutOfRange(p.threshold, MAX_SCORE);
+        if (p.tolerance > MAX_SCORE) revert JobParamOutOfRange(p.tolerance, MAX_SCORE);
+        if (p.junkFloor > p.threshold) revert JobParamOutOfRange(p.junkFloor, p.threshold);
+        if (p.validatorShareBps > BPS) revert JobParamOutOfRange(p.validatorShareBps, BPS);
+        _checkDuration(p.commitDuration);
+        _checkDuration(p.revealDuration);
+        _checkDuration(p.scoreCommitDuration);
+        _checkDuration(p.scoreRevealDuration);
+    }
+
+    function _checkDuration(uint256 d) private view {
+        if (d < _minPhaseDuration || d > MAX_PHASE_DURATION) {
+            revert JobDurationOutOfRange(d, _minPhaseDuration, MAX_PHASE_DURATION);
+        }
     }
 
     /// @dev The registry's id of `model`, through the local cache.
@@ -535,394 +612,506 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         }
     }
 
-    function _createTask(uint256 taskId, uint256 jobId, uint256 deadline, bytes calldata input) private {
-        bytes32 inputHash = keccak256(input);
-        Task storage t = _tasks[taskId];
-        // Slot 0 in one write: jobId (one job per transaction: 2^40 jobs is out of reach), deadline, phase.
-        uint256 word0 = (jobId & _MASK40) | ((deadline & _MASK40) << _T_DEADLINE)
-            | (uint256(Phase.Committing) << _T_PHASE);
-        assembly ("memory-safe") {
-            sstore(t.slot, word0)
-        }
-        t.inputHash = inputHash;
-        emit TaskPosted(taskId, jobId, input);
+    function _storeJob(
+        uint256 jobId,
+        JobParams calldata p,
+        uint32 modelId,
+        uint256 firstBatchId,
+        uint256 batches,
+        bytes32 workflowHash
+    ) private {
+        // Durations were checked <= MAX_PHASE_DURATION < 2^24; batches <= MAX_BATCHES_PER_POST < 2^16; ids < 2^40.
+        _jobs[jobId] = Job({
+            requester: msg.sender,
+            bountyPerTask: p.bountyPerTask,
+            batchSize: p.batchSize,
+            k: p.k,
+            m: p.m,
+            threshold: p.threshold,
+            tolerance: p.tolerance,
+            junkFloor: p.junkFloor,
+            validatorShareBps: p.validatorShareBps,
+            // forge-lint: disable-next-line(unsafe-typecast)
+            commitDuration: uint24(p.commitDuration),
+            // forge-lint: disable-next-line(unsafe-typecast)
+            revealDuration: uint24(p.revealDuration),
+            // forge-lint: disable-next-line(unsafe-typecast)
+            scoreCommitDuration: uint24(p.scoreCommitDuration),
+            // forge-lint: disable-next-line(unsafe-typecast)
+            scoreRevealDuration: uint24(p.scoreRevealDuration),
+            modelId: modelId,
+            // forge-lint: disable-next-line(unsafe-typecast)
+            firstBatchId: uint40(firstBatchId),
+            // forge-lint: disable-next-line(unsafe-typecast)
+            batchCount: uint16(batches),
+            workflowHash: workflowHash
+        });
     }
 
-    function _checkParams(JobParams calldata p) private view {
-        if (p.bountyPerTask == 0) revert TaskZeroBounty();
-        if (p.model == bytes32(0)) revert TaskZeroModel();
-        if (p.k == 0 || p.k > MAX_RESULTS) revert TaskResultCountOutOfRange(p.k, MAX_RESULTS);
-        if (p.m == 0 || p.m > MAX_COMMITTEE) revert TaskCommitteeSizeOutOfRange(p.m, MAX_COMMITTEE);
-        if (p.threshold > MAX_SCORE) revert TaskParamOutOfRange(p.threshold, MAX_SCORE);
-        if (p.tolerance > MAX_SCORE) revert TaskParamOutOfRange(p.tolerance, MAX_SCORE);
-        if (p.validatorShareBps > BPS) revert TaskParamOutOfRange(p.validatorShareBps, BPS);
-        _checkDuration(p.commitDuration);
-        _checkDuration(p.revealDuration);
-        _checkDuration(p.scoreCommitDuration);
-        _checkDuration(p.scoreRevealDuration);
-        uint256 lifetime =
-            uint256(p.commitDuration) + p.revealDuration + p.scoreCommitDuration + p.scoreRevealDuration;
-        if (lifetime > _maxLifetime) revert TaskLifetimeTooLong(lifetime, _maxLifetime);
+    function _createBatch(uint256 batchId, uint256 jobId, uint256 firstRow, uint256 deadline, bytes[] memory rows)
+        private
+    {
+        bytes32 h = _rowsHash(rows);
+        // forge-lint: disable-start(unsafe-typecast)
+        _batches[batchId] = Batch({
+            jobId: uint40(jobId), // one job per transaction: 2^40 is out of reach
+            deadline: uint40(deadline), // a timestamp plus at most 30 days
+            phase: Phase.Committing,
+            rows: uint16(rows.length), // <= MAX_BATCH_SIZE
+            round: 0,
+            commitCount: 0,
+            revealCount: 0,
+            revealedMask: 0,
+            committeeSize: 0,
+            scoreCommitMask: 0,
+            scoreRevealMask: 0,
+            seedBlock: 0,
+            firstRow: uint32(firstRow), // < MAX_ROWS_PER_POST
+            rowsHash: h
+        });
+        // forge-lint: disable-end(unsafe-typecast)
+        emit BatchPosted(batchId, jobId, firstRow, deadline, h, rows);
     }
 
-    function _checkDuration(uint256 d) private pure {
-        if (d < MIN_PHASE_DURATION || d > MAX_PHASE_DURATION) {
-            revert TaskDurationOutOfRange(d, MIN_PHASE_DURATION, MAX_PHASE_DURATION);
+    function _rowsHash(bytes[] memory rows) private pure returns (bytes32) {
+        uint256 n = rows.length;
+        bytes32[] memory hashes = new bytes32[](n);
+        for (uint256 i; i < n; ++i) {
+            hashes[i] = keccak256(rows[i]);
         }
+        return keccak256(abi.encodePacked(hashes));
     }
 
     // ----------------------------------------------------------------- internals: lifecycle
 
-    function _task(uint256 taskId) private view returns (Task storage t) {
-        t = _tasks[taskId];
-        if (t.phase == Phase.None) revert TaskNotFound(taskId);
+    /// @dev The batch and its job; reverts `BatchNotFound` for an unknown batch.
+    function _batchAndJob(uint256 batchId) private view returns (Batch storage b, Job storage j) {
+        b = _batches[batchId];
+        if (b.phase == Phase.None) revert BatchNotFound(batchId);
+        j = _jobs[b.jobId];
     }
 
-    /// @dev `_task` and its job, from one read of the task's slot 0 (phase and jobId).
-    function _taskAndJob(uint256 taskId) private view returns (Task storage t, Job storage j) {
-        t = _tasks[taskId];
-        uint256 word;
-        assembly ("memory-safe") {
-            word := sload(t.slot)
+    /// @dev The phase after the deadline transitions that need no action: commits closed with >= 1 commit,
+    /// reveals closed with >= 1 reveal, score commits closed.
+    function _effective(Batch storage b, Job storage j) private view returns (Phase phase, uint256 deadline) {
+        phase = b.phase;
+        deadline = b.deadline;
+        if (phase == Phase.Committing && block.timestamp > deadline && b.commitCount != 0) {
+            phase = Phase.Revealing;
+            deadline += j.revealDuration;
         }
-        if ((word >> _T_PHASE) & 0xff == uint256(Phase.None)) revert TaskNotFound(taskId);
-        j = _jobs[word & _MASK40];
-    }
-
-    /// @dev Add `delta` to slot 0 of `t` in one read and one write. Callers only set bits that are clear and
-    /// raise counters that stay below their field's maximum, so no carry crosses into the next member.
-    function _bump(Task storage t, uint256 delta) private {
-        assembly ("memory-safe") {
-            sstore(t.slot, add(sload(t.slot), delta))
+        if (phase == Phase.Revealing && block.timestamp > deadline && b.revealCount != 0) {
+            phase = Phase.Drawing;
+            deadline += j.scoreCommitDuration;
         }
-    }
-
-    /// @dev The phase after applying the deadline transitions that need no action: commits closed with at
-    /// least one commit, and score commits closed.
-    function _effective(Task storage t, Job storage j) private view returns (Phase phase, uint256 deadline) {
-        phase = t.phase;
-        deadline = t.deadline;
-        if (block.timestamp > deadline) {
-            if (phase == Phase.Committing && t.commitCount != 0) {
-                phase = Phase.Revealing;
-                deadline += j.revealDuration;
-            } else if (phase == Phase.ScoreCommitting) {
-                phase = Phase.ScoreRevealing;
-                deadline += j.scoreRevealDuration;
-            }
+        if (phase == Phase.ScoreCommitting && block.timestamp > deadline) {
+            phase = Phase.ScoreRevealing;
+            deadline += j.scoreRevealDuration;
         }
     }
 
-    /// @dev Store a phase change that the transaction's own event already announces (ResultCommitted with
-    /// commitCount == k, CommitteeDrawn, ScoresCommitted completing the committee, TaskRefunded).
-    function _enter(Task storage t, Phase phase, uint256 deadline) private {
-        // deadline (40 bits at _T_DEADLINE, a timestamp plus at most 4 x 30 days) and phase (8 bits at
-        // _T_PHASE) in one read and one write.
-        uint256 fields = ((deadline & _MASK40) << _T_DEADLINE) | (uint256(phase) << _T_PHASE);
-        uint256 clear = ~(((1 << 48) - 1) << _T_DEADLINE);
-        assembly ("memory-safe") {
-            sstore(t.slot, or(and(sload(t.slot), clear), fields))
-        }
+    function _enter(Batch storage b, Phase phase, uint256 deadline) private {
+        b.phase = phase;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        b.deadline = uint40(deadline); // a timestamp plus a few 30-day phases
     }
 
     /// @dev Store a phase change that a passed deadline caused (no other event shows it).
-    function _enterLazily(uint256 taskId, Task storage t, Phase phase, uint256 deadline) private {
-        _enter(t, phase, deadline);
-        emit TaskPhaseChanged(taskId, phase, deadline);
+    function _applyLazy(uint256 batchId, Batch storage b, Phase phase, uint256 deadline) private {
+        if (b.phase == phase) return;
+        _enter(b, phase, deadline);
+        emit BatchPhaseChanged(batchId, phase, deadline);
     }
 
-    /// @dev Checks of `revealScores` up to the commitment; applies a pending lazy phase change. Returns the
-    /// seat's score commitment.
-    function _openScoreReveal(uint256 taskId, Task storage t, Job storage j, uint256 seatIndex)
-        private
-        returns (bytes32 committed)
-    {
-        (Phase phase, uint256 deadline) = _effective(t, j);
-        if (phase != Phase.ScoreRevealing) revert TaskWrongPhase(taskId, Phase.ScoreRevealing, phase);
-        if (block.timestamp > deadline) revert TaskDeadlinePassed(taskId, deadline, block.timestamp);
-        // The seat's validator is not re-read: the score commitment it stored binds its address, so only it can
-        // open it (anyone else fails with TaskCommitmentMismatch).
-        if (seatIndex >= t.committeeSize) revert TaskNotCommitteeSeat(taskId, seatIndex, msg.sender);
-        if (t.scoreRevealedMask & (1 << seatIndex) != 0) revert TaskScoresAlreadyRevealed(taskId, seatIndex);
-        committed = _scoreSeals[taskId][seatIndex];
-        if (committed == bytes32(0)) revert TaskScoresNotCommitted(taskId, seatIndex);
-        if (t.phase != Phase.ScoreRevealing) _enterLazily(taskId, t, Phase.ScoreRevealing, deadline);
-    }
-
-    /// @dev Byte i = scores[i]; bit 255 set so a revealed all-zero vector is never the empty seal.
-    function _packScores(uint256 taskId, uint256 expected, uint8[] calldata scores)
-        private
-        pure
-        returns (uint256 packed)
-    {
-        uint256 n = scores.length;
-        if (n != expected) revert TaskScoreCountMismatch(taskId, expected, n);
-        packed = _REVEALED_SCORES_FLAG;
-        for (uint256 i; i < n; ++i) {
-            uint256 s = scores[i];
-            if (s > MAX_SCORE) revert TaskScoreOutOfRange(taskId, i, s);
-            packed |= s << (8 * i);
-        }
-    }
-
-    /// @dev Draw the committee. seed = keccak256(xor of the stored result commitments, `closing` (the salt
-    /// of the reveal that closed the phase, or the previous blockhash for `drawCommittee`), prevrandao, taskId).
-    function _draw(uint256 taskId, Task storage t, Job storage j, bytes32 closing, uint256 deadline) private {
-        uint256 commits = t.commitCount;
-        bytes32 entropy = bytes32(0);
-        bytes32[16] storage seals = _seals[taskId];
-        for (uint256 i; i < commits; ++i) {
-            entropy ^= seals[i];
-        }
-        bytes32 seed = keccak256(abi.encode(entropy, closing, block.prevrandao, taskId));
-        (address[] memory validators, uint96[] memory weights) = _registry.drawValidators(seed, j.m);
-        uint256 size = validators.length;
-        // slither-disable-next-line incorrect-equality
-        if (size == 0) {
-            _refund(taskId, t, RefundReason.NoValidator);
-            _slashNodes(taskId, t);
-            return;
-        }
-        _seat(taskId, commits, validators, weights);
+    /// @dev Fix the seed block of the next draw: a block not mined yet, so nobody acting now knows its hash.
+    function _armSeed(uint256 batchId, Batch storage b, uint256 drawDeadline) private {
+        uint256 seedBlock = block.number + SEED_DELAY;
         // forge-lint: disable-next-line(unsafe-typecast)
-        t.committeeSize = uint8(size); // size <= m <= MAX_COMMITTEE
-        emit CommitteeDrawn(taskId, seed, validators, deadline);
-        _enter(t, Phase.ScoreCommitting, deadline);
+        b.seedBlock = uint40(seedBlock);
+        emit CommitteeSeedArmed(batchId, b.round, seedBlock, drawDeadline);
     }
 
-    /// @dev Write seat i over result seal i, keeping the node id in its top 32 bits.
-    function _seat(uint256 taskId, uint256 commits, address[] memory validators, uint96[] memory weights)
-        private
-    {
-        uint256 size = validators.length;
-        for (uint256 i; i < size; ++i) {
-            uint256 keep = i < commits ? uint256(_seals[taskId][i]) & ~_LOW224 : 0;
-            _seals[taskId][i] =
-                bytes32(keep | (_scaledWeight(weights[i]) << 160) | uint256(uint160(validators[i])));
+    /// @dev XOR of the node seat words (node ids and commitments, fixed before any reveal).
+    function _entropy(uint256 batchId, uint256 seats) private view returns (bytes32 entropy) {
+        entropy = bytes32(0);
+        for (uint256 i; i < seats; ++i) {
+            entropy ^= _nodeSeats[batchId][i];
         }
     }
 
-    /// @dev A stake as a 64-bit median weight: stake / 2^32 + 1 (never zero; fits since stake < 2^96).
-    function _scaledWeight(uint256 stake) private pure returns (uint256) {
-        uint256 w = (stake >> 32) + 1;
-        return w > type(uint64).max ? type(uint64).max : w;
+    /// @dev Revert `BatchScoreOutOfRange` at the first score above MAX_SCORE.
+    function _checkScores(uint256 batchId, bytes calldata scores) private pure {
+        uint256 n = scores.length;
+        for (uint256 i; i < n; ++i) {
+            uint256 s = uint8(scores[i]);
+            if (s > MAX_SCORE) revert BatchScoreOutOfRange(batchId, i, s);
+        }
     }
 
-    function _seatValidator(uint256 taskId, uint256 seatIndex) private view returns (address) {
-        return address(uint160(uint256(_seals[taskId][seatIndex])));
+    /// @dev Whole-bounty refund; releases the node seats (slashing every node that never revealed).
+    function _refund(uint256 batchId, Batch storage b, Job storage j, RefundReason reason) private {
+        address requester = j.requester;
+        uint256 amount = uint256(j.bountyPerTask) * b.rows;
+        b.phase = Phase.Refunded;
+        _credit(requester, amount);
+        emit BatchRefunded(batchId, requester, reason, amount);
+        uint256 commits = b.commitCount;
+        if (commits != 0) {
+            address[] memory nodes = _nodeAccounts(batchId, commits);
+            _release(batchId, nodes, _unrevealed(b), 0);
+        }
     }
 
-    function _seatWeight(uint256 taskId, uint256 seatIndex) private view returns (uint256) {
-        return (uint256(_seals[taskId][seatIndex]) >> 160) & type(uint64).max;
+    /// @dev Node seats that were taken but never revealed, as a mask.
+    function _unrevealed(Batch storage b) private view returns (uint256) {
+        return ((1 << b.commitCount) - 1) & ~uint256(b.revealedMask);
     }
 
-    function _nodeId(uint256 taskId, uint256 slot) private view returns (uint32) {
-        return uint32(uint256(_seals[taskId][slot]) >> 224);
+    function _nodeAccounts(uint256 batchId, uint256 seats) private view returns (address[] memory) {
+        uint32[] memory ids = new uint32[](seats);
+        for (uint256 i; i < seats; ++i) {
+            // forge-lint: disable-next-line(unsafe-typecast)
+            ids[i] = uint32(uint256(_nodeSeats[batchId][i]) >> 224);
+        }
+        return _registry.accountsOf(ids);
     }
 
-    /// @dev Outcome of a task's scoring, in memory (keeps `_settle` within the stack).
-    struct Tally {
-        uint8[] medians;
-        uint256 acceptedMask;
-        uint256 accepted;
-        uint256 agreedMask;
-        uint256 agreed;
+    /// @dev Release one seat of each of `accounts` in the registry, slashing those in `slashMask`, and report each
+    /// slash with its reason: the 2-bit code at bits 2i..2i+1 of `reasons` (a `SlashReason`; 0 = NoReveal).
+    function _release(uint256 batchId, address[] memory accounts, uint256 slashMask, uint256 reasons) private {
+        uint256[] memory amounts = _registry.releaseSeats(batchId, accounts, slashMask);
+        uint256 n = accounts.length;
+        for (uint256 i; i < n; ++i) {
+            if (slashMask & (1 << i) == 0) continue;
+            emit MisconductSlashed(batchId, accounts[i], SlashReason((reasons >> (2 * i)) & 3), amounts[i]);
+        }
+    }
+
+    /// @dev End of a scoring round: verify the vectors, then settle, re-score, or settle by the fallback rule.
+    function _endRound(uint256 batchId, Batch storage b, Job storage j, bytes[] calldata vectors) private {
+        uint256 size = b.committeeSize;
+        uint256 revealMask = b.scoreRevealMask;
+        uint256 voters = _popcount(revealMask);
+        if (vectors.length != voters) revert BatchScoreVectorCountMismatch(batchId, voters, vectors.length);
+        uint256 v = 0;
+        for (uint256 s; s < size; ++s) {
+            if (revealMask & (1 << s) == 0) continue;
+            bytes32 stored = _scoreSeals[batchId][s];
+            bytes32 given = keccak256(vectors[v]);
+            if (given != stored) revert BatchScoreVectorMismatch(batchId, s, stored, given);
+            ++v;
+        }
+
+        if (2 * voters > size) {
+            _finish(batchId, b, j, _tally(batchId, b, j, vectors));
+        } else if (b.round + 1 < MAX_ROUNDS) {
+            _rescore(batchId, b, j, voters);
+        } else {
+            _finish(batchId, b, j, _fallback(b, j));
+        }
+    }
+
+    /// @dev No majority: slash and release the round's committee, arm a new draw.
+    function _rescore(uint256 batchId, Batch storage b, Job storage j, uint256 voters) private {
+        uint256 size = b.committeeSize;
+        uint256 round = b.round;
+        (address[] memory members, uint256 slashMask, uint256 reasons) = _committeeRelease(batchId, b, 0);
+        for (uint256 s; s < size; ++s) {
+            delete _scoreSeals[batchId][s];
+        }
+        // forge-lint: disable-next-line(unsafe-typecast)
+        b.round = uint8(round + 1); // < MAX_ROUNDS
+        b.committeeSize = 0;
+        b.scoreCommitMask = 0;
+        b.scoreRevealMask = 0;
+        uint256 drawDeadline = block.timestamp + j.scoreCommitDuration;
+        _enter(b, Phase.Drawing, drawDeadline);
+        emit BatchRescoring(batchId, round, voters, size);
+        _armSeed(batchId, b, drawDeadline);
+        _release(batchId, members, slashMask, reasons);
+    }
+
+    /// @dev The committee's accounts starting at position `offset` of the release list, which of them
+    /// abstained (never committed: NoScoreCommit; committed, never revealed: NoScoreReveal), and the 2-bit
+    /// reason codes at their positions.
+    function _committeeRelease(uint256 batchId, Batch storage b, uint256 offset)
+        private
+        view
+        returns (address[] memory members, uint256 slashMask, uint256 reasons)
+    {
+        uint256 size = b.committeeSize;
+        uint256 commitMask = b.scoreCommitMask;
+        uint256 revealMask = b.scoreRevealMask;
+        members = new address[](size);
+        for (uint256 s; s < size; ++s) {
+            members[s] = address(uint160(uint256(_committee[batchId][s])));
+            uint256 bit = 1 << s;
+            if (commitMask & bit == 0) {
+                slashMask |= 1 << (offset + s);
+                reasons |= uint256(SlashReason.NoScoreCommit) << (2 * (offset + s));
+            } else if (revealMask & bit == 0) {
+                slashMask |= 1 << (offset + s);
+                reasons |= uint256(SlashReason.NoScoreReveal) << (2 * (offset + s));
+            }
+        }
+    }
+
+    /// @dev Credit the outcome, mark the batch Settled, release every seat (slashing misconduct).
+    function _finish(uint256 batchId, Batch storage b, Job storage j, Outcome memory o) private {
+        b.phase = Phase.Settled;
+        uint256 commits = b.commitCount;
+        address[] memory nodes = _nodeAccounts(batchId, commits);
+        for (uint256 s; s < commits; ++s) {
+            if (o.nodePaid[s] != 0) _credit(nodes[s], o.nodePaid[s]);
+        }
+        uint256 size = b.committeeSize;
+        if (o.validatorReward != 0) {
+            for (uint256 s; s < size; ++s) {
+                if (o.agreedMask & (1 << s) != 0) {
+                    _credit(address(uint160(uint256(_committee[batchId][s]))), o.validatorReward);
+                }
+            }
+        }
+        address requester = j.requester;
+        if (o.refund != 0) _credit(requester, o.refund);
+        emit BatchSettled(
+            batchId, requester, b.round, o.scored, o.medians, o.nodePaid, o.agreedMask, o.validatorReward, o.refund
+        );
+
+        // Release list: node seats 0..commits-1, then committee seats.
+        (address[] memory members, uint256 slashMask, uint256 reasons) = _committeeRelease(batchId, b, commits);
+        address[] memory accounts = new address[](commits + size);
+        for (uint256 s; s < commits; ++s) {
+            accounts[s] = nodes[s];
+        }
+        for (uint256 s; s < size; ++s) {
+            accounts[commits + s] = members[s];
+        }
+        slashMask |= _unrevealed(b) | o.junkMask;
+        for (uint256 s; s < commits; ++s) {
+            if (o.junkMask & (1 << s) != 0) reasons |= uint256(SlashReason.Junk) << (2 * s);
+        }
+        _release(batchId, accounts, slashMask, reasons);
+    }
+
+    /// @dev Scores of one round, read from calldata: `offsets[v]` is where voter v's vector starts.
+    struct Votes {
+        uint256[] offsets;
+        uint256[] weights;
+        uint256[] seats;
+        uint256 total;
         uint256 voters;
     }
 
-    /// @dev Medians, acceptance, agreement, credits, slashes. Called once per task, then phase = Finalized.
-    function _settle(uint256 taskId, Task storage t, Job storage j) private {
-        t.phase = Phase.Finalized;
-        Tally memory tally = _tally(taskId, t, j);
-
-        uint256 bounty = j.bountyPerTask;
-        uint256 validatorPool = bounty * j.validatorShareBps / BPS;
-        uint256 nodeReward = tally.accepted == 0 ? 0 : (bounty - validatorPool) / tally.accepted;
-        uint256 validatorReward = tally.agreed == 0 ? 0 : validatorPool / tally.agreed;
-        // The integer-division remainders go back to the requester (docs/audit.md, divide-before-multiply).
-        // slither-disable-next-line divide-before-multiply
-        uint256 refund = bounty - nodeReward * tally.accepted - validatorReward * tally.agreed;
-
-        bytes32[16] storage seals = _seals[taskId];
-        if (nodeReward != 0) {
-            uint256 order = t.revealOrder;
-            uint32[] memory ids = new uint32[](tally.accepted);
-            uint256 n = 0;
-            for (uint256 r; n < tally.accepted; ++r) {
-                if (tally.acceptedMask & (1 << r) != 0) {
-                    // forge-lint: disable-next-line(unsafe-typecast)
-                    ids[n++] = uint32(uint256(seals[(order >> (4 * r)) & 0xf]) >> 224); // the node id
-                }
-            }
-            address[] memory accounts = _registry.accountsOf(ids);
-            for (uint256 i; i < n; ++i) {
-                _credit(accounts[i], nodeReward);
-            }
-        }
-        uint256 size = t.committeeSize;
-        if (validatorReward != 0) {
-            for (uint256 s; s < size; ++s) {
-                if (tally.agreedMask & (1 << s) != 0) {
-                    _credit(address(uint160(uint256(seals[s]))), validatorReward);
-                }
-            }
-        }
-        address requester = j.requester;
-        if (refund != 0) _credit(requester, refund);
-        emit TaskFinalized(
-            taskId,
-            requester,
-            tally.medians,
-            tally.acceptedMask,
-            tally.agreedMask,
-            nodeReward,
-            validatorReward,
-            refund
-        );
-
-        _slashNodes(taskId, t);
-        if (t.scoreCommitCount != tally.voters) _slashValidators(taskId, t);
-    }
-
-    /// @dev Slash every seated validator that committed scores and never revealed them.
-    function _slashValidators(uint256 taskId, Task storage t) private {
-        uint256 size = t.committeeSize;
-        uint256 scoreMask = t.scoreRevealedMask;
-        bytes32[16] storage seals = _scoreSeals[taskId];
+    function _votes(uint256 batchId, Batch storage b, bytes[] calldata vectors)
+        private
+        view
+        returns (Votes memory votes)
+    {
+        uint256 voters = vectors.length;
+        uint256 size = b.committeeSize;
+        uint256 revealMask = b.scoreRevealMask;
+        votes.offsets = new uint256[](voters);
+        votes.weights = new uint256[](voters);
+        votes.seats = new uint256[](voters);
+        votes.voters = voters;
+        uint256 v = 0;
         for (uint256 s; s < size; ++s) {
-            if (scoreMask & (1 << s) == 0 && seals[s] != bytes32(0)) {
-                _slash(_seatValidator(taskId, s), taskId);
+            if (revealMask & (1 << s) == 0) continue;
+            uint256 w = uint256(_committee[batchId][s]) >> 160;
+            bytes calldata vec = vectors[v];
+            uint256 off;
+            assembly ("memory-safe") {
+                off := vec.offset
+            }
+            votes.offsets[v] = off;
+            votes.weights[v] = w;
+            votes.seats[v] = s;
+            votes.total += w;
+            ++v;
+        }
+    }
+
+    /// @dev The job's rules and the batch's shape, in memory for the tally.
+    struct Rules {
+        uint256 rows;
+        uint256 seats;
+        uint256 revealed;
+        uint256 threshold;
+        uint256 tolerance;
+        uint256 nodePoolRow;
+    }
+
+    /// @dev Medians, acceptance, agreement and credits of a round with a majority of revealed vectors.
+    function _tally(uint256 batchId, Batch storage b, Job storage j, bytes[] calldata vectors)
+        private
+        view
+        returns (Outcome memory o)
+    {
+        Votes memory votes = _votes(batchId, b, vectors);
+        uint256 bounty = j.bountyPerTask;
+        uint256 validatorPoolRow = bounty * j.validatorShareBps / BPS;
+        Rules memory rules = Rules({
+            rows: b.rows,
+            seats: b.commitCount,
+            revealed: b.revealedMask,
+            threshold: j.threshold,
+            tolerance: j.tolerance,
+            nodePoolRow: bounty - validatorPoolRow
+        });
+        o.scored = true;
+        o.medians = new bytes(rules.seats * rules.rows);
+        o.nodePaid = new uint256[](rules.seats);
+        uint256[] memory medianSum = new uint256[](rules.seats);
+        uint256 disagree = 0;
+        uint256 paid = 0;
+        for (uint256 r; r < rules.rows; ++r) {
+            (uint256 d, uint256 p) = _tallyRow(votes, rules, o, medianSum, r);
+            disagree |= d;
+            paid += p;
+        }
+        uint256 junkTotal = uint256(j.junkFloor) * rules.rows;
+        for (uint256 s; s < rules.seats; ++s) {
+            if (rules.revealed & (1 << s) != 0 && medianSum[s] < junkTotal) o.junkMask |= 1 << s;
+        }
+        uint256 agreed = 0;
+        for (uint256 v; v < votes.voters; ++v) {
+            if (disagree & (1 << v) == 0) {
+                o.agreedMask |= 1 << votes.seats[v];
+                ++agreed;
+            }
+        }
+        if (agreed != 0) o.validatorReward = validatorPoolRow * rules.rows / agreed;
+        // Integer-division dust and unpaid shares go back to the requester (docs/audit.md, divide-before-multiply).
+        // slither-disable-next-line divide-before-multiply
+        o.refund = bounty * rules.rows - paid - o.validatorReward * agreed;
+    }
+
+    /// @dev One row: the median of each revealed seat's result (written to `o.medians`, added to `medianSum`),
+    /// the row's node pool split among its accepted results (added to `o.nodePaid`). Returns the voters that
+    /// disagreed on the row (mask) and the tokens paid.
+    function _tallyRow(
+        Votes memory votes,
+        Rules memory rules,
+        Outcome memory o,
+        uint256[] memory medianSum,
+        uint256 r
+    ) private pure returns (uint256 disagree, uint256 paid) {
+        uint256 acceptedMask = 0;
+        uint256 accepted = 0;
+        bytes memory medians = o.medians;
+        for (uint256 s; s < rules.seats; ++s) {
+            if (rules.revealed & (1 << s) == 0) continue;
+            uint256 cell = s * rules.rows + r;
+            (uint256 med, uint256 far) = _cell(votes, cell, rules.tolerance);
+            assembly ("memory-safe") {
+                mstore8(add(add(medians, 0x20), cell), med)
+            }
+            medianSum[s] += med;
+            if (med >= rules.threshold) {
+                acceptedMask |= 1 << s;
+                ++accepted;
+            }
+            disagree |= far;
+        }
+        if (accepted != 0) {
+            uint256 share = rules.nodePoolRow / accepted;
+            for (uint256 s; s < rules.seats; ++s) {
+                if (acceptedMask & (1 << s) != 0) o.nodePaid[s] += share;
+            }
+            paid = share * accepted;
+        }
+    }
+
+    /// @dev One result (`cell` of every revealed vector): its stake-weighted median (the lowest score whose
+    /// cumulative weight of scores <= it reaches half the total weight) and the voters (bit mask) farther than
+    /// `tolerance` from it. Reads the scores once from calldata (`votes.offsets`, checked against the stored
+    /// hashes), packed one byte per voter (<= 16 voters). The vectors' lengths were checked at reveal.
+    function _cell(Votes memory votes, uint256 cell, uint256 tolerance)
+        private
+        pure
+        returns (uint256 med, uint256 far)
+    {
+        uint256 voters = votes.voters;
+        uint256 total = votes.total;
+        uint256[] memory offsets = votes.offsets;
+        uint256[] memory weights = votes.weights;
+        assembly ("memory-safe") {
+            let offs := add(offsets, 0x20)
+            let ws := add(weights, 0x20)
+            let packed := 0
+            for { let v := 0 } lt(v, voters) { v := add(v, 1) } {
+                let score := byte(0, calldataload(add(mload(add(offs, shl(5, v))), cell)))
+                packed := or(packed, shl(shl(3, v), score))
+            }
+            med := 0x100
+            for { let a := 0 } lt(a, voters) { a := add(a, 1) } {
+                let candidate := and(shr(shl(3, a), packed), 0xff)
+                if lt(candidate, med) {
+                    let below := 0
+                    for { let c := 0 } lt(c, voters) { c := add(c, 1) } {
+                        if iszero(gt(and(shr(shl(3, c), packed), 0xff), candidate)) {
+                            below := add(below, mload(add(ws, shl(5, c))))
+                        }
+                    }
+                    if iszero(lt(shl(1, below), total)) { med := candidate }
+                }
+            }
+            for { let v := 0 } lt(v, voters) { v := add(v, 1) } {
+                let score := and(shr(shl(3, v), packed), 0xff)
+                let dist := sub(score, med)
+                if lt(score, med) { dist := sub(med, score) }
+                if gt(dist, tolerance) { far := or(far, shl(v, 1)) }
             }
         }
     }
 
-    /// @dev Stake-weighted medians per revealed result, accepted results, agreeing validators.
-    function _tally(uint256 taskId, Task storage t, Job storage j) private view returns (Tally memory tally) {
-        uint256 size = t.committeeSize;
-        uint256 scoreMask = t.scoreRevealedMask;
-        uint256[] memory packed = new uint256[](size);
-        uint256[] memory weight = new uint256[](size);
-        uint256[] memory seatOf = new uint256[](size);
-        uint256 voters = 0;
-        uint256 totalWeight = 0;
-        {
-            bytes32[16] storage seals = _scoreSeals[taskId];
-            bytes32[16] storage seats = _seals[taskId];
-            for (uint256 s; s < size; ++s) {
-                if (scoreMask & (1 << s) == 0) continue;
-                packed[voters] = uint256(seals[s]);
-                uint256 w = (uint256(seats[s]) >> 160) & type(uint64).max; // the seat's weight
-                weight[voters] = w;
-                seatOf[voters] = s;
-                totalWeight += w;
-                ++voters;
+    /// @dev No committee reached a majority in MAX_ROUNDS rounds: every revealed result is accepted (each row's
+    /// node pool split among the revealed seats); the validator pool goes back to the requester.
+    function _fallback(Batch storage b, Job storage j) private view returns (Outcome memory o) {
+        uint256 rows = b.rows;
+        uint256 seats = b.commitCount;
+        uint256 revealed = b.revealedMask;
+        o.medians = new bytes(seats * rows);
+        o.nodePaid = new uint256[](seats);
+        uint256 bounty = j.bountyPerTask;
+        uint256 nodePoolRow = bounty - bounty * j.validatorShareBps / BPS;
+        uint256 share = nodePoolRow / b.revealCount; // revealCount >= 1: a draw needs a reveal
+        uint256 paid = 0;
+        for (uint256 s; s < seats; ++s) {
+            if (revealed & (1 << s) != 0) {
+                o.nodePaid[s] = share * rows;
+                paid += share * rows;
             }
         }
-        tally.voters = voters;
-
-        uint256 results = t.revealCount;
-        tally.medians = new uint8[](results);
-        uint256 threshold = j.threshold;
-        for (uint256 r; r < results; ++r) {
-            uint256 med = _weightedMedian(packed, weight, voters, totalWeight, 8 * r);
-            tally.medians[r] = uint8(med);
-            if (totalWeight != 0 && med >= threshold) {
-                tally.acceptedMask |= 1 << r;
-                ++tally.accepted;
-            }
-        }
-
-        uint256 tolerance = j.tolerance;
-        for (uint256 v; v < voters; ++v) {
-            if (_agrees(packed[v], tally.medians, tolerance)) {
-                tally.agreedMask |= 1 << seatOf[v];
-                ++tally.agreed;
-            }
-        }
+        o.refund = bounty * rows - paid;
     }
 
-    /// @dev Whether every score of `packed` lies within `tolerance` of its median.
-    function _agrees(uint256 packed, uint8[] memory medians, uint256 tolerance) private pure returns (bool) {
-        uint256 results = medians.length;
-        for (uint256 r; r < results; ++r) {
-            uint256 s = (packed >> (8 * r)) & 0xff;
-            uint256 med = medians[r];
-            uint256 dist = s > med ? s - med : med - s;
-            if (dist > tolerance) return false;
+    function _popcount(uint256 x) private pure returns (uint256 n) {
+        while (x != 0) {
+            x &= x - 1;
+            ++n;
         }
-        return true;
-    }
-
-    /// @dev Lowest score whose cumulative weight reaches half the total (0 when nobody voted).
-    function _weightedMedian(
-        uint256[] memory packed,
-        uint256[] memory weight,
-        uint256 voters,
-        uint256 totalWeight,
-        uint256 shift
-    ) private pure returns (uint256 best) {
-        best = type(uint256).max;
-        for (uint256 a; a < voters; ++a) {
-            uint256 candidate = (packed[a] >> shift) & 0xff;
-            if (candidate >= best) continue;
-            uint256 below = 0;
-            for (uint256 b; b < voters; ++b) {
-                if ((packed[b] >> shift) & 0xff <= candidate) below += weight[b];
-            }
-            if (2 * below >= totalWeight) best = candidate;
-        }
-        if (best == type(uint256).max) best = 0;
-    }
-
-    /// @dev Slash every node that committed and never revealed.
-    function _slashNodes(uint256 taskId, Task storage t) private {
-        uint256 commits = t.commitCount;
-        uint256 missing = commits - t.revealCount;
-        if (missing == 0) return;
-        uint256 mask = t.revealedMask;
-        uint32[] memory ids = new uint32[](missing);
-        uint256 n = 0;
-        for (uint256 i; i < commits; ++i) {
-            if (mask & (1 << i) == 0) ids[n++] = _nodeId(taskId, i);
-        }
-        address[] memory accounts = _registry.accountsOf(ids);
-        for (uint256 i; i < n; ++i) {
-            _slash(accounts[i], taskId);
-        }
-    }
-
-    function _slash(address account, uint256 taskId) private {
-        uint256 amount = _registry.slash(account, taskId);
-        emit MisconductSlashed(taskId, account, amount);
-    }
-
-    function _refund(uint256 taskId, Task storage t, RefundReason reason) private {
-        Job storage j = _jobs[t.jobId];
-        address requester = j.requester;
-        uint256 amount = j.bountyPerTask;
-        _enter(t, Phase.Refunded, block.timestamp);
-        _credit(requester, amount);
-        emit TaskRefunded(taskId, requester, reason, amount);
     }
 
     function _credit(address account, uint256 amount) private {
         // forge-lint: disable-next-line(unsafe-typecast)
-        _accounts[account].balance += uint128(amount); // amount <= a uint96 bounty
+        _accounts[account].balance += uint128(amount); // amount <= a batch's bounty (< 2^105)
     }
 
-    function _resultCommitment(uint256 taskId, address node, bytes32 resultDigest, bytes32 salt)
+    function _resultCommitment(uint256 batchId, address node, bytes32[] calldata digests, bytes32 salt)
         private
         pure
         returns (bytes32)
     {
-        return keccak256(abi.encode(taskId, node, resultDigest, salt));
+        return keccak256(abi.encode(batchId, node, keccak256(abi.encodePacked(digests)), salt));
     }
 
-    function _scoreCommitment(uint256 taskId, address validator, uint8[] calldata scores, bytes32 salt)
+    function _scoreCommitment(uint256 batchId, address validator, bytes calldata scores, bytes32 salt)
         private
         pure
         returns (bytes32)
     {
-        return keccak256(abi.encode(taskId, validator, scores, salt));
+        return keccak256(abi.encode(batchId, validator, keccak256(scores), salt));
     }
 }

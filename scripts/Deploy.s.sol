@@ -8,7 +8,8 @@ import {DeployLib} from "./DeployLib.sol";
 /// @notice Deploys Synod (DevnetToken unless SYNOD_TOKEN is set, StakeRegistry, TaskMarket) and writes the
 /// deployments file. The sender comes from forge's command line (`--private-key` on anvil, `--account` /
 /// `--keystore` elsewhere). Env (defaults): SYNOD_TOKEN (0: deploy DevnetToken), SYNOD_MIN_NODE_STAKE (100e18),
-/// SYNOD_MIN_VALIDATOR_STAKE (100e18), SYNOD_UNBONDING_DELAY (604800), SYNOD_TREASURY (the deployer),
+/// SYNOD_MIN_VALIDATOR_STAKE (100e18), SYNOD_UNBONDING_DELAY (604800),
+/// SYNOD_MIN_PHASE_DURATION (30), SYNOD_TREASURY (the deployer),
 /// SYNOD_DEPLOYMENTS_FILE (deployments/<chainId>.json).
 contract Deploy {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
@@ -25,6 +26,7 @@ contract Deploy {
         p.minNodeStake = vm.envOr("SYNOD_MIN_NODE_STAKE", p.minNodeStake);
         p.minValidatorStake = vm.envOr("SYNOD_MIN_VALIDATOR_STAKE", p.minValidatorStake);
         p.unbondingDelay = vm.envOr("SYNOD_UNBONDING_DELAY", p.unbondingDelay);
+        p.minPhaseDuration = vm.envOr("SYNOD_MIN_PHASE_DURATION", p.minPhaseDuration);
         p.treasury = vm.envOr("SYNOD_TREASURY", deployer);
         uint256 deployBlock = block.number;
         d = DeployLib.deploy(p);
@@ -55,6 +57,7 @@ contract Deploy {
         vm.serializeUint("params", "minNodeStake", p.minNodeStake);
         vm.serializeUint("params", "minValidatorStake", p.minValidatorStake);
         vm.serializeUint("params", "unbondingDelay", p.unbondingDelay);
+        vm.serializeUint("params", "minPhaseDuration", p.minPhaseDuration);
         string memory paramsJson = vm.serializeAddress("params", "treasury", p.treasury);
 
         vm.serializeUint("root", "chainId", block.chainid);

@@ -15,6 +15,7 @@ library DeployLib {
     /// @param minNodeStake Minimum stake of a node.
     /// @param minValidatorStake Minimum stake of a validator.
     /// @param unbondingDelay Unbonding delay in seconds (also the longest task lifetime).
+    /// @param minPhaseDuration Shortest phase a job may ask for, seconds (>= 30 on real deployments).
     /// @param treasury Receiver of slashed stake.
     /// @param owner Owner of the registry: the account that sends the deploy transactions (it wires the
     /// market during the deploy, so it must be the caller of `deploy`'s transactions).
@@ -23,6 +24,7 @@ library DeployLib {
         uint256 minNodeStake;
         uint256 minValidatorStake;
         uint256 unbondingDelay;
+        uint256 minPhaseDuration;
         address treasury;
         address owner;
     }
@@ -35,13 +37,14 @@ library DeployLib {
         TaskMarket market;
     }
 
-    /// @notice Defaults for a local devnet: 100-token minimum stakes, 7-day unbonding.
+    /// @notice Defaults for a local devnet: 100-token minimum stakes, 7-day unbonding, 30-second shortest phase.
     function defaults(address owner) internal pure returns (Params memory) {
         return Params({
             token: address(0),
             minNodeStake: 100e18,
             minValidatorStake: 100e18,
             unbondingDelay: 7 days,
+            minPhaseDuration: 30,
             treasury: owner,
             owner: owner
         });
@@ -58,7 +61,7 @@ library DeployLib {
         d.registry = new StakeRegistry(
             d.token, p.minNodeStake, p.minValidatorStake, p.unbondingDelay, p.treasury, p.owner
         );
-        d.market = new TaskMarket(d.registry);
+        d.market = new TaskMarket(d.registry, p.minPhaseDuration);
         d.registry.setTaskMarket(address(d.market));
     }
 }

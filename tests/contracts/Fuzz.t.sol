@@ -2,210 +2,212 @@
 pragma solidity ^0.8.24;
 
 import {Fixture} from "./utils/Fixture.sol";
+import {IStakeRegistry} from "../../contracts/interfaces/IStakeRegistry.sol";
 import {ITaskMarket} from "../../contracts/interfaces/ITaskMarket.sol";
-import {StakeTree} from "../../contracts/libraries/StakeTree.sol";
 
-/// @dev Exposes the StakeTree library over a plain array it can be checked against.
-contract StakeTreeHarness {
-    using StakeTree for StakeTree.Tree;
-
-    StakeTree.Tree internal tree;
-    uint256[] public weights;
-
-    function push(uint256 w) external {
-        tree.push(w);
-        weights.push(w);
-    }
-
-    function set(uint256 index, uint256 w) external {
-        uint256 old = weights[index - 1];
-        if (w > old) tree.add(index, w - old);
-        else if (old > w) tree.sub(index, old - w);
-        weights[index - 1] = w;
-    }
-
-    function find(uint256 r) external view returns (uint256 index) {
-        uint256 start;
-        (index, start) = tree.find(r);
-        uint256 before;
-        for (uint256 i = 1; i < index; ++i) {
-            before += weights[i - 1];
-        }
-        require(start == before, "start != prefix before index");
-    }
-
-    function total() external view returns (uint256) {
-        return tree.total;
-    }
-
-    function count() external view returns (uint256) {
-        return weights.length;
-    }
-}
-
+/// @notice Property tests of TaskMarket v2 and StakeRegistry (forge fuzzing; `bound`, no `assume`).
 contract FuzzTest is Fixture {
-    /// The Fenwick search returns the index whose cumulative range holds r, after pushes and updates.
-    function testFuzz_stakeTree_findMatchesLinearScan(uint256 seed, uint8 n, uint256 r) public {
-        n = uint8(bound(n, 1, 40));
-        StakeTreeHarness h = new StakeTreeHarness();
-        for (uint256 i; i < n; ++i) {
-            h.push(uint256(keccak256(abi.encode(seed, i))) % 1000);
+    function _sum3(address[3] memory a) internal view returns (uint256 s) {
+        for (uint256 i; i < 3; ++i) {
+            s += market.balanceOf(a[i]);
         }
-        // Change a few weights (including to zero).
-        for (uint256 i; i < 5; ++i) {
-            uint256 index = uint256(keccak256(abi.encode(seed, "idx", i))) % n + 1;
-            h.set(
-                index,
-                uint256(keccak256(abi.encode(seed, "w", i))) % 3 == 0
-                    ? 0
-                    : uint256(keccak256(abi.encode(seed, i))) % 500
-            );
-        }
-        uint256 sum;
-        for (uint256 i; i < n; ++i) {
-            sum += h.weights(i);
-        }
-        vm.assertEq(h.total(), sum);
-        if (sum == 0) return;
-        r = bound(r, 0, sum - 1);
-        uint256 expected;
-        uint256 acc;
-        for (uint256 i; i < n; ++i) {
-            acc += h.weights(i);
-            if (acc > r) {
-                expected = i + 1;
-                break;
-            }
-        }
-        vm.assertEq(h.find(r), expected);
     }
 
-    /// Any digest/salt round-trips through commit and reveal; a different digest never does.
-    function testFuzz_revealResult_acceptsOnlyTheCommittedPair(bytes32 digest, bytes32 salt, bytes32 other)
-        public
-    {
-        vm.assume(other != digest);
-        uint256 taskId = _post();
-        bytes32 c = market.resultCommitment(taskId, nodes[0], digest, salt);
-        vm.assume(uint256(c) & ((1 << 224) - 1) != 0);
-        vm.prank(nodes[0]);
-        market.commitResult(taskId, c);
-        vm.warp(block.timestamp + PHASE + 1);
-        vm.expectRevert();
-        vm.prank(nodes[0]);
-        market.revealResult(taskId, 0, other, salt);
-        vm.prank(nodes[0]);
-        market.revealResult(taskId, 0, digest, salt);
-        (, bool revealed) = market.submission(taskId, 0);
-        vm.assertTrue(revealed);
-    }
-
-    /// Posting escrows exactly bounty x rows for any valid parameters, and out-of-range k/m revert.
-    function testFuzz_postJob_escrowsExactlyOrReverts(uint96 bounty, uint8 k, uint8 m, uint8 rows, uint32 d)
-        public
-    {
-        bounty = uint96(bound(bounty, 1, 1e21));
-        rows = uint8(bound(rows, 1, 8));
-        d = uint32(bound(d, 1, UNBONDING / 4));
+    /// @notice Rows are split in order into ceil(n / B) batches, the last holding the remainder.
+    function testFuzz_postJob_batchesCoverEveryRowOnce(uint256 n, uint256 size) public {
+        n = bound(n, 1, 40);
+        size = bound(size, 1, 16);
         ITaskMarket.JobParams memory p = _params();
-        p.bountyPerTask = bounty;
-        p.k = k;
-        p.m = m;
-        p.commitDuration = d;
-        p.revealDuration = d;
-        p.scoreCommitDuration = d;
-        p.scoreRevealDuration = d;
-        bytes[] memory inputs = new bytes[](rows);
-        for (uint256 i; i < rows; ++i) {
-            inputs[i] = abi.encode(i);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        p.batchSize = uint16(size);
+        uint256 first = _postRows(p, n);
+        uint256 batches = (n + size - 1) / size;
+        vm.assertEq(market.batchCount(), batches);
+        uint256 covered = 0;
+        for (uint256 i; i < batches; ++i) {
+            ITaskMarket.BatchView memory b = market.batch(first + i);
+            vm.assertEq(b.firstRow, covered, "contiguous");
+            vm.assertEq(b.rows, i + 1 < batches ? size : n - size * (batches - 1));
+            covered += b.rows;
         }
-        uint256 before = token.balanceOf(address(market));
-        bool badK = k == 0 || k > 16;
-        bool badM = m == 0 || m > 16;
-        if (badK) {
-            vm.expectRevert(abi.encodeWithSelector(ITaskMarket.TaskResultCountOutOfRange.selector, k, 16));
-        } else if (badM) {
-            vm.expectRevert(abi.encodeWithSelector(ITaskMarket.TaskCommitteeSizeOutOfRange.selector, m, 16));
-        }
-        vm.prank(requester);
-        market.postJob(p, WORKFLOW, inputs);
-        uint256 expected = badK || badM ? before : before + uint256(bounty) * rows;
-        vm.assertEq(token.balanceOf(address(market)), expected);
+        vm.assertEq(covered, n);
+        vm.assertEq(token.balanceOf(address(market)), n * uint256(BOUNTY));
+        vm.assertEq(market.job(1).rowCount, n);
     }
 
-    /// Whatever the scores, settlement splits exactly the bounty: rewards + refund == bounty.
-    function testFuzz_settlement_splitsExactlyTheBounty(
+    /// @notice Whatever the scores and parameters, a scored settlement credits exactly the batch's bounty
+    /// (nodes + validators + requester), and only accepted results are paid.
+    function testFuzz_settle_creditsExactlyTheBounty(
+        uint256 seed,
         uint96 bounty,
         uint16 shareBps,
         uint8 threshold,
         uint8 tolerance,
-        uint256 scoreSeed
+        uint256 rows
     ) public {
+        rows = bound(rows, 1, 4);
         ITaskMarket.JobParams memory p = _params();
-        p.bountyPerTask = uint96(bound(bounty, 1, 1e22));
+        p.bountyPerTask = uint96(bound(bounty, 1, 1e24));
+        // forge-lint: disable-next-line(unsafe-typecast)
         p.validatorShareBps = uint16(bound(shareBps, 0, 10_000));
+        // forge-lint: disable-next-line(unsafe-typecast)
         p.threshold = uint8(bound(threshold, 0, 100));
+        // forge-lint: disable-next-line(unsafe-typecast)
         p.tolerance = uint8(bound(tolerance, 0, 100));
-        uint256 taskId = _post(p);
-        for (uint256 i; i < 3; ++i) {
-            _commit(taskId, i);
-        }
-        for (uint256 i; i < 3; ++i) {
-            _reveal(taskId, i);
-        }
-        uint256 size = market.task(taskId).committeeSize;
-        uint8[][] memory vectors = new uint8[][](size);
-        for (uint256 s; s < size; ++s) {
-            vectors[s] = new uint8[](3);
-            for (uint256 r; r < 3; ++r) {
-                vectors[s][r] = uint8(uint256(keccak256(abi.encode(scoreSeed, s, r))) % 101);
+        p.junkFloor = 0;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        p.batchSize = uint16(rows);
+        token.mint(requester, uint256(p.bountyPerTask) * rows);
+        uint256 batchId = _postRows(p, rows);
+        _toScoring(batchId);
+        bytes[] memory vectors = new bytes[](3);
+        for (uint256 s; s < 3; ++s) {
+            vectors[s] = new bytes(3 * rows);
+            for (uint256 c; c < 3 * rows; ++c) {
+                vectors[s][c] = bytes1(uint8(uint256(keccak256(abi.encode(seed, s, c))) % 101));
             }
-            _commitScores(taskId, s, vectors[s]);
         }
-        for (uint256 s; s < size; ++s) {
-            _revealScores(taskId, s, vectors[s]);
-        }
-        vm.assertEq(uint256(market.task(taskId).phase), uint256(ITaskMarket.Phase.Finalized));
-        uint256 credited = market.balanceOf(requester);
-        for (uint256 i; i < nodes.length; ++i) {
-            credited += market.balanceOf(nodes[i]);
-        }
-        for (uint256 i; i < validators.length; ++i) {
-            credited += market.balanceOf(validators[i]);
-        }
-        vm.assertEq(credited, p.bountyPerTask);
-        vm.assertEq(token.balanceOf(address(market)), credited);
+        _score(batchId, vectors);
+        _settle(batchId);
+        uint256 credited = _sum3([nodes[0], nodes[1], nodes[2]]) + _sum3([validators[0], validators[1], validators[2]])
+            + market.balanceOf(requester);
+        vm.assertEq(credited, uint256(p.bountyPerTask) * rows, "credits == bounty");
+        vm.assertEq(token.balanceOf(address(market)), credited, "market holds exactly the credits");
     }
 
-    /// A score above 100 is always rejected at reveal.
-    function testFuzz_revealScores_rejectsScoresAbove100(uint8 bad, uint8 position) public {
-        bad = uint8(bound(bad, 101, 255));
-        position = uint8(bound(position, 0, 2));
-        uint256 taskId = _toScoring();
-        uint8[] memory scores = _scores3(50, 50, 50);
-        scores[position] = bad;
-        _commitScores(taskId, 0, scores);
-        vm.warp(block.timestamp + PHASE + 1);
-        (address v,,,,) = market.seat(taskId, 0);
-        vm.expectRevert(
-            abi.encodeWithSelector(ITaskMarket.TaskScoreOutOfRange.selector, taskId, position, bad)
+    /// @notice The median of three votes equals a reference weighted median computed here by sorting.
+    function testFuzz_settle_medianMatchesReference(uint8 a, uint8 b, uint8 c, uint96 extraStake) public {
+        a = uint8(bound(a, 0, 100));
+        b = uint8(bound(b, 0, 100));
+        c = uint8(bound(c, 0, 100));
+        uint256 extra = bound(extraStake, 0, 1_000e18);
+        if (extra != 0) {
+            vm.prank(validators[0]);
+            registry.addStake(extra);
+        }
+        uint256 batchId = _toScoring();
+        uint8[3] memory byValidator = [a, b, c];
+        uint256[3] memory w = [_stake(validators[0]), _stake(validators[1]), _stake(validators[2])];
+        address[] memory seats = _committee(batchId);
+        bytes[] memory vectors = new bytes[](3);
+        for (uint256 s; s < 3; ++s) {
+            uint256 idx = seats[s] == validators[0] ? 0 : seats[s] == validators[1] ? 1 : 2;
+            vectors[s] = _vec3(byValidator[idx], byValidator[idx], byValidator[idx]);
+        }
+        _score(batchId, vectors);
+        _settle(batchId);
+        // Reference: lowest score whose cumulative weight reaches half.
+        uint256 total = w[0] + w[1] + w[2];
+        uint256 expected = 101;
+        for (uint256 i; i < 3; ++i) {
+            uint256 below = 0;
+            for (uint256 j; j < 3; ++j) {
+                if (byValidator[j] <= byValidator[i]) below += w[j];
+            }
+            if (2 * below >= total && byValidator[i] < expected) expected = byValidator[i];
+        }
+        uint256 nodePay = market.balanceOf(nodes[0]);
+        vm.assertEq(nodePay, expected >= 50 ? 0.8e18 : 0, "accepted iff the reference median >= threshold");
+    }
+
+    /// @notice A reveal opens only the exact (batch, node, digests, salt) that was committed.
+    function testFuzz_revealResult_onlyTheCommittedOpening(bytes32 salt, bytes32 digest, uint256 flip) public {
+        uint256 batchId = _post();
+        bytes32[] memory digests = new bytes32[](1);
+        digests[0] = digest;
+        bytes32 c = market.resultCommitment(batchId, nodes[0], digests, salt);
+        vm.prank(nodes[0]);
+        market.commitResult(batchId, c);
+        vm.warp(_deadline(batchId) + 1);
+        bytes32[] memory wrong = new bytes32[](1);
+        wrong[0] = digest ^ bytes32(1 << bound(flip, 0, 255));
+        vm.expectRevert();
+        vm.prank(nodes[0]);
+        market.revealResult(batchId, 0, wrong, salt);
+        vm.expectRevert();
+        vm.prank(nodes[0]);
+        market.revealResult(batchId, 0, digests, salt ^ bytes32(1 << bound(flip, 0, 255)));
+        vm.prank(nodes[0]);
+        market.revealResult(batchId, 0, digests, salt);
+        vm.assertEq(uint256(market.batch(batchId).phase), uint256(ITaskMarket.Phase.Drawing));
+    }
+
+    /// @notice Any score byte above 100 is refused with its position and value.
+    function testFuzz_revealScores_refusesOutOfRange(uint256 pos, uint8 value) public {
+        pos = bound(pos, 0, 2);
+        value = uint8(bound(value, 101, 255));
+        uint256 batchId = _toScoring();
+        bytes memory v = _vec3(0, 0, 0);
+        v[pos] = bytes1(value);
+        _commitScores(batchId, 0, v);
+        _commitScores(batchId, 1, v);
+        _commitScores(batchId, 2, v);
+        (address v0,,,,) = market.committeeSeat(batchId, 0);
+        vm.expectRevert(abi.encodeWithSelector(ITaskMarket.BatchScoreOutOfRange.selector, batchId, pos, value));
+        vm.prank(v0);
+        market.revealScores(batchId, 0, v, _salt(100));
+    }
+
+    /// @notice A commit is accepted exactly up to the commit deadline.
+    function testFuzz_commitResult_acceptedIffNotLate(uint256 dt) public {
+        uint256 batchId = _post();
+        uint256 d = _deadline(batchId);
+        dt = bound(dt, 0, 2 * PHASE);
+        vm.warp(block.timestamp + dt);
+        bytes32 c = market.resultCommitment(batchId, nodes[0], _digests(0, 1), _salt(0));
+        if (block.timestamp > d) {
+            vm.expectRevert(
+                abi.encodeWithSelector(ITaskMarket.BatchDeadlinePassed.selector, batchId, d, block.timestamp)
+            );
+        }
+        vm.prank(nodes[0]);
+        market.commitResult(batchId, c);
+    }
+
+    /// @notice Parameter validation: a post succeeds iff B, k, m and B*k*m are in range, and moves no token
+    /// otherwise.
+    function testFuzz_postJob_validatesShape(uint16 size, uint8 k, uint8 m) public {
+        ITaskMarket.JobParams memory p = _params();
+        p.batchSize = uint16(bound(size, 0, 300));
+        p.k = uint8(bound(k, 0, 20));
+        p.m = uint8(bound(m, 0, 20));
+        bool ok = p.batchSize >= 1 && p.batchSize <= 256 && p.k >= 1 && p.k <= 16 && p.m >= 1 && p.m <= 16
+            && uint256(p.batchSize) * p.k * p.m <= 4096;
+        bytes[] memory rows = _rows(1);
+        if (!ok) vm.expectRevert();
+        vm.prank(requester);
+        market.postJob(p, WORKFLOW, rows);
+        vm.assertEq(token.balanceOf(address(market)), ok ? BOUNTY : 0);
+    }
+
+    /// @notice `rowsHash` is keccak256 over the concatenated row hashes.
+    function testFuzz_rowsHash_matchesFormula(bytes memory a, bytes memory b) public view {
+        bytes[] memory rows = new bytes[](2);
+        rows[0] = a;
+        rows[1] = b;
+        vm.assertEq(market.rowsHash(rows), keccak256(abi.encodePacked(keccak256(a), keccak256(b))));
+    }
+
+    /// @notice Registry conservation through stake top-ups, a slash and a withdraw: tokens held == stakes +
+    /// unswept treasury.
+    function testFuzz_registry_conservation(uint96 add, bool slashIt) public {
+        uint256 amount = bound(add, 1, 1_000e18);
+        vm.prank(nodes[0]);
+        registry.addStake(amount);
+        uint256 batchId = _post();
+        _commit(batchId, 0);
+        if (slashIt) {
+            vm.warp(block.timestamp + 3 * PHASE);
+            market.settle(batchId, new bytes[](0)); // never revealed: slashed
+        } else {
+            vm.prank(requester);
+            vm.expectRevert(abi.encodeWithSelector(ITaskMarket.BatchHasCommits.selector, batchId, 1));
+            market.cancel(batchId);
+        }
+        vm.assertEq(
+            token.balanceOf(address(registry)), registry.totalStaked() + registry.treasuryBalance(), "conservation"
         );
-        vm.prank(v);
-        market.revealScores(taskId, 0, scores, _salt(100));
-    }
-
-    /// The draw never seats a validator twice and never more than m, for any seed.
-    function testFuzz_drawValidators_distinctAndBounded(bytes32 seed, uint8 m) public view {
-        m = uint8(bound(m, 1, 16));
-        (address[] memory drawn, uint96[] memory weights) = registry.drawValidators(seed, m);
-        vm.assertLe(drawn.length, m);
-        vm.assertLe(drawn.length, registry.activeValidatorCount());
-        vm.assertGt(drawn.length, 0);
-        for (uint256 i; i < drawn.length; ++i) {
-            vm.assertEq(uint256(weights[i]), registry.participant(drawn[i]).stake);
-            for (uint256 j; j < i; ++j) {
-                vm.assertTrue(drawn[i] != drawn[j], "duplicate seat");
-            }
-        }
+        vm.assertEq(_stake(nodes[0]), MIN_STAKE + amount - (slashIt ? SLASH : 0));
+        vm.assertEq(uint256(registry.participant(nodes[0]).role), uint256(IStakeRegistry.Role.Node));
     }
 }

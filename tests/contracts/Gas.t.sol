@@ -4,19 +4,15 @@ pragma solidity ^0.8.24;
 import {Fixture} from "./utils/Fixture.sol";
 import {ITaskMarket} from "../../contracts/interfaces/ITaskMarket.sol";
 
-/// @notice The gas budget of one task's whole lifecycle at k=3, m=3: post, 3 commits, 3 reveals (the last
-/// draws the committee), 3 score commits, 3 score reveals (the last finalizes), and every claim. Each
-/// transaction is priced as on chain (forge `isolate = true`, see `measureTx`); the figures match anvil
-/// receipts.
+/// @notice The gas budgets of protocol v2 at k=3, m=3, every transaction priced as on chain (forge
+/// `isolate = true`, see `measureTx`): (1) a 100-task job of 200-byte rows, all transactions (post, commits,
+/// reveals, draw, score commits and reveals, settle, every claim) / 100 <= 40,000; (2) one task alone (a batch of
+/// one row), claims included, <= 1,168,000.
 contract GasTest is Fixture {
-    uint256 internal constant BUDGET = 1_183_000;
+    uint256 internal constant JOB_BUDGET_PER_TASK = 40_000;
+    uint256 internal constant TASK_BUDGET = 1_168_000;
 
-    function setUp() public override {
-        super.setUp();
-        vm.prevrandao(bytes32(uint256(7)));
-    }
-
-    /// @dev A 320-byte workflow and a 64-byte input row, closer to real specs than the fixture's.
+    /// @dev A 320-byte workflow.
     function _workflow() internal pure returns (bytes memory w) {
         w = new bytes(320);
         for (uint256 i; i < 320; ++i) {
@@ -24,10 +20,15 @@ contract GasTest is Fixture {
         }
     }
 
-    function _input(uint256 salt) internal pure returns (bytes memory input) {
-        input = new bytes(64);
-        for (uint256 i; i < 64; ++i) {
-            input[i] = bytes1(uint8(0x61 + ((i + salt) % 26)));
+    /// @dev `n` rows of `len` bytes each, distinct per `salt`.
+    function _rowsOfLen(uint256 n, uint256 len, uint256 salt) internal pure returns (bytes[] memory rows) {
+        rows = new bytes[](n);
+        for (uint256 r; r < n; ++r) {
+            bytes memory row = new bytes(len);
+            for (uint256 i; i < len; ++i) {
+                row[i] = bytes1(uint8(0x61 + ((i + r + salt) % 26)));
+            }
+            rows[r] = row;
         }
     }
 
@@ -36,37 +37,53 @@ contract GasTest is Fixture {
         log(name, g);
     }
 
-    /// @dev One whole lifecycle; returns the summed gas of its transactions.
-    function _lifecycle(uint256 round) internal returns (uint256 total) {
+    /// @dev Scores for one validator: 80 + (cell % 15), all accepted, within tolerance of each other.
+    function _scores(uint256 cells, uint256 seat) internal pure returns (bytes memory v) {
+        v = new bytes(cells);
+        for (uint256 i; i < cells; ++i) {
+            v[i] = bytes1(uint8(80 + ((i + seat) % 15)));
+        }
+    }
+
+    /// @dev One whole batch lifecycle of `rows` rows (one batch), every transaction summed.
+    function _lifecycle(uint256 rows, uint256 rowLen, uint256 round) internal returns (uint256 total) {
         ITaskMarket.JobParams memory p = _params();
-        total += _tx("postTask", requester, abi.encodeCall(market.postTask, (p, _workflow(), _input(round))));
-        uint256 taskId = market.taskCount();
+        // forge-lint: disable-next-line(unsafe-typecast)
+        p.batchSize = uint16(rows);
+        total += _tx(
+            "postJob", requester, abi.encodeCall(market.postJob, (p, _workflow(), _rowsOfLen(rows, rowLen, round)))
+        );
+        uint256 batchId = market.batchCount();
         for (uint256 i; i < 3; ++i) {
-            bytes32 c = market.resultCommitment(taskId, nodes[i], _digest(i + round), _salt(i + round));
-            total += _tx("commitResult", nodes[i], abi.encodeCall(market.commitResult, (taskId, c)));
+            bytes32 c = market.resultCommitment(batchId, nodes[i], _digests(i + round, rows), _salt(i + round));
+            total += _tx("commitResult", nodes[i], abi.encodeCall(market.commitResult, (batchId, c)));
         }
         for (uint256 i; i < 3; ++i) {
             total += _tx(
-                i == 2 ? "revealResult+draw" : "revealResult",
+                "revealResult",
                 nodes[i],
-                abi.encodeCall(market.revealResult, (taskId, i, _digest(i + round), _salt(i + round)))
+                abi.encodeCall(market.revealResult, (batchId, i, _digests(i + round, rows), _salt(i + round)))
             );
         }
-        address[] memory seats = _committee(taskId);
+        vm.roll(block.number + 3);
+        total += _tx("drawCommittee", stranger, abi.encodeCall(market.drawCommittee, (batchId)));
+        address[] memory seats = _committee(batchId);
         vm.assertEq(seats.length, 3, "committee of 3");
-        uint8[] memory scores = _scores3(80, 90, 70);
+        bytes[] memory vectors = new bytes[](3);
         for (uint256 s; s < 3; ++s) {
-            bytes32 c = market.scoreCommitment(taskId, seats[s], scores, _salt(100 + s));
-            total += _tx("commitScores", seats[s], abi.encodeCall(market.commitScores, (taskId, s, c)));
+            vectors[s] = _scores(3 * rows, s);
+            bytes32 c = market.scoreCommitment(batchId, seats[s], vectors[s], _salt(100 + s));
+            total += _tx("commitScores", seats[s], abi.encodeCall(market.commitScores, (batchId, s, c)));
         }
         for (uint256 s; s < 3; ++s) {
             total += _tx(
-                s == 2 ? "revealScores+finalize" : "revealScores",
+                "revealScores",
                 seats[s],
-                abi.encodeCall(market.revealScores, (taskId, s, scores, _salt(100 + s)))
+                abi.encodeCall(market.revealScores, (batchId, s, vectors[s], _salt(100 + s)))
             );
         }
-        vm.assertEq(uint256(market.task(taskId).phase), uint256(ITaskMarket.Phase.Finalized));
+        total += _tx("settle", stranger, abi.encodeCall(market.settle, (batchId, vectors)));
+        vm.assertEq(uint256(market.batch(batchId).phase), uint256(ITaskMarket.Phase.Settled));
         for (uint256 i; i < 3; ++i) {
             total += _tx("claim(node)", nodes[i], abi.encodeCall(market.claim, ()));
         }
@@ -78,26 +95,28 @@ contract GasTest is Fixture {
         }
     }
 
-    /// @notice The budget: one task's lifecycle on a live market (another task's escrow is held, as on any used
-    /// deployment), first for participants who never took part in a task (their market balance slots were
-    /// opened when they registered), then again for the same participants.
-    function test_lifecycle_k3m3_withinGasBudget() public {
+    /// @notice A 100-task job (one batch of 100 rows of 200 bytes), on a live market, for participants who took
+    /// part before (steady state).
+    function test_job100_k3m3_withinGasBudget() public {
         vm.prank(stranger);
-        market.postTask(_params(), WORKFLOW, INPUT);
-        uint256 first = _lifecycle(0);
-        log("gas_per_task_k3_m3_first_task_of_participants", first);
-        uint256 again = _lifecycle(10);
-        log("gas_per_task_k3_m3", again);
-        vm.assertLe(first, BUDGET, "first lifecycle over budget");
-        vm.assertLe(again, BUDGET, "second lifecycle over budget");
+        market.postJob(_params(), WORKFLOW, _rows(1));
+        _lifecycle(1, 200, 0);
+        uint256 total = _lifecycle(100, 200, 10);
+        log("gas_job100_k3_m3_total", total);
+        log("gas_per_task_job100_k3_m3", total / 100);
+        vm.assertLe(total / 100, JOB_BUDGET_PER_TASK, "100-task job over budget");
     }
 
-    /// @notice The very first task of a brand-new deployment also creates the market's token balance, its id
-    /// counters and its cached model id (~55k gas, once per deployment or per new model): reported, not
-    /// budgeted.
-    function test_lifecycle_k3m3_firstTaskOfDeployment() public {
-        uint256 gas = _lifecycle(0);
-        log("gas_per_task_k3_m3_first_task_of_deployment", gas);
-        vm.assertLe(gas, BUDGET + 60_000, "one-time deployment costs grew");
+    /// @notice One task alone (a batch of one 64-byte row), on a live market, first for participants who never
+    /// took part in a batch (their balance slots were opened at registration), then again.
+    function test_task_k3m3_withinGasBudget() public {
+        vm.prank(stranger);
+        market.postJob(_params(), WORKFLOW, _rows(1));
+        uint256 first = _lifecycle(1, 64, 0);
+        log("gas_per_task_k3_m3_first_task_of_participants", first);
+        uint256 again = _lifecycle(1, 64, 10);
+        log("gas_per_task_k3_m3", again);
+        vm.assertLe(first, TASK_BUDGET, "first lifecycle over budget");
+        vm.assertLe(again, TASK_BUDGET, "second lifecycle over budget");
     }
 }

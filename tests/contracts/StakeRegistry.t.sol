@@ -217,9 +217,77 @@ contract StakeRegistryTest is Fixture {
         vm.assertTrue(registry.participant(n).id != id);
     }
 
-    function test_slash_revertsWhenNotTaskMarket() public {
+    function test_lockNode_revertsWhenNotTaskMarket() public {
+        uint32 modelId = registry.modelIdOf(MODEL);
         vm.expectRevert(abi.encodeWithSelector(IStakeRegistry.RegistryNotTaskMarket.selector, address(this)));
-        registry.slash(nodes[0], 1);
+        registry.lockNode(nodes[0], modelId);
+    }
+
+    function test_lockCommittee_revertsWhenNotTaskMarket() public {
+        vm.expectRevert(abi.encodeWithSelector(IStakeRegistry.RegistryNotTaskMarket.selector, stranger));
+        vm.prank(stranger);
+        registry.lockCommittee(keccak256("seed"), 3);
+    }
+
+    function test_releaseSeats_revertsWhenNotTaskMarket() public {
+        address[] memory accounts = new address[](1);
+        accounts[0] = nodes[0];
+        vm.expectRevert(abi.encodeWithSelector(IStakeRegistry.RegistryNotTaskMarket.selector, nodes[0]));
+        vm.prank(nodes[0]);
+        registry.releaseSeats(1, accounts, 1);
+    }
+
+    /// @notice The market locks a seat per batch; `withdraw` waits for every seat to be released, even after the
+    /// unbonding delay (attack 5's closure at the registry level).
+    function test_withdraw_revertsWhileSeatsOpen() public {
+        uint32 modelId = registry.modelIdOf(MODEL);
+        vm.prank(address(market));
+        registry.lockNode(nodes[0], modelId);
+        vm.prank(address(market));
+        registry.lockNode(nodes[0], modelId);
+        vm.assertEq(uint256(registry.participant(nodes[0]).openSeats), 2);
+        vm.prank(nodes[0]);
+        registry.beginUnbonding();
+        vm.warp(block.timestamp + UNBONDING + 1);
+        vm.expectRevert(abi.encodeWithSelector(IStakeRegistry.RegistrySeatsOpen.selector, nodes[0], 2));
+        vm.prank(nodes[0]);
+        registry.withdraw();
+
+        address[] memory accounts = new address[](1);
+        accounts[0] = nodes[0];
+        vm.prank(address(market));
+        registry.releaseSeats(1, accounts, 0);
+        vm.expectRevert(abi.encodeWithSelector(IStakeRegistry.RegistrySeatsOpen.selector, nodes[0], 1));
+        vm.prank(nodes[0]);
+        registry.withdraw();
+        vm.prank(address(market));
+        uint256[] memory amounts = registry.releaseSeats(2, accounts, 1);
+        vm.assertEq(amounts[0], SLASH, "slashed on release");
+        uint256 before = token.balanceOf(nodes[0]);
+        vm.prank(nodes[0]);
+        registry.withdraw();
+        vm.assertEq(token.balanceOf(nodes[0]), before + MIN_STAKE - SLASH);
+    }
+
+    function test_releaseSeats_slashesCappedAtStakeAndMovesToTreasury() public {
+        address v = validators[0];
+        vm.prank(address(market));
+        (address[] memory drawn,) = registry.lockCommittee(keccak256("seed"), 3);
+        vm.assertEq(drawn.length, 3);
+        uint256 totalBefore = registry.totalValidatorStake();
+        uint256[] memory amounts;
+        address[] memory accounts = new address[](1);
+        accounts[0] = v;
+        vm.prank(address(market));
+        amounts = registry.releaseSeats(7, accounts, 1);
+        vm.assertEq(amounts[0], SLASH);
+        vm.assertEq(_stake(v), MIN_STAKE - SLASH);
+        vm.assertEq(registry.treasuryBalance(), SLASH);
+        vm.assertEq(registry.totalStaked(), 10 * MIN_STAKE - SLASH, "4 nodes + 1+2+3 validators - slash");
+        // Below the minimum stake: weight 0 in the draw.
+        vm.assertEq(registry.totalValidatorStake(), totalBefore - MIN_STAKE);
+        registry.sweepTreasury();
+        vm.assertEq(token.balanceOf(treasury), SLASH);
     }
 
     function test_setTaskMarket_revertsWhenAlreadySet() public {

@@ -22,6 +22,9 @@ interface Vm {
     // environment
     function warp(uint256 newTimestamp) external;
     function roll(uint256 newHeight) external;
+    function setBlockhash(uint256 blockNumber, bytes32 blockHash) external;
+    function snapshotState() external returns (uint256 snapshotId);
+    function revertToState(uint256 snapshotId) external returns (bool success);
     function prevrandao(bytes32 newPrevrandao) external;
     function prank(address msgSender) external;
     function startPrank(address msgSender) external;
