@@ -184,6 +184,15 @@ class PostedJob:
         raise ValueError(f"dataset row {dataset_row} was not posted")
 
 
+class PartialPostError(ChainError):
+    """A job split into several posts failed after some of them were mined: ``posted`` holds those
+    (their batches are live and escrowed); the cause is the failing post's error."""
+
+    def __init__(self, message: str, posted: PostedJob) -> None:
+        super().__init__(message)
+        self.posted = posted
+
+
 @dataclass(frozen=True, slots=True)
 class Settlement:
     """What one ``settle`` call did: exactly one of settled / refunded / rescoring, and the slashes."""
@@ -239,8 +248,8 @@ class Market:
         The rows are split into batches of ``params.batch_size`` by the contract; when they exceed one
         transaction's gas-safe size (:meth:`limits`) they are posted as several jobs of whole batches,
         one transaction each, in order (see :func:`plan_posts`). Raises the decoded custom error of the
-        first post that would revert (``JobNoRows``, ``JobBatchSizeOutOfRange``, ...): nothing of that
-        post is sent, earlier posts of the same call stay posted.
+        first post that would revert (``JobNoRows``, ``JobBatchSizeOutOfRange``, ...; nothing is sent);
+        when a later post fails, :class:`PartialPostError` carries what the earlier ones posted.
         """
         spec = canonical_bytes(workflow)
         rows = [canonical_bytes(row) for row in inputs]
@@ -260,7 +269,13 @@ class Market:
         for plan in plans:
             chunk = rows[plan.start : plan.stop]
             label = "postJob" if len(plans) == 1 else f"postJob[{len(jobs) + 1}/{len(plans)}]"
-            receipt = sender.transact(self._fns.postJob(params.to_abi(), spec, chunk), label=label)
+            try:
+                receipt = sender.transact(self._fns.postJob(params.to_abi(), spec, chunk), label=label)
+            except ChainError as exc:
+                if not jobs:
+                    raise
+                done = PostedJob(tuple(jobs), tuple(batches), tuple(receipts))
+                raise PartialPostError(f"{label} failed after {len(jobs)} posts: {exc}", done) from exc
             receipts.append(receipt)
             job = one_event(self.chain, receipt, JobPosted)
             posted = events(self.chain, receipt, BatchPosted)
@@ -460,6 +475,7 @@ __all__ = [
     "DEFAULT_MAX_POST_BYTES",
     "JobParams",
     "Market",
+    "PartialPostError",
     "Phase",
     "PostLimits",
     "PostedBatch",

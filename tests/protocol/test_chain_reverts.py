@@ -11,8 +11,9 @@ import pytest
 from protocol.canonical import canonical_bytes, digest
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.errors import ChainError, ContractRevert
-from protocol.chain.market import Market, model_id
+from protocol.chain.market import Market, PartialPostError, model_id
 from protocol.chain.models import CommitteeDrawn, JobParams, Phase
+from protocol.chain.registry import Registry
 from protocol.chain.signer import anvil_dev_signer
 from protocol.commitments import MAX_BATCH_SIZE, MAX_RESULTS, encode_scores, new_salt, result_commitment
 from protocol.errors import SynodError
@@ -305,3 +306,22 @@ def test_token_and_claim_errors(fresh_chain: SynodContracts, actors: Actors) -> 
         chain.market.address,
         stranger.address,
     }
+
+
+def test_a_split_job_that_fails_midway_reports_what_was_posted(
+    fresh_chain: SynodContracts, actors: Actors
+) -> None:
+    chain, market = fresh_chain, Market(fresh_chain)
+    poor = chain.sender(anvil_dev_signer(9, chain.chain_id))
+    Registry(chain).mint(poor, poor.address, 1024)  # enough for the first post only
+    job = params(batch_size=256, bounty_per_task=1)
+    with pytest.raises(PartialPostError) as info:
+        market.post_job(poor, job, WORKFLOW, [{"n": n} for n in range(1025)])
+    posted = info.value.posted
+    assert [b.rows for b in posted.batches] == [256] * 4 and len(posted.jobs) == 1
+    assert [r.label for r in posted.receipts] == ["approve", "postJob[1/2]"]
+    cause = info.value.__cause__
+    assert isinstance(cause, ContractRevert) and cause.name == "ERC20InsufficientBalance"
+    block = chain.head(0)
+    assert all(market.phase(b, block).phase is Phase.COMMITTING for b in posted.batch_ids)
+    assert Registry(chain).token_balance(poor.address, block) == 0
