@@ -15,7 +15,7 @@ STAMP := .stamps
 NPM_STAMP := $(STAMP)/npm
 VENV_STAMP := $(STAMP)/venv
 
-.PHONY: help setup build test test-contracts test-python test-shim demo bench lint fmt audit clean
+.PHONY: help setup build test test-contracts test-python test-shim demo bench lint fmt audit clean mutation
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ audit: $(NPM_STAMP) ## slither in its own venv (web3 < 8); fails on medium+, see
 	@test -x .venv-audit/bin/slither || ($(PYTHON) -m venv .venv-audit && .venv-audit/bin/pip install --quiet slither-analyzer==0.11.6)
 	@# slither runs `forge clean` + `forge build`: hold the lock other forge users take.
 	flock /tmp/synod-forge.lock .venv-audit/bin/slither . --config-file slither.config.json
+
+mutation: $(NPM_STAMP) ## mutation testing of the contracts (minutes; not part of `make test`)
+	python3 scripts/mutation.py
 
 clean: ## remove build output (not the venvs)
 	rm -rf out cache deployments/31337.json
