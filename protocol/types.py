@@ -7,6 +7,7 @@ with the failing value.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NewType
 
 from eth_typing import ChecksumAddress
@@ -15,11 +16,11 @@ from eth_utils.hexadecimal import is_hex
 
 from protocol.errors import SynodError
 
-TaskId = NewType("TaskId", int)
-"""A task's id on TaskMarket: uint256, sequential from 1."""
-
 JobId = NewType("JobId", int)
 """A job's id on TaskMarket (one workflow, many input rows): uint256, sequential from 1."""
+
+BatchId = NewType("BatchId", int)
+"""A batch's id on TaskMarket (the unit of settlement: B rows of one job): uint256, sequential from 1."""
 
 Address = NewType("Address", ChecksumAddress)
 """A 20-byte account address in EIP-55 checksummed hex (a str; web3 takes it as is)."""
@@ -42,14 +43,34 @@ def _uint256(value: object, what: str) -> int:
     return value
 
 
-def task_id_of(value: object) -> TaskId:
-    """Validate a task id (a positive uint256)."""
-    return TaskId(_uint256(value, "task id"))
+def batch_id_of(value: object) -> BatchId:
+    """Validate a batch id (a positive uint256)."""
+    return BatchId(_uint256(value, "batch id"))
 
 
 def job_id_of(value: object) -> JobId:
     """Validate a job id (a positive uint256)."""
     return JobId(_uint256(value, "job id"))
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class TaskRef:
+    """One task (one input row) in protocol v2: row ``row`` (0-based) of batch ``batch_id``.
+
+    A task has no id of its own on chain: the batch is the unit of settlement, and a task is
+    addressed by its batch and its index in the batch (the byte ``seat * rows + row`` of a score
+    vector, the entry ``row`` of a node's revealed digests). Its index in the job is
+    ``BatchView.firstRow + row``. Raises :class:`TypeValidationError` for a bad batch id or a row
+    outside 0..255 (``MAX_BATCH_SIZE`` is 256).
+    """
+
+    batch_id: BatchId
+    row: int
+
+    def __post_init__(self) -> None:
+        batch_id_of(self.batch_id)
+        if isinstance(self.row, bool) or not isinstance(self.row, int) or not 0 <= self.row < 256:
+            raise TypeValidationError(f"row index must be an int in 0..255, got {self.row!r}")
 
 
 def address_of(value: object) -> Address:

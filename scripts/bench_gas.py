@@ -1,18 +1,19 @@
-"""``make bench`` (gas part): the gas of one task's whole lifecycle at k=3, m=3, measured on Anvil.
+"""``make bench`` (gas part): what a task costs on chain under protocol v2, measured from Anvil receipts.
 
 Prints exactly two ``name=value`` lines on stdout (logs go to stderr):
 
-- ``gas_per_task_k3_m3``: the sum of ``gasUsed`` of every transaction of one task: post, 3 result
-  commits, 3 reveals (the last draws the committee), the committee's score commits and reveals
-  (the last finalizes), and every claim (3 nodes, the validators, the requester's refund).
-- ``gas_per_task_job100_k3_m3``: a job of 100 tasks posted in one transaction, every task carried
-  through the same lifecycle, then one claim per account; every transaction summed, divided by 100.
+- ``gas_per_task_job100_k3_m3``: a job of 100 tasks (rows of 200 canonical-JSON bytes) posted as one
+  batch (B = 100) with k=3 node seats and m=3 committee seats: the sum of ``gasUsed`` of every
+  transaction (the post, 3 result commits, 3 reveals (the last arms the committee seed), the draw, 3
+  score commits, 3 score reveals, the settlement, and every participant's claim), divided by 100.
+- ``gas_per_task_k3_m3``: one task alone (a job of one row, a batch of one), the same transactions.
 
-Both are steady-state figures, as on a network in use: one warm-up task runs first (its figure, the
-"first ever" with every storage slot still empty, goes to the log on stderr), while another
-requester's task stays open so the market's escrow is never empty. Set-up transactions (minting,
-registering, the requester's one-time token approval) are not counted: they are not part of any
-task. Salts are derived from a fixed seed so runs repeat.
+Both are steady-state figures, as on a network in use: one warm-up job of each kind runs first (their
+"first ever" figures, with storage slots still empty, go to the log on stderr), while another
+requester's batch stays open so the market's escrow is never empty. Set-up transactions (minting,
+registering, the requester's one-time approval and account) are not counted: no task causes them.
+Salts come from a fixed seed so runs repeat; the figure still moves by a few hundred gas between runs
+(which rows' scores tie, the seed block's hash).
 """
 
 from __future__ import annotations
@@ -23,25 +24,30 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from protocol.canonical import canonical_bytes
 from protocol.chain.contracts import SynodContracts
-from protocol.chain.market import JobParams, Market, model_id
+from protocol.chain.market import Market, model_id
+from protocol.chain.models import JobParams
 from protocol.chain.registry import Registry
 from protocol.chain.signer import anvil_dev_signer
 from protocol.errors import SynodError
 from protocol.log import configure, get_logger
-from scripts.devnet import DEMO_MODEL, ROOT, Actors, fund_and_register, local_devnet, run_task
+from scripts.devnet import DEMO_MODEL, ROOT, Actors, fund_and_register, local_devnet, run_batch
 
 log = get_logger("scripts.bench_gas")
 
 JOB_SIZE = 100
+ROW_BYTES = 200
 OTHER_REQUESTER = 8
 PARAMS = JobParams(
     model=model_id(DEMO_MODEL),
     bounty_per_task=3 * 10**18,  # divides evenly among 3 nodes and 3 validators: no dust refund
+    batch_size=JOB_SIZE,
     k=3,
     m=3,
     threshold=50,
     tolerance=20,
+    junk_floor=10,
     validator_share_bps=2000,
     commit_duration=3600,
     reveal_duration=3600,
@@ -51,49 +57,50 @@ PARAMS = JobParams(
 WORKFLOW = {"config": {"max_steps": 3, "max_time": 60}, "name": "bench"}
 
 
-def _results(task: int) -> list[Any]:
-    return [{"task": task, "node": i, "text": f"result {i} of task {task}"} for i in range(3)]
+def row(n: int, size: int = ROW_BYTES) -> dict[str, Any]:
+    """Input row ``n`` whose canonical JSON is exactly ``size`` bytes."""
+    base = {"row": n, "text": ""}
+    pad = size - len(canonical_bytes(base))
+    if pad < 0:
+        raise ValueError(f"a row of {size} bytes cannot hold index {n}")
+    return {"row": n, "text": "x" * pad}
 
 
-def _score(seat: int, revealed: Sequence[Any]) -> list[int]:
-    return [80 + seat for _ in revealed]
+def _results(first: int, rows: int) -> list[list[Any]]:
+    return [
+        [{"row": first + r, "node": i, "text": f"result {i} of row {first + r}"} for r in range(rows)]
+        for i in range(3)
+    ]
 
 
-def single_task(chain: SynodContracts, actors: Actors, round_: int) -> int:
+def _score(round_: int, seat: int, by_seat: Sequence[Sequence[Any] | None]) -> list[list[int]]:
+    rows = len(next(r for r in by_seat if r is not None))
+    return [[80 + seat] * rows for _ in by_seat]
+
+
+def job_gas(chain: SynodContracts, actors: Actors, tasks: int, tag: str) -> tuple[int, int]:
+    """Post ``tasks`` rows as one job at the bench parameters and carry every batch to its claims.
+
+    Returns (total gas of every transaction, transaction count).
+    """
     market = Market(chain)
-    posted = market.post_task(actors.requester, PARAMS, WORKFLOW, {"row": round_})
-    seed = b"bench-single-%d" % round_
-    report = run_task(chain, actors, posted.task_ids[0], _results(round_), _score, salt_seed=seed)
-    gas = posted.receipts[-1].gas_used + report.gas
-    for step in (None, *report.steps):
-        receipt = posted.receipts[-1] if step is None else step.receipt
-        log.info(
-            "tx",
-            round=round_,
-            label=receipt.label,
-            actor=step.actor if step else "requester",
-            gas=receipt.gas_used,
-        )
-    log.info("single_task", round=round_, task_id=report.task_id, transactions=1 + len(report.steps), gas=gas)
-    return gas
-
-
-def job_of_tasks(chain: SynodContracts, actors: Actors, size: int) -> int:
-    market = Market(chain)
-    posted = market.post_job(actors.requester, PARAMS, WORKFLOW, [{"row": i} for i in range(size)])
-    gas = posted.receipts[-1].gas_used
-    count = 1
-    for n, task_id in enumerate(posted.task_ids):
-        report = run_task(chain, actors, task_id, _results(n), _score, claim=False, salt_seed=b"bench-job")
+    params = PARAMS.model_copy(update={"batch_size": min(tasks, PARAMS.batch_size)})
+    posted = market.post_job(actors.requester, params, WORKFLOW, [row(n) for n in range(tasks)])
+    posts = [r for r in posted.receipts if r.label.startswith("postJob")]
+    gas = sum(r.gas_used for r in posts)
+    count = len(posts)
+    for batch in posted.batches:
+        results = _results(batch.dataset_row, batch.rows)
+        seed = f"bench-{tag}-{batch.batch_id}".encode()
+        report = run_batch(chain, actors, batch.batch_id, results, _score, claim=True, salt_seed=seed)
+        if report.settled is None or report.slashed:
+            raise SynodError(f"bench batch {batch.batch_id} did not settle cleanly: {report}")
+        for step in report.steps:
+            log.info("tx", job=tag, label=step.receipt.label, actor=step.actor, gas=step.receipt.gas_used)
         gas += report.gas
         count += len(report.steps)
-    block = chain.head(0)
-    for actor in (*actors.nodes, *actors.validators, actors.requester):
-        if market.balance_of(actor.address, block) > 0:
-            gas += market.claim(actor)[1].gas_used
-            count += 1
-    log.info("job", tasks=size, transactions=count, gas=gas)
-    return gas
+    log.info("job", job=tag, tasks=tasks, transactions=count, gas=gas, gas_per_task=gas // tasks)
+    return gas, count
 
 
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
@@ -108,14 +115,17 @@ def main() -> int:
         with local_devnet(ROOT) as net:
             chain = SynodContracts.connect(net.settings, ROOT)
             actors, _ = fund_and_register(chain)
-            # another requester's task stays open the whole time (the market's escrow is live)
+            # another requester's batch stays open the whole time (the market's escrow is live)
             other = chain.sender(anvil_dev_signer(OTHER_REQUESTER, chain.chain_id))
             Registry(chain).mint(other, other.address, PARAMS.bounty_per_task)
-            Market(chain).post_task(other, PARAMS, WORKFLOW, {"row": "open"})
-            first = single_task(chain, actors, 0)
-            single = single_task(chain, actors, 1)
-            log.info("gas_first_ever", gas_per_task_k3_m3_first_ever=first)
-            job = job_of_tasks(chain, actors, JOB_SIZE)
+            Market(chain).post_job(other, PARAMS.model_copy(update={"batch_size": 1}), WORKFLOW, [row(0)])
+            first_single, _ = job_gas(chain, actors, 1, "single-warmup")
+            single, _ = job_gas(chain, actors, 1, "single")
+            first_job, _ = job_gas(chain, actors, JOB_SIZE, "job100-warmup")
+            job, _ = job_gas(chain, actors, JOB_SIZE, "job100")
+            log.info(
+                "gas_first_ever", gas_per_task_k3_m3=first_single, gas_per_task_job100=first_job // JOB_SIZE
+            )
     except KeyboardInterrupt:
         return 130
     except SynodError as exc:

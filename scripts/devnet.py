@@ -10,8 +10,8 @@ deployment JSON goes to a private file under ``deployments/`` (the only director
 script may write) that is removed on exit, so parallel runs never share one.
 
 The second half scripts the participants (Anvil dev accounts: nodes 1..3, validators 4..6,
-requester 7): :func:`fund_and_register` sets them up and :func:`run_task` carries one posted task
-through commit, reveal, the committee's scores, settlement and the claims.
+requester 7): :func:`fund_and_register` sets them up and :func:`run_batch` carries one posted batch
+through commit, reveal, the committee draw, the committee's scores, settlement and the claims.
 """
 
 from __future__ import annotations
@@ -34,15 +34,24 @@ from web3.types import RPCEndpoint
 
 from protocol.canonical import digest, keccak256
 from protocol.chain.contracts import SynodContracts
-from protocol.chain.market import Market, events, model_id
-from protocol.chain.registry import Registry, Role
+from protocol.chain.market import Market, Settlement, events, model_id
+from protocol.chain.models import (
+    BatchRefunded,
+    BatchSettled,
+    CommitteeDrawn,
+    MisconductSlashed,
+    Phase,
+    Role,
+    SlashReason,
+)
+from protocol.chain.registry import Registry
 from protocol.chain.sender import Receipt, TxSender
 from protocol.chain.signer import ANVIL_MNEMONIC, anvil_dev_signer
-from protocol.commitments import new_salt
+from protocol.commitments import encode_scores, new_salt
 from protocol.errors import SynodError
 from protocol.log import get_logger
 from protocol.settings import DEVNET_CHAIN_ID, ChainSettings
-from protocol.types import TaskId
+from protocol.types import BatchId
 
 log = get_logger(__name__)
 
@@ -209,6 +218,7 @@ class Actors:
     validators: tuple[TxSender, ...]
 
     def name_of(self, address: str) -> str:
+        """``node1``.., ``validator1``.., ``requester``, or the address itself."""
         for i, node in enumerate(self.nodes, 1):
             if node.address == address:
                 return f"node{i}"
@@ -216,6 +226,10 @@ class Actors:
             if validator.address == address:
                 return f"validator{i}"
         return "requester" if address == self.requester.address else address
+
+    def everyone(self) -> tuple[TxSender, ...]:
+        """Nodes, validators, then the requester."""
+        return (*self.nodes, *self.validators, self.requester)
 
 
 def fund_and_register(chain: SynodContracts, funds: int = 10**24) -> tuple[Actors, list[Receipt]]:
@@ -241,8 +255,7 @@ def fund_and_register(chain: SynodContracts, funds: int = 10**24) -> tuple[Actor
     approve = chain.token.functions.approve(chain.market.address, MAX_UINT256)
     receipts.append(requester.transact(approve, label="approve"))
     # registration opened the participants' market accounts; the requester opens its own (refunds)
-    opened = chain.market.functions.openAccount(requester.address)
-    receipts.append(requester.transact(opened, label="openAccount"))
+    receipts.append(Market(chain).open_account(requester, requester.address))
     actors = Actors(
         requester=requester,
         nodes=tuple(senders[i] for i in NODE_INDICES),
@@ -257,6 +270,13 @@ def advance_past(chain: SynodContracts, deadline: int) -> None:
     chain.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
 
 
+def mine_to(chain: SynodContracts, number: int) -> None:
+    """Mine empty blocks until the head is at least block ``number`` (Anvil)."""
+    missing = number - int(chain.w3.eth.block_number)
+    if missing > 0:
+        chain.w3.provider.make_request(RPCEndpoint("anvil_mine"), [hex(missing)])
+
+
 @dataclass(frozen=True)
 class Step:
     """One transaction of a lifecycle: who sent it and what it cost."""
@@ -266,42 +286,66 @@ class Step:
 
 
 @dataclass(frozen=True)
-class LifecycleReport:
-    """What happened to one task, read from the events of its transactions."""
+class BatchReport:
+    """What happened to one batch, read from the events of its transactions."""
 
-    task_id: TaskId
+    batch_id: BatchId
+    rows: int
     steps: tuple[Step, ...]
-    revealed: tuple[tuple[str, bytes], ...]
-    """(node, result digest) in reveal order: the order validators score in."""
-    committee: tuple[str, ...]
-    scores: tuple[tuple[str, tuple[int, ...]], ...]
-    finalized: dict[str, Any] | None
-    refunded: dict[str, Any] | None
-    slashed: tuple[tuple[str, int], ...]
+    seats: tuple[str, ...]
+    """Node names by node seat (commit order)."""
+    digests: tuple[tuple[bytes, ...], ...]
+    """The digests each node seat committed to, by seat."""
+    revealed: tuple[int, ...]
+    """Node seats that revealed."""
+    committees: tuple[tuple[str, ...], ...]
+    """Validator names by committee seat, one tuple per scoring round."""
+    weights: tuple[tuple[int, ...], ...]
+    """Their weights (stakes at the draw), per round."""
+    vectors: tuple[dict[int, bytes], ...]
+    """Revealed score vectors by committee seat, per round."""
+    settlement: Settlement | None
+    """The final settle call (settled or refunded), when the batch ended by ``settle``."""
+    refunded: BatchRefunded | None
+    slashed: tuple[tuple[str, SlashReason, int], ...]
     claims: tuple[tuple[str, int], ...]
 
     @property
     def gas(self) -> int:
+        """Sum of ``gasUsed`` over every step."""
         return sum(step.receipt.gas_used for step in self.steps)
 
+    @property
+    def settled(self) -> BatchSettled | None:
+        """The ``BatchSettled`` event, if the batch was settled."""
+        return self.settlement.settled if self.settlement else None
 
-ScoreFn = Callable[[int, Sequence[Any]], list[int]]
-"""(validator seat, revealed results in reveal order) -> one score 0..100 per result."""
+
+ScoreFn = Callable[[int, int, Sequence[Sequence[Any] | None]], list[list[int]]]
+"""(round, committee seat, results by node seat with ``None`` for a seat that did not reveal) ->
+scores[node seat][row], one list per node seat (any 0..100 values for unrevealed seats: the contract
+ignores them)."""
 
 
-def run_task(
+def run_batch(
     chain: SynodContracts,
     actors: Actors,
-    task_id: TaskId,
-    results: Sequence[Any],
+    batch_id: BatchId,
+    results: Sequence[Sequence[Any]],
     score: ScoreFn,
     withhold: frozenset[int] = frozenset(),
+    silent: frozenset[tuple[int, int]] = frozenset(),
     claim: bool = True,
     salt_seed: bytes | None = None,
-) -> LifecycleReport:
-    """Carry posted task ``task_id`` to its end: node i commits ``results[i]`` and reveals it unless
-    i is in ``withhold``; the drawn committee scores with ``score``; then everyone with a balance
-    claims (if ``claim``). Salts come from ``salt_seed`` when given (reproducible gas), else random."""
+) -> BatchReport:
+    """Carry posted batch ``batch_id`` to its end, playing every participant.
+
+    Node i commits ``results[i]`` (one result per row of the batch) and reveals unless i is in
+    ``withhold``; the drawn committee scores with ``score``, except committee seats ``(round, seat)``
+    in ``silent``, which commit but never reveal; deadlines are passed with Anvil time travel when a
+    phase cannot close early; then ``settle`` (again after a re-scoring round) and, if ``claim``,
+    every actor with a balance claims. Salts come from ``salt_seed`` when given (reproducible gas).
+    """
     market = Market(chain)
     steps: list[Step] = []
 
@@ -314,78 +358,117 @@ def run_task(
         steps.append(Step(actors.name_of(actor.address), receipt))
         return receipt
 
-    committed: list[tuple[TxSender, int, bytes, bytes, Any]] = []
-    for node, result in zip(actors.nodes, results, strict=False):
-        result_digest: bytes = digest(result)
-        result_salt = salt("result", task_id, node.address)
-        slot, receipt = market.commit_result(node, task_id, result_digest, result_salt)
+    def pass_deadline(expected: Phase) -> None:
+        now = market.phase(batch_id, chain.head(0))
+        if now.phase is expected:
+            advance_past(chain, now.deadline)
+
+    rows = market.batch(batch_id, chain.head(0)).rows
+    committed: list[tuple[TxSender, int, list[bytes], bytes]] = []
+    for node, node_results in zip(actors.nodes, results, strict=False):
+        if len(node_results) != rows:
+            raise ValueError(f"batch {batch_id} has {rows} rows, {len(node_results)} results given")
+        node_digests: list[bytes] = [digest(r) for r in node_results]
+        node_salt = salt("result", batch_id, node.address)
+        seat, receipt = market.commit_result(node, batch_id, node_digests, node_salt)
         record(node, receipt)
-        committed.append((node, slot, result_digest, result_salt, result))
-    revealed: list[tuple[str, bytes]] = []
-    revealed_results: list[Any] = []
-    last: Receipt | None = None
-    for i, (node, slot, result_digest, result_salt, result) in enumerate(committed):
-        if i in withhold:
-            continue
-        last = record(node, market.reveal_result(node, task_id, slot, result_digest, result_salt))
-        revealed.append((actors.name_of(node.address), result_digest))
-        revealed_results.append(result)
-    drawn = [e for s in steps for e in events(chain, s.receipt, "CommitteeDrawn")]
-    if not drawn:
-        _, deadline = market.phase(task_id, chain.head(0))
-        advance_past(chain, deadline)
-        last = record(actors.requester, market.draw_committee(actors.requester, task_id))
-        drawn = events(chain, last, "CommitteeDrawn")
-    seats: list[str] = []
-    scores: list[tuple[str, tuple[int, ...]]] = []
-    if drawn:
-        by_address = {v.address: v for v in actors.validators}
-        seated = [by_address[a] for a in drawn[0]["args"]["validators"]]
-        seats = [actors.name_of(v.address) for v in seated]
-        vectors = [score(seat, revealed_results) for seat in range(len(seated))]
-        salts = [salt("scores", task_id, seat) for seat in range(len(seated))]
+        committed.append((node, seat, node_digests, node_salt))
+    pass_deadline(Phase.COMMITTING)  # fewer than k commits: commits close at the deadline
+    revealed_results: dict[int, Sequence[Any]] = {}
+    for i, (node, seat, node_digests, node_salt) in enumerate(committed):
+        if i not in withhold:
+            record(node, market.reveal_result(node, batch_id, seat, node_digests, node_salt))
+            revealed_results[seat] = results[i]
+    pass_deadline(Phase.REVEALING)  # a withheld reveal: reveals close at the deadline
+
+    by_address = {v.address: v for v in actors.validators}
+    committees: list[tuple[str, ...]] = []
+    weights: list[tuple[int, ...]] = []
+    vectors: list[dict[int, bytes]] = []
+    settlement: Settlement | None = None
+    refunded: BatchRefunded | None = None
+    for round_ in range(2):
+        if market.phase(batch_id, chain.head(0)).phase is not Phase.DRAWING:
+            break
+        drawn: CommitteeDrawn | None = None
+        while drawn is None:
+            view = market.batch(batch_id, chain.head(0))
+            if view.seed_block != 0:
+                mine_to(chain, view.seed_block + 1)  # gas estimation runs against the latest block
+            drawn, receipt = market.draw_committee(actors.requester, batch_id)
+            record(actors.requester, receipt)
+            refunds = events(chain, receipt, BatchRefunded)
+            if refunds:
+                refunded = refunds[0]
+                break
+        if drawn is None:
+            break
+        seated = [by_address[a] for a in drawn.validators]
+        committees.append(tuple(actors.name_of(v.address) for v in seated))
+        weights.append(tuple(drawn.weights))
+        by_seat = [revealed_results.get(seat) for seat in range(len(committed))]
+        matrices = [score(round_, seat, by_seat) for seat in range(len(seated))]
+        scores = [encode_scores(m, rows) for m in matrices]
+        salts = [salt("scores", batch_id, round_, seat) for seat in range(len(seated))]
         for seat, validator in enumerate(seated):
-            record(validator, market.commit_scores(validator, task_id, seat, vectors[seat], salts[seat]))
+            record(validator, market.commit_scores(validator, batch_id, seat, scores[seat], salts[seat]))
+        round_vectors: dict[int, bytes] = {}
         for seat, validator in enumerate(seated):
-            record(validator, market.reveal_scores(validator, task_id, seat, vectors[seat], salts[seat]))
-            scores.append((seats[seat], tuple(vectors[seat])))
-    finalized = _first_args(chain, steps, "TaskFinalized")
-    refunded = _first_args(chain, steps, "TaskRefunded")
-    if finalized is None and refunded is None:
-        _phase, deadline = market.phase(task_id, chain.head(0))
-        advance_past(chain, deadline)
-        record(actors.requester, market.finalize(actors.requester, task_id))
-        finalized = _first_args(chain, steps, "TaskFinalized")
-        refunded = _first_args(chain, steps, "TaskRefunded")
+            if (round_, seat) not in silent:
+                record(validator, market.reveal_scores(validator, batch_id, seat, scores[seat], salts[seat]))
+                round_vectors[seat] = scores[seat]
+        vectors.append(round_vectors)
+        view = market.batch(batch_id, chain.head(0))
+        if view.score_reveal_mask != view.score_commit_mask:  # a silent seat: settle after the deadline
+            pass_deadline(Phase.SCORE_REVEALING)
+        ordered = market.settle_vectors(batch_id, round_vectors, chain.head(0))
+        settlement = market.settle(actors.requester, batch_id, ordered)
+        record(actors.requester, settlement.receipt)
+        if settlement.rescoring is None:
+            break
+    if settlement is None and refunded is None:
+        # refunded without a committee (no reveal, no draw in time): settle after the deadline
+        now = market.phase(batch_id, chain.head(0))
+        if now.phase not in (Phase.SETTLED, Phase.REFUNDED):
+            advance_past(chain, now.deadline)
+            settlement = market.settle(actors.requester, batch_id, [])
+            record(actors.requester, settlement.receipt)
+    if settlement is not None and settlement.refunded is not None:
+        refunded = settlement.refunded
     slashed = tuple(
-        (actors.name_of(e["args"]["account"]), int(e["args"]["amount"]))
+        (actors.name_of(e.account), e.reason, e.amount)
         for s in steps
-        for e in events(chain, s.receipt, "MisconductSlashed")
+        for e in events(chain, s.receipt, MisconductSlashed)
     )
-    claims: list[tuple[str, int]] = []
-    if claim:
-        block = chain.head(0)
-        for actor in (*actors.nodes, *actors.validators, actors.requester):
-            if market.balance_of(actor.address, block) > 0:
-                amount, receipt = market.claim(actor)
-                record(actor, receipt)
-                claims.append((actors.name_of(actor.address), amount))
-    return LifecycleReport(
-        task_id=task_id,
+    claims = claim_all(chain, actors, record) if claim else []
+    return BatchReport(
+        batch_id=batch_id,
+        rows=rows,
         steps=tuple(steps),
-        revealed=tuple(revealed),
-        committee=tuple(seats),
-        scores=tuple(scores),
-        finalized=finalized,
+        seats=tuple(actors.name_of(node.address) for node, *_ in committed),
+        digests=tuple(tuple(d) for _, _, d, _ in committed),
+        revealed=tuple(sorted(revealed_results)),
+        committees=tuple(committees),
+        weights=tuple(weights),
+        vectors=tuple(vectors),
+        settlement=settlement,
         refunded=refunded,
         slashed=slashed,
         claims=tuple(claims),
     )
 
 
-def _first_args(chain: SynodContracts, steps: Sequence[Step], name: str) -> dict[str, Any] | None:
-    for step in steps:
-        found = events(chain, step.receipt, name)
-        if found:
-            return dict(found[0]["args"])
-    return None
+def claim_all(
+    chain: SynodContracts, actors: Actors, record: Callable[[TxSender, Receipt], Receipt] | None = None
+) -> list[tuple[str, int]]:
+    """Every actor with a market balance claims it; returns (name, amount) in actor order."""
+    market = Market(chain)
+    block = chain.head(0)
+    claims: list[tuple[str, int]] = []
+    for actor in actors.everyone():
+        if market.balance_of(actor.address, block) > 0:
+            amount, receipt = market.claim(actor)
+            if record is not None:
+                record(actor, receipt)
+            claims.append((actors.name_of(actor.address), amount))
+    return claims

@@ -8,7 +8,8 @@ Typical use at an entry point::
     block = chain.head()
     fee = chain.read(chain.market.functions.someView(), block)
     receipt = sender.transact(chain.market.functions.someCall(...))
-    posted = Market(chain).post_task(sender, JobParams(...), workflow, input_row)  # typed helpers
+    posted = Market(chain).post_job(sender, JobParams(...), workflow, rows)  # typed helpers (v2: batches)
+    view = Market(chain).batch(posted.batch_ids[0], chain.head())           # -> models.BatchView
 
 trio callers wrap it in :class:`~protocol.chain.aio.TrioChain` (imported from its module, so that
 synchronous users do not load trio).
@@ -37,43 +38,69 @@ from protocol.chain.errors import (
     TransactionTimeout,
     UnknownRevert,
 )
-from protocol.chain.market import JobParams, Market, Phase, PostedJob, Seat, model_id
-from protocol.chain.registry import Registry, Role
+from protocol.chain.market import Market, PostedBatch, PostedJob, PostLimits, Settlement, model_id, plan_posts
+from protocol.chain.models import (
+    BatchView,
+    CommitteeSeat,
+    JobParams,
+    JobView,
+    NodeSeat,
+    Participant,
+    Phase,
+    PhaseOf,
+    RefundReason,
+    Role,
+    SlashReason,
+    decode_event,
+)
+from protocol.chain.registry import Registry
 from protocol.chain.rpc import BlockRef
 from protocol.chain.sender import Receipt, TxSender
 from protocol.chain.signer import Signer, anvil_dev_signer, keystore_signer, load_signer
 
 __all__ = [
+    "BatchView",
     "BlockRef",
     "ChainError",
+    "CommitteeSeat",
     "ContractRevert",
     "Deployment",
     "DeploymentError",
     "JobParams",
+    "JobView",
     "JsonRpcError",
     "Market",
+    "NodeSeat",
     "NonceTooLow",
+    "Participant",
     "Phase",
+    "PhaseOf",
+    "PostLimits",
+    "PostedBatch",
     "PostedJob",
     "RangeTooLarge",
     "Receipt",
+    "RefundReason",
     "Registry",
     "RevertCatalog",
     "Role",
     "RpcError",
     "RpcTimeout",
-    "Seat",
+    "Settlement",
     "Signer",
     "SignerError",
+    "SlashReason",
     "SynodContracts",
     "TransactionReverted",
     "TransactionTimeout",
     "TxSender",
     "UnknownRevert",
     "anvil_dev_signer",
+    "decode_event",
     "keystore_signer",
     "load_abi",
     "load_deployment",
     "load_signer",
     "model_id",
+    "plan_posts",
 ]

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import IntEnum
 from typing import Any
 
 from protocol.chain.contracts import SynodContracts
+from protocol.chain.models import Participant, Role, view_value
 from protocol.chain.rpc import BlockRef
 from protocol.chain.sender import Receipt, TxSender
 from protocol.types import Address, address_of
 
-
-class Role(IntEnum):
-    """``IStakeRegistry.Role`` (the ABI carries an enum as its uint8 value only)."""
-
-    NONE = 0
-    NODE = 1
-    VALIDATOR = 2
+__all__ = ["Registry", "Role"]
 
 
 class Registry:
@@ -26,6 +20,9 @@ class Registry:
     def __init__(self, chain: SynodContracts) -> None:
         self.chain = chain
         self._fns = chain.registry.functions
+
+    def _view(self, name: str, block: BlockRef, *args: Any) -> Any:
+        return view_value("StakeRegistry", name, self.chain.read(self._fns[name](*args), block))
 
     def mint(self, sender: TxSender, to: str, amount: int) -> Receipt:
         """Mint devnet tokens (DevnetToken only: anyone may mint on a devnet)."""
@@ -45,18 +42,36 @@ class Registry:
         receipts.append(sender.transact(fn, label=f"register{role.name.title()}"))
         return receipts
 
-    def participant(self, account: str, block: BlockRef) -> Any:
-        """The registration record (a named tuple: ``.stake``, ``.role``, ``.unbondingEnd``, ...)."""
-        return self.chain.read(self._fns.participant(address_of(account)), block)
+    def begin_unbonding(self, sender: TxSender) -> Receipt:
+        """Stop taking new work; ``withdraw`` is allowed after the delay and once no seat is open."""
+        return sender.transact(self._fns.beginUnbonding(), label="beginUnbonding")
+
+    def withdraw(self, sender: TxSender) -> Receipt:
+        """Withdraw the whole remaining stake (``RegistrySeatsOpen`` while a batch still holds a seat)."""
+        return sender.transact(self._fns.withdraw(), label="withdraw")
+
+    def participant(self, account: str, block: BlockRef) -> Participant:
+        """The registration record of ``account``."""
+        result: Participant = self._view("participant", block, address_of(account))
+        return result
 
     def min_stake(self, role: Role, block: BlockRef) -> int:
-        fn = self._fns.minNodeStake() if role is Role.NODE else self._fns.minValidatorStake()
-        return int(self.chain.read(fn, block))
+        """The minimum stake of ``role`` (node or validator)."""
+        return int(self._view("minNodeStake" if role is Role.NODE else "minValidatorStake", block))
+
+    def slash_amount(self, role: Role, block: BlockRef) -> int:
+        """What one misconduct costs a participant of ``role``."""
+        return int(self._view("slashAmount", block, int(role)))
 
     def token_balance(self, account: str, block: BlockRef) -> int:
+        """The ERC-20 balance of ``account``."""
         return int(self.chain.read(self.chain.token.functions.balanceOf(address_of(account)), block))
 
     def treasury(self, block: BlockRef) -> tuple[Address, int]:
         """The treasury address and the slashed tokens not yet swept to it."""
-        address = address_of(self.chain.read(self._fns.treasury(), block))
-        return address, int(self.chain.read(self._fns.treasuryBalance(), block))
+        address: Address = self._view("treasury", block)
+        return address, int(self._view("treasuryBalance", block))
+
+    def total_staked(self, block: BlockRef) -> int:
+        """Sum of all stakes held by the registry."""
+        return int(self._view("totalStaked", block))

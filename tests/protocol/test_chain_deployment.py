@@ -11,13 +11,15 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol.canonical import canonical_bytes, digest
+from protocol.canonical import canonical_bytes, digest, keccak256
 from protocol.chain.aio import TrioChain
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.deployment import CONTRACT_NAMES, load_deployment
 from protocol.chain.errors import DeploymentError
-from protocol.chain.market import JobParams, Market, events, model_id
+from protocol.chain.market import Market, events, model_id
+from protocol.chain.models import BatchPosted, JobParams, JobPosted
 from protocol.chain.signer import anvil_dev_signer
+from protocol.commitments import rows_hash
 from scripts.devnet import DEMO_MODEL, ROOT, Actors, Devnet, fund_and_register
 
 pytestmark = pytest.mark.integration
@@ -64,11 +66,11 @@ def test_bad_deployment_files_rejected(devnet: Devnet, tmp_path: Path) -> None:
 def test_reads_are_pinned_to_a_block(fresh_chain: SynodContracts) -> None:
     chain = fresh_chain
     before = chain.head(0)
-    count_before = chain.read(chain.market.functions.taskCount(), before)
+    count_before = chain.read(chain.market.functions.batchCount(), before)
     fund_and_register(chain)  # moves the chain on
     after = chain.head(0)
     assert after.number > before.number
-    assert chain.read(chain.market.functions.taskCount(), before) == count_before
+    assert chain.read(chain.market.functions.batchCount(), before) == count_before
     confirmed = chain.head(2)
     assert confirmed.number == after.number - 2
 
@@ -79,7 +81,7 @@ def actors(fresh_chain: SynodContracts) -> Actors:
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(workflow=json_values, rows=st.lists(json_values, min_size=1, max_size=3))
+@given(workflow=json_values, rows=st.lists(json_values, min_size=1, max_size=5))
 def test_posted_hashes_equal_python_digests(
     fresh_chain: SynodContracts, actors: Actors, workflow: Any, rows: list[Any]
 ) -> None:
@@ -87,10 +89,12 @@ def test_posted_hashes_equal_python_digests(
     params = JobParams(
         model=model_id(DEMO_MODEL),
         bounty_per_task=1,
+        batch_size=2,
         k=1,
         m=1,
         threshold=0,
         tolerance=0,
+        junk_floor=0,
         validator_share_bps=0,
         commit_duration=60,
         reveal_duration=60,
@@ -99,12 +103,17 @@ def test_posted_hashes_equal_python_digests(
     )
     posted = market.post_job(actors.requester, params, workflow, rows)
     block = chain.head(0)
-    assert bytes(market.job(posted.job_id, block).workflowHash) == digest(workflow)
-    (job_event,) = events(chain, posted.receipts[-1], "JobPosted")
-    assert job_event["args"]["workflow"] == canonical_bytes(workflow)
-    assert len(posted.task_ids) == len(rows)
-    for task_id, row in zip(posted.task_ids, rows, strict=True):
-        assert bytes(market.task(task_id, block).inputHash) == digest(row)
+    (job_id,) = posted.job_ids
+    assert market.job(job_id, block).workflow_hash == digest(workflow)
+    (job_event,) = events(chain, posted.receipts[-1], JobPosted)
+    assert job_event.workflow == canonical_bytes(workflow)
+    assert [b.rows for b in posted.batches] == [len(rows[i : i + 2]) for i in range(0, len(rows), 2)]
+    posted_rows = [row for e in events(chain, posted.receipts[-1], BatchPosted) for row in e.rows]
+    assert posted_rows == [canonical_bytes(row) for row in rows]
+    for batch in posted.batches:
+        chunk = rows[batch.dataset_row : batch.dataset_row + batch.rows]
+        assert market.batch(batch.batch_id, block).rows_hash == rows_hash([canonical_bytes(r) for r in chunk])
+        assert [keccak256(canonical_bytes(r)) for r in chunk] == [digest(r) for r in chunk]
 
 
 def test_trio_adapter_reads_and_sends(fresh_chain: SynodContracts) -> None:

@@ -84,14 +84,14 @@ def test_a_keystore_account_transacts(fresh_chain: SynodContracts, tmp_path: Pat
 
 def test_revert_data_is_read_from_web3_errors(fresh_chain: SynodContracts) -> None:
     chain = fresh_chain
-    selector = chain.errors.TaskNotFound.selector
+    selector = chain.errors.BatchNotFound.selector
     data = "0x" + selector.hex() + (5).to_bytes(32, "big").hex()
     assert revert_data(ContractLogicError("execution reverted", data=data)) == bytes.fromhex(data[2:])
     assert revert_data(ContractLogicError("execution reverted", data={"data": data})) == bytes.fromhex(
         data[2:]
     )
     assert revert_data(ContractLogicError("execution reverted", data=None)) is None
-    with pytest.raises(chain.errors.TaskNotFound) as info:
-        chain.read(chain.market.functions.finalize(5), chain.head(0))  # eth_call of a write
-    assert info.value.args == {"taskId": 5}
+    with pytest.raises(chain.errors.BatchNotFound) as info:
+        chain.read(chain.market.functions.settle(5, []), chain.head(0))  # eth_call of a write
+    assert info.value.args == {"batchId": 5}
     assert info.value.data == bytes.fromhex(data[2:])
