@@ -37,7 +37,7 @@ _OVERRIDE = [
     r"\b(ignore|disregard|forget|override|bypass)\b[^.]{0,40}\b(previous|prior|above|earlier|preceding|"
     r"all|any|your|the|system|original)\b[^.]{0,30}\b(instructions?|prompts?|rules?|guidelines?|"
     r"directions?|rubric|criteria)\b",
-    r"\bnew (instructions?|rules?|task)\s*:",
+    r"\bnew (system )?instructions?\s*:",
     r"<\|?(im_start|im_end|system|endoftext|start_of_turn)\|?>",
     r"\[/?(system|inst|instruction)\]",
     r"#{2,}\s*(instruction|system|response)",
