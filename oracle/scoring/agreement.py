@@ -7,7 +7,8 @@ is the cosine similarity) and texts; :mod:`oracle.scoring.pipeline` does the emb
   e5 ``query``) or to one of its sources (as passages). e5's similarities are compressed: unrelated
   texts sit near 0.70-0.78, a text on the same subject above 0.80; the calibrated ramp is in
   :mod:`.combine`.
-- *peer agreement*: the median similarity of the result to the task's other results; an outlier
+- *peer agreement*: the median similarity of the result to the task's other distinct results
+  (identical texts count once and not against each other); an outlier
   is a result whose peer agreement falls well below the task's typical one (median of the
   results' peer agreements). The idea of scoring by agreement with peers is the "output
   agreement" of peer-prediction mechanisms (Miller, Resnick, Zeckhauser 2005), here on embeddings.
@@ -42,17 +43,30 @@ def relevance(results: Matrix, task: Matrix, sources: Matrix) -> list[float]:
     return [float(s) for s in scores]
 
 
-def peer_agreement(results: Matrix, members: Sequence[int]) -> list[float | None]:
+def peer_agreement(
+    results: Matrix, members: Sequence[int], keys: Sequence[str] | None = None
+) -> list[float | None]:
     """Per result row: median cosine to the other rows listed in ``members`` (None if none).
 
     ``members``: the rows that take part (the valid results); a row outside it still gets its
-    median against the members, so every result is measured against the same peers.
+    median against the members, so every result is measured against the same peers. ``keys``
+    (the texts): identical results count once, and not against each other, so a few nodes
+    submitting one copied text cannot make an honest, different result look like an outlier.
     """
     n = results.shape[0]
     sims = results @ results.T
     out: list[float | None] = []
     for i in range(n):
-        others = [sims[i, j] for j in members if j != i]
+        seen: set[str] = set()
+        others: list[float] = []
+        for j in members:
+            if j == i:
+                continue
+            if keys is not None:
+                if keys[j] == keys[i] or keys[j] in seen:
+                    continue
+                seen.add(keys[j])
+            others.append(float(sims[i, j]))
         out.append(float(np.median(others)) if others else None)
     return out
 

@@ -76,7 +76,7 @@ async def score_task(
     result_vectors = rows(texts)
     task_vector = await embedder.embed_query(request.task[:EMBED_CHARS])
     relevance = agreement.relevance(result_vectors, task_vector, rows(list(request.sources)))
-    peers = agreement.peer_agreement(result_vectors, range(len(live)))
+    peers = agreement.peer_agreement(result_vectors, range(len(live)), texts)
     known = [p for p in peers if p is not None]
     typical = float(np.median(known)) if known else None
     digests: list[float | None] = [None] * len(live)

@@ -68,6 +68,13 @@ def test_peer_agreement_is_the_median_over_the_members_only() -> None:
     assert agreement.peer_agreement(np.stack([a]), [0]) == [None]
 
 
+def test_identical_results_count_once_and_not_against_each_other() -> None:
+    a, b = unit(1, 0, 0), unit(1, 0.5, 0)
+    peers = agreement.peer_agreement(np.stack([a, a, a, b]), range(4), ["x", "x", "x", "y"])
+    assert peers == pytest.approx([float(a @ b)] * 4)
+    assert agreement.peer_agreement(np.stack([a, a]), range(2), ["x", "x"]) == [None, None]
+
+
 def test_digest_agreement() -> None:
     d = [b"x", b"x", b"x", b"y"]
     assert agreement.digest_agreement(d, range(4)) == [2 / 3, 2 / 3, 2 / 3, 0.0]
