@@ -69,6 +69,7 @@ bench: setup build ## print name=value performance figures (gas, workflow engine
 	@$(PY) -m scripts.bench_workflow
 	@$(PY) -m scripts.bench_p2p
 	@$(PY) -m scripts.bench_watcher
+	@$(PY) -m scripts.bench_scoring
 
 lint: setup ## ruff, mypy (strict), forge fmt --check
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,146 @@
+"""The pipeline: one task's results through every stage, one :class:`ResultScore` per result.
+
+``score_task`` is what the validator daemon and ``synod oracle score`` call. Validity and the
+injection check are synchronous and cheap; the embeddings (one batch for the results, the task,
+the sources and the sentences to ground) run on the embedder's worker thread; the judge, when
+given, is asked once per result that passed every gate (sequentially: the local model runs one
+call at a time anyway).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from oracle.scoring import agreement, injection, validity
+from oracle.scoring.combine import Calibration, factors, finished, ramp, score
+from oracle.scoring.grounding import ground
+from oracle.scoring.language import LanguageIdentifier
+from oracle.scoring.model import Components, ResultScore, ScoreRequest, Validity
+from oracle.scoring.quality import Judge
+from oracle.scoring.text import sentences
+from protocol.canonical import keccak256
+from protocol.log import get_logger
+from workflow.embeddings import Embedder
+
+log = get_logger(__name__)
+
+EMBED_CHARS = 2000
+"""Texts are embedded from their first characters (e5 reads 512 tokens at most)."""
+MAX_CLAIMS = 40
+"""At most this many sentences of a result are grounded (the rest are not looked at)."""
+
+Matrix = npt.NDArray[np.float32]
+
+
+async def score_task(
+    request: ScoreRequest,
+    *,
+    embedder: Embedder,
+    identifier: LanguageIdentifier,
+    judge: Judge | None = None,
+    calibration: Calibration | None = None,
+) -> list[ResultScore]:
+    """Score every result of ``request``, in order. Bad results are scored 0 with a logged reason."""
+    cal = calibration or Calibration()
+    checks: list[Validity] = []
+    for i, result in enumerate(request.results):
+        check = validity.check(
+            result, schema=request.output_schema, language=request.language, identifier=identifier
+        )
+        if not check.valid:
+            log.warning("result_invalid", index=i, reason=check.reason)
+        checks.append(check)
+    findings = [
+        injection.detect(c.text) if c.valid else injection.InjectionFinding(found=False) for c in checks
+    ]
+    for i, finding in enumerate(findings):
+        if finding.found:
+            log.warning("result_injection", index=i, reason=finding.reason)
+    live = [i for i, c in enumerate(checks) if c.valid and not findings[i].found]
+
+    texts = [checks[i].text for i in live]
+    claims = [sentences(t)[:MAX_CLAIMS] for t in texts] if request.sources else []
+    source_sentences = [s for src in request.sources for s in sentences(src)] if texts else []
+    # one batch for every passage (deduplicated): the embedder's cost is per call and per text
+    wanted = [*texts, *request.sources, *source_sentences, *(c for cs in claims for c in cs)]
+    unique = list(dict.fromkeys(t[:EMBED_CHARS] for t in wanted))
+    matrix = await embedder.embed_passages(unique) if unique else np.zeros((0, 1), dtype=np.float32)
+    row_of = {t: r for r, t in enumerate(unique)}
+
+    def rows(items: list[str]) -> Matrix:
+        if not items:
+            return np.zeros((0, matrix.shape[1]), dtype=np.float32)
+        return matrix[[row_of[t[:EMBED_CHARS]] for t in items]]
+
+    result_vectors = rows(texts)
+    task_vector = await embedder.embed_query(request.task[:EMBED_CHARS])
+    relevance = agreement.relevance(result_vectors, task_vector, rows(list(request.sources)))
+    peers = agreement.peer_agreement(result_vectors, range(len(live)), texts)
+    known = [p for p in peers if p is not None]
+    typical = float(np.median(known)) if known else None
+    digests: list[float | None] = [None] * len(live)
+    if request.deterministic:
+        raw = [checks[i].text.encode("utf-8") for i in live]
+        digests = agreement.digest_agreement([keccak256(r) for r in raw], range(len(live)))
+
+    grounded: dict[int, tuple[float, tuple[str, ...]]] = {}
+    if claims:
+        source_sentence_vectors = rows(source_sentences)
+        for k, cs in enumerate(claims):
+            found = ground(
+                cs,
+                rows(cs),
+                source_sentence_vectors,
+                sources=request.sources,
+                task=request.task,
+                language=request.language or checks[live[k]].language,
+            )
+            grounded[live[k]] = (found.share, found.unsupported)
+
+    out: list[ResultScore] = []
+    position = {i: k for k, i in enumerate(live)}
+    for i, check in enumerate(checks):
+        if i not in position:
+            components = Components(
+                valid=check.valid,
+                invalid_reason=check.reason,
+                injection=findings[i].found,
+                injection_reason=findings[i].reason,
+                language=check.language,
+            )
+        else:
+            k = position[i]
+            peer = peers[k]
+            enough_peers = len(live) - 1 >= cal.min_peers
+            copy = agreement.copy_share(check.text, [request.task, *request.sources])
+            share, unsupported = grounded.get(i, (None, ()))
+            verdict = await judge.grade(request.task, check.text) if judge is not None else None
+            components = Components(
+                valid=True,
+                language=check.language,
+                relevance=round(relevance[k], 4),
+                peer_agreement=None if peer is None else round(peer, 4),
+                prompt_copy=round(copy, 4),
+                digest_agreement=digests[k],
+                completeness=1.0 if finished(check.text, is_json=check.is_json) else 0.0,
+                grounding=None if share is None else round(share, 4),
+                unsupported=unsupported,
+                quality=None if verdict is None else verdict.score,
+                quality_reason=None if verdict is None else verdict.reason,
+                injection=bool(verdict and verdict.injection),
+                injection_reason=verdict.reason if verdict and verdict.injection else None,
+                topic=round(ramp(relevance[k], cal.relevance_low, cal.relevance_high), 4),
+                agreement=(
+                    round(ramp(peer - typical, cal.outlier_low, cal.outlier_high), 4)
+                    if peer is not None and typical is not None and enough_peers
+                    else None
+                ),
+                originality=round(1.0 - ramp(copy, cal.copy_low, cal.copy_high), 4),
+            )
+        value = score(components, cal)
+        out.append(
+            ResultScore(index=i, score=value, accepted=value >= cal.accept_threshold, components=components)
+        )
+        log.debug("result_scored", index=i, score=value, factors=factors(components, cal))
+    return out
