@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from workflow import textops
 from workflow.errors import WorkflowValidationError
 from workflow.model import (
     R_END,
@@ -243,6 +244,10 @@ def _check_tasks(tasks: Sequence[Task], workflow: Workflow) -> set[str]:
                     raise WorkflowValidationError(
                         f"{here}.inputs", f"a check needs an input named {reserved!r}"
                     )
+        if task.operator is Operator.TEXT:
+            found = textops.problem(task)
+            if found is not None:
+                raise WorkflowValidationError(f"{here}.{found[0]}", found[1])
         if task.operator is Operator.SAMPLE:
             for j, inp in enumerate(task.inputs):
                 if inp.value.type is InputValueType.GET_ALL:

