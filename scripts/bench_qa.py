@@ -59,9 +59,20 @@ def load_passages(path: Path = PASSAGES) -> list[Passage]:
     return [Passage.model_validate_json(line) for line in path.read_text("utf-8").splitlines() if line]
 
 
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
 def few_shot_texts(workflow: Workflow) -> list[str]:
-    """The fixed text of each model prompt up to its first placeholder: the few-shot examples."""
-    texts: list[str] = []
+    """The few-shot examples: the fixed text of each model prompt up to its first placeholder, and
+    every string of ``external_memory`` (where workflows keep examples by language)."""
+    texts: list[str] = _strings(workflow.external_memory or {})
     for task in workflow.tasks:
         if task.operator is not Operator.GENERATION:
             continue

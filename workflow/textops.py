@@ -29,6 +29,10 @@ Functions (inputs in brackets, ``?`` optional; a check returns its ``text`` unch
 - ``excludes`` [text, part]: ``part`` does not occur in ``text`` (folded, word-aligned).
 - ``same_language`` [text, reference]: both identified as the same language (fastText lid.176,
   :mod:`workflow.eval.language`); fails when either cannot be identified.
+- ``language`` [text]: the ISO 639 code of the text's language (``en``, ``tr``, ...); fails when
+  it cannot be identified.
+- ``lookup`` [key, table]: the entry ``key`` of ``table`` (a JSON object, e.g. an
+  ``external_memory`` entry): few-shot examples by language, say; fails when there is none.
 - ``object`` [any inputs]: a JSON object of the inputs by name, each value as stored (a JSON
   entry stays a number, list, ...; a string stays a string): builds a record from checked fields.
 - ``copy`` [text]: returns ``text`` (to push a value that the steps before have checked).
@@ -160,6 +164,25 @@ def _same_language(args: Args, lang: LanguageIdentifier) -> Entry:
     return Entry(text, False)
 
 
+def _language(args: Args, lang: LanguageIdentifier) -> Entry:
+    text = _text(args, "text")
+    found = lang.code(text)
+    if found is None:
+        raise TextCheckFailed(f"the language of {_short(text, 40)} cannot be identified")
+    return Entry(found, False)
+
+
+def _lookup(args: Args, lang: LanguageIdentifier) -> Entry:
+    key = _text(args, "key")
+    value = args.get("table")
+    table = None if value is None else value.to_json_value()
+    if not isinstance(table, dict):
+        raise TextCheckFailed("the table is not a JSON object")
+    if key not in table:
+        raise TextCheckFailed(f"the table has no entry {key!r} (entries: {', '.join(sorted(table))})")
+    return Entry.of(table[key])
+
+
 def _object(args: Args, lang: LanguageIdentifier) -> Entry:
     return Entry({name: value.to_json_value() for name, value in args.items()}, True)
 
@@ -180,6 +203,8 @@ FUNCTIONS: Mapping[str, TextFunction] = {
     "unseen": TextFunction(("text",), ("seen",), _unseen),
     "excludes": TextFunction(("text", "part"), (), _excludes),
     "same_language": TextFunction(("text", "reference"), (), _same_language),
+    "language": TextFunction(("text",), (), _language),
+    "lookup": TextFunction(("key", "table"), (), _lookup),
     "object": TextFunction((), None, _object),
     "copy": TextFunction(("text",), (), _copy),
     "fail": TextFunction(("message",), (), _fail),

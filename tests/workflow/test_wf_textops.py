@@ -253,6 +253,30 @@ def test_qa_pairs_with_no_good_pair_fails_clearly() -> None:
 
 def test_qa_pairs_on_an_empty_document_fails_clearly() -> None:
     outcome = run_qa("", {})
-    assert isinstance(outcome.error, TaskFailed) and outcome.error.task_id == "none"
-    assert [st.task_id for st in outcome.trace.steps] == ["topic", "none"]
-    assert outcome.trace.steps[0].error is not None and "the text is empty" in outcome.trace.steps[0].error
+    assert isinstance(outcome.error, TaskFailed) and outcome.error.task_id == "topic"
+    assert outcome.error.reason == "the text is empty"
+    assert [st.task_id for st in outcome.trace.steps] == ["topic"]
+
+
+def test_qa_pairs_in_a_language_without_examples_fails_clearly() -> None:
+    swedish = "Vänern är Sveriges största sjö. Den ligger i Västergötland och Värmland."
+    outcome = run_qa(swedish, {})
+    assert isinstance(outcome.error, TaskFailed) and outcome.error.task_id == "shots"
+    assert outcome.error.reason.startswith("the table has no entry 'sv' (entries: de, en, es, fr, it, nl, pt, tr)")
+
+
+def test_language_and_lookup() -> None:
+    assert value_of(text_workflow("language", [_in("text", "input", "q")]), {"q": FRENCH}) == "fr"
+    assert value_of(text_workflow("language", [_in("text", "input", "q")]), {"q": "1889"}) == "FAILED"
+    data = text_workflow("lookup", [_in("key", "input", "k"), _in("table", "input", "shots")])
+    data["external_memory"] = {"shots": {"en": "Q: a?", "fr": "Q: b ?"}}
+    assert value_of(data, {"k": "fr"}) == "Q: b ?"
+    assert value_of(data, {"k": "de"}) == "FAILED"
+    data["external_memory"] = {"shots": ["not", "a", "table"]}
+    assert value_of(data, {"k": "en"}) == "FAILED"
+
+
+def test_object_builds_a_record_keeping_json_types() -> None:
+    data = text_workflow("object", [_in("name", "input", "n"), _in("year", "string", "1887"), _in("none", "read", "x", False)])
+    data["return_value"] = {"input": {"type": "read", "key": "out"}, "to_json": True}
+    assert json.loads(value_of(data, {"n": "Ilse Marrow"})) == {"name": "Ilse Marrow", "year": 1887, "none": None}
