@@ -55,8 +55,14 @@ class Passage(BaseModel):
 
 
 def load_passages(path: Path = PASSAGES) -> list[Passage]:
-    """The dev set, one JSON object per line."""
-    return [Passage.model_validate_json(line) for line in path.read_text("utf-8").splitlines() if line]
+    """The dev set, one JSON object per line, languages interleaved (so ``--limit`` takes a mix)."""
+    passages = [Passage.model_validate_json(line) for line in path.read_text("utf-8").splitlines() if line]
+    rank: dict[str, int] = {}
+    order = []
+    for p in passages:
+        rank[p.lang] = rank.get(p.lang, -1) + 1
+        order.append((rank[p.lang], p.lang, p))
+    return [p for _, _, p in sorted(order, key=lambda item: (item[0], item[1]))]
 
 
 def _strings(value: Any) -> list[str]:
@@ -97,12 +103,26 @@ async def _run(engine: Engine, workflow: Workflow, inputs: dict[str, Any]) -> tu
     return outcome.result.json_value(), None, elapsed
 
 
+class Dump:
+    """Where ``--dump`` writes, one JSON line per run as soon as it ends (or nowhere)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        if path is not None:
+            path.write_text("", "utf-8")
+
+    def append(self, record: dict[str, Any]) -> None:
+        if self._path is not None:
+            with self._path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
 def _rate(good: int, total: int) -> float:
     return good / total if total else 0.0
 
 
 async def bench_qa(
-    provider: LLMProvider, passages: Sequence[Passage], identifier: LanguageIdentifier, dump: list[dict[str, Any]]
+    provider: LLMProvider, passages: Sequence[Passage], identifier: LanguageIdentifier, dump: Dump
 ) -> dict[str, float]:
     """Run ``qa_pairs.json`` on every passage; the Q&A figures."""
     workflow = load_workflow(EXAMPLES / "qa_pairs.json")
@@ -128,8 +148,14 @@ async def bench_qa(
             failed += 1
         pairs.extend(scored)
         dump.append(
-            {"workflow": "qa_pairs", "id": passage.id, "lang": passage.lang, "seconds": round(elapsed, 2),
-             "error": error, "pairs": [s.model_dump() for s in scored]}
+            {
+                "workflow": "qa_pairs",
+                "id": passage.id,
+                "lang": passage.lang,
+                "seconds": round(elapsed, 2),
+                "error": error,
+                "pairs": [s.model_dump() for s in scored],
+            }
         )
         print(f"bench_qa: {passage.id} {len(scored)} pair(s) {elapsed:.1f}s {error or ''}", file=sys.stderr)
     n = len(pairs)
@@ -144,9 +170,7 @@ async def bench_qa(
     }
 
 
-async def bench_dialogue(
-    provider: LLMProvider, passages: Sequence[Passage], dump: list[dict[str, Any]]
-) -> dict[str, float]:
+async def bench_dialogue(provider: LLMProvider, passages: Sequence[Passage], dump: Dump) -> dict[str, float]:
     """Run ``persona_dialogue.json``; the share of guide turns grounded in the passage."""
     workflow = load_workflow(EXAMPLES / "persona_dialogue.json")
     engine = Engine(provider)
@@ -156,14 +180,20 @@ async def bench_dialogue(
         turns = value[1] if error is None and isinstance(value, list) and len(value) == 2 else []
         g, t = grounded_turns(passage.text, turns if isinstance(turns, list) else [], expected=2)
         good, total = good + g, total + t
-        dump.append({"workflow": "persona_dialogue", "id": passage.id, "seconds": round(elapsed, 2),
-                     "error": error, "value": value, "grounded_guide_turns": g})
+        dump.append(
+            {
+                "workflow": "persona_dialogue",
+                "id": passage.id,
+                "seconds": round(elapsed, 2),
+                "error": error,
+                "value": value,
+                "grounded_guide_turns": g,
+            }
+        )
     return {"dialogue_grounded_turn_rate": _rate(good, total)}
 
 
-async def bench_extract(
-    provider: LLMProvider, passages: Sequence[Passage], dump: list[dict[str, Any]]
-) -> dict[str, float]:
+async def bench_extract(provider: LLMProvider, passages: Sequence[Passage], dump: Dump) -> dict[str, float]:
     """Run ``extract_record.json``; the share of fields copied from the passage."""
     workflow = load_workflow(EXAMPLES / "extract_record.json")
     engine = Engine(provider)
@@ -172,17 +202,30 @@ async def bench_extract(
         value, error, elapsed = await _run(engine, workflow, {"text": passage.text})
         g, t = copied_fields(passage.text, value)
         good, total = good + g, total + t
-        dump.append({"workflow": "extract_record", "id": passage.id, "seconds": round(elapsed, 2),
-                     "error": error, "value": value, "copied_fields": g})
+        dump.append(
+            {
+                "workflow": "extract_record",
+                "id": passage.id,
+                "seconds": round(elapsed, 2),
+                "error": error,
+                "value": value,
+                "copied_fields": g,
+            }
+        )
     return {"extract_field_copy_rate": _rate(good, total)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--limit", type=int, default=0, help="only the first N passages (0: all)")
-    parser.add_argument("--only", default="qa,dialogue,extract", help="comma-separated: qa, dialogue, extract")
+    parser.add_argument(
+        "--only", default="qa,dialogue,extract", help="comma-separated: qa, dialogue, extract"
+    )
     parser.add_argument("--ids", default="", help="comma-separated passage ids (default: all)")
     parser.add_argument("--dump", type=Path, default=None, help="write outputs and scores as JSON lines")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="llama.cpp threads (0: the provider's default)"
+    )
     args = parser.parse_args(argv)
     passages = load_passages()
     if args.ids:
@@ -191,12 +234,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.limit:
         passages = passages[: args.limit]
     only = set(args.only.split(","))
-    dump: list[dict[str, Any]] = []
+    dump = Dump(args.dump)
 
     async def run() -> dict[str, float]:
         from workflow.providers.factory import build_provider
 
-        provider = build_provider(ProviderSettings(kind="local"))
+        settings = ProviderSettings(kind="local")
+        if args.threads:
+            settings = settings.model_copy(update={"n_threads": args.threads})
+        provider = build_provider(settings)
         figures: dict[str, float] = {}
         try:
             loader = getattr(provider, "load", None)
@@ -214,9 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     figures = trio.run(run)
     for name, value in figures.items():
-        print(f"{name}={value:.3f}" if not name.endswith("_documents") else f"{name}={int(value)}", flush=True)
-    if args.dump is not None:
-        args.dump.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in dump), "utf-8")
+        print(
+            f"{name}={value:.3f}" if not name.endswith("_documents") else f"{name}={int(value)}", flush=True
+        )
     return 0
 
 

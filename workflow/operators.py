@@ -17,8 +17,8 @@ from typing import Any
 
 from workflow import textops
 from workflow.conditions import normalise_for_check
-from workflow.eval.language import LanguageIdentifier
 from workflow.errors import ToolNotFoundError, WorkflowRuntimeError
+from workflow.eval.language import LanguageIdentifier
 from workflow.memory import Entry, ProgramMemory, Value
 from workflow.model import R_EXPECTED, R_OUTPUT, R_OUTPUTS, Config, Operator, OutputType, Task
 from workflow.prompt import fill

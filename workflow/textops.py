@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, RUF002 - multilingual text: letters and marks of other scripts are meant
 """The ``text`` operator (a Synod extension): small deterministic text functions, no model call.
 
 A base model does well when a workflow breaks its job into small steps *and checks each one*; the
@@ -73,7 +74,7 @@ class TextFunction:
     run: Callable[[Args, LanguageIdentifier], Entry]
 
 
-_QUESTION_MARKS = ("?", "？", "؟", ";", "՞")  # noqa: RUF001 - the fullwidth mark is meant
+_QUESTION_MARKS = ("?", "？", "؟", ";", "՞")
 
 
 def _text(args: Args, name: str) -> str:

