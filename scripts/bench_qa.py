@@ -233,6 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         passages = [p for p in passages if p.id in wanted]
     if args.limit:
         passages = passages[: args.limit]
+    if args.shard:
+        index, count = (int(x) for x in args.shard.split("/"))
+        passages = passages[index::count]
     only = set(args.only.split(","))
     dump = Dump(args.dump)
 

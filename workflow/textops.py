@@ -20,9 +20,13 @@ Functions (inputs in brackets, ``?`` optional; a check returns its ``text`` unch
   :func:`workflow.eval.text.sentences` with the text's identified language); fails past the last.
 - ``span`` [text, source]: ``text`` as a run of ``source``'s own words, written as in ``source``
   (:func:`workflow.eval.text.locate`); fails if it is not one.
-- ``grounded`` [text, source, share?]: the grounding check of :mod:`workflow.eval.grounding`
-  (numbers and names of ``text`` in ``source``, a ``share`` of its content words too: default
-  0.75; the first word, a question word, exempt).
+- ``grounded`` [text, source, share?, names?]: the grounding check of
+  :mod:`workflow.eval.grounding` (numbers and names of ``text`` in ``source``, a ``share`` of its
+  content words too: default 0.75; the first word, a question word, exempt). ``names: off`` skips
+  the name rule (German questions capitalise every noun: ``Stadt`` is not a name).
+- ``novel`` [text, examples, source]: ``text`` holds no name or number of the few-shot
+  ``examples`` that ``source`` lacks (:func:`workflow.eval.grounding.leaked_markers`): a copied
+  example is rejected.
 - ``question`` [text]: ends with a question mark (``?``, ``？``, ``؟``, ``;`` in Greek, ``՞``) and
   has at least three words.
 - ``unseen`` [text, seen?]: no entry of ``seen`` (a ``get_all`` read) equals ``text`` (compared
@@ -47,7 +51,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from workflow.eval.grounding import MIN_CONTENT_SHARE, grounding
+from workflow.eval.grounding import MIN_CONTENT_SHARE, example_markers, grounding, leaked_markers
 from workflow.eval.language import LanguageIdentifier
 from workflow.eval.text import locate, normalise, sentences, words
 from workflow.memory import Entry, Value
@@ -125,8 +129,18 @@ def _grounded(args: Args, lang: LanguageIdentifier) -> Entry:
     except ValueError:
         raise TextCheckFailed(f"share {_short(raw_share)} is not a number") from None
     report = grounding(text, source, min_content_share=share, skip_first=True)
+    if _text(args, "names") == "off" and report.reason is not None and report.reason.startswith("name "):
+        report = grounding(text, source, min_content_share=share, skip_first=True, check_names=False)
     if not report.grounded:
         raise TextCheckFailed(f"{_short(text)} is not grounded: {report.reason}")
+    return Entry(text, False)
+
+
+def _novel(args: Args, lang: LanguageIdentifier) -> Entry:
+    text, source = _text(args, "text"), _text(args, "source")
+    leaked = leaked_markers(text, example_markers([_text(args, "examples")]), source)
+    if leaked:
+        raise TextCheckFailed(f"{_short(text)} copies the examples: {', '.join(leaked)}")
     return Entry(text, False)
 
 
@@ -199,7 +213,8 @@ def _fail(args: Args, lang: LanguageIdentifier) -> Entry:
 FUNCTIONS: Mapping[str, TextFunction] = {
     "sentence": TextFunction(("text", "index"), (), _sentence),
     "span": TextFunction(("text", "source"), (), _span),
-    "grounded": TextFunction(("text", "source"), ("share",), _grounded),
+    "grounded": TextFunction(("text", "source"), ("share", "names"), _grounded),
+    "novel": TextFunction(("text", "examples", "source"), (), _novel),
     "question": TextFunction(("text",), (), _question),
     "unseen": TextFunction(("text",), ("seen",), _unseen),
     "excludes": TextFunction(("text", "part"), (), _excludes),

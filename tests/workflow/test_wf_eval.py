@@ -77,6 +77,8 @@ def test_locate_returns_the_source_text_of_a_word_run() -> None:
     assert locate("the Black Sea.", DANUBE) == "the Black Sea"
     assert locate("2,850 kilometres", DANUBE) == "2,850 kilometres"
     assert locate("2850 kilometres", DANUBE) is None  # digits must be copied as written
+    assert locate("2,850 kilometre", DANUBE) == "2,850 kilometres"  # a short inflection is the same word
+    assert locate("2,851 kilometres", DANUBE) is None
     assert locate("Black Danube", DANUBE) is None
     assert locate("Vien", DANUBE) is None  # whole words only
     assert locate("?!", DANUBE) is None

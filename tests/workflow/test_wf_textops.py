@@ -174,6 +174,25 @@ def test_same_language() -> None:
     assert reason == "the language of the reference cannot be identified"
 
 
+def test_grounded_names_off_and_novel() -> None:
+    inputs = [_in("text", "input", "q"), _in("source", "input", "doc"), _in("share", "string", "0.5")]
+    question = "Wie lang ist die Strecke der Donau bis zum Black Sea?"
+    german_doc = "Die Donau fließt etwa 2.850 Kilometer bis zum Black Sea, eine lange Strecke."
+    assert value_of(text_workflow("grounded", inputs), {"q": question, "doc": german_doc}) == question
+    nouns = "Wie lange fließt die Donau zur Stadt?"  # "Stadt": a German noun, not in the document
+    assert value_of(text_workflow("grounded", inputs), {"q": nouns, "doc": german_doc}) == "FAILED"
+    off = [*inputs, _in("names", "string", "off")]
+    assert value_of(text_workflow("grounded", off), {"q": nouns, "doc": german_doc}) == nouns
+    novel = [_in("text", "input", "q"), _in("examples", "input", "shots"), _in("source", "input", "doc")]
+    shots = "Sentence: Die Brücke von Kelmstadt ist 340 Meter lang.\nQuestion: Wie lang ist die Brücke?\n"
+    reason = failure_of(
+        "novel", novel, {"q": "Wie lang ist die Brücke von Kelmstadt?", "shots": shots, "doc": DOC}
+    )
+    assert reason == "'Wie lang ist die Brücke von Kelmstadt?' copies the examples: brücke, kelmstadt"
+    fine = "Wie lang ist die Donau?"
+    assert value_of(text_workflow("novel", novel), {"q": fine, "shots": shots, "doc": german_doc}) == fine
+
+
 def test_copy_and_fail() -> None:
     assert value_of(text_workflow("copy", [_in("text", "input", "q")]), {"q": " kept "}) == "kept"
     message = "no pair passed the checks"
@@ -263,7 +282,7 @@ def test_qa_pairs_keeps_only_checked_pairs() -> None:
     ]
     failed = [(st.task_id, st.error) for st in outcome.trace.steps if st.status == "failed"]
     assert [task for task, _ in failed] == ["q_grounded", "a_span", "pick"]
-    assert "name 'Harrowgate' is not in the source" in (failed[0][1] or "")
+    assert "is not grounded: only 0 of 3 content words occur in the source" in (failed[0][1] or "")
 
 
 def test_qa_pairs_rejects_wrong_language_repeats_and_giveaways() -> None:

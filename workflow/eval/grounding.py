@@ -11,7 +11,7 @@ A text is *grounded* in a source when
    in the source the same way;
 
 (with ``skip_first``, for questions, the text's first word is exempt from 2 and 3: it is
-usually the question word, ``When``, ``Wann``, ``Combien``);
+usually the question word, ``When``, ``Wann``, ``Combien``; ``check_names=False`` drops rule 2);
 4. it has at least one word or number.
 
 It is a check of support, not of truth or relevance: an answer copied from the wrong sentence is
@@ -48,7 +48,12 @@ class Grounding(BaseModel):
 
 
 def grounding(
-    text: str, source: str, *, min_content_share: float = MIN_CONTENT_SHARE, skip_first: bool = False
+    text: str,
+    source: str,
+    *,
+    min_content_share: float = MIN_CONTENT_SHARE,
+    skip_first: bool = False,
+    check_names: bool = True,
 ) -> Grounding:
     """Check ``text`` against ``source`` by the four rules of the module docstring."""
     source_numbers = set(numbers(source))
@@ -57,7 +62,9 @@ def grounding(
     tokens = words(text)[1:] if skip_first else words(text)
     initial = _sentence_initial(text)
     missing_names = tuple(
-        w for w in tokens if w[0].isupper() and w not in initial and not occurs(fold(w), source_words)
+        w
+        for w in tokens
+        if check_names and w[0].isupper() and w not in initial and not occurs(fold(w), source_words)
     )
     content = [fold(w) for w in tokens if len(w) >= CONTENT_WORD_LETTERS]
     found = sum(1 for w in content if occurs(w, source_words))

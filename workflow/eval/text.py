@@ -111,19 +111,28 @@ def sentences(text: str, language: str | None) -> list[str]:
 def locate(phrase: str, source: str) -> str | None:
     """The text of ``source`` that ``phrase`` copies word for word, as written in ``source``.
 
-    Words are compared folded; punctuation and spacing between them may differ, and the phrase's
-    leading and trailing punctuation is ignored. The match starts and ends on word boundaries of
-    ``source``. None if the phrase has no word or is not a run of the source's words.
+    Words are compared folded, and up to a short inflection (:func:`same_word`: ``1.230
+    Kilometer`` finds ``1.230 Kilometern``; digit runs must be equal); punctuation and spacing
+    between them may differ, and the phrase's leading and trailing punctuation is ignored. The
+    match starts and ends on word boundaries of ``source``; an exact match wins over an inflected
+    one. None if the phrase has no word or is not a run of the source's words.
     """
     tokens = [fold(w) for w in _TOKEN.findall(phrase)]
     if not tokens:
         return None
     spans = [(m.start(), m.end(), fold(m.group(0))) for m in _TOKEN.finditer(source)]
     n = len(tokens)
-    for i in range(len(spans) - n + 1):
-        if all(spans[i + k][2] == tokens[k] for k in range(n)):
-            return source[spans[i][0] : spans[i + n - 1][1]]
+    for equal in (str.__eq__, _same_token):
+        for i in range(len(spans) - n + 1):
+            if all(equal(spans[i + k][2], tokens[k]) for k in range(n)):
+                return source[spans[i][0] : spans[i + n - 1][1]]
     return None
+
+
+def _same_token(word: str, other: str) -> bool:
+    if word.isdigit() or other.isdigit():
+        return word == other
+    return same_word(word, other)
 
 
 _TOKEN = re.compile(r"[^\W_]+")
