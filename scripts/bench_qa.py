@@ -226,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=0, help="llama.cpp threads (0: the provider's default)"
     )
+    parser.add_argument("--shard", default="", help="I/N: every N-th passage from the I-th (0-based)")
     args = parser.parse_args(argv)
     passages = load_passages()
     if args.ids:

