@@ -54,6 +54,7 @@ demo: setup build ## anvil + deploy + one task carried through its lifecycle
 bench: setup build ## print name=value performance figures (gas, workflow engine, local model)
 	@$(PY) -m scripts.bench_gas
 	@$(PY) -m scripts.bench_workflow
+	@$(PY) -m scripts.bench_qa  # data workflows' quality on tests/data/qa_passages.jsonl (slow: runs the model)
 
 lint: setup ## ruff, mypy (strict), forge fmt --check
 	$(VENV)/bin/ruff check .
