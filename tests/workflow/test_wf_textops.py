@@ -461,3 +461,16 @@ def test_extract_record_with_an_invented_name_fails_clearly() -> None:
     )
     assert isinstance(outcome.error, TaskFailed) and outcome.error.task_id == "none"
     assert outcome.error.reason == "no record: the model named no subject that the text contains"
+
+
+def test_dialogue_guide_that_echoes_the_question_quotes_instead() -> None:
+    doc = "The Danube rises in the Black Forest. It flows to the Black Sea."
+
+    def reply(prompt: str) -> str:
+        return " Where does the Danube rise?"  # the visitor asks; the "guide" echoes it
+
+    outcome = run_example_scripted("persona_dialogue", {"document": doc}, reply)
+    assert outcome.result is not None, outcome.error
+    _, turns = json.loads(outcome.result.value)
+    # the second sentence's visitor turn repeats the first: rejected, so one round only
+    assert turns == ["Where does the Danube rise?", "The Danube rises in the Black Forest."]
