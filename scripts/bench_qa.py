@@ -98,6 +98,10 @@ async def _run(engine: Engine, workflow: Workflow, inputs: dict[str, Any]) -> tu
     started = time.perf_counter()
     outcome = await engine.execute(workflow, inputs)
     elapsed = time.perf_counter() - started
+    rejected = [s.error for s in outcome.trace.steps if s.status == "failed"]
+    print(
+        f"bench_qa: {workflow.name}: {len(outcome.trace.steps)} steps; rejected: {rejected}", file=sys.stderr
+    )
     if outcome.result is None:
         return None, str(outcome.error), elapsed
     return outcome.result.json_value(), None, elapsed
