@@ -31,7 +31,9 @@ Functions (inputs in brackets, ``?`` optional; a check returns its ``text`` unch
   has at least three words.
 - ``unseen`` [text, seen?]: no entry of ``seen`` (a ``get_all`` read) equals ``text`` (compared
   folded, punctuation and spacing ignored).
-- ``excludes`` [text, part]: ``part`` does not occur in ``text`` (folded, word-aligned).
+- ``excludes`` [text, part]: ``part`` does not occur in ``text`` (folded, word-aligned), nor do
+  all of its content words (4+ letters; ``una ciudadela inca`` is given away by ``¿Qué fue la
+  ciudadela inca?``).
 - ``same_language`` [text, reference]: both identified as the same language (fastText lid.176,
   :mod:`workflow.eval.language`); fails when either cannot be identified.
 - ``language`` [text]: the ISO 639 code of the text's language (``en``, ``tr``, ...); fails when
@@ -53,7 +55,7 @@ from dataclasses import dataclass
 
 from workflow.eval.grounding import MIN_CONTENT_SHARE, example_markers, grounding, leaked_markers
 from workflow.eval.language import LanguageIdentifier
-from workflow.eval.text import locate, normalise, sentences, words
+from workflow.eval.text import content_words, fold, locate, normalise, occurs, sentences, words
 from workflow.memory import Entry, Value
 from workflow.model import Task
 
@@ -163,7 +165,10 @@ def _unseen(args: Args, lang: LanguageIdentifier) -> Entry:
 
 def _excludes(args: Args, lang: LanguageIdentifier) -> Entry:
     text, part = _text(args, "text"), _text(args, "part")
-    if part and locate(part, text) is not None:
+    vocabulary = [fold(w) for w in words(text)]
+    content = content_words(part)
+    given = bool(content) and all(occurs(w, vocabulary) for w in content)
+    if part and (locate(part, text) is not None or given):
         raise TextCheckFailed(f"{_short(text)} contains {_short(part)}")
     return Entry(text, False)
 

@@ -152,6 +152,10 @@ def test_unseen_compares_folded_against_a_stack() -> None:
 
 def test_excludes_is_word_aligned() -> None:
     inputs = [_in("text", "input", "q"), _in("part", "input", "a")]
+    giveaway = {"q": "¿Qué fue la ciudadela inca?", "a": "una ciudadela inca"}
+    assert value_of(text_workflow("excludes", inputs), giveaway) == "FAILED"  # all its content words
+    partial = {"q": "¿Dónde está la ciudadela?", "a": "una ciudadela inca"}
+    assert value_of(text_workflow("excludes", inputs), partial) == partial["q"]
     assert (
         value_of(text_workflow("excludes", inputs), {"q": "Where is the Black Sea?", "a": "Black Sea"})
         == "FAILED"
