@@ -16,8 +16,9 @@ exactly as with the original ``check`` operator::
 
 Functions (inputs in brackets, ``?`` optional; a check returns its ``text`` unchanged):
 
-- ``sentence`` [text, index]: the ``index``-th sentence of ``text`` (0-based; split by
-  :func:`workflow.eval.text.sentences` with the text's identified language); fails past the last.
+- ``sentence`` [text, index, max_words?]: the ``index``-th sentence of ``text`` (0-based; split by
+  :func:`workflow.eval.text.sentences` with the text's identified language); fails past the last,
+  and on a sentence of more than ``max_words`` words (one that would not fit a small model's prompt).
 - ``span`` [text, source]: ``text`` as a run of ``source``'s own words, written as in ``source``
   (:func:`workflow.eval.text.locate`); fails if it is not one.
 - ``grounded`` [text, source, share?, names?]: the grounding check of
@@ -113,6 +114,10 @@ def _sentence(args: Args, lang: LanguageIdentifier) -> Entry:
     found = sentences(text, lang.code(text))
     if not 0 <= index < len(found):
         raise TextCheckFailed(f"the text has {len(found)} sentence(s); there is no sentence {index}")
+    limit = _text(args, "max_words")
+    size = len(found[index].split())
+    if limit.isdigit() and size > int(limit):
+        raise TextCheckFailed(f"sentence {index} has {size} words, over max_words={limit}")
     return Entry(found[index], False)
 
 
@@ -216,7 +221,7 @@ def _fail(args: Args, lang: LanguageIdentifier) -> Entry:
 
 
 FUNCTIONS: Mapping[str, TextFunction] = {
-    "sentence": TextFunction(("text", "index"), (), _sentence),
+    "sentence": TextFunction(("text", "index"), ("max_words",), _sentence),
     "span": TextFunction(("text", "source"), (), _span),
     "grounded": TextFunction(("text", "source"), ("share", "names"), _grounded),
     "novel": TextFunction(("text", "examples", "source"), (), _novel),

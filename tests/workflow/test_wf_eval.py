@@ -70,6 +70,11 @@ def test_sentences_repair_ordinals_and_keep_real_ends() -> None:
         "İlk kahvehane 1554 yılında açıldı.",
     ]
     assert sentences("   ", "en") == []
+    # outside the ordinal-dot languages a number ends a sentence before a capital
+    assert sentences("A market on day 1. The town has 1037 inhabitants.", "en") == [
+        "A market on day 1.",
+        "The town has 1037 inhabitants.",
+    ]
 
 
 def test_locate_returns_the_source_text_of_a_word_run() -> None:

@@ -102,6 +102,13 @@ def test_sentence_past_the_last_and_on_empty_text_fails_with_the_reason() -> Non
     assert failure_of("sentence", inputs, {"doc": DOC, "i": "x"}) == "index 'x' is not an integer"
 
 
+def test_sentence_over_max_words_fails() -> None:
+    inputs = [_in("text", "input", "doc"), _in("index", "input", "i"), _in("max_words", "string", "9")]
+    reason = failure_of("sentence", inputs, {"doc": DOC, "i": "1"})
+    assert reason == "sentence 1 has 10 words, over max_words=9"
+    assert value_of(text_workflow("sentence", inputs), {"doc": DOC, "i": "0"}).startswith("The Danube")
+
+
 def test_sentence_index_from_a_stack_size() -> None:
     data = text_workflow("sentence", [_in("text", "input", "doc"), _in("index", "size", "tried")])
     assert value_of(data, {"doc": DOC}).startswith("The Danube rises")

@@ -8,7 +8,8 @@ with its group and decimal separators, normalised so that ``2,850``, ``2.850`` a
 ``2850`` and ``0,8`` is ``0.8``. Sentences come from ``sentencex`` (Wikimedia's rule-based
 segmenter, ~300 languages), with one repair: it ends a sentence after an ordinal such as German
 ``16. Jahrhundert`` or Turkish ``16. yüzyılda``; a piece ending in a one- or two-digit number and a
-dot is joined to the next.
+dot is joined to the next when that starts with a lower-case letter, or, in languages that write
+ordinals so (German, Turkish, the Nordic and Central European ones), with any letter.
 """
 
 from __future__ import annotations
@@ -22,6 +23,29 @@ _NUMBER = re.compile(r"\d+(?:[.,\u00a0\u202f ]\d{3}(?!\d))*(?:[.,]\d+)?")
 _GROUPED = re.compile(r"^\d{1,3}(?:[.,\u00a0\u202f ]\d{3})+$")
 _ORDINAL_END = re.compile(r"(?:^|\s)\d{1,2}\.\s*$")
 _SPACE = re.compile(r"\s+")
+_ORDINAL_DOT_LANGUAGES = frozenset(
+    {
+        "de",
+        "tr",
+        "da",
+        "no",
+        "nb",
+        "nn",
+        "is",
+        "fi",
+        "et",
+        "lv",
+        "lt",
+        "hu",
+        "cs",
+        "sk",
+        "pl",
+        "sl",
+        "hr",
+        "sr",
+        "bs",
+    }
+)
 _EDGE_PUNCT = "\"'`´‘’“”«»„‚.,;:!?¡¿()[]{}<>-–—…·•*/\\|"
 
 CONTENT_WORD_LETTERS = 4
@@ -97,11 +121,13 @@ def sentences(text: str, language: str | None) -> list[str]:
     from sentencex import segment
 
     pieces = [p.strip() for p in segment(language or "en", text)]
+    ordinal_dots = language in _ORDINAL_DOT_LANGUAGES
     out: list[str] = []
     for piece in pieces:
         if not piece:
             continue
-        if out and _ORDINAL_END.search(out[-1]) and piece[0].isalpha():
+        follows = piece[0].islower() or (ordinal_dots and piece[0].isalpha())
+        if out and _ORDINAL_END.search(out[-1]) and follows:
             out[-1] = f"{out[-1]} {piece}"
         else:
             out.append(piece)
