@@ -73,6 +73,8 @@ class Operator(StrEnum):
     SEARCH = "search"
     SAMPLE = "sample"
     END = "end"
+    TEXT = "text"
+    """Synod extension: a deterministic text function named by the prompt (:mod:`workflow.textops`)."""
 
 
 class Expression(StrEnum):

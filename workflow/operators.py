@@ -14,9 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflow import textops
 from workflow.calls import parse_text_calls
 from workflow.conditions import normalise_for_check
 from workflow.errors import ToolNotFoundError, WorkflowRuntimeError
+from workflow.eval.language import LanguageIdentifier
 from workflow.memory import Entry, ProgramMemory, Value
 from workflow.model import (
     R_EXPECTED,
@@ -87,6 +89,8 @@ class Context:
     options: GenerationOptions
     unavailable: Mapping[str, str] = field(default_factory=dict)
     """Tool names the workflow gave that could not be built -> why (reported when a task needs them)."""
+    language: LanguageIdentifier = field(default_factory=LanguageIdentifier)
+    """For the ``text`` operator's language checks (its model is loaded on first use)."""
 
     @staticmethod
     def options_for(config: Config) -> GenerationOptions:
@@ -297,6 +301,14 @@ async def execute(task: Task, ctx: Context, run: TaskRun) -> None:
         got, want = normalise_for_check(texts[R_OUTPUTS]), normalise_for_check(texts[R_EXPECTED])
         if got != want:
             raise TaskFailed(task.id, f"check: {got[:80]!r} != {want[:80]!r}")
+        return
+    if op is Operator.TEXT:
+        try:
+            result = textops.run(task, values, ctx.language)
+        except textops.TextCheckFailed as exc:
+            raise TaskFailed(task.id, exc.reason) from None
+        run.result = result
+        await apply_outputs(task, result, ctx.memory)
         return
     started = time.perf_counter()
     if op is Operator.GENERATION:

@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from workflow import textops
 from workflow.errors import WorkflowValidationError
 from workflow.model import (
     R_END,
@@ -353,6 +354,10 @@ def _check_tasks(tasks: Sequence[Task], workflow: Workflow, found: _Findings) ->
                     raise WorkflowValidationError(
                         f"{here}.inputs", f"a check needs an input named {reserved!r}"
                     )
+        if task.operator is Operator.TEXT:
+            problem = textops.problem(task)
+            if problem is not None:
+                raise WorkflowValidationError(f"{here}.{problem[0]}", problem[1])
         if task.operator is Operator.SAMPLE:
             for j, inp in enumerate(task.inputs):
                 if inp.value.type is InputValueType.GET_ALL:

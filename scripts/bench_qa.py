@@ -1,0 +1,278 @@
+"""Data-workflow quality on the dev set: ``python -m scripts.bench_qa [--limit N] [--only ...] [--dump F]``.
+
+Runs the example data workflows at their shipped settings on the local model (Gemma 3 270M via
+llama.cpp) over ``tests/data/qa_passages.jsonl`` (passages written for this project, 60-120 words,
+several languages) and prints ``name=value`` lines (definitions in :mod:`workflow.eval.scores`):
+
+- ``qa_grounded_pair_rate``, ``qa_distinct_question_rate``, ``qa_language_match_rate``,
+  ``qa_example_leak_rate``: shares of the pairs ``qa_pairs.json`` returned;
+- ``qa_pairs_per_document`` (the workflow returns up to three; fewer when its checks reject the
+  rest), ``qa_failed_documents`` (runs that ended in the workflow's clear failure),
+  ``qa_seconds_per_document`` (wall time of a run, model loading excluded);
+- ``dialogue_grounded_turn_rate``: guide turns of ``persona_dialogue.json`` grounded in the passage;
+- ``extract_field_copy_rate``: fields of ``extract_record.json`` copied from the passage.
+
+``--dump F`` writes every output and its scores as JSON lines (for reading them by hand).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+from pydantic import BaseModel, ConfigDict
+
+from workflow.engine import Engine
+from workflow.eval.grounding import example_markers
+from workflow.eval.language import LanguageIdentifier
+from workflow.eval.scores import copied_fields, grounded_turns, score_qa
+from workflow.model import Operator, Workflow
+from workflow.providers.base import LLMProvider, ProviderSettings
+from workflow.validate import load_workflow
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSAGES = ROOT / "tests" / "data" / "qa_passages.jsonl"
+EXAMPLES = ROOT / "examples" / "workflows"
+_PLACEHOLDER = re.compile(r"\{\{?\s*[A-Za-z_]\w*\s*\}?\}")
+
+
+class Passage(BaseModel):
+    """One dev-set passage."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    lang: str
+    title: str
+    text: str
+
+
+def load_passages(path: Path = PASSAGES) -> list[Passage]:
+    """The dev set, one JSON object per line, languages interleaved (so ``--limit`` takes a mix)."""
+    passages = [Passage.model_validate_json(line) for line in path.read_text("utf-8").splitlines() if line]
+    rank: dict[str, int] = {}
+    order = []
+    for p in passages:
+        rank[p.lang] = rank.get(p.lang, -1) + 1
+        order.append((rank[p.lang], p.lang, p))
+    return [p for _, _, p in sorted(order, key=lambda item: (item[0], item[1]))]
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def few_shot_texts(workflow: Workflow) -> list[str]:
+    """The few-shot examples: the fixed text of each model prompt up to its first placeholder, and
+    every string of ``external_memory`` (where workflows keep examples by language)."""
+    texts: list[str] = _strings(workflow.external_memory or {})
+    for task in workflow.tasks:
+        if task.operator is not Operator.GENERATION:
+            continue
+        prompts = [task.prompt] if task.prompt else [m.content for m in task.messages or ()]
+        for prompt in prompts:
+            match = _PLACEHOLDER.search(prompt)
+            texts.append(prompt[: match.start()] if match else prompt)
+    return texts
+
+
+def example_questions(texts: Sequence[str]) -> list[str]:
+    """The ``Question:`` lines of few-shot examples."""
+    return [m.group(1).strip() for t in texts for m in re.finditer(r"^Question:(.*)$", t, re.MULTILINE)]
+
+
+async def _run(engine: Engine, workflow: Workflow, inputs: dict[str, Any]) -> tuple[Any, str | None, float]:
+    started = time.perf_counter()
+    outcome = await engine.execute(workflow, inputs)
+    elapsed = time.perf_counter() - started
+    rejected = [s.error for s in outcome.trace.steps if s.status == "failed"]
+    print(
+        f"bench_qa: {workflow.name}: {len(outcome.trace.steps)} steps; rejected: {rejected}", file=sys.stderr
+    )
+    if outcome.result is None:
+        return None, str(outcome.error), elapsed
+    return outcome.result.json_value(), None, elapsed
+
+
+class Dump:
+    """Where ``--dump`` writes, one JSON line per run as soon as it ends (or nowhere)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        if path is not None:
+            path.write_text("", "utf-8")
+
+    def append(self, record: dict[str, Any]) -> None:
+        if self._path is not None:
+            with self._path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _rate(good: int, total: int) -> float:
+    return good / total if total else 0.0
+
+
+async def bench_qa(
+    provider: LLMProvider, passages: Sequence[Passage], identifier: LanguageIdentifier, dump: Dump
+) -> dict[str, float]:
+    """Run ``qa_pairs.json`` on every passage; the Q&A figures."""
+    workflow = load_workflow(EXAMPLES / "qa_pairs.json")
+    shots = few_shot_texts(workflow)
+    markers, questions_seen = example_markers(shots), example_questions(shots)
+    engine = Engine(provider)
+    pairs, seconds, failed = [], 0.0, 0
+    for passage in passages:
+        value, error, elapsed = await _run(engine, workflow, {"document": passage.text})
+        seconds += elapsed
+        scored = []
+        if error is None and isinstance(value, list) and len(value) == 2:
+            scored = score_qa(
+                passage.text,
+                passage.lang,
+                value[0] or [],
+                value[1] or [],
+                markers=markers,
+                example_questions=questions_seen,
+                identifier=identifier,
+            )
+        else:
+            failed += 1
+        pairs.extend(scored)
+        dump.append(
+            {
+                "workflow": "qa_pairs",
+                "id": passage.id,
+                "lang": passage.lang,
+                "seconds": round(elapsed, 2),
+                "error": error,
+                "pairs": [s.model_dump() for s in scored],
+            }
+        )
+        print(f"bench_qa: {passage.id} {len(scored)} pair(s) {elapsed:.1f}s {error or ''}", file=sys.stderr)
+    n = len(pairs)
+    return {
+        "qa_grounded_pair_rate": _rate(sum(p.grounded for p in pairs), n),
+        "qa_distinct_question_rate": _rate(sum(p.distinct for p in pairs), n),
+        "qa_language_match_rate": _rate(sum(p.language_match for p in pairs), n),
+        "qa_example_leak_rate": _rate(sum(bool(p.leaked) for p in pairs), n),
+        "qa_pairs_per_document": n / len(passages),
+        "qa_failed_documents": float(failed),
+        "qa_seconds_per_document": seconds / len(passages),
+    }
+
+
+async def bench_dialogue(provider: LLMProvider, passages: Sequence[Passage], dump: Dump) -> dict[str, float]:
+    """Run ``persona_dialogue.json``; the share of guide turns grounded in the passage."""
+    workflow = load_workflow(EXAMPLES / "persona_dialogue.json")
+    engine = Engine(provider)
+    good = total = 0
+    for passage in passages:
+        value, error, elapsed = await _run(engine, workflow, {"document": passage.text})
+        turns = value[1] if error is None and isinstance(value, list) and len(value) == 2 else []
+        g, t = grounded_turns(passage.text, turns if isinstance(turns, list) else [], expected=2)
+        good, total = good + g, total + t
+        dump.append(
+            {
+                "workflow": "persona_dialogue",
+                "id": passage.id,
+                "seconds": round(elapsed, 2),
+                "error": error,
+                "value": value,
+                "grounded_guide_turns": g,
+            }
+        )
+    return {"dialogue_grounded_turn_rate": _rate(good, total)}
+
+
+async def bench_extract(provider: LLMProvider, passages: Sequence[Passage], dump: Dump) -> dict[str, float]:
+    """Run ``extract_record.json``; the share of fields copied from the passage."""
+    workflow = load_workflow(EXAMPLES / "extract_record.json")
+    engine = Engine(provider)
+    good = total = 0
+    for passage in passages:
+        value, error, elapsed = await _run(engine, workflow, {"text": passage.text})
+        g, t = copied_fields(passage.text, value)
+        good, total = good + g, total + t
+        dump.append(
+            {
+                "workflow": "extract_record",
+                "id": passage.id,
+                "seconds": round(elapsed, 2),
+                "error": error,
+                "value": value,
+                "copied_fields": g,
+            }
+        )
+    return {"extract_field_copy_rate": _rate(good, total)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--limit", type=int, default=0, help="only the first N passages (0: all)")
+    parser.add_argument(
+        "--only", default="qa,dialogue,extract", help="comma-separated: qa, dialogue, extract"
+    )
+    parser.add_argument("--ids", default="", help="comma-separated passage ids (default: all)")
+    parser.add_argument("--dump", type=Path, default=None, help="write outputs and scores as JSON lines")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="llama.cpp threads (0: the provider's default)"
+    )
+    parser.add_argument("--shard", default="", help="I/N: every N-th passage from the I-th (0-based)")
+    args = parser.parse_args(argv)
+    passages = load_passages()
+    if args.ids:
+        wanted = set(args.ids.split(","))
+        passages = [p for p in passages if p.id in wanted]
+    if args.limit:
+        passages = passages[: args.limit]
+    if args.shard:
+        index, count = (int(x) for x in args.shard.split("/"))
+        passages = passages[index::count]
+    only = set(args.only.split(","))
+    dump = Dump(args.dump)
+
+    async def run() -> dict[str, float]:
+        from workflow.providers.factory import build_provider
+
+        settings = ProviderSettings(kind="local")
+        if args.threads:
+            settings = settings.model_copy(update={"n_threads": args.threads})
+        provider = build_provider(settings)
+        figures: dict[str, float] = {}
+        try:
+            loader = getattr(provider, "load", None)
+            if loader is not None:
+                await loader()
+            if "qa" in only:
+                figures |= await bench_qa(provider, passages, LanguageIdentifier(), dump)
+            if "dialogue" in only:
+                figures |= await bench_dialogue(provider, passages, dump)
+            if "extract" in only:
+                figures |= await bench_extract(provider, passages, dump)
+        finally:
+            await provider.aclose()
+        return figures
+
+    figures = trio.run(run)
+    for name, value in figures.items():
+        print(
+            f"{name}={value:.3f}" if not name.endswith("_documents") else f"{name}={int(value)}", flush=True
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

