@@ -14,6 +14,7 @@ from collections.abc import Sequence
 # subcommand -> (module, help). Each module defines ``register(subparsers)`` and ``run(args) -> int``.
 _COMMANDS: dict[str, tuple[str, str]] = {
     "workflow": ("cli.workflow_cmd", "validate and run LLM workflows locally"),
+    "model": ("cli.model_cmd", "serve the local model to every process of this machine"),
 }
 
 
