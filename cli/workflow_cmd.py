@@ -217,3 +217,5 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except Exception as exc:  # whatever the stage, a failure is one line on stderr (issue 12)
+        return _fail(f"internal error: {type(exc).__name__}: {exc}", EXIT_RUNTIME)

@@ -29,6 +29,8 @@ This is the use trio documents for ``from_thread.check_cancelled`` ("poll to all
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -47,8 +49,33 @@ T = TypeVar("T")
 # once could restore each other's /dev/null. One lock for the whole process is the only correct scope.
 _LOAD_LOCK = threading.Lock()
 
+# The ctypes callback llama.cpp logs through, kept alive for the life of the process (llama_log_set is
+# process-wide native state, like the load lock above).
+_NATIVE_LOG: list[Any] = []
+
 LOCK_POLL_S = 0.05
 """How often a call waiting for a busy model checks whether it was cancelled meanwhile (seconds)."""
+
+
+def route_native_logs() -> None:
+    """Send llama.cpp's own log lines to the structured log (``llama_cpp_log``, debug level).
+
+    llama-cpp-python prints llama.cpp's error-level lines straight to stderr, e.g.
+    ``decode: removing memory module entries ...`` each time a prompt evaluation is aborted on
+    purpose; the CLI promises one line on stderr per failure. Failures still surface as exceptions.
+    """
+    if _NATIVE_LOG:
+        return
+    import llama_cpp
+
+    def forward(level: int, text: bytes, _user_data: Any) -> None:
+        if log_native.isEnabledFor(logging.DEBUG):
+            log.debug("llama_cpp_log", level=level, text=text.decode("utf-8", "replace").rstrip())
+
+    log_native = logging.getLogger(__name__)
+    callback = llama_cpp.llama_log_callback(forward)
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    _NATIVE_LOG.append(callback)
 
 
 class StopFlag:
@@ -149,6 +176,7 @@ class LlamaRunner:
                 # prompt-prefix reuse included (checked past the 512-token window).
                 swa_full=False,
             )
+        route_native_logs()
         self._abort_cb = llama_cpp.ggml_abort_callback(self._aborting)
         llama_cpp.llama_set_abort_callback(llama.ctx, self._abort_cb, None)
         self._llama = llama

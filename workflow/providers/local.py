@@ -37,7 +37,7 @@ from workflow.providers.base import (
     ProviderSettings,
     ToolSpec,
 )
-from workflow.providers.llama_runner import GenerationStopped, LlamaRunner, StopFlag
+from workflow.providers.llama_runner import GenerationStopped, LlamaRunner, StopFlag, call_native
 from workflow.providers.transcript import STOP_SEQUENCES, parse_tool_calls, render_prompt
 
 log = get_logger(__name__)
@@ -107,11 +107,11 @@ class LocalProvider:
     def _error(self, cls: type[ProviderError], message: str) -> ProviderError:
         return cls(message, endpoint=self.endpoint, model=self.model)
 
-    def _get_runner(self) -> LlamaRunner:
+    async def _get_runner(self) -> LlamaRunner:
         if self._runner is None:
             if self._path is None:
-                try:
-                    self._path = default_model_path()
+                try:  # a worker thread, never abandoned: a cut-off must not leave a half-written file
+                    self._path = await call_native(default_model_path)
                 except (OSError, ValueError) as exc:
                     raise self._error(
                         ModelNotFoundError, f"cannot assemble the packaged GGUF: {exc}"
@@ -123,7 +123,7 @@ class LocalProvider:
 
     async def load(self) -> None:
         """Load the model now (otherwise it is loaded on the first call); no deadline applies."""
-        runner = self._get_runner()
+        runner = await self._get_runner()
         if runner.loaded:
             return
         if not runner.path.is_file():
@@ -161,7 +161,7 @@ class LocalProvider:
         self, prompt: str, options: GenerationOptions, stop: Sequence[str]
     ) -> tuple[str, int, int, float]:
         await self.load()
-        runner = self._get_runner()
+        runner = await self._get_runner()
         started = time.monotonic()
         try:
             with trio.fail_after(self._settings.timeout_s):
