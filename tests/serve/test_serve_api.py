@@ -4,7 +4,6 @@ raw HTTP (httpx), the official ``ollama`` client, and Synod's Ollama and OpenAI 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +23,7 @@ from workflow.providers.openai import OpenAIProvider
 pytestmark = [pytest.mark.integration, pytest.mark.model]
 
 PROMPT = "The history of the lighthouse begins"
+PROMPT_TOKENS = 7  # BOS + 6 (Gemma 3's tokenizer); the in-process provider counts the same (tested below)
 # A base model keeps counting: a long generation that only a disconnect or num_predict ends.
 COUNTING = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,"
 COUNTERS = (
@@ -45,7 +45,7 @@ def server() -> Iterator[ServeProcess]:
 
 @pytest.fixture(scope="module")
 def client(server: ServeProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=60) as http:
+    with httpx.Client(base_url=server.url, timeout=120) as http:
         yield http
 
 
@@ -92,7 +92,7 @@ def test_generate_reports_ollamas_counters(client: httpx.Client) -> None:
     for name in COUNTERS:
         assert isinstance(result[name], int) and result[name] >= 0, name
     assert result["eval_count"] == 12 and result["done_reason"] == "length"
-    assert result["prompt_eval_count"] == 8  # BOS + 7 tokens of the prompt
+    assert result["prompt_eval_count"] == PROMPT_TOKENS
     assert result["prompt_eval_duration"] > 0 and result["eval_duration"] > 0
     assert result["total_duration"] >= result["prompt_eval_duration"] + result["eval_duration"]
 
@@ -171,7 +171,7 @@ def test_synods_ollama_provider(server: ServeProcess, stream: bool) -> None:
             await provider.aclose()
 
     text, tools = trio.run(main)
-    assert text.text and text.completion_tokens == 10 and text.prompt_tokens == 8
+    assert text.text and text.completion_tokens == 10 and text.prompt_tokens == PROMPT_TOKENS
     assert tools.tool_calls, tools.text
     assert tools.tool_calls[0].name == "get_weather" and tools.tool_calls[0].arguments == {"city": "Berlin"}
 
@@ -204,7 +204,7 @@ def test_synods_openai_provider(server: ServeProcess) -> None:
             await provider.aclose()
 
     text, chat, tools = trio.run(main)
-    assert text.text and text.completion_tokens == 10 and text.prompt_tokens == 8
+    assert text.text and text.completion_tokens == 10 and text.prompt_tokens == PROMPT_TOKENS
     assert chat.text and chat.completion_tokens > 0
     assert tools.tool_calls and tools.tool_calls[0].arguments == {"city": "Berlin"}
 
@@ -304,19 +304,18 @@ def test_bad_requests_are_clear_errors_and_the_server_keeps_serving(
 
 
 def test_a_client_that_disconnects_mid_stream_stops_its_generation(server: ServeProcess) -> None:
-    """One slot: had the abandoned 1500-token generation gone on, the next request would wait a minute."""
-    body = {"model": "gemma3-270m", "prompt": COUNTING, "options": {"num_predict": 1500, "temperature": 0}}
-    with httpx.Client(base_url=server.url, timeout=60) as first:
+    """One slot: had the abandoned generation (until the 2048-token context is full) gone on, the next
+    request would wait for it (close to a minute here); it waits for one more token at most."""
+    body = {"model": "gemma3-270m", "prompt": COUNTING, "options": {"num_predict": -1, "temperature": 0}}
+    with httpx.Client(base_url=server.url, timeout=120) as first:
         with first.stream("POST", "/api/generate", json=body) as response:
             lines = response.iter_lines()
             received = [json.loads(next(lines)) for _ in range(5)]
         assert all(line["done"] is False for line in received)
-    started = time.monotonic()
-    with httpx.Client(base_url=server.url, timeout=60) as second:
+    with httpx.Client(base_url=server.url, timeout=120) as second:
         result = generate(second, prompt=PROMPT, options={"num_predict": 4})
     assert result["eval_count"] == 4
-    assert time.monotonic() - started < 5.0
-    assert result["load_duration"] < 2_000_000_000  # waited less than 2 s for the slot
+    assert result["load_duration"] < 10_000_000_000  # seconds waiting for the slot, not a minute
 
 
 def test_a_client_that_gives_up_on_a_whole_answer_stops_its_generation(server: ServeProcess) -> None:
@@ -324,14 +323,14 @@ def test_a_client_that_gives_up_on_a_whole_answer_stops_its_generation(server: S
         "model": "gemma3-270m",
         "prompt": COUNTING,
         "stream": False,
-        "options": {"num_predict": 1500, "temperature": 0},
+        "options": {"num_predict": -1, "temperature": 0},
     }
-    with httpx.Client(base_url=server.url, timeout=1.0) as impatient, pytest.raises(httpx.ReadTimeout):
+    with httpx.Client(base_url=server.url, timeout=2.0) as impatient, pytest.raises(httpx.ReadTimeout):
         impatient.post("/api/generate", json=body)
-    started = time.monotonic()
-    with httpx.Client(base_url=server.url, timeout=60) as second:
+    with httpx.Client(base_url=server.url, timeout=120) as second:
         result = generate(second, prompt=PROMPT, options={"num_predict": 4})
-    assert result["eval_count"] == 4 and time.monotonic() - started < 5.0
+    assert result["eval_count"] == 4
+    assert result["load_duration"] < 10_000_000_000
 
 
 def test_concurrent_clients_queue_for_the_slot(server: ServeProcess) -> None:

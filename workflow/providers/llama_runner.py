@@ -89,9 +89,18 @@ class StopFlag:
     def __init__(self) -> None:
         self._event = threading.Event()
         self._pending: BaseException | None = None
+        self.after_prompt: Callable[[], None] | None = None
+        """Called once, at the first :meth:`token_sampled` (the runner disarms the abort callback)."""
 
     def set(self) -> None:
         self._event.set()
+
+    def token_sampled(self) -> bool:
+        """:meth:`requested`, for llama-cpp-python's stopping criteria (called after every token)."""
+        hook, self.after_prompt = self.after_prompt, None
+        if hook is not None:
+            hook()
+        return self.requested()
 
     def requested(self) -> bool:
         if self._event.is_set():
@@ -141,6 +150,7 @@ class LlamaRunner:
         self._llama: Any = None
         self._current: StopFlag | None = None
         self._abort_cb: Any = None  # keeps the ctypes callback alive as long as the context
+        self._no_abort: Any = None
 
     @property
     def loaded(self) -> bool:
@@ -178,9 +188,17 @@ class LlamaRunner:
             )
         route_native_logs()
         self._abort_cb = llama_cpp.ggml_abort_callback(self._aborting)
-        llama_cpp.llama_set_abort_callback(llama.ctx, self._abort_cb, None)
+        self._no_abort = llama_cpp.ggml_abort_callback()  # a NULL function pointer
         self._llama = llama
         log.info("local_model_loaded", path=str(self.path), load_s=round(time.monotonic() - started, 3))
+
+    def _arm_abort(self, armed: bool) -> None:
+        """Install the abort callback for the prompt's evaluation only: it runs Python (takes the
+        GIL) at every graph node, and one-token steps are covered by the stopping criteria."""
+        import llama_cpp
+
+        callback = self._abort_cb if armed else self._no_abort
+        llama_cpp.llama_set_abort_callback(self._llama.ctx, callback, None)
 
     def _acquire(self, stop: StopFlag) -> bool:
         """Take the instance lock, giving up (False) once a stop is requested."""
@@ -199,6 +217,8 @@ class LlamaRunner:
                 stop.reraise()
                 raise GenerationStopped("stopped before the call started")
             self._current = stop
+            stop.after_prompt = lambda: self._arm_abort(False)
+            self._arm_abort(True)
             try:
                 result = fn(self._llama, stop)
             except RuntimeError as exc:
@@ -207,7 +227,9 @@ class LlamaRunner:
                 stop.reraise()  # llama_decode returned 2: aborted through the callback
                 raise GenerationStopped(str(exc)) from exc
             finally:
+                self._arm_abort(False)
                 self._current = None
+                stop.after_prompt = None
             if stop.requested():
                 stop.reraise()
                 raise GenerationStopped("stopped by request")
@@ -230,10 +252,11 @@ class LlamaRunner:
     async def run(self, fn: Callable[[Any, StopFlag], T], stop: StopFlag | None = None) -> T:
         """``fn(llama, stop)`` in a worker thread, loading the model first if needed.
 
-        ``fn`` must return soon after ``stop.requested()`` turns true (it is wired into llama.cpp's
-        abort callback here; pass it to the stopping criteria too). Raises trio's ``Cancelled`` when
-        the caller was cancelled meanwhile, :class:`GenerationStopped` when ``stop.set()`` ended the
-        call, and whatever ``fn`` raises.
+        ``fn`` must return soon after ``stop.requested()`` turns true: it is wired into llama.cpp's
+        abort callback here for the prompt's evaluation; ``fn`` passes ``stop.token_sampled`` to the
+        stopping criteria (which also disarms that callback after the prompt). Raises trio's
+        ``Cancelled`` when the caller was cancelled meanwhile, :class:`GenerationStopped` when
+        ``stop.set()`` ended the call, and whatever ``fn`` raises.
         """
         flag = stop or StopFlag()
         return await call_native(lambda: self._run_sync(fn, flag))

@@ -140,7 +140,7 @@ class LocalProvider:
 
         kwargs: dict[str, Any] = {
             # checked after every token: a cancelled (timed-out) call stops generating at once
-            "stopping_criteria": StoppingCriteriaList([lambda _ids, _logits: flag.requested()]),
+            "stopping_criteria": StoppingCriteriaList([lambda _ids, _logits: flag.token_sampled()]),
             "max_tokens": options.max_tokens,
             "temperature": options.temperature,
             "top_p": options.top_p,

@@ -288,7 +288,7 @@ class ModelPool:
             repeat_penalty=sampling.repeat_penalty,
             presence_penalty=sampling.presence_penalty,
             frequency_penalty=sampling.frequency_penalty,
-            stopping_criteria=StoppingCriteriaList([lambda _ids, _logits: flag.requested()]),
+            stopping_criteria=StoppingCriteriaList([lambda _ids, _logits: flag.token_sampled()]),
             grammar=grammar,
         ):
             if not progress.first_token_ns:
