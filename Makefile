@@ -53,7 +53,8 @@ demo: setup build ## anvil + deploy + one task carried through its lifecycle
 
 bench: setup build ## print name=value performance figures (gas, workflow engine, local model)
 	@$(PY) -m scripts.bench_gas
-	@$(PY) -m scripts.bench_workflow
+	@$(PY) -m scripts.bench_workflow --no-model
+	@$(PY) -m scripts.bench_model
 
 lint: setup ## ruff, mypy (strict), forge fmt --check
 	$(VENV)/bin/ruff check .

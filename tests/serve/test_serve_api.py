@@ -136,24 +136,24 @@ def test_stop_sequences_end_the_answer(client: httpx.Client) -> None:
 
 
 def test_the_official_ollama_client(server: ServeProcess) -> None:
-    client = ollama.Client(host=server.url, timeout=60)
-    assert [m.model for m in client.list().models] == ["gemma3-270m:latest"]
-    answer = client.generate(model="gemma3-270m", prompt=PROMPT, options={"num_predict": 8, "temperature": 0})
-    assert answer.response and answer.eval_count == 8 and answer.done_reason == "length"
-    pieces = list(
-        client.chat(
-            model="gemma3-270m",
-            messages=[{"role": "user", "content": "Name a colour."}],
-            options={"num_predict": 12, "temperature": 0},
-            stream=True,
+    with ollama.Client(host=server.url, timeout=120) as client:
+        assert [m.model for m in client.list().models] == ["gemma3-270m:latest"]
+        answer = client.generate(model="gemma3-270m", prompt=PROMPT, options={"num_predict": 8, "temperature": 0})
+        assert answer.response and answer.eval_count == 8 and answer.done_reason == "length"
+        pieces = list(
+            client.chat(
+                model="gemma3-270m",
+                messages=[{"role": "user", "content": "Name a colour."}],
+                options={"num_predict": 12, "temperature": 0},
+                stream=True,
+            )
         )
-    )
-    assert pieces[-1].done and pieces[-1].eval_count
-    assert "".join(p.message.content or "" for p in pieces).strip()
-    with pytest.raises(ollama.ResponseError) as info:
-        client.generate(model="llama3.1", prompt="hi")
-    assert info.value.status_code == 404 and '"llama3.1"' in info.value.error
-    assert client.show("gemma3-270m").details is not None
+        assert pieces[-1].done and pieces[-1].eval_count
+        assert "".join(p.message.content or "" for p in pieces).strip()
+        with pytest.raises(ollama.ResponseError) as info:
+            client.generate(model="llama3.1", prompt="hi")
+        assert info.value.status_code == 404 and '"llama3.1"' in info.value.error
+        assert client.show("gemma3-270m").details is not None
 
 
 @pytest.mark.parametrize("stream", [False, True])
