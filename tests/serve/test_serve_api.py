@@ -337,7 +337,7 @@ def test_concurrent_clients_queue_for_the_slot(server: ServeProcess) -> None:
     results: list[dict[str, Any]] = []
 
     async def one(i: int) -> None:
-        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+        async with httpx.AsyncClient(base_url=server.url, timeout=300) as http:
             response = await http.post(
                 "/api/generate",
                 json={
