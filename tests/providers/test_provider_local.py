@@ -115,14 +115,14 @@ def test_timeout_is_a_provider_timeout() -> None:
         try:
             await provider.generate("Once upon a time", GenerationOptions(max_tokens=40))
         finally:
-            await provider.aclose()  # waits for the abandoned llama.cpp call to finish
+            await provider.aclose()
 
     with pytest.raises(ProviderTimeoutError, match=r"0\.05s"):
         trio.run(main)
 
 
 def test_provider_still_works_in_a_later_run_after_a_timeout() -> None:
-    """A call abandoned at its timeout must not dead-lock the next ``trio.run`` on the provider."""
+    """A call stopped at its timeout must not dead-lock the next ``trio.run`` on the provider."""
     provider = LocalProvider(ProviderSettings(kind="local", timeout_s=0.05, n_ctx=512))
     trio.run(provider.load)
 
@@ -133,7 +133,7 @@ def test_provider_still_works_in_a_later_run_after_a_timeout() -> None:
         trio.run(too_slow)
 
     async def later() -> None:
-        with trio.fail_after(60):  # waits only for the abandoned 40-token generation
+        with trio.fail_after(60):  # the timed-out call already ended: nothing to wait for
             await provider.load()
             await provider.aclose()
 
