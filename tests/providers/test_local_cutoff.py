@@ -45,6 +45,7 @@ def _run(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.timeout(1200)  # ~90 s on an idle 2-core machine; each run loads the model
 def test_cut_off_runs_exit_3_with_one_stderr_line_every_time(tmp_path: Path) -> None:
     # 0.05 s ends during model loading, 0.3-0.6 s around prompt evaluation, 0.8-1.2 s mid-generation.
     deadlines = [round(0.05 + (i % 8) * 0.16, 2) for i in range(RUNS)]
