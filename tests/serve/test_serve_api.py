@@ -138,7 +138,9 @@ def test_stop_sequences_end_the_answer(client: httpx.Client) -> None:
 def test_the_official_ollama_client(server: ServeProcess) -> None:
     with ollama.Client(host=server.url, timeout=120) as client:
         assert [m.model for m in client.list().models] == ["gemma3-270m:latest"]
-        answer = client.generate(model="gemma3-270m", prompt=PROMPT, options={"num_predict": 8, "temperature": 0})
+        answer = client.generate(
+            model="gemma3-270m", prompt=PROMPT, options={"num_predict": 8, "temperature": 0}
+        )
         assert answer.response and answer.eval_count == 8 and answer.done_reason == "length"
         pieces = list(
             client.chat(
