@@ -97,14 +97,20 @@ async def one_client(url: str, index: int, requests: int, tokens: int, timeout_s
 async def throughput(url: str, clients: int, requests: int, tokens: int, timeout_s: float) -> float:
     """Aggregate generated tokens per second of ``clients`` concurrent clients."""
     counts: list[int] = []
+    failures: list[BenchError] = []
 
     async def run(index: int) -> None:
-        counts.append(await one_client(url, index, requests, tokens, timeout_s))
+        try:
+            counts.append(await one_client(url, index, requests, tokens, timeout_s))
+        except BenchError as exc:  # kept here: out of the nursery it would come in a group
+            failures.append(exc)
 
     started = time.perf_counter()
     async with trio.open_nursery() as nursery:
         for index in range(clients):
             nursery.start_soon(run, index)
+    if failures:
+        raise failures[0]
     return sum(counts) / (time.perf_counter() - started)
 
 
