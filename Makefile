@@ -66,7 +66,8 @@ demo: setup build ## anvil + deploy + one task carried through its lifecycle
 
 bench: setup build ## print name=value performance figures (gas, workflow engine, local model, p2p, watcher)
 	@$(PY) -m scripts.bench_gas
-	@$(PY) -m scripts.bench_workflow
+	@$(PY) -m scripts.bench_workflow --no-model
+	@$(PY) -m scripts.bench_model
 	@$(PY) -m scripts.bench_p2p
 	@$(PY) -m scripts.bench_watcher
 	@$(PY) -m scripts.bench_scoring

@@ -20,6 +20,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("cli.keys_cmd", "create, import and show encrypted keystores"),
     "node": ("cli.node_cmd", "compute node: init, register, status, unbond, withdraw, claim, rewards"),
     "oracle": ("cli.oracle_cmd", "validator: init, register, status, unbond, withdraw, claim, rewards"),
+    "model": ("cli.model_cmd", "serve the local model to every process of this machine"),
 }
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -115,14 +115,14 @@ def test_timeout_is_a_provider_timeout() -> None:
         try:
             await provider.generate("Once upon a time", GenerationOptions(max_tokens=40))
         finally:
-            await provider.aclose()  # waits for the abandoned llama.cpp call to finish
+            await provider.aclose()
 
     with pytest.raises(ProviderTimeoutError, match=r"0\.05s"):
         trio.run(main)
 
 
 def test_provider_still_works_in_a_later_run_after_a_timeout() -> None:
-    """A call abandoned at its timeout must not dead-lock the next ``trio.run`` on the provider."""
+    """A call stopped at its timeout must not dead-lock the next ``trio.run`` on the provider."""
     provider = LocalProvider(ProviderSettings(kind="local", timeout_s=0.05, n_ctx=512))
     trio.run(provider.load)
 
@@ -133,7 +133,7 @@ def test_provider_still_works_in_a_later_run_after_a_timeout() -> None:
         trio.run(too_slow)
 
     async def later() -> None:
-        with trio.fail_after(60):  # waits only for the abandoned 40-token generation
+        with trio.fail_after(60):  # the timed-out call already ended: nothing to wait for
             await provider.load()
             await provider.aclose()
 
@@ -163,3 +163,55 @@ def test_model_is_assembled_once_into_the_cache(tmp_path: Path) -> None:
     second = default_model_path(tmp_path)
     assert first == second == tmp_path / "gemma-3-270m-q4_k_m.gguf"
     assert second.stat().st_mtime_ns == mtime
+
+
+def test_cancelled_calls_leave_the_model_usable_in_a_long_lived_process() -> None:
+    """Cancel calls during prompt evaluation, during generation and while queued; then a normal call."""
+    provider = LocalProvider(ProviderSettings(kind="local", n_ctx=2048))
+    long_prompt = "The owls of the marsh are made of glass. " * 160  # ~1,600 tokens to evaluate
+    reference_options = GenerationOptions(max_tokens=8)
+
+    async def main() -> tuple[Completion, Completion, list[float]]:
+        await provider.load()
+        reference = await provider.generate("The capital of France is", reference_options)
+        stopped_after: list[float] = []
+        for delay in (0.0, 0.05, 0.3):  # inside the prompt's llama_decode: the abort callback ends it
+            started = trio.current_time()
+            with trio.move_on_after(delay) as scope:
+                await provider.generate(long_prompt, GenerationOptions(max_tokens=200))
+            assert scope.cancelled_caught
+            stopped_after.append(trio.current_time() - started - delay)
+        with trio.move_on_after(1.0) as scope:  # mid-generation: the stopping criteria end it
+            await provider.generate("Once upon a time", GenerationOptions(max_tokens=2000))
+        assert scope.cancelled_caught
+        async with trio.open_nursery() as nursery:  # one running, two queued behind the model lock
+            for prompt in ("Tell me", "Owls are", "The sea is"):
+                nursery.start_soon(provider.generate, prompt, GenerationOptions(max_tokens=500))
+            await trio.sleep(0.4)
+            nursery.cancel_scope.cancel()
+        again = await provider.generate("The capital of France is", reference_options)
+        await provider.aclose()
+        return reference, again, stopped_after
+
+    reference, again, stopped_after = trio.run(main)
+    assert (again.text, again.prompt_tokens, again.completion_tokens) == (
+        reference.text,
+        reference.prompt_tokens,
+        reference.completion_tokens,
+    )
+    assert max(stopped_after) < 0.5, stopped_after  # the full prompt takes several seconds here
+
+
+def test_a_load_cut_off_by_a_deadline_still_completes() -> None:
+    """Model loading cannot be interrupted: the deadline is honoured once it is done, never mid-load."""
+    provider = LocalProvider(ProviderSettings(kind="local", n_ctx=512))
+
+    async def main() -> None:
+        with trio.move_on_after(0.01) as scope:
+            await provider.generate("Hello", GenerationOptions(max_tokens=4))
+        assert scope.cancelled_caught
+        completion = await provider.generate("Hello", GenerationOptions(max_tokens=4))
+        assert completion.completion_tokens == 4
+        await provider.aclose()
+
+    trio.run(main)

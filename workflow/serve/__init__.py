@@ -1,0 +1,1 @@
+"""``synod model serve``: the local model over Ollama's and OpenAI's HTTP APIs (docs/model-serve.md)."""
