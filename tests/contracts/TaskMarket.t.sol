@@ -458,6 +458,28 @@ contract TaskMarketTest is Fixture {
         vm.assertEq(b.revealedMask, 7);
     }
 
+    /// @notice Reveals may come in any order; each marks its own seat (not its position in the reveal order).
+    function test_revealResult_outOfOrderMarksItsOwnSeat() public {
+        uint256 batchId = _post();
+        for (uint256 i; i < 3; ++i) {
+            _commit(batchId, i);
+        }
+        _reveal(batchId, 2);
+        ITaskMarket.BatchView memory b = market.batch(batchId);
+        vm.assertEq(b.revealedMask, 4, "seat 2's bit");
+        vm.assertEq(b.revealCount, 1);
+        (, bool revealed0) = market.nodeSeat(batchId, 0);
+        (, bool revealed2) = market.nodeSeat(batchId, 2);
+        vm.assertFalse(revealed0);
+        vm.assertTrue(revealed2);
+        bytes32[] memory digests = _digests(2, 1);
+        vm.expectRevert(abi.encodeWithSelector(ITaskMarket.BatchAlreadyRevealed.selector, batchId, 2));
+        vm.prank(nodes[2]);
+        market.revealResult(batchId, 2, digests, _salt(2));
+        _reveal(batchId, 0);
+        vm.assertEq(market.batch(batchId).revealedMask, 5);
+    }
+
     function test_revealResult_revertsForUntakenSeat() public {
         uint256 batchId = _post();
         _commit(batchId, 0);
@@ -1097,6 +1119,25 @@ contract TaskMarketTest is Fixture {
         vm.assertEq(uint256(_phase(batchId)), uint256(ITaskMarket.Phase.Settled));
         (address v2,,,,) = market.committeeSeat(batchId, 2);
         vm.assertEq(_stake(v2), _validatorStake(_validatorIndex(v2)) - SLASH, "committed, never revealed");
+    }
+
+    /// @notice A majority means more than half the seats: 1 revealed vector of a 2-seat committee is re-scored.
+    function test_settle_exactlyHalfTheVotesIsNoMajority() public {
+        ITaskMarket.JobParams memory p = _params();
+        p.m = 2;
+        uint256 batchId = _postRows(p, 1);
+        _toScoring(batchId);
+        vm.assertEq(market.batch(batchId).committeeSize, 2);
+        _commitScores(batchId, 0, _vec3(80, 80, 80));
+        _commitScores(batchId, 1, _vec3(80, 80, 80));
+        _revealScores(batchId, 0, _vec3(80, 80, 80));
+        vm.warp(_deadline(batchId) + 1);
+        bytes[] memory vs = _vectors(batchId);
+        vm.expectEmit();
+        emit ITaskMarket.BatchRescoring(batchId, 0, 1, 2);
+        market.settle(batchId, vs);
+        vm.assertEq(uint256(market.batch(batchId).phase), uint256(ITaskMarket.Phase.Drawing));
+        vm.assertEq(market.balanceOf(nodes[0]), 0, "not paid on half the votes");
     }
 
     // ----------------------------------------------------------------- settle: refunds
