@@ -25,7 +25,6 @@ from hexbytes import HexBytes
 from pydantic import BaseModel, ConfigDict
 
 from protocol.chain.contracts import SynodContracts
-from protocol.chain.registry import Role
 from protocol.chain.rpc import translated
 from protocol.operator.config import OperatorRole
 from protocol.types import Address

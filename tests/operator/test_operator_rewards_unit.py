@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from protocol.operator.config import OperatorRole
 from protocol.chain.models import RefundReason, SlashReason
+from protocol.operator.config import OperatorRole
 from protocol.operator.rewards import REFUND_REASONS, SLASH_REASONS_V2, ChainEvent, rewards_v2
 from protocol.types import Address
 
