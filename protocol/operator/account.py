@@ -370,9 +370,11 @@ class OperatorAccount:
             receipt = sender.transact(self._registry.withdraw(), label="withdraw")
         except ContractRevert as exc:
             if exc.name == "RegistrySeatsOpen":  # protocol v2: seats of unsettled batches lock the stake
+                seats = int(exc.args.get("openSeats", 0))
                 raise AccountStateError(
-                    f"{self.address} still holds {exc.args.get('openSeats')} seat(s) in unsettled batches: "
-                    f"run {self._cmd('withdraw')} again once they settle"
+                    f"cannot withdraw yet: {self.address} holds {seats} seat(s) in batches that are not "
+                    "settled (the stake stays locked until they settle or are refunded, so a missed reveal "
+                    f"can still be slashed); run {self._cmd('withdraw')} again after they end"
                 ) from None
             raise
         amounts = [

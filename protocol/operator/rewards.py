@@ -5,17 +5,15 @@ Two layers, so the protocol version only touches the second:
 * an **event list** (:class:`EventSource`): typed :class:`ChainEvent` records of one contract
   event, filtered by indexed arguments, over a block range; :class:`LogEventSource` reads them
   with ``eth_getLogs`` in ranges of ``chain.log_range`` blocks up to the confirmed head;
-* an **interpretation** of those events into :class:`RewardEntry` rows, chosen by the deployed
-  ABI (:func:`protocol_version`): :func:`rewards_v1` reads protocol v1 (per task:
-  ``ResultRevealed`` / ``ScoresRevealed`` joined with ``TaskFinalized`` / ``TaskRefunded``,
-  registry ``Slashed``, ``Claimed``); :func:`rewards_v2` reads the v2 interface (per batch:
-  ``BatchSettled.nodePaid`` / ``agreedMask`` of the last ``CommitteeDrawn``, ``BatchRefunded``,
-  ``MisconductSlashed`` with its reason, ``Claimed``).
+* an **interpretation** of those events into :class:`RewardEntry` rows (:func:`rewards_v2`, the
+  protocol v2 interface, per batch: ``BatchSettled.nodePaid`` / ``agreedMask`` of the last
+  ``CommitteeDrawn``, ``BatchRefunded``, ``MisconductSlashed`` with its reason, ``Claimed``).
+  Protocol v1 (per-task settlement) no longer exists and is not read.
 
 Rows (``kind``): ``payout`` (credited to the claimable balance), ``unpaid`` (settled without pay,
 and why), ``pending`` (revealed, not settled yet), ``slash`` (taken from the stake), ``claim``
 (paid out of the balance to the account). Amounts are integer base units; ``batch`` is the batch
-id (v1: the task id, a batch of one).
+id.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ from hexbytes import HexBytes
 from pydantic import BaseModel, ConfigDict
 
 from protocol.chain.contracts import SynodContracts
-from protocol.chain.registry import Role
 from protocol.chain.rpc import translated
 from protocol.operator.config import OperatorRole
 from protocol.types import Address
@@ -43,7 +40,7 @@ REFUND_REASONS = (
     "no validator to draw",
     "committee not drawn in time",
 )
-"""``ITaskMarket.RefundReason`` in declaration order, in words."""
+"""v2 ``ITaskMarket.RefundReason`` in declaration order, in words (tests check it against the ABI)."""
 
 
 class ChainEvent(BaseModel):
@@ -109,7 +106,7 @@ class RewardEntry(BaseModel):
 
     kind: RewardKind
     batch: int | None
-    """The batch (v1: the task id); ``None`` for claims."""
+    """The batch id; ``None`` for claims."""
     reason: str
     amount: int
     """Base units: credited (payout), taken (slash), paid out (claim); 0 for unpaid/pending."""
@@ -139,127 +136,6 @@ class RewardsReport(BaseModel):
 def _chunks(values: Sequence[int], size: int) -> Iterable[list[int]]:
     for i in range(0, len(values), size):
         yield list(values[i : i + size])
-
-
-def _settlements(
-    source: EventSource, task_ids: Sequence[int], from_block: int, to_block: int
-) -> tuple[dict[int, ChainEvent], dict[int, ChainEvent]]:
-    finalized: dict[int, ChainEvent] = {}
-    refunded: dict[int, ChainEvent] = {}
-    for chunk in _chunks(sorted(set(task_ids)), TOPIC_OR_LIMIT):
-        for e in source.events("TaskMarket", "TaskFinalized", {"taskId": chunk}, from_block, to_block):
-            finalized[int(e.args["taskId"])] = e
-        for e in source.events("TaskMarket", "TaskRefunded", {"taskId": chunk}, from_block, to_block):
-            refunded[int(e.args["taskId"])] = e
-    return finalized, refunded
-
-
-def _settled_entry(
-    task_id: int,
-    bit: int,
-    finalized: ChainEvent | None,
-    refunded: ChainEvent | None,
-    reward_key: str,
-    paid_reason: str,
-    unpaid_reason: str,
-    mask_key: str,
-    median: str,
-) -> RewardEntry:
-    if finalized is not None:
-        paid = (int(finalized.args[mask_key]) >> bit) & 1 == 1
-        amount = int(finalized.args[reward_key]) if paid else 0
-        return RewardEntry(
-            kind="payout" if paid else "unpaid",
-            batch=task_id,
-            reason=(paid_reason if paid else unpaid_reason) + median,
-            amount=amount,
-            tx_hash=finalized.tx_hash,
-            block_number=finalized.block_number,
-        )
-    if refunded is not None:
-        code = int(refunded.args["reason"])
-        why = REFUND_REASONS[code] if code < len(REFUND_REASONS) else f"reason {code}"
-        return RewardEntry(
-            kind="unpaid",
-            batch=task_id,
-            reason=f"task refunded to the requester: {why}",
-            amount=0,
-            tx_hash=refunded.tx_hash,
-            block_number=refunded.block_number,
-        )
-    return RewardEntry(
-        kind="pending", batch=task_id, reason="not settled yet", amount=0, tx_hash=None, block_number=None
-    )
-
-
-def rewards_v1(
-    source: EventSource, account: Address, role: OperatorRole, from_block: int, to_block: int
-) -> list[RewardEntry]:
-    """Protocol v1 events -> the account's rows, in chain order (pending rows last).
-
-    Nodes: each ``ResultRevealed`` by the account, settled by ``TaskFinalized`` (paid
-    ``nodeReward`` when bit ``order`` of ``acceptedMask`` is set) or ``TaskRefunded``. Validators:
-    each ``ScoresRevealed``, paid ``validatorReward`` when bit ``seat`` of ``agreedMask`` is set.
-    Both: registry ``Slashed`` (a commitment never revealed) and market ``Claimed``.
-    Raises :class:`~protocol.chain.errors.RpcError` when the logs cannot be read.
-    """
-    entries: list[RewardEntry] = []
-    if role is OperatorRole.NODE:
-        revealed = source.events("TaskMarket", "ResultRevealed", {"node": account}, from_block, to_block)
-        finalized, refunded = _settlements(
-            source, [int(e.args["taskId"]) for e in revealed], from_block, to_block
-        )
-        for e in revealed:
-            task_id, order = int(e.args["taskId"]), int(e.args["order"])
-            fin = finalized.get(task_id)
-            medians = list(fin.args["medians"]) if fin is not None else []
-            median = f" (median score {medians[order]})" if order < len(medians) else ""
-            entries.append(
-                _settled_entry(
-                    task_id,
-                    order,
-                    fin,
-                    refunded.get(task_id),
-                    "nodeReward",
-                    "result accepted",
-                    "result not accepted",
-                    "acceptedMask",
-                    median,
-                )
-            )
-    else:
-        revealed = source.events("TaskMarket", "ScoresRevealed", {"validator": account}, from_block, to_block)
-        finalized, refunded = _settlements(
-            source, [int(e.args["taskId"]) for e in revealed], from_block, to_block
-        )
-        for e in revealed:
-            task_id, seat = int(e.args["taskId"]), int(e.args["seat"])
-            entries.append(
-                _settled_entry(
-                    task_id,
-                    seat,
-                    finalized.get(task_id),
-                    refunded.get(task_id),
-                    "validatorReward",
-                    "scores agreed with the medians",
-                    "scores outside the tolerance of the medians",
-                    "agreedMask",
-                    "",
-                )
-            )
-    for e in source.events("StakeRegistry", "Slashed", {"account": account}, from_block, to_block):
-        what = "result" if int(e.args["role"]) == int(Role.NODE) else "score"
-        entries.append(
-            RewardEntry(
-                kind="slash",
-                batch=int(e.args["taskId"]),
-                reason=f"{what} commitment never revealed",
-                amount=int(e.args["amount"]),
-                tx_hash=e.tx_hash,
-                block_number=e.block_number,
-            )
-        )
-    return _in_order(entries + _claims(source, account, from_block, to_block))
 
 
 def _claims(source: EventSource, account: Address, from_block: int, to_block: int) -> list[RewardEntry]:
@@ -418,12 +294,6 @@ def rewards_v2(
     return _in_order(entries + _claims(source, account, from_block, to_block))
 
 
-def protocol_version(chain: SynodContracts) -> int:
-    """2 when the deployed TaskMarket's ABI settles batches (``BatchSettled``), else 1."""
-    names = {entry.get("name") for entry in chain.market.abi if entry.get("type") == "event"}
-    return 2 if "BatchSettled" in names else 1
-
-
 def rewards_report(
     chain: SynodContracts,
     account: Address,
@@ -434,12 +304,14 @@ def rewards_report(
     from_block: int | None = None,
     to_block: int | None = None,
 ) -> RewardsReport:
-    """The report from the deployment block (default) to the confirmed head (default)."""
+    """The report from the deployment block (default) to the confirmed head (default).
+
+    Raises :class:`~protocol.chain.errors.RpcError` when the logs cannot be read.
+    """
     start = chain.deployment.deploy_block if from_block is None else from_block
     end = chain.head().number if to_block is None else to_block
     # Right after the deployment the confirmed head can sit below it: nothing to read yet.
-    interpret = rewards_v2 if protocol_version(chain) == 2 else rewards_v1
-    entries = [] if end < start else interpret(LogEventSource(chain, log_range), account, role, start, end)
+    entries = [] if end < start else rewards_v2(LogEventSource(chain, log_range), account, role, start, end)
     return RewardsReport(
         address=account,
         role=role,

@@ -16,7 +16,7 @@ from protocol.chain.signer import anvil_dev_signer
 from protocol.operator.amounts import format_amount
 from protocol.operator.config import OperatorRole, load_config
 from protocol.types import address_of
-from scripts.devnet import DEMO_MODEL, Devnet, dev_private_key_hex, fund_and_register, run_task
+from scripts.devnet import DEMO_MODEL, Devnet, dev_private_key_hex, fund_and_register, run_batch
 from tests.operator.fixtures import (
     FAST_SCRYPT_N,
     NODE_INDEX,
@@ -318,23 +318,31 @@ def test_rewards_json_and_table(fresh_chain: SynodContracts, devnet: Devnet, tmp
     params = JobParams(
         model=model_id(DEMO_MODEL),
         bounty_per_task=100 * TOKEN,
+        batch_size=2,
         k=2,
         m=3,
         threshold=50,
         tolerance=10,
+        junk_floor=0,
         validator_share_bps=2000,
         commit_duration=300,
         reveal_duration=300,
         score_commit_duration=300,
         score_reveal_duration=300,
     )
-    posted = Market(chain).post_task(actors.requester, params, {"w": 1}, {"row": 1})
-    (task_id,) = posted.task_ids
-    lifecycle = run_task(
-        chain, actors, task_id, [{"a": 1}, {"a": 2}], score=lambda _s, _r: [80, 70], claim=True
+    posted = Market(chain).post_job(actors.requester, params, {"w": 1}, [{"row": 1}, {"row": 2}])
+    (batch_id,) = posted.batch_ids
+    lifecycle = run_batch(
+        chain,
+        actors,
+        batch_id,
+        [[{"a": 1}, {"a": 2}], [{"a": 3}, {"a": 4}]],
+        score=lambda _round, _seat, _by_seat: [[80, 75], [70, 40]],
+        claim=True,
     )
-    assert lifecycle.finalized is not None
-    node_reward = int(lifecycle.finalized["nodeReward"])
+    assert lifecycle.settled is not None and lifecycle.settled.scored
+    node_reward = lifecycle.settled.node_paid[0]
+    assert node_reward > 0
     keystore = dev_keystore(tmp_path, 1)  # node1 of the devnet actors
     config = write_config(tmp_path, devnet, OperatorRole.NODE, keystore)
     done = synod(tmp_path, "node", "rewards", "--json", "--config", str(config))
@@ -342,10 +350,10 @@ def test_rewards_json_and_table(fresh_chain: SynodContracts, devnet: Devnet, tmp
     report = json.loads(done.stdout)
     assert report["address"] == actors.nodes[0].address and report["symbol"] == "SYNDEV"
     rows = [(e["kind"], e["batch"], e["amount"]) for e in report["entries"]]
-    assert rows == [("payout", task_id, node_reward), ("claim", None, node_reward)]
+    assert rows == [("payout", batch_id, node_reward), ("claim", None, node_reward)]
     assert all(e["tx_hash"].startswith("0x") and len(e["tx_hash"]) == 66 for e in report["entries"])
     table = synod(tmp_path, "node", "rewards", "--config", str(config))
     assert table.returncode == 0, table.stderr
-    assert "payout" in table.stdout and "result accepted (median score 80)" in table.stdout
+    assert "payout" in table.stdout and "paid for 2 row(s) (row medians 80, 75)" in table.stdout
     shown = format_amount(node_reward, 18)
     assert f"paid {shown} SYNDEV, slashed 0 SYNDEV, claimed {shown} SYNDEV" in table.stdout

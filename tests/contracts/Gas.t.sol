@@ -14,6 +14,8 @@ contract GasTest is Fixture {
     uint256 internal constant JOB_BUDGET_PER_TASK = 40_000;
     uint256 internal constant TASK_TARGET = 1_168_000;
     uint256 internal constant TASK_CEILING = 1_425_000;
+    /// @dev EIP-170: the largest runtime code a chain accepts (anvil and every public chain refuse more).
+    uint256 internal constant EIP170_LIMIT = 24_576;
 
     /// @dev A 320-byte workflow.
     function _workflow() internal pure returns (bytes memory w) {
@@ -125,5 +127,12 @@ contract GasTest is Fixture {
         log("gas_per_task_k3_m3_target_not_met", TASK_TARGET);
         vm.assertLe(first, TASK_CEILING, "first lifecycle over the v2 ceiling");
         vm.assertLe(again, TASK_CEILING, "second lifecycle over the v2 ceiling");
+    }
+
+    /// @notice Both contracts deploy on a real chain: their deployed runtime code (as compiled with this
+    /// profile's optimizer settings, foundry.toml) is within EIP-170's 24,576 bytes.
+    function test_runtimeCode_withinEip170() public view {
+        vm.assertLe(address(market).code.length, EIP170_LIMIT, "deployed TaskMarket over EIP-170");
+        vm.assertLe(address(registry).code.length, EIP170_LIMIT, "deployed StakeRegistry over EIP-170");
     }
 }

@@ -1,5 +1,5 @@
 """The operator's account operations on a real Anvil with the real contracts: connect refusals,
-the idempotent register plan, unbond / withdraw, and rewards read from a real task's events."""
+the idempotent register plan, unbond / withdraw, and rewards read from a real v2 batch's events."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from pydantic import SecretStr
 
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.market import JobParams, Market, model_id
+from protocol.chain.models import SlashReason
 from protocol.chain.signer import anvil_dev_signer
 from protocol.operator.account import OperatorAccount
 from protocol.operator.config import OperatorRole, load_config
 from protocol.operator.connect import OperatorChain, connect
 from protocol.operator.errors import AccountStateError, StartRefused
 from protocol.operator.keys import unlock
-from protocol.operator.rewards import protocol_version, rewards_report
-from scripts.devnet import DEMO_MODEL, Devnet, fund_and_register, run_task
+from protocol.operator.rewards import rewards_report
+from scripts.devnet import DEMO_MODEL, Devnet, fund_and_register, run_batch
 from tests.operator.fixtures import (
     NODE_INDEX,
     PASSWORD,
@@ -198,32 +199,38 @@ def test_rewards_from_a_real_task(fresh_chain: SynodContracts, devnet: Devnet, t
     params = JobParams(
         model=model_id(DEMO_MODEL),
         bounty_per_task=100 * TOKEN,
+        batch_size=1,
         k=3,
         m=3,
         threshold=60,
         tolerance=10,
+        junk_floor=0,
         validator_share_bps=2000,
         commit_duration=300,
         reveal_duration=300,
         score_commit_duration=300,
         score_reveal_duration=300,
     )
-    posted = Market(chain).post_task(actors.requester, params, {"w": 1}, {"row": 1})
-    (task_id,) = posted.task_ids
-    # node 1 scores 90, node 2 scores 20 (rejected); node 3 withholds its reveal and is slashed;
-    # the validator at seat 2 scores far from the others and gets no validator reward
-    report = run_task(
+    posted = Market(chain).post_job(actors.requester, params, {"w": 1}, [{"row": 1}])
+    (batch_id,) = posted.batch_ids
+
+    # node 1 (seat 0) scores 90, node 2 (seat 1) scores 20 (rejected); node 3 withholds its reveal and is
+    # slashed; the validator at committee seat 2 scores far from the others and gets no validator reward
+    def score(_round: int, seat: int, _by_seat: object) -> list[list[int]]:
+        return [[90], [20], [0]] if seat < 2 else [[0], [100], [0]]
+
+    report = run_batch(
         chain,
         actors,
-        task_id,
-        [{"a": 1}, {"a": 2}, {"a": 3}],
-        score=lambda seat, _results: [90, 20] if seat < 2 else [0, 100],
+        batch_id,
+        [[{"a": 1}], [{"a": 2}], [{"a": 3}]],
+        score=score,
         withhold=frozenset({2}),
         claim=False,
     )
-    assert report.finalized is not None
-    assert protocol_version(chain) == 1  # this branch deploys the v1 contracts
-    fin = report.finalized
+    fin = report.settled
+    assert fin is not None and fin.scored
+    assert report.seats == ("node1", "node2", "node3")
     decimals, symbol = 18, "SYNDEV"
 
     def rows(index: int, role: OperatorRole) -> list[tuple[str, int | None, int]]:
@@ -232,10 +239,12 @@ def test_rewards_from_a_real_task(fresh_chain: SynodContracts, devnet: Devnet, t
         assert got.from_block == devnet_deploy_block(chain)
         return [(r.kind, r.batch, r.amount) for r in got.entries]
 
-    assert rows(1, OperatorRole.NODE) == [("payout", task_id, int(fin["nodeReward"]))]
-    assert rows(2, OperatorRole.NODE) == [("unpaid", task_id, 0)]
-    slash = int(chain.read(chain.registry.functions.slashAmount(1), chain.head(0)))
-    assert rows(3, OperatorRole.NODE) == [("slash", task_id, slash)]
+    assert fin.node_paid[0] > 0 and fin.node_paid[1] == 0
+    assert rows(1, OperatorRole.NODE) == [("payout", batch_id, fin.node_paid[0])]
+    assert rows(2, OperatorRole.NODE) == [("unpaid", batch_id, 0)]
+    ((who, why, slash),) = report.slashed
+    assert (who, why) == ("node3", SlashReason.NO_REVEAL) and slash > 0
+    assert rows(3, OperatorRole.NODE) == [("slash", batch_id, slash)]
 
     # the slashed node is under-staked by exactly the slash; register at the minimum tops it up
     slashed, op = account_for(tmp_path, devnet, OperatorRole.NODE, 3)
@@ -250,19 +259,19 @@ def test_rewards_from_a_real_task(fresh_chain: SynodContracts, devnet: Devnet, t
     ]
     slashed.execute(plan, sender_for(op, 3, tmp_path))
     assert slashed.status().under_staked_by == 0
-    seat_of = {name: seat for seat, name in enumerate(report.committee)}
-    agreed = int(fin["agreedMask"])
+    seat_of = {name: seat for seat, name in enumerate(report.committees[-1])}
+    agreed = fin.agreed_mask
     for i, index in enumerate((4, 5, 6), 1):
         seat = seat_of[f"validator{i}"]
         paid = (agreed >> seat) & 1
-        expected = ("payout", task_id, int(fin["validatorReward"])) if paid else ("unpaid", task_id, 0)
+        expected = ("payout", batch_id, fin.validator_reward) if paid else ("unpaid", batch_id, 0)
         assert rows(index, OperatorRole.VALIDATOR) == [expected]
     assert sum((agreed >> s) & 1 for s in range(3)) == 2  # the outlier seat is the unpaid one
 
     # payouts reconcile with the claimable balance, and a claim shows up as a row
     node1 = actors.nodes[0]
     market = Market(chain)
-    assert market.balance_of(node1.address, chain.head(0)) == int(fin["nodeReward"])
+    assert market.balance_of(node1.address, chain.head(0)) == fin.node_paid[0]
     claimed, _ = market.claim(node1)
     after = rewards_report(chain, node1.address, OperatorRole.NODE, decimals, symbol, log_range=5_000)
     assert [(r.kind, r.amount) for r in after.entries] == [("payout", claimed), ("claim", claimed)]

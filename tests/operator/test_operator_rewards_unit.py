@@ -1,6 +1,6 @@
-"""The v1 interpretation of events into reward rows, over an in-memory event list (the real
-chain's events are checked in test_operator_chain.py): mask bits at both ends, refunds, pending,
-slashes, claims, and the OR filters the interpretation asks for."""
+"""The v2 (batch) interpretation of events into reward rows, over an in-memory event list (the real
+chain's events are checked in test_operator_chain.py): per-seat pay and medians, the last committee's
+agreed mask, refunds, pending, slashes with their reasons, claims."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from protocol.chain.models import RefundReason, SlashReason
 from protocol.operator.config import OperatorRole
-from protocol.operator.rewards import ChainEvent, rewards_v1, rewards_v2
+from protocol.operator.rewards import REFUND_REASONS, SLASH_REASONS_V2, ChainEvent, rewards_v2
 from protocol.types import Address
 
 pytestmark = pytest.mark.unit
@@ -47,83 +48,6 @@ def ev(contract: str, name: str, block: int, **args: Any) -> ChainEvent:
     return ChainEvent(
         contract=contract, name=name, args=args, block_number=block, log_index=0, tx_hash=f"0x{block:064x}"
     )
-
-
-def finalized(task: int, block: int, accepted: int, agreed: int, medians: list[int]) -> ChainEvent:
-    return ev(
-        "TaskMarket",
-        "TaskFinalized",
-        block,
-        taskId=task,
-        requester=OTHER,
-        medians=medians,
-        acceptedMask=accepted,
-        agreedMask=agreed,
-        nodeReward=7,
-        validatorReward=3,
-        refund=0,
-    )
-
-
-def test_node_rows() -> None:
-    source = ListSource(
-        [
-            ev("TaskMarket", "ResultRevealed", 10, taskId=1, node=ME, order=0),
-            ev("TaskMarket", "ResultRevealed", 11, taskId=2, node=ME, order=15),
-            ev("TaskMarket", "ResultRevealed", 12, taskId=3, node=ME, order=1),
-            ev("TaskMarket", "ResultRevealed", 13, taskId=4, node=ME, order=0),
-            ev("TaskMarket", "ResultRevealed", 14, taskId=5, node=ME, order=0),
-            ev("TaskMarket", "ResultRevealed", 10, taskId=1, node=OTHER, order=1),
-            finalized(
-                1, 20, accepted=0b10, agreed=0, medians=[40, 90]
-            ),  # only OTHER's result (bit 1) accepted
-            finalized(2, 21, accepted=1 << 15, agreed=0, medians=[0] * 15 + [77]),  # bit 15: the last seat
-            finalized(3, 22, accepted=0b10, agreed=0, medians=[10, 60]),
-            ev("TaskMarket", "TaskRefunded", 23, taskId=4, requester=OTHER, reason=2, amount=100),
-            ev("StakeRegistry", "Slashed", 24, account=ME, taskId=6, role=1, amount=5, treasuryBalance=5),
-            ev("StakeRegistry", "Slashed", 24, account=OTHER, taskId=6, role=1, amount=5, treasuryBalance=10),
-            ev("TaskMarket", "Claimed", 25, account=ME, amount=14),
-        ]
-    )
-    rows = rewards_v1(source, ME, OperatorRole.NODE, 0, 100)
-    summary = [(r.kind, r.batch, r.amount, r.block_number) for r in rows]
-    assert summary == [
-        ("unpaid", 1, 0, 20),
-        ("payout", 2, 7, 21),
-        ("payout", 3, 7, 22),
-        ("unpaid", 4, 0, 23),
-        ("slash", 6, 5, 24),
-        ("claim", None, 14, 25),
-        ("pending", 5, 0, None),
-    ]
-    assert rows[0].reason == "result not accepted (median score 40)"
-    assert rows[1].reason == "result accepted (median score 77)"
-    assert rows[3].reason == "task refunded to the requester: no reveal in time"
-    assert rows[4].reason == "result commitment never revealed"
-    assert rows[0].tx_hash == f"0x{20:064x}"
-    settlement_filters = [f for name, f in source.queries if name == "TaskFinalized"]
-    assert settlement_filters == [{"taskId": [1, 2, 3, 4, 5]}]
-
-
-def test_validator_rows_and_range() -> None:
-    source = ListSource(
-        [
-            ev("TaskMarket", "ScoresRevealed", 10, taskId=1, validator=ME, seat=0),
-            ev("TaskMarket", "ScoresRevealed", 11, taskId=2, validator=ME, seat=2),
-            ev("TaskMarket", "ScoresRevealed", 500, taskId=9, validator=ME, seat=0),  # outside the range
-            finalized(1, 20, accepted=1, agreed=0b110, medians=[50]),  # seat 0 not agreed
-            finalized(2, 21, accepted=1, agreed=0b100, medians=[50]),  # seat 2 agreed
-            ev("StakeRegistry", "Slashed", 22, account=ME, taskId=3, role=2, amount=10, treasuryBalance=10),
-        ]
-    )
-    rows = rewards_v1(source, ME, OperatorRole.VALIDATOR, 0, 100)
-    assert [(r.kind, r.batch, r.amount) for r in rows] == [
-        ("unpaid", 1, 0),
-        ("payout", 2, 3),
-        ("slash", 3, 10),
-    ]
-    assert rows[0].reason == "scores outside the tolerance of the medians"
-    assert rows[2].reason == "score commitment never revealed"
 
 
 def settled_v2(
@@ -248,3 +172,11 @@ def test_v2_validator_rows_use_the_last_committee() -> None:
         ("unpaid", 3, 0, "scores outside the tolerance"),
         ("slash", 7, 10, "score commitment never revealed"),
     ]
+
+
+def test_reason_words_follow_the_contract_enums() -> None:
+    """One phrase per member of the contract enums (mirrored in protocol.chain.models)."""
+    assert len(REFUND_REASONS) == len(RefundReason)
+    assert len(SLASH_REASONS_V2) == len(SlashReason)
+    assert REFUND_REASONS[RefundReason.NO_DRAW] == "committee not drawn in time"
+    assert SLASH_REASONS_V2[-1].startswith("junk")
