@@ -26,7 +26,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -79,8 +79,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _fail(err: TextIO, message: str, code: int) -> int:
-    print(f"synod workflow: {message}", file=err, flush=True)
+def _fail(message: str, code: int) -> int:
+    print(f"synod workflow: {message}", file=sys.stderr)
     return code
 
 
@@ -108,16 +108,16 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
-def _validate(args: argparse.Namespace, err: TextIO) -> int:
+def _validate(args: argparse.Namespace) -> int:
     from workflow.errors import WorkflowValidationError
     from workflow.validate import inspect_workflow_file
 
     try:
         checked = inspect_workflow_file(args.file, strict=args.strict)
     except WorkflowValidationError as exc:
-        return _fail(err, f"invalid workflow {args.file}: {exc}", EXIT_USAGE)
+        return _fail(f"invalid workflow {args.file}: {exc}", EXIT_USAGE)
     for warning in checked.warnings:
-        print(f"synod workflow: warning: {args.file}: {warning}", file=err)
+        print(f"synod workflow: warning: {args.file}: {warning}", file=sys.stderr)
     workflow = checked.workflow
     size = f"{len(workflow.tasks)} tasks, {len(workflow.steps)} steps"
     noted = f", {len(checked.warnings)} warning(s)" if checked.warnings else ""
@@ -125,9 +125,9 @@ def _validate(args: argparse.Namespace, err: TextIO) -> int:
     return EXIT_OK
 
 
-def _print_trace(trace: Any, fmt: str, err: TextIO) -> None:
+def _print_trace(trace: Any, fmt: str) -> None:
     if fmt == "json":
-        print(trace.model_dump_json(), file=err)
+        print(trace.model_dump_json(), file=sys.stderr)
         return
     from rich.console import Console
     from rich.table import Table
@@ -148,10 +148,10 @@ def _print_trace(trace: Any, fmt: str, err: TextIO) -> None:
             step.next or "-",
             "\n".join(s.url for s in step.sources) or "-",
         )
-    Console(file=err).print(table)
+    Console(stderr=True).print(table)
 
 
-def _run(args: argparse.Namespace, err: TextIO) -> int:
+def _run(args: argparse.Namespace) -> int:
     import trio
     from pydantic import SecretStr, ValidationError
 
@@ -171,13 +171,13 @@ def _run(args: argparse.Namespace, err: TextIO) -> int:
     try:
         inputs = _inputs(args)
     except _UsageError as exc:
-        return _fail(err, str(exc), EXIT_USAGE)
+        return _fail(str(exc), EXIT_USAGE)
     try:
         workflow = load_workflow(args.file, strict=args.strict)
     except WorkflowValidationError as exc:
-        return _fail(err, f"invalid workflow {args.file}: {exc}", EXIT_USAGE)
+        return _fail(f"invalid workflow {args.file}: {exc}", EXIT_USAGE)
     if args.provider != "local" and not args.model:
-        return _fail(err, f"--model is required with --provider {args.provider}", EXIT_USAGE)
+        return _fail(f"--model is required with --provider {args.provider}", EXIT_USAGE)
     api_key = os.environ.get(OPENAI_KEY_ENV) if args.provider == "openai" else None
     extra: dict[str, Any] = {}
     if args.num_ctx is not None:
@@ -194,7 +194,7 @@ def _run(args: argparse.Namespace, err: TextIO) -> int:
         )
     except ValidationError as exc:
         problem = exc.errors()[0]
-        return _fail(err, f"bad provider setting {problem['loc'][0]}: {problem['msg']}", EXIT_USAGE)
+        return _fail(f"bad provider setting {problem['loc'][0]}: {problem['msg']}", EXIT_USAGE)
     serper = os.environ.get(SERPER_ENV)
     custom_key = os.environ.get(CUSTOM_TOOL_KEY_ENV)
     tool_settings = ToolSettings(
@@ -226,18 +226,18 @@ def _run(args: argparse.Namespace, err: TextIO) -> int:
     try:
         outcome = trio.run(main)
     except ToolError as exc:
-        return _fail(err, f"tools: {exc}", EXIT_USAGE)
+        return _fail(f"tools: {exc}", EXIT_USAGE)
     except WorkflowError as exc:
-        return _fail(err, str(exc), EXIT_RUNTIME)
+        return _fail(str(exc), EXIT_RUNTIME)
     if args.trace:
-        _print_trace(outcome.trace, args.trace_format, err)
+        _print_trace(outcome.trace, args.trace_format)
     error = outcome.error
     if error is not None:
         if isinstance(error, MissingInputError):
-            return _fail(err, f"missing input: {error}", EXIT_USAGE)
+            return _fail(f"missing input: {error}", EXIT_USAGE)
         if isinstance(error, ProviderError):
-            return _fail(err, f"provider failed: {error}", EXIT_RUNTIME)
-        return _fail(err, f"run failed: {type(error).__name__}: {error}", EXIT_RUNTIME)
+            return _fail(f"provider failed: {error}", EXIT_RUNTIME)
+        return _fail(f"run failed: {type(error).__name__}: {error}", EXIT_RUNTIME)
     assert outcome.result is not None
     print(outcome.result.value)
     return EXIT_OK
@@ -248,24 +248,12 @@ def run(args: argparse.Namespace) -> int:
     if str(getattr(args, "log_level", "WARNING")).upper() == "WARNING":
         # At the default level, retry warnings would bury the one error line; --log-level INFO shows them.
         logging.getLogger("workflow").setLevel(logging.ERROR)
-    # Our stderr lines go to a duplicate of fd 2 taken now: llama.cpp's loader points fd 2 (and
-    # sys.stderr) at /dev/null while it runs, and a load abandoned at max_time is still running
-    # when the error line is printed.
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # an in-process capture without a file descriptor
-        return _dispatch(args, sys.stderr)
-    with os.fdopen(os.dup(fd), "w", encoding="utf-8", closefd=True) as err:
-        return _dispatch(args, err)
-
-
-def _dispatch(args: argparse.Namespace, err: TextIO) -> int:
     if args.workflow_command == "validate":
-        return _validate(args, err)
+        return _validate(args)
     try:
-        return _run(args, err)
+        return _run(args)
     except KeyboardInterrupt:
-        return _fail(err, "interrupted", 130)
+        return _fail("interrupted", 130)
     except Exception as exc:  # never a traceback on stderr: one line, the details in the debug log
         logging.getLogger("workflow").debug("unexpected error", exc_info=True)
-        return _fail(err, f"internal error: {type(exc).__name__}: {exc}", EXIT_RUNTIME)
+        return _fail(f"internal error: {type(exc).__name__}: {exc}", EXIT_RUNTIME)
