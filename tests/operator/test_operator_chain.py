@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from protocol.canonical import digest
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.market import JobParams, Market, model_id
 from protocol.chain.models import SlashReason
 from protocol.chain.signer import anvil_dev_signer
+from protocol.commitments import new_salt
 from protocol.operator.account import OperatorAccount
 from protocol.operator.config import OperatorRole, load_config
 from protocol.operator.connect import OperatorChain, connect
@@ -282,3 +284,53 @@ def test_rewards_from_a_real_task(fresh_chain: SynodContracts, devnet: Devnet, t
 
 def devnet_deploy_block(chain: SynodContracts) -> int:
     return chain.deployment.deploy_block
+
+
+def test_withdraw_with_an_open_seat_says_why(
+    fresh_chain: SynodContracts, devnet: Devnet, tmp_path: Path
+) -> None:
+    """A node holding a seat in an unsettled batch is told, in words, why it cannot withdraw yet
+    (RegistrySeatsOpen), and withdraws once the batch has ended."""
+    chain = fresh_chain
+    actors, _ = fund_and_register(chain)
+    market = Market(chain)
+    params = JobParams(
+        model=model_id(DEMO_MODEL),
+        bounty_per_task=10 * TOKEN,
+        batch_size=1,
+        k=3,
+        m=3,
+        threshold=60,
+        tolerance=10,
+        junk_floor=0,
+        validator_share_bps=2000,
+        commit_duration=300,
+        reveal_duration=300,
+        score_commit_duration=300,
+        score_reveal_duration=300,
+    )
+    (batch_id,) = market.post_job(actors.requester, params, {"w": 1}, [{"row": 1}]).batch_ids
+    market.commit_result(actors.nodes[0], batch_id, [digest("never revealed")], new_salt())
+    account, op = account_for(tmp_path, devnet, OperatorRole.NODE, 1)  # node1 of the devnet actors
+    assert account.address == actors.nodes[0].address
+    sender = sender_for(op, 1, tmp_path)
+    account.unbond(sender)
+    delay = int(chain.read(chain.registry.functions.unbondingDelay(), chain.head(0)))
+    advance_time(chain, delay)
+    assert account.status().withdrawable
+    with pytest.raises(AccountStateError) as refused:
+        account.withdraw(sender)
+    assert str(refused.value) == (
+        f"cannot withdraw yet: {account.address} holds 1 seat(s) in batches that are not settled (the stake "
+        "stays locked until they settle or are refunded, so a missed reveal can still be slashed); run "
+        "`synod node withdraw` again after they end"
+    )
+    # the batch ends (no reveal: refunded, the node slashed); then the rest of the stake comes out
+    stake = account.status().stake
+    outcome = market.settle(actors.requester, batch_id)
+    assert outcome.refunded is not None
+    ((who, why, slash),) = [(e.account, e.reason, e.amount) for e in outcome.slashed]
+    assert (who, why) == (account.address, SlashReason.NO_REVEAL) and slash > 0
+    amount, _ = account.withdraw(sender)
+    assert amount == stake - slash
+    assert not account.status().registered
