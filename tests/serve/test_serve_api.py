@@ -161,7 +161,9 @@ def test_the_official_ollama_client(server: ServeProcess) -> None:
 @pytest.mark.parametrize("stream", [False, True])
 def test_synods_ollama_provider(server: ServeProcess, stream: bool) -> None:
     provider = OllamaProvider(
-        ProviderSettings(kind="ollama", model="gemma3-270m", base_url=server.url), stream=stream
+        # num_ctx must fit the server's --ctx 2048 (it refuses a larger one, naming the value)
+        ProviderSettings(kind="ollama", model="gemma3-270m", base_url=server.url, n_ctx=2048),
+        stream=stream,
     )
 
     async def main() -> tuple[Completion, Completion]:

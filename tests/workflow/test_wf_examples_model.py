@@ -184,7 +184,8 @@ def test_extract_record_matches_the_schema(local_model: LocalModel, embedder: Na
     text = (
         "The naturalist Ilse Marrow first described the glass owl, a bird of the Vellmore Marshes, in 1887."
     )
-    record = run_example(local_model, embedder, "extract_record", {"text": text}).json_value()
+    # to_json of one read is its text, as the original: the model's JSON, compact
+    record = json.loads(run_example(local_model, embedder, "extract_record", {"text": text}).value)
     assert isinstance(record, dict) and set(record) == {"name", "category", "year", "summary"}
     assert isinstance(record["name"], str) and isinstance(record["summary"], str)
     assert record["category"] in schema["enum"]
