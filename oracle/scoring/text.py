@@ -4,8 +4,8 @@ Language-agnostic on purpose (results come in any language): NFKC first (so full
 are digits), sentences split after ``.!?`` + space, after ``。！？``, and at line ends; a *number*
 is a run of digits with its group and decimal separators, canonical (``2,850`` = ``2.850`` =
 ``2850``; ``0,8`` = ``0.8``); a *name* is a capitalised word that does not start a sentence.
-The conventions follow ``workflow/eval/text.py`` (branch ``qa``), written again here because the
-oracle must not wait for that branch.
+The conventions follow :mod:`workflow.eval.text`; the two were written in parallel and should be
+folded into one (the oracle may import it).
 """
 
 from __future__ import annotations
