@@ -13,6 +13,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.datastructures import SignedTransaction
 from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
+from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from protocol.chain.errors import SignerError
@@ -35,6 +36,10 @@ class Signer:
     def sign_transaction(self, tx: dict[str, Any]) -> SignedTransaction:
         """Sign a complete transaction dict (nonce, gas, fees, chainId filled in)."""
         return self._account.sign_transaction(tx)
+
+    def sign_message(self, text: bytes) -> bytes:
+        """EIP-191 ``personal_sign`` of ``text``: the 65-byte signature (r, s, v)."""
+        return bytes(self._account.sign_message(encode_defunct(primitive=text)).signature)
 
     def __repr__(self) -> str:
         return f"Signer({self.address})"

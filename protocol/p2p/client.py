@@ -17,7 +17,9 @@ from libp2p.peer.peerinfo import InvalidAddrError, PeerInfo, info_from_p2p_addr
 from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.canonical import keccak256
+from protocol.chain.signer import Signer
 from protocol.log import get_logger
+from protocol.p2p.auth import sign_fetch
 from protocol.p2p.errors import (
     AccessDenied,
     DigestMismatch,
@@ -70,8 +72,8 @@ async def _open(host: IHost, peer: PeerInfo) -> INetStream:
         raise PeerUnreachable(f"{peer.peer_id}: {type(exc).__name__}: {exc}") from None
 
 
-async def _exchange(stream: INetStream, digest: bytes, max_size: int) -> bytes:
-    await stream.write(encode_message(FetchRequest.for_digest(digest)))
+async def _exchange(stream: INetStream, digest: bytes, max_size: int, auth: str | None) -> bytes:
+    await stream.write(encode_message(FetchRequest.for_digest(digest, auth)))
     reader = FrameReader(stream)
     try:
         header = decode_response(await reader.frame(MAX_CONTROL_FRAME))
@@ -103,8 +105,13 @@ class FetchLimits(BaseModel):
     """Largest result accepted, in bytes."""
 
 
-async def fetch_result(host: IHost, address: str, digest: bytes, limits: FetchLimits) -> bytes:
+async def fetch_result(
+    host: IHost, address: str, digest: bytes, limits: FetchLimits, signer: Signer | None = None
+) -> bytes:
     """The bytes whose keccak256 is ``digest``, from the peer at multiaddr ``address``.
+
+    With a ``signer`` the request carries its signature (:mod:`protocol.p2p.auth`), so the server's
+    access rule can admit that account (a committee member, the job's requester).
 
     Everything happens within ``limits.deadline`` seconds. Raises a :class:`FetchError`:
     :class:`NotFound`, :class:`AccessDenied`, :class:`RateLimited`, :class:`TooLarge` (above
@@ -113,12 +120,13 @@ async def fetch_result(host: IHost, address: str, digest: bytes, limits: FetchLi
     """
     timeout, max_size = limits.deadline, limits.max_size
     info = peer_info(address)
+    auth = sign_fetch(signer, str(host.get_id()), digest) if signer is not None else None
     stream: INetStream | None = None
     finished = False
     try:
         with trio.fail_after(timeout):
             stream = await _open(host, info)
-            data = await _exchange(stream, digest, max_size)
+            data = await _exchange(stream, digest, max_size, auth)
             await stream.close()
             finished = True
     except trio.TooSlowError:

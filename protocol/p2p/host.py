@@ -26,6 +26,7 @@ from libp2p.network.config import ConnectionConfig
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress
 
+from protocol.chain.signer import Signer
 from protocol.log import get_logger
 from protocol.p2p.client import FetchLimits, fetch_result
 from protocol.p2p.errors import P2pError
@@ -69,10 +70,17 @@ class P2pHost:
     settings: P2pSettings
     server: ResultServer | None
 
-    async def fetch(self, address: str, digest: bytes, limits: FetchLimits | None = None) -> bytes:
-        """:func:`~protocol.p2p.client.fetch_result`; ``limits`` default to the settings'."""
+    async def fetch(
+        self,
+        address: str,
+        digest: bytes,
+        limits: FetchLimits | None = None,
+        signer: Signer | None = None,
+    ) -> bytes:
+        """:func:`~protocol.p2p.client.fetch_result`; ``limits`` default to the settings'; with a
+        ``signer`` the request is signed as that account (:mod:`protocol.p2p.auth`)."""
         default = FetchLimits(deadline=self.settings.fetch_timeout, max_size=self.settings.max_fetch_bytes)
-        return await fetch_result(self.host, address, digest, limits or default)
+        return await fetch_result(self.host, address, digest, limits or default, signer)
 
 
 async def _disconnect_all(host: IHost) -> None:

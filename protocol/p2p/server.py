@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from protocol.canonical import Digest
 from protocol.errors import SynodError
 from protocol.log import get_logger
+from protocol.p2p.auth import FetchAuthError, recover_fetch_signer
 from protocol.p2p.errors import FrameError
 from protocol.p2p.wire import (
     MAX_CONTROL_FRAME,
@@ -43,17 +44,19 @@ from protocol.p2p.wire import (
     encode_message,
     write_frame,
 )
+from protocol.types import Address
 
 log = get_logger(__name__)
 
 ResultLookup = Callable[[Digest], Awaitable[bytes | None]]
 """``await lookup(digest)`` -> the bytes stored under ``digest``, or ``None``."""
 
-AccessRule = Callable[[str, Digest], Awaitable[bool]]
-"""``await allowed(peer_id, digest)`` -> whether peer ``peer_id`` (base58) may have ``digest``."""
+AccessRule = Callable[[str, Digest, Address | None], Awaitable[bool]]
+"""``await allowed(peer_id, digest, account)`` -> whether peer ``peer_id`` (base58) may have ``digest``;
+``account`` is the Ethereum address that signed the request (:mod:`protocol.p2p.auth`), or ``None``."""
 
 
-async def allow_all(peer_id: str, digest: Digest) -> bool:
+async def allow_all(peer_id: str, digest: Digest, account: Address | None) -> bool:
     """An access rule that admits everyone (results are public once revealed)."""
     return True
 
@@ -202,6 +205,15 @@ class ResultServer:
                 await _close(stream)
             return
         digest = request.digest_bytes()
+        account: Address | None = None
+        if request.auth is not None:
+            try:
+                account = recover_fetch_signer(request.auth, peer_id, digest)
+            except FetchAuthError as exc:
+                self._refuse(peer_id, "bad_auth", detail=str(exc))
+                await self._answer(stream, Status.BAD_REQUEST, "bad_auth")
+                await _close(stream)
+                return
         peer = self._peer(peer_id)
         if not self._take_token(peer):
             self._refuse(peer_id, "rate_limited", digest=digest)
@@ -217,21 +229,23 @@ class ResultServer:
         try:
             with trio.fail_after(self.limits.response_timeout):
                 async with peer.slots, self._slots:
-                    await self._respond(stream, peer_id, digest)
+                    await self._respond(stream, peer_id, digest, account)
         finally:
             peer.waiting -= 1
         await _close(stream)
 
-    async def _respond(self, stream: INetStream, peer_id: str, digest: Digest) -> None:
+    async def _respond(
+        self, stream: INetStream, peer_id: str, digest: Digest, account: Address | None
+    ) -> None:
         try:
-            allowed = await self._access(peer_id, digest)
+            allowed = await self._access(peer_id, digest, account)
             data = await self._lookup(digest) if allowed else None
         except SynodError as exc:
             log.error("p2p_lookup_failed", peer=peer_id, digest=digest, error=str(exc))
             await self._answer(stream, Status.UNAVAILABLE, "lookup failed")
             return
         if not allowed:
-            self._refuse(peer_id, "denied", digest=digest)
+            self._refuse(peer_id, "denied", digest=digest, account=account)
             await self._answer(stream, Status.DENIED, "access rule")
             return
         if data is None:

@@ -47,10 +47,12 @@ class FetchRequest(_Message):
 
     v: Literal[1] = 1
     digest: str = Field(pattern=r"^0x[0-9a-f]{64}$")
+    auth: str | None = Field(default=None, pattern=r"^0x[0-9a-f]{130}$")
+    """Optional EIP-191 signature naming the asking account (:mod:`protocol.p2p.auth`)."""
 
     @classmethod
-    def for_digest(cls, digest: bytes) -> FetchRequest:
-        return cls(digest="0x" + bytes(digest).hex())
+    def for_digest(cls, digest: bytes, auth: str | None = None) -> FetchRequest:
+        return cls(digest="0x" + bytes(digest).hex(), auth=auth)
 
     def digest_bytes(self) -> Digest:
         return Digest(bytes.fromhex(self.digest[2:]))

@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from protocol.canonical import Digest, canonical_bytes, digest, keccak256
+from protocol.chain.signer import anvil_dev_signer
 from protocol.metrics import new_registry
 from protocol.p2p import (
     AccessDenied,
@@ -21,14 +22,20 @@ from protocol.p2p import (
     FetchLimits,
     IdentityError,
     NotFound,
+    P2pHost,
     PeerProtocolError,
     PeerUnreachable,
     ServeLimits,
     Timeout,
     TooLarge,
 )
+from protocol.p2p.auth import fetch_auth_text, recover_fetch_signer, sign_fetch
+from protocol.p2p.client import _exchange as client_exchange
+from protocol.p2p.client import _open as client_open
+from protocol.p2p.client import peer_info
 from protocol.p2p.identity import load_or_create_identity
 from protocol.store import StoreError, open_store
+from protocol.types import Address
 from scripts.devnet import free_port
 from tests.p2p.helpers import dict_lookup, host
 
@@ -105,7 +112,7 @@ def test_the_access_rule_admits_only_the_committee(tmp_path: Path, caplog: pytes
     committee: set[str] = set()
     asked: list[tuple[str, bytes]] = []
 
-    async def only_committee(peer_id: str, wanted: Digest) -> bool:
+    async def only_committee(peer_id: str, wanted: Digest, account: Address | None) -> bool:
         asked.append((peer_id, bytes(wanted)))
         return peer_id in committee
 
@@ -145,7 +152,7 @@ def test_a_failing_lookup_or_rule_ends_one_stream_not_the_host(
             return DATA
         raise StoreError("disk I/O error")
 
-    async def buggy_rule(peer_id: str, wanted: Digest) -> bool:
+    async def buggy_rule(peer_id: str, wanted: Digest, account: Address | None) -> bool:
         if wanted == keccak256(b"bug"):
             raise KeyError("a bug in the caller's rule")
         return True
@@ -213,3 +220,43 @@ def test_an_unreachable_peer_is_named(tmp_path: Path) -> None:
                 await cli.fetch("/ip4/127.0.0.1/tcp/1", KEY)
 
     trio.run(main)
+
+
+def test_signed_fetch_admits_the_signing_account_only_from_its_own_peer(tmp_path: Path) -> None:
+    """The access rule sees the account that signed; the same signature replayed by another peer
+    recovers a different account and is denied; an unrecoverable one is a bad request."""
+    member = anvil_dev_signer(1, 31337)
+    seen: list[Address | None] = []
+
+    async def only_member(peer_id: str, wanted: Digest, account: Address | None) -> bool:
+        seen.append(account)
+        return account == member.address
+
+    async def replay(src: P2pHost, address: str, auth: str) -> bytes:
+        stream = await client_open(src.host, peer_info(address))
+        try:
+            return await client_exchange(stream, KEY, 1 << 20, auth)
+        finally:
+            await stream.close()
+
+    async def main() -> None:
+        async with (
+            host(tmp_path, "srv", lookup=dict_lookup({KEY: DATA}), access=only_member) as srv,
+            host(tmp_path, "cli") as cli,
+            host(tmp_path, "thief") as thief,
+        ):
+            assert await cli.fetch(srv.multiaddr, KEY, signer=member) == DATA
+            with pytest.raises(AccessDenied):
+                await cli.fetch(srv.multiaddr, KEY)
+            stolen = sign_fetch(member, cli.peer_id, KEY)
+            assert await replay(cli, srv.multiaddr, stolen) == DATA
+            with pytest.raises(AccessDenied):
+                await replay(thief, srv.multiaddr, stolen)
+            with pytest.raises(PeerProtocolError, match="bad_auth"):
+                await replay(thief, srv.multiaddr, "0x" + "00" * 65)
+
+    trio.run(main)
+    assert seen[:3] == [member.address, None, member.address]
+    assert seen[3] not in (None, member.address) and len(seen) == 4
+    assert recover_fetch_signer(sign_fetch(member, "QmX", KEY), "QmX", KEY) == member.address
+    assert fetch_auth_text("QmX", KEY) == f"synod-fetch/1 peer=QmX digest=0x{KEY.hex()}"
