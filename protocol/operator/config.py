@@ -121,6 +121,10 @@ class OperatorConfig(BaseSettings):
     """Nodes: the model names served (1..32, e.g. ``gemma3:270m``). Validators: empty."""
     chain: ChainConfig = Field(default_factory=ChainConfig)
     account: AccountConfig
+    run: dict[str, Any] = Field(default_factory=dict)
+    """The ``[run]`` table: the daemon's own settings (store, provider, limits, schedules). Kept raw
+    here because the two daemons differ; ``synod node run`` and ``synod oracle run`` each validate
+    it with their own pydantic model and report a bad field as ``run.<field>``."""
 
     @field_validator("p2p_address")
     @classmethod
