@@ -23,6 +23,7 @@ it binds the node to having failed that row; validators score it 0.
 from __future__ import annotations
 
 import json
+import re
 from typing import Literal
 
 from pydantic import (
@@ -43,6 +44,13 @@ MAX_ENVELOPE_BYTES = 256 * 1024
 """Largest envelope a node commits or a validator accepts, in bytes (its canonical encoding)."""
 MAX_ERROR_CHARS = 500
 """Longest failure reason kept in an envelope, in characters (longer ones are cut by :func:`failure`)."""
+MAX_JSON_DEPTH = 256
+"""Deepest nesting of arrays/objects an ``output`` may have and still count as JSON.
+
+Fixed so that ``output_is_json`` never depends on the Python stack depth of the caller (the C JSON
+parser's recursion limit counts the caller's frames too, so node and validator could disagree)."""
+
+_JSON_TOKEN = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
 
 
 class EnvelopeError(SynodError, ValueError):
@@ -58,12 +66,40 @@ def _hex32(value: str, what: str) -> str:
     return value
 
 
+def json_depth(text: str) -> int:
+    """How deep arrays and objects nest in ``text`` (brackets inside JSON strings do not count).
+
+    One linear scan without recursion, so deterministic for any input; for text that is not JSON
+    it is what a parser would reach before failing, or more.
+    """
+    if text.count("[") + text.count("{") <= 1:
+        return text.count("[") + text.count("{")
+    depth = deepest = 0
+    in_string = False
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token == '"':
+            in_string = not in_string
+        elif in_string or token[0] == "\\":
+            continue
+        elif token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
 def is_json_text(text: str) -> bool:
-    """Whether ``text`` parses as strict JSON (no NaN/Infinity), as ``output_is_json`` records it."""
+    """Whether ``text`` parses as strict JSON (no NaN/Infinity) nested at most
+    :data:`MAX_JSON_DEPTH` deep, as ``output_is_json`` records it. Deterministic: the answer never
+    depends on the caller's stack depth or recursion limit."""
 
     def _refuse(constant: str) -> object:
         raise ValueError(constant)
 
+    if json_depth(text) > MAX_JSON_DEPTH:
+        return False
     try:
         json.loads(text, parse_constant=_refuse)
     except (ValueError, RecursionError):
@@ -108,8 +144,11 @@ class ResultEnvelope(BaseModel):
 
     def to_bytes(self) -> bytes:
         """The canonical bytes (UTF-8 JSON, sorted keys, no spaces). Raises :class:`EnvelopeError`
-        when they exceed :data:`MAX_ENVELOPE_BYTES`."""
-        data = canonical_bytes(self.model_dump())
+        when they exceed :data:`MAX_ENVELOPE_BYTES` or a text has no UTF-8 form (a lone surrogate)."""
+        try:
+            data = canonical_bytes(self.model_dump())
+        except UnicodeEncodeError as exc:  # a lone surrogate (e.g. from a JSON "\\ud800" escape)
+            raise EnvelopeError(f"result envelope has text with no UTF-8 form: {exc.reason}") from None
         if len(data) > MAX_ENVELOPE_BYTES:
             raise EnvelopeError(f"result envelope is {len(data)} bytes, over the cap of {MAX_ENVELOPE_BYTES}")
         return data
@@ -135,8 +174,8 @@ class ResultEnvelope(BaseModel):
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise EnvelopeError(f"result envelope is not UTF-8: {exc.reason} at byte {exc.start}") from None
-        if text.count("{") + text.count("[") > 10_000:
-            raise EnvelopeError("result envelope has too many brackets to be an envelope")
+        if json_depth(text) > 1:  # an envelope is one flat object; its strings may hold any brackets
+            raise EnvelopeError("result envelope nests brackets deeper than one object")
         try:
             raw = json.loads(text)
         except (ValueError, RecursionError) as exc:
@@ -156,7 +195,8 @@ def success(*, workflow_hash: bytes, row: bytes, model: str, output: str) -> Res
     """The envelope of a task that returned ``output`` (the workflow's return value as text).
 
     ``workflow_hash`` is the job's 32-byte workflow hash; ``row`` the row's bytes as posted.
-    Raises :class:`EnvelopeError` if the envelope would exceed :data:`MAX_ENVELOPE_BYTES`.
+    Raises :class:`EnvelopeError` if the envelope would exceed :data:`MAX_ENVELOPE_BYTES` or
+    ``output`` has no UTF-8 form (a lone surrogate).
     """
     envelope = ResultEnvelope(
         workflow="0x" + bytes(workflow_hash).hex(),
@@ -170,8 +210,10 @@ def success(*, workflow_hash: bytes, row: bytes, model: str, output: str) -> Res
 
 
 def failure(*, workflow_hash: bytes, row: bytes, model: str, reason: str) -> ResultEnvelope:
-    """The envelope that records a task's failure with ``reason`` (cut to :data:`MAX_ERROR_CHARS`)."""
-    reason = reason.strip() or "failed"
+    """The envelope that records a task's failure with ``reason`` (cut to :data:`MAX_ERROR_CHARS`;
+    a character with no UTF-8 form, such as a lone surrogate, becomes ``?``). Never raises for any
+    ``reason``."""
+    reason = reason.encode("utf-8", "replace").decode("utf-8").strip() or "failed"
     return ResultEnvelope(
         workflow="0x" + bytes(workflow_hash).hex(),
         input="0x" + keccak256(bytes(row)).hex(),
