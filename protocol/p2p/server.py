@@ -8,7 +8,8 @@ Per stream, in order, each step bounded:
 3. the peer's token bucket (``peer_rate`` per second, ``peer_burst`` deep) must hold a token, and
    its queue of waiting streams must be shorter than ``peer_queue``, else ``rate_limited``;
 4. at most ``peer_concurrency`` streams of one peer and ``total_concurrency`` overall are served
-   at once, the rest wait in their queue;
+   at once, the rest wait in their queue (a signed request's signature is recovered only after
+   its token is taken, so bad signatures are throttled like any request);
 5. the caller's access rule decides, then the caller's lookup finds the bytes; the answer must be
    written within ``response_timeout``.
 
@@ -205,15 +206,6 @@ class ResultServer:
                 await _close(stream)
             return
         digest = request.digest_bytes()
-        account: Address | None = None
-        if request.auth is not None:
-            try:
-                account = recover_fetch_signer(request.auth, peer_id, digest)
-            except FetchAuthError as exc:
-                self._refuse(peer_id, "bad_auth", detail=str(exc))
-                await self._answer(stream, Status.BAD_REQUEST, "bad_auth")
-                await _close(stream)
-                return
         peer = self._peer(peer_id)
         if not self._take_token(peer):
             self._refuse(peer_id, "rate_limited", digest=digest)
@@ -225,6 +217,16 @@ class ResultServer:
             await self._answer(stream, Status.RATE_LIMITED, "queue full")
             await _close(stream)
             return
+        # after the token: a signature recovery costs CPU, so bad ones must be throttled too
+        account: Address | None = None
+        if request.auth is not None:
+            try:
+                account = recover_fetch_signer(request.auth, peer_id, digest)
+            except FetchAuthError as exc:
+                self._refuse(peer_id, "bad_auth", detail=str(exc))
+                await self._answer(stream, Status.BAD_REQUEST, "bad_auth")
+                await _close(stream)
+                return
         peer.waiting += 1
         try:
             with trio.fail_after(self.limits.response_timeout):
