@@ -45,8 +45,13 @@ def validation_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
 async def read_json(request: Request, model: type[BaseModel]) -> Any:
-    """The request body parsed into ``model``; :class:`HttpError` 400 naming what is wrong."""
+    """The request body parsed into ``model``; :class:`HttpError` 400 naming what is wrong
+    (strict JSON: ``NaN`` / ``Infinity`` and nesting deeper than the parser's stack are refused)."""
     body = b""
     async for chunk in request.stream():
         body += chunk
@@ -55,9 +60,11 @@ async def read_json(request: Request, model: type[BaseModel]) -> Any:
     if not body.strip():
         raise HttpError(400, "missing request body")
     try:
-        raw = json.loads(body)
+        raw = json.loads(body, parse_constant=_no_constant)
     except ValueError as exc:
         raise HttpError(400, f"invalid JSON body: {exc}") from exc
+    except RecursionError as exc:  # nesting deeper than the parser's stack: not a request of ours
+        raise HttpError(400, "invalid JSON body: nested too deeply") from exc
     if not isinstance(raw, dict):
         raise HttpError(400, f"the request body must be a JSON object, got {type(raw).__name__}")
     try:

@@ -110,10 +110,18 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
     """How many trailing characters of ``text`` could still begin a stop sequence (not safe to emit yet)."""
     keep = 0
     for stop in stops:
-        for size in range(min(len(stop) - 1, len(text)), 0, -1):
-            if text.endswith(stop[:size]):
-                keep = max(keep, size)
+        if len(stop) < 2:
+            continue
+        tail = text[-(len(stop) - 1) :]
+        # the longest suffix of ``tail`` that begins ``stop`` starts at the leftmost stop[0] that fits:
+        # a few C-level finds per stop and token, not a Python loop over every length (a request with
+        # many long stop sequences made each token cost a second of CPU)
+        start = tail.find(stop[0])
+        while start >= 0:
+            if stop.startswith(tail[start:]):
+                keep = max(keep, len(tail) - start)
                 break
+            start = tail.find(stop[0], start + 1)
     return keep
 
 
