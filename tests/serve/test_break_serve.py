@@ -89,3 +89,41 @@ def test_hostile_json_is_a_400_naming_it_and_the_server_keeps_serving(
             json={"model": "gemma3-270m", "prompt": "Hello", "stream": False, "options": {"num_predict": 1}},
         )
         assert ok.status_code == 200 and ok.json()["eval_count"] == 1
+
+
+@pytest.mark.integration
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("path", "schema", "fragment"),
+    [
+        ("/api/generate", {"enum": []}, "matches nothing"),  # was SIGSEGV: the server died
+        ("/api/chat", {"const": "\u0000"}, "NUL"),  # was SIGABRT: the server died
+        ("/v1/chat/completions", {"enum": ["\u0000"]}, "NUL"),
+        ("/api/generate", {"$ref": "#/nope"}, "unsupported JSON schema"),  # was a 500
+        ("/api/generate", {"type": "string", "pattern": "(((("}, "unsupported JSON schema"),
+    ],
+)
+def test_a_hostile_schema_is_a_400_and_the_server_survives(
+    server: ServeProcess, path: str, schema: dict[str, object], fragment: str
+) -> None:
+    body: dict[str, object] = {"model": "gemma3-270m", "stream": False}
+    if path == "/api/generate":
+        body.update(prompt="Give", format=schema, options={"num_predict": 4})
+    elif path == "/api/chat":
+        body.update(messages=[{"role": "user", "content": "Give"}], format=schema, options={"num_predict": 4})
+    else:
+        body.update(
+            messages=[{"role": "user", "content": "Give"}],
+            max_tokens=4,
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+        )
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        response = client.post(path, json=body)
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert fragment in (error["message"] if path.startswith("/v1/") else error)
+        ok = client.post(
+            "/api/generate",
+            json={"model": "gemma3-270m", "prompt": "Hello", "stream": False, "options": {"num_predict": 1}},
+        )
+        assert ok.status_code == 200 and ok.json()["eval_count"] == 1

@@ -30,7 +30,9 @@ This is the use trio documents for ``from_thread.check_cancelled`` ("poll to all
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -118,6 +120,69 @@ class StopFlag:
         pending, self._pending = self._pending, None
         if pending is not None:
             raise pending
+
+
+class GrammarError(ValueError):
+    """A GBNF grammar (or the JSON schema it was built from) that llama.cpp cannot use."""
+
+
+def grammar_from_schema(schema: dict[str, Any]) -> str:
+    """GBNF text for a JSON schema (llama-cpp-python's converter); :class:`GrammarError` when the
+    converter refuses it (it raises a zoo of types: assertion, key, regex, recursion errors)."""
+
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    try:
+        return str(json_schema_to_gbnf(json.dumps(schema)))
+    except Exception as exc:  # third-party converter: any failure means "not a schema we can use"
+        raise GrammarError(f"unsupported JSON schema ({type(exc).__name__}: {exc})") from None
+
+
+_GBNF_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"|\[(?:\\.|[^\]\\])*\]|#[^\n]*')
+_EMPTY_RULE = re.compile(r"^[ \t]*([\w-]+)[ \t]*::=\s*(?:\Z|[\w-]+[ \t]*::=)", re.MULTILINE)
+"""A rule with no body: the next thing after ``::=`` (a body may start on the next line) is the end
+or another rule."""
+_NUL_ESCAPE = re.compile(r"\\(?:x00|u0000|U00000000)|\\.", re.DOTALL)
+
+
+def _needs_nul(grammar: str) -> bool:
+    """Whether a string literal or a positive character class of (parsed) GBNF names the NUL char."""
+    for match in _GBNF_TOKEN.finditer(grammar):
+        token = match.group()
+        if token.startswith("#") or token.startswith("[^"):
+            continue
+        if any(len(esc.group()) > 2 for esc in _NUL_ESCAPE.finditer(token)):
+            return True
+    return False
+
+
+def check_grammar(llama: Any, grammar: str, root: str = "root") -> None:
+    """Raise :class:`GrammarError` unless llama.cpp can run ``grammar`` (call in the runner's thread).
+
+    Two ways a grammar kills the whole process inside llama.cpp, both reachable from a JSON schema:
+
+    - llama-cpp-python hands llama.cpp's grammar sampler to the sampling chain without checking
+      it: a grammar llama.cpp cannot parse (the one built from ``{"enum": []}``) gives a NULL
+      sampler and SIGSEGV at the first token. Here llama.cpp parses it once and the sampler is freed.
+    - llama.cpp matches token pieces as C strings, so no token ever yields the NUL character; a
+      grammar that requires one (built from ``{"const": "\\u0000"}``) reaches a state where every
+      token is refused, and accepting the sampled one throws a C++ exception through the C API:
+      SIGABRT. A literal or a positive class naming NUL (``\\x00``, ``\\u0000``, ``\\U00000000``)
+      is refused; negated classes (``[^\\x00-\\x1F]`` in every JSON grammar) are fine.
+    """
+    import llama_cpp
+
+    empty = _EMPTY_RULE.search(grammar)
+    if empty:  # what the converter makes of {"enum": []}; caught here, llama.cpp would print a page
+        raise GrammarError(f"the grammar's rule {empty.group(1)!r} matches nothing")
+    sampler = llama_cpp.llama_sampler_init_grammar(
+        llama._model.vocab, grammar.encode("utf-8"), root.encode("utf-8")
+    )
+    if not sampler:
+        raise GrammarError(f"llama.cpp cannot parse the grammar: {grammar[:120]!r}")
+    llama_cpp.llama_sampler_free(sampler)
+    if _needs_nul(grammar):
+        raise GrammarError("the grammar requires the NUL character, which no token can produce")
 
 
 class GenerationStopped(Exception):

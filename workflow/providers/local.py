@@ -17,7 +17,6 @@ the output. With temperature 0 and a fixed seed the output is deterministic.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -37,7 +36,15 @@ from workflow.providers.base import (
     ProviderSettings,
     ToolSpec,
 )
-from workflow.providers.llama_runner import GenerationStopped, LlamaRunner, StopFlag, call_native
+from workflow.providers.llama_runner import (
+    GenerationStopped,
+    GrammarError,
+    LlamaRunner,
+    StopFlag,
+    call_native,
+    check_grammar,
+    grammar_from_schema,
+)
 from workflow.providers.transcript import STOP_SEQUENCES, parse_tool_calls, render_prompt
 
 log = get_logger(__name__)
@@ -150,7 +157,12 @@ class LocalProvider:
         if options.json_schema is not None:
             from llama_cpp.llama_grammar import LlamaGrammar
 
-            kwargs["grammar"] = LlamaGrammar.from_json_schema(json.dumps(options.json_schema), verbose=False)
+            try:
+                gbnf = grammar_from_schema(options.json_schema)
+                check_grammar(llama, gbnf)  # a grammar llama.cpp cannot run kills the process
+            except GrammarError as exc:
+                raise self._error(ProviderError, f"json schema: {exc}") from exc
+            kwargs["grammar"] = LlamaGrammar.from_string(gbnf, verbose=False)
         try:
             result: dict[str, Any] = llama.create_completion(prompt, **kwargs)
         except ValueError as exc:

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
 from workflow.providers.base import Message, ToolCall, ToolSpec
+from workflow.providers.llama_runner import GrammarError, grammar_from_schema
 from workflow.providers.transcript import STOP_SEQUENCES, parse_tool_calls, render_prompt
 from workflow.serve.http import Answer, Endpoint, HttpError, read_json
 from workflow.serve.pool import Generation, PoolError, Sampling
@@ -117,7 +118,7 @@ class ShowRequest(_Lenient):
 
 def grammar_for(fmt: str | dict[str, Any] | None) -> str | None:
     """GBNF for Ollama's ``format``: ``"json"`` (any JSON object) or a JSON schema; 400 otherwise."""
-    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+    from llama_cpp.llama_grammar import JSON_GBNF
 
     if fmt is None or fmt == "":
         return None
@@ -125,9 +126,9 @@ def grammar_for(fmt: str | dict[str, Any] | None) -> str | None:
         return str(JSON_GBNF)
     if isinstance(fmt, dict):
         try:
-            return str(json_schema_to_gbnf(json.dumps(fmt)))
-        except (ValueError, KeyError, TypeError, RecursionError) as exc:
-            raise HttpError(400, f"format: unsupported JSON schema ({exc})") from exc
+            return grammar_from_schema(fmt)
+        except GrammarError as exc:  # the converter's assertion / regex / key errors were a 500
+            raise HttpError(400, f"format: {exc}") from exc
     raise HttpError(400, f'format: expected "json" or a JSON schema, got {json.dumps(fmt)[:60]}')
 
 

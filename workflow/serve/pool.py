@@ -27,7 +27,7 @@ import trio
 from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.log import get_logger
-from workflow.providers.llama_runner import GenerationStopped, LlamaRunner, StopFlag
+from workflow.providers.llama_runner import GenerationStopped, LlamaRunner, StopFlag, check_grammar
 
 log = get_logger(__name__)
 
@@ -276,8 +276,9 @@ class ModelPool:
             from llama_cpp.llama_grammar import LlamaGrammar
 
             try:
+                check_grammar(llama, sampling.grammar)  # one llama.cpp cannot run would kill the process
                 grammar = LlamaGrammar.from_string(sampling.grammar, verbose=False)
-            except ValueError as exc:
+            except ValueError as exc:  # GrammarError included
                 raise BadRequestError(f"invalid grammar: {exc}") from exc
         llama.set_seed(sampling.seed if sampling.seed is not None else int(time.time_ns() % (2**31)))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
