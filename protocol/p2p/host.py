@@ -22,7 +22,12 @@ import multiaddr
 import trio
 from libp2p import new_host
 from libp2p.abc import IHost
+from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.x25519 import create_new_key_pair as create_new_x25519_key_pair
+from libp2p.custom_types import TSecurityOptions
 from libp2p.network.config import ConnectionConfig
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress
 
@@ -97,6 +102,18 @@ def _listen_addr(settings: P2pSettings) -> multiaddr.Multiaddr:
     return multiaddr.Multiaddr(f"/{family}/{settings.listen_host}/tcp/{settings.listen_port}")
 
 
+def authenticated_security(key_pair: KeyPair) -> TSecurityOptions:
+    """The connection security Synod hosts accept: Noise only (the libp2p handshake go-libp2p
+    and rust-libp2p default to), which proves the remote holds its identity key.
+
+    py-libp2p's ``new_host`` also offers ``/plaintext/2.0.0`` by default, whose exchange takes the
+    remote's word for its public key: any peer could then claim any peer id, pass an access rule
+    keyed on peer ids, and replay a fetch signature made for another peer (:mod:`protocol.p2p.auth`).
+    """
+    noise = NoiseTransport(key_pair, noise_privkey=create_new_x25519_key_pair().private_key)
+    return {NOISE_PROTOCOL_ID: noise}
+
+
 @asynccontextmanager
 async def open_p2p_host(
     settings: P2pSettings,
@@ -118,7 +135,12 @@ async def open_p2p_host(
         inbound_stream_protocol_negotiation_timeout=settings.handshake_timeout,
         outbound_stream_protocol_negotiation_timeout=settings.handshake_timeout,
     )
-    host = new_host(key_pair=key_pair, listen_addrs=[listen], connection_config=limits)
+    host = new_host(
+        key_pair=key_pair,
+        listen_addrs=[listen],
+        connection_config=limits,
+        sec_opt=authenticated_security(key_pair),
+    )
     server = ResultServer(lookup, access, settings.limits, registry=registry) if lookup is not None else None
     if server is not None:
         host.set_stream_handler(PROTOCOL_ID, server.handle)

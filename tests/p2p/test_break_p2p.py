@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from pathlib import Path
 
+import multiaddr
 import pytest
 import trio
+from libp2p import new_host
+from libp2p.crypto.ed25519 import Ed25519PrivateKey
+from libp2p.crypto.keys import KeyPair, PublicKey
+from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
 
-from protocol.canonical import canonical_bytes, digest
-from protocol.p2p import P2pHost, PeerProtocolError, RateLimited, ServeLimits
+from protocol.canonical import Digest, canonical_bytes, digest
+from protocol.chain.signer import anvil_dev_signer
+from protocol.p2p import AccessDenied, P2pHost, PeerProtocolError, PeerUnreachable, RateLimited, ServeLimits
+from protocol.p2p.auth import sign_fetch
 from protocol.p2p.client import _exchange as client_exchange
 from protocol.p2p.client import _open as client_open
 from protocol.p2p.client import peer_info
-from tests.p2p.helpers import dict_lookup, host
+from protocol.p2p.identity import load_or_create_identity
+from protocol.types import Address
+from tests.p2p.helpers import dict_lookup, host, identity_path
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +67,58 @@ def test_unrecoverable_signatures_are_rate_limited_like_any_request(
 
     trio.run(main)
     assert answers == ["bad_auth"] * 3 + ["rate_limited"] * 3
+
+
+class _ClaimedKey(Ed25519PrivateKey):
+    """A private key that claims someone else's public key: what a plaintext handshake accepts,
+    since it asks for no proof of possession."""
+
+    def __init__(self, real: Ed25519PrivateKey, claimed: PublicKey) -> None:
+        super().__init__(real.impl)
+        self._claimed = claimed
+
+    def get_public_key(self) -> PublicKey:
+        return self._claimed
+
+
+def test_a_peer_id_cannot_be_claimed_over_a_plaintext_handshake(tmp_path: Path) -> None:
+    # py-libp2p's new_host offers /plaintext/2.0.0 among its security transports by default; the
+    # plaintext exchange takes the remote's word for its public key. Anyone could then speak as
+    # any peer id: pass a peer-id access rule, and replay a signature a member made for its own
+    # peer id (obtained by any server the member fetched that digest from).
+    member = anvil_dev_signer(1, 31337)
+    seen: list[tuple[str, Address | None]] = []
+
+    async def only_member(peer_id: str, wanted: Digest, account: Address | None) -> bool:
+        seen.append((peer_id, account))
+        return account == member.address
+
+    async def main() -> None:
+        async with (
+            host(tmp_path, "srv", lookup=dict_lookup({KEY: DATA}), access=only_member) as srv,
+            host(tmp_path, "member") as honest,
+        ):
+            assert await honest.fetch(srv.multiaddr, KEY, signer=member) == DATA
+            stolen = sign_fetch(member, honest.peer_id, KEY)
+            victim = load_or_create_identity(identity_path(tmp_path, "member"))
+            own = Ed25519PrivateKey.new()
+            fake = _ClaimedKey(own, victim.public_key)
+            pair = KeyPair(fake, victim.public_key)
+            impostor = new_host(
+                key_pair=pair,
+                sec_opt={PLAINTEXT_PROTOCOL_ID: InsecureTransport(pair)},
+                listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")],
+            )
+            async with impostor.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+                got: bytes | None = None
+                with suppress(PeerUnreachable, PeerProtocolError, AccessDenied):
+                    stream = await client_open(impostor, peer_info(srv.multiaddr))
+                    try:
+                        got = await client_exchange(stream, KEY, 1 << 20, stolen)
+                    finally:
+                        with suppress(Exception):
+                            await stream.close()
+                assert got is None, "an impostor fetched with a replayed signature"
+
+    trio.run(main)
+    assert len(seen) == 1 and seen[0][1] == member.address
