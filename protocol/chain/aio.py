@@ -21,6 +21,7 @@ real cancellation without a thread per request.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
@@ -159,9 +160,20 @@ class AsyncRpc:
 
     # ------------------------------------------------------------------ transport
 
+    def _total_timeout(self) -> float | None:
+        parts = self._client.timeout.as_dict().values()
+        limits = [p for p in parts if p is not None]
+        return max(limits) if limits else None
+
     async def _post(self, body: Any, what: str) -> Any:
+        # httpx's timeout bounds each network operation, not the request: an endpoint sending one
+        # byte per few seconds would never time out. The request timeout bounds the whole call.
+        total = self._total_timeout()
         try:
-            reply = await self._client.post(self.url, json=body)
+            with trio.fail_after(total if total is not None else math.inf):
+                reply = await self._client.post(self.url, json=body)
+        except trio.TooSlowError:
+            raise RpcTimeout(f"{what}: no complete reply from {self.url} within {total}s") from None
         except httpx.TimeoutException as exc:
             raise RpcTimeout(f"{what}: no reply from {self.url} ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
