@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from itertools import islice
 
 import trio
 from libp2p.abc import INetStream
@@ -139,11 +140,15 @@ class ResultServer:
                 slots=trio.Semaphore(self.limits.peer_concurrency),
             )
             self._peers[peer_id] = peer
-            while len(self._peers) > self.limits.max_tracked_peers:
-                oldest, state = next(iter(self._peers.items()))
-                if state.waiting:
-                    break  # never forget a peer with streams in flight
-                del self._peers[oldest]
+            if len(self._peers) > self.limits.max_tracked_peers:
+                # forget the least recent idle peers; never one with streams in flight (stopping at
+                # the first busy one let a single slow stream pin the table: it grew without bound)
+                excess = len(self._peers) - self.limits.max_tracked_peers
+                idle = list(
+                    islice((k for k, v in self._peers.items() if not v.waiting and k != peer_id), excess)
+                )
+                for key in idle:
+                    del self._peers[key]
         self._peers.move_to_end(peer_id)
         return peer
 

@@ -22,6 +22,7 @@ from protocol.p2p.client import _exchange as client_exchange
 from protocol.p2p.client import _open as client_open
 from protocol.p2p.client import peer_info
 from protocol.p2p.identity import load_or_create_identity
+from protocol.p2p.server import ResultServer
 from protocol.types import Address
 from tests.p2p.helpers import dict_lookup, host, identity_path
 
@@ -122,3 +123,20 @@ def test_a_peer_id_cannot_be_claimed_over_a_plaintext_handshake(tmp_path: Path) 
 
     trio.run(main)
     assert len(seen) == 1 and seen[0][1] == member.address
+
+
+@pytest.mark.unit
+def test_one_busy_peer_does_not_pin_the_peer_table() -> None:
+    # Eviction stopped at the oldest peer when it had a stream in flight: one slow stream, then a
+    # fresh peer id per request, and the table (and its semaphores) grew without bound.
+    server = ResultServer(dict_lookup({}), limits=ServeLimits(max_tracked_peers=3))
+
+    async def main() -> None:
+        busy = server._peer("busy")
+        busy.waiting = 1
+        for i in range(100):
+            server._peer(f"sybil-{i}")
+        assert len(server._peers) == 3
+        assert "busy" in server._peers and "sybil-99" in server._peers
+
+    trio.run(main)
