@@ -87,6 +87,7 @@ def _config(tmp_path: Path, devnet: Devnet, metrics_port: int) -> Path:
         "deployment": devnet.deployments_file,
         "artifacts_dir": ROOT / "out",
         "confirmations": 0,
+        "log_range": 7,  # the start-up scan of ~100 blocks takes many eth_getLogs pages
     }
     config = new_config(OperatorRole.VALIDATOR, keystore=keystore, chain=chain)
     run = f"""
@@ -363,6 +364,18 @@ def test_daemon_scores_survives_kill_at_every_point_and_explains(tmp_path: Path,
     assert [v["within_tolerance"] for v in round0["voters"]] == [True, True, True]
     assert report["my_cells"] == record["cells"]
     assert report["phase"] == "SETTLED"
+    text = subprocess.run(
+        [sys.executable, "-m", "cli.main", "oracle", "explain", str(batch), "--config", str(daemon.config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        check=False,
+    )
+    assert text.returncode == 0, text.stderr
+    assert "stake-weighted median" in text.stdout and str(SCRIPTED) in text.stdout
+    assert "recomputed match: True" in text.stdout and "(me)" in text.stdout
 
 
 def _scrape(port: int) -> str:
