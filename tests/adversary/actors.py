@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import json
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -36,13 +35,18 @@ import trio
 
 from protocol.canonical import Digest, canonical_bytes, keccak256
 from protocol.chain.contracts import SynodContracts
-from protocol.chain.errors import ContractRevert
-from protocol.chain.market import Market, Settlement
+from protocol.chain.errors import ChainError, ContractRevert
+from protocol.chain.market import Market
 from protocol.chain.models import (
     BatchPosted,
+    BatchRefunded,
+    BatchRescoring,
+    BatchSettled,
+    BatchView,
     CommitteeDrawn,
     EventModel,
     JobParams,
+    MisconductSlashed,
     Phase,
     ResultCommitted,
     ResultRevealed,
@@ -52,9 +56,12 @@ from protocol.chain.models import (
 from protocol.chain.sender import TxSender
 from protocol.commitments import encode_scores, new_salt, score_commitment
 from protocol.envelope import EnvelopeError, ResultEnvelope, success
+from protocol.log import get_logger
 from protocol.p2p import FetchLimits, P2pError, P2pHost, P2pSettings, open_p2p_host
 from protocol.types import BatchId
 from scripts.devnet import DEMO_MODEL, advance_past, mine_to
+
+log = get_logger(__name__)
 
 T = TypeVar("T")
 E = TypeVar("E", bound=EventModel)
@@ -78,7 +85,8 @@ class NodeBehaviour(enum.Enum):
 class ValidatorBehaviour(enum.Enum):
     """What a scripted committee member does with its seat."""
 
-    HONEST = "honest"
+    DAEMON = "the real validator daemon, synod oracle run, in its own process"
+    HONEST = "honest (scripted)"
     ALL_100 = "scores everything 100"
     COPY_REVEALED = "waits for the first revealed score vector and commits a copy"
     COPY_COMMITMENT = "commits the first score commitment it sees, reveals that member's vector"
@@ -98,20 +106,14 @@ def batch_events(chain: SynodContracts, model: type[E], batch_id: int, from_bloc
     return [model.from_abi(entry["args"]) for entry in ordered]
 
 
-def honest_output(row: bytes, node: str) -> str:
-    """What an honest node's workflow returns for ``row``: a JSON answer that names the row's passage."""
-    passage = json.loads(row)["passage"]
-    return json.dumps({"answer": f"{node}: the passage says {passage}"}, sort_keys=True)
-
-
 def judge(
     data: bytes | None, digest: bytes, workflow_hash: bytes, row: bytes, bias: int = 0
 ) -> tuple[int, str]:
     """The scripted honest validator's score for one fetched result, and why.
 
     0 when nothing was served, the bytes do not hash to the revealed ``digest``, are no canonical
-    envelope, are for another job or row, record a failure, or hold no non-empty JSON ``answer``;
-    otherwise :data:`HONEST_SCORE` - ``bias``.
+    envelope, are for another job or row, record a failure, or hold an empty output; otherwise
+    :data:`HONEST_SCORE` - ``bias``. (The real daemon runs the whole scoring pipeline instead.)
     """
     if data is None:
         return 0, "not served"
@@ -121,11 +123,8 @@ def judge(
         return 0, f"bad envelope: {exc}"
     if envelope.workflow != "0x" + workflow_hash.hex() or envelope.input != "0x" + keccak256(row).hex():
         return 0, "envelope of another job or row"
-    if not envelope.ok or not envelope.output_is_json:
-        return 0, "failure or non-JSON output"
-    answer = json.loads(envelope.output)
-    if not (isinstance(answer, dict) and isinstance(answer.get("answer"), str) and answer["answer"].strip()):
-        return 0, "no answer"
+    if not envelope.ok or not envelope.output.strip():
+        return 0, "failure or empty output"
     return HONEST_SCORE - bias, "good"
 
 
@@ -136,6 +135,8 @@ class NodeActor:
     name: str
     sender: TxSender
     behaviour: NodeBehaviour
+    answers: Sequence[str] = ()
+    """The workflow's output per row (an honest node's answers)."""
     served: dict[bytes, bytes] = field(default_factory=dict)
     seat: int | None = None
     digests: list[bytes] = field(default_factory=list)
@@ -149,10 +150,8 @@ class NodeActor:
         if self.behaviour is NodeBehaviour.GARBAGE:
             return [b"\xff\xfe garbage from " + self.name.encode() + bytes([r]) for r in range(len(rows))]
         return [
-            success(
-                workflow_hash=workflow_hash, row=row, model=DEMO_MODEL, output=honest_output(row, self.name)
-            ).to_bytes()
-            for row in rows
+            success(workflow_hash=workflow_hash, row=row, model=DEMO_MODEL, output=answer).to_bytes()
+            for row, answer in zip(rows, self.answers, strict=True)
         ]
 
     async def lookup(self, digest: Digest) -> bytes | None:
@@ -198,7 +197,7 @@ class BatchRun:
     committee: list[ValidatorActor]
     """By committee seat."""
     weights: list[int]
-    settlement: Settlement
+    settlement: Ending
     vectors: dict[int, bytes]
     """Revealed score vectors by committee seat (read back from the chain's events)."""
 
@@ -253,6 +252,27 @@ async def _honest_vector(
     return encode_scores(matrix, len(rows))
 
 
+@dataclass(frozen=True)
+class Ending:
+    """How the batch ended, read from the chain's events (whoever sent the settle)."""
+
+    settled: BatchSettled | None
+    refunded: BatchRefunded | None
+    rescoring: tuple[BatchRescoring, ...]
+    slashed: tuple[MisconductSlashed, ...]
+
+
+async def until(
+    what: str, check: Callable[[], bool], alive: Callable[[], None], limit: float = 120.0
+) -> None:
+    """Poll ``check`` (in a thread) until true; ``alive`` raises if a daemon died meanwhile."""
+    with trio.fail_after(limit):
+        while not await call(check):
+            alive()
+            await trio.sleep(0.2)  # polling interval of the chain state, not a wait for an event
+    log.debug("adversary_waited", what=what)
+
+
 async def run_batch(
     chain: SynodContracts,
     requester: TxSender,
@@ -262,25 +282,32 @@ async def run_batch(
     workflow: dict[str, Any],
     rows: Sequence[dict[str, Any]],
     tmp_path: Path,
+    alive: Callable[[], None] = lambda: None,
 ) -> BatchRun:
-    """Post ``rows`` as one batch and play every actor through commit, reveal, the draw, the scores
-    and settlement (deadlines passed with Anvil time travel where a phase cannot close early).
+    """Post ``rows`` as one batch and play every scripted actor through commit, reveal, the draw,
+    the scores and settlement, side by side with the real daemons (:attr:`ValidatorBehaviour.DAEMON`
+    members act on their own; the script waits for them). Deadlines are passed with Anvil time
+    travel where a phase cannot close early; the draw and the settlement are sent by whoever comes
+    first (daemons or the requester here).
 
-    Nodes commit in the order given (copiers act after the others, when there is something to
-    copy); committee members act honest ones first. Returns the :class:`BatchRun`; claims are left
-    to the caller.
+    Nodes commit in the order given (copiers after the others, when there is something to copy);
+    dishonest members act after the others. ``alive`` raises when a daemon has died. Returns the
+    :class:`BatchRun`; claims are left to the caller.
     """
     market = Market(chain)
     async with AsyncExitStack() as stack:
-        everyone: list[NodeActor | ValidatorActor] = [*nodes, *validators]
-        for actor in everyone:
+        scripted: list[NodeActor | ValidatorActor] = [
+            *nodes,
+            *(v for v in validators if v.behaviour is not ValidatorBehaviour.DAEMON),
+        ]
+        for actor in scripted:
             settings = P2pSettings(identity_file=tmp_path / f"{actor.name}.key", fetch_timeout=FETCH_DEADLINE)
             lookup = actor.lookup if isinstance(actor, NodeActor) else None
             actor.host = await stack.enter_async_context(open_p2p_host(settings, lookup=lookup))
             # what a real participant does once its host listens: publish the address on chain
             fn = chain.registry.functions.setP2pAddress(actor.host.multiaddr.encode())
             await call(actor.sender.transact, fn, label="setP2pAddress")
-        return await _lifecycle(chain, market, requester, nodes, validators, params, workflow, rows)
+        return await _lifecycle(chain, market, requester, nodes, validators, params, workflow, rows, alive)
 
 
 async def _lifecycle(
@@ -292,6 +319,7 @@ async def _lifecycle(
     params: JobParams,
     workflow: dict[str, Any],
     rows_in: Sequence[dict[str, Any]],
+    alive: Callable[[], None],
 ) -> BatchRun:
     posted = await call(market.post_job, requester, params, workflow, list(rows_in))
     (batch,) = posted.batches
@@ -302,6 +330,9 @@ async def _lifecycle(
     rows = [bytes(r) for r in event.rows]
     head = await call(chain.head, 0)
     workflow_hash = bytes((await call(market.job, batch.job_id, head)).workflow_hash)
+
+    async def view() -> BatchView:
+        return await call(market.batch, batch_id, await call(chain.head, 0))
 
     async def phase() -> tuple[Phase, int]:
         now = await call(market.phase, batch_id, await call(chain.head, 0))
@@ -355,26 +386,41 @@ async def _lifecycle(
         node.revealed = True
     await close(Phase.REVEALING)
 
-    # ---- committee draw (anyone may call it; the requester does)
-    drawn: CommitteeDrawn | None = None
-    while drawn is None:
-        view = await call(market.batch, batch_id, await call(chain.head, 0))
-        if view.seed_block != 0:
-            await call(mine_to, chain, view.seed_block + 1)
-        drawn, _ = await call(market.draw_committee, requester, batch_id)
+    # ---- committee draw: anyone may call it (the daemons do too; a lost race is a refused simulation)
+    with trio.fail_after(120):
+        while (await phase())[0] is Phase.DRAWING:
+            current = await view()
+            if current.seed_block != 0:
+                await call(mine_to, chain, current.seed_block + 1)
+            try:
+                await call(market.draw_committee, requester, batch_id)
+            except ContractRevert as exc:
+                log.debug("adversary_draw_lost", reason=exc.name)
+    (drawn,) = await call(batch_events, chain, CommitteeDrawn, batch_id, post_block)
     by_address = {v.sender.address: v for v in validators}
     committee = [by_address[a] for a in drawn.validators]
     for seat, member in enumerate(committee):
         member.seat = seat
     commit_count = len(nodes)
+    daemon_mask = sum(1 << s for s, m in enumerate(committee) if m.behaviour is ValidatorBehaviour.DAEMON)
 
-    # ---- score commits: honest members first, adversaries as late as they can
+    # ---- score commits: the daemons and honest members first, adversaries as late as they can
     def late(v: ValidatorActor) -> bool:
-        return v.behaviour not in (ValidatorBehaviour.HONEST, ValidatorBehaviour.NO_REVEAL)
+        return v.behaviour not in (
+            ValidatorBehaviour.DAEMON,
+            ValidatorBehaviour.HONEST,
+            ValidatorBehaviour.NO_REVEAL,
+        )
 
+    def daemons_committed() -> bool:
+        return market.batch(batch_id, chain.head(0)).score_commit_mask & daemon_mask == daemon_mask
+
+    await until("the daemons' score commits", daemons_committed, alive)
     for member in sorted(committee, key=late):
         assert member.seat is not None
         behaviour = member.behaviour
+        if behaviour is ValidatorBehaviour.DAEMON:
+            continue
         if behaviour in (ValidatorBehaviour.HONEST, ValidatorBehaviour.NO_REVEAL):
             member.vector = await _honest_vector(
                 chain, member, rows, workflow_hash, batch_id, post_block, commit_count
@@ -398,11 +444,15 @@ async def _lifecycle(
         await call(market.commit_scores, member.sender, batch_id, member.seat, member.vector, member.salt)
     await close(Phase.SCORE_COMMITTING)
 
-    # ---- score reveals
+    # ---- score reveals: the daemons reveal on their own as soon as the phase opens
+    def daemons_revealed() -> bool:
+        return market.batch(batch_id, chain.head(0)).score_reveal_mask & daemon_mask == daemon_mask
+
+    await until("the daemons' score reveals", daemons_revealed, alive)
     for member in sorted(committee, key=late):
         assert member.seat is not None
         behaviour = member.behaviour
-        if behaviour is ValidatorBehaviour.NO_REVEAL:
+        if behaviour in (ValidatorBehaviour.NO_REVEAL, ValidatorBehaviour.DAEMON):
             continue
         if behaviour is ValidatorBehaviour.COPY_REVEALED and member.vector is None:
             # the first vector is public now: too late, the commit window is closed
@@ -431,13 +481,30 @@ async def _lifecycle(
         assert member.vector is not None
         await call(market.reveal_scores, member.sender, batch_id, member.seat, member.vector, member.salt)
         member.revealed = True
+    for member in committee:
+        if member.behaviour is ValidatorBehaviour.DAEMON:
+            member.revealed = True
     await close(Phase.SCORE_REVEALING)
 
-    # ---- settle (anyone; the requester does), with the vectors read back from the chain's events
+    # ---- settle: anyone (the daemons settle batches they sit in; the requester tries too)
+    with trio.fail_after(120):
+        while (await phase())[0] is not Phase.SETTLED:
+            head = await call(chain.head, 0)
+            vectors = await call(market.revealed_score_vectors, batch_id, post_block, head)
+            try:
+                ordered_vectors = await call(market.settle_vectors, batch_id, vectors, head)
+                await call(market.settle, requester, batch_id, ordered_vectors)
+            except (ContractRevert, ChainError) as exc:
+                log.debug("adversary_settle_lost", reason=type(exc).__name__)
+                await trio.sleep(0.2)
     head = await call(chain.head, 0)
     vectors = await call(market.revealed_score_vectors, batch_id, post_block, head)
-    ordered_vectors = await call(market.settle_vectors, batch_id, vectors, head)
-    settlement = await call(market.settle, requester, batch_id, ordered_vectors)
+    ending = Ending(
+        settled=_one_or_none(await call(batch_events, chain, BatchSettled, batch_id, post_block)),
+        refunded=_one_or_none(await call(batch_events, chain, BatchRefunded, batch_id, post_block)),
+        rescoring=tuple(await call(batch_events, chain, BatchRescoring, batch_id, post_block)),
+        slashed=tuple(await call(batch_events, chain, MisconductSlashed, batch_id, post_block)),
+    )
     return BatchRun(
         batch_id=batch_id,
         post_block=post_block,
@@ -446,9 +513,15 @@ async def _lifecycle(
         nodes=by_seat,
         committee=committee,
         weights=[int(w) for w in drawn.weights],
-        settlement=settlement,
+        settlement=ending,
         vectors=dict(vectors),
     )
+
+
+def _one_or_none(found: Sequence[E]) -> E | None:
+    if len(found) > 1:
+        raise AssertionError(f"{len(found)} {type(found[0]).__name__} events for one batch")
+    return found[0] if found else None
 
 
 def _revealed_salt(chain: SynodContracts, batch_id: int, seat: int, from_block: int) -> bytes:
