@@ -152,7 +152,8 @@ class World:
 
 
 def _top_up(chain: SynodContracts, sender: TxSender, minimum: int) -> None:
-    """A node slashed in an earlier case adds stake back to the minimum (it must stay eligible)."""
+    """An account slashed in an earlier case adds stake back to the minimum: a node below it may not
+    commit, a validator below it weighs 0 in the committee draw."""
     stake = Registry(chain).participant(sender.address, chain.head(0)).stake
     if stake < minimum:
         missing = minimum - stake
@@ -168,6 +169,7 @@ def make_world(
     chain, actors = net.chain, net.actors
     registry, block = Registry(chain), chain.head(0)
     min_node_stake = registry.min_stake(Role.NODE, block)
+    min_validator_stake = registry.min_stake(Role.VALIDATOR, block)
     nodes = []
     for i, (sender, kind) in enumerate(zip(actors.nodes, node_kinds, strict=True)):
         _top_up(chain, sender, min_node_stake)
@@ -180,6 +182,9 @@ def make_world(
             raise ValueError(
                 f"validator {i + 1} is {member_kind.name}, but a daemon plays {sorted(net.daemon_accounts)}"
             )
+        if member_kind is not ValidatorBehaviour.DAEMON:
+            # below the minimum a validator weighs 0 in the draw: a slashed adversary stakes up again
+            _top_up(chain, sender, min_validator_stake)
         validators.append(
             ValidatorActor(name=f"validator{i + 1}", sender=sender, behaviour=member_kind, bias=i)
         )
@@ -192,7 +197,7 @@ def make_world(
         accounts=accounts,
         before=holdings(chain, accounts, block),
         min_node_stake=min_node_stake,
-        min_validator_stake=registry.min_stake(Role.VALIDATOR, block),
+        min_validator_stake=min_validator_stake,
     )
 
 
