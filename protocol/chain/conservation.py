@@ -37,6 +37,7 @@ from protocol.chain.rpc import BlockRef, translated
 from protocol.types import Address, address_of
 
 __all__ = [
+    "ZERO_ADDRESS",
     "ConservationError",
     "Holdings",
     "TokenTransfer",
@@ -46,6 +47,7 @@ __all__ = [
 ]
 
 ZERO_ADDRESS = address_of("0x" + "00" * 20)
+"""The ERC-20 mint/burn counterparty."""
 
 
 class ConservationError(ChainError):
