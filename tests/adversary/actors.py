@@ -10,12 +10,11 @@ Nodes (:class:`NodeBehaviour`): an honest node serves real result envelopes
 reveals (and serves) bytes that are no result envelope; a withholder reveals honest-looking digests
 but its host answers ``not_found``; a silent node commits and never reveals.
 
-Validators (:class:`ValidatorBehaviour`): the scripted honest validator fetches every revealed
-result, checks it against its digest, the job and the row, and scores it with a fixed rubric (see
-:func:`judge`); the others score everything 100, try to copy another member's score vector (after it
-is revealed, or by copying its commitment), or commit and never reveal. The real validator daemon
-(``synod oracle run``) takes the honest validator's place once it exists (see the suite's README
-section).
+Validators (:class:`ValidatorBehaviour`): the honest ones are the real validator daemon
+(``synod oracle run``, started by :mod:`tests.adversary.daemons`; the script only waits for it); the
+scripted ones score everything 100, try to copy another member's score vector (after it is revealed,
+or by copying its commitment), or score with a fixed rubric (:func:`judge`: fetch every revealed
+result over libp2p, check it against its digest, the job and the row), commit and never reveal.
 
 :func:`run_batch` carries one posted batch through its whole lifecycle with these actors; the caller
 computes what the batch must pay from the rules and compares.
@@ -67,9 +66,9 @@ T = TypeVar("T")
 E = TypeVar("E", bound=EventModel)
 
 HONEST_SCORE = 90
-"""What the scripted honest validator gives a good result (minus its ``bias``); anything else gets 0."""
+"""What the scripted rubric (:func:`judge`) gives a good result (minus the member's ``bias``)."""
 FETCH_DEADLINE = 10.0
-"""Seconds the honest validator allows one fetch (dial, request, answer)."""
+"""Seconds a scripted member allows one fetch (dial, request, answer)."""
 
 
 class NodeBehaviour(enum.Enum):
@@ -86,7 +85,6 @@ class ValidatorBehaviour(enum.Enum):
     """What a scripted committee member does with its seat."""
 
     DAEMON = "the real validator daemon, synod oracle run, in its own process"
-    HONEST = "honest (scripted)"
     ALL_100 = "scores everything 100"
     COPY_REVEALED = "waits for the first revealed score vector and commits a copy"
     COPY_COMMITMENT = "commits the first score commitment it sees, reveals that member's vector"
@@ -109,7 +107,7 @@ def batch_events(chain: SynodContracts, model: type[E], batch_id: int, from_bloc
 def judge(
     data: bytes | None, digest: bytes, workflow_hash: bytes, row: bytes, bias: int = 0
 ) -> tuple[int, str]:
-    """The scripted honest validator's score for one fetched result, and why.
+    """The scripted rubric's score for one fetched result, and why.
 
     0 when nothing was served, the bytes do not hash to the revealed ``digest``, are no canonical
     envelope, are for another job or row, record a failure, or hold an empty output; otherwise
@@ -408,7 +406,6 @@ async def _lifecycle(
     def late(v: ValidatorActor) -> bool:
         return v.behaviour not in (
             ValidatorBehaviour.DAEMON,
-            ValidatorBehaviour.HONEST,
             ValidatorBehaviour.NO_REVEAL,
         )
 
@@ -421,7 +418,7 @@ async def _lifecycle(
         behaviour = member.behaviour
         if behaviour is ValidatorBehaviour.DAEMON:
             continue
-        if behaviour in (ValidatorBehaviour.HONEST, ValidatorBehaviour.NO_REVEAL):
+        if behaviour is ValidatorBehaviour.NO_REVEAL:
             member.vector = await _honest_vector(
                 chain, member, rows, workflow_hash, batch_id, post_block, commit_count
             )

@@ -70,8 +70,8 @@ WORKFLOW: dict[str, Any] = {
 }
 H, V = NodeBehaviour, ValidatorBehaviour
 REVEALING_NODES = (H.HONEST, H.GARBAGE, H.NO_SERVE)
-VOTING_MEMBERS = (V.DAEMON, V.HONEST, V.ALL_100)
-HONEST_MEMBERS = (V.DAEMON, V.HONEST)
+VOTING_MEMBERS = (V.DAEMON, V.ALL_100)
+HONEST_MEMBERS = (V.DAEMON,)
 
 
 def _labelled_tasks() -> tuple[list[dict[str, Any]], list[list[str]]]:
@@ -248,10 +248,8 @@ def expected_of(world: World, run: BatchRun) -> Expected:
         member = run.committee[seat]
         if member.behaviour is V.DAEMON:
             vectors.append(run.vectors[seat])  # checked against the nodes' scripts in settle_and_check
-        elif member.behaviour is V.ALL_100:
+        else:  # ALL_100
             vectors.append(bytes([100] * (len(run.nodes) * len(run.rows))))
-        else:
-            vectors.append(honest_vector(member, run))
     return expected_settlement(
         rows=len(run.rows),
         commit_count=len(run.nodes),
@@ -307,7 +305,7 @@ def settle_and_check(world: World, run: BatchRun) -> Expected:
     # libp2p and their digest checks worked, and failed exactly where the node misbehaved
     rows = len(run.rows)
     for seat, member in enumerate(run.committee):
-        if member.behaviour in (V.HONEST, V.NO_REVEAL):
+        if member.behaviour is V.NO_REVEAL:
             assert member.vector == honest_vector(member, run), member.reasons
         if member.behaviour is V.DAEMON:
             # the real daemon: the pipeline accepted the honest answers, and every result that was
