@@ -7,7 +7,8 @@ hosts of the same process keep serving meanwhile.
 
 Nodes (:class:`NodeBehaviour`): an honest node serves real result envelopes
 (:mod:`protocol.envelope`); a copier commits another node's commitment as its own; a garbage node
-reveals (and serves) bytes that are no result envelope; a withholder reveals honest-looking digests
+reveals (and serves) bytes that are no result envelope; an off-topic node serves well-formed
+envelopes of answers about something else; a withholder reveals honest-looking digests
 but its host answers ``not_found``; a silent node commits and never reveals.
 
 Validators (:class:`ValidatorBehaviour`): the honest ones are the real validator daemon
@@ -77,6 +78,7 @@ class NodeBehaviour(enum.Enum):
     HONEST = "honest"
     COPY_COMMITMENT = "copies the first commitment it sees on chain"
     GARBAGE = "reveals and serves bytes that are no result envelope"
+    OFF_TOPIC = "reveals and serves well-formed envelopes of answers to another question"
     NO_SERVE = "reveals, then never serves the bytes"
     NO_REVEAL = "commits, never reveals"
 

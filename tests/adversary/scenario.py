@@ -69,16 +69,17 @@ WORKFLOW: dict[str, Any] = {
     "tasks": [{"id": "qa", "operator": "generation"}],
 }
 H, V = NodeBehaviour, ValidatorBehaviour
-REVEALING_NODES = (H.HONEST, H.GARBAGE, H.NO_SERVE)
+REVEALING_NODES = (H.HONEST, H.GARBAGE, H.OFF_TOPIC, H.NO_SERVE)
 VOTING_MEMBERS = (V.DAEMON, V.ALL_100)
 HONEST_MEMBERS = (V.DAEMON,)
 
 
-def _labelled_tasks() -> tuple[list[dict[str, Any]], list[list[str]]]:
-    """Two tasks of the project's labelled scoring set (tests/data) as rows, and their good answers
-    (what honest nodes return): real answers the real scoring pipeline has to accept."""
+def _labelled_tasks() -> tuple[list[dict[str, Any]], list[list[str]], list[str]]:
+    """Two tasks of the project's labelled scoring set (tests/data) as rows, their good answers (what
+    honest nodes return: the real scoring pipeline has to accept them) and an off-topic answer each."""
     rows: list[dict[str, Any]] = []
     answers: list[list[str]] = []
+    off_topic: list[str] = []
     with (ROOT / "tests" / "data" / "scoring_labelled.jsonl").open(encoding="utf-8") as lines:
         for line in lines:
             task = json.loads(line)
@@ -89,12 +90,13 @@ def _labelled_tasks() -> tuple[list[dict[str, Any]], list[list[str]]]:
                 row["language"] = task["language"]
             rows.append(row)
             answers.append([r["text"] for r in task["results"] if r["accept"]])
+            off_topic.append(next(r["text"] for r in task["results"] if r["kind"] == "off_topic"))
             if len(rows) == 2:
-                return rows, answers
+                return rows, answers, off_topic
     raise AssertionError("the labelled set has fewer than two plain tasks")
 
 
-ROWS, GOOD = _labelled_tasks()
+ROWS, GOOD, OFF_TOPIC = _labelled_tasks()
 
 
 @contextmanager
@@ -174,7 +176,7 @@ def make_world(
     for i, (sender, kind) in enumerate(zip(actors.nodes, node_kinds, strict=True)):
         _top_up(chain, sender, min_node_stake)
         # each honest-looking node answers with its own good answer of the labelled set
-        answers = [good[i % len(good)] for good in GOOD]
+        answers = OFF_TOPIC if kind is H.OFF_TOPIC else [good[i % len(good)] for good in GOOD]
         nodes.append(NodeActor(name=f"node{i + 1}", sender=sender, behaviour=kind, answers=answers))
     validators = []
     for i, (sender, member_kind) in enumerate(zip(actors.validators, validator_kinds, strict=True)):
@@ -315,6 +317,8 @@ def settle_and_check(world: World, run: BatchRun) -> Expected:
                 cells = vector[node_seat * rows : (node_seat + 1) * rows]
                 if node.behaviour is H.HONEST:
                     assert min(cells) >= PARAMS.threshold, (member.name, list(vector))
+                elif node.behaviour is H.OFF_TOPIC:  # a valid envelope: the pipeline judges it
+                    assert max(cells) < PARAMS.threshold, (member.name, list(vector))
                 else:
                     assert set(cells) == {0}, (member.name, node.behaviour, list(vector))
     assert (settled.medians, settled.node_paid) == (want.medians, want.node_paid)

@@ -14,6 +14,7 @@ import pytest
 
 from protocol.chain.models import SlashReason
 from tests.adversary.scenario import (
+    PARAMS,
     H,
     Network,
     V,
@@ -86,3 +87,13 @@ def test_node_that_never_reveals_is_slashed(net: Network, tmp_path: Path) -> Non
         (e.account, e.reason, e.amount) for e in run.settlement.slashed
     }
     assert want.node_paid[run.nodes.index(silent)] == 0
+
+
+def test_off_topic_answers_are_rejected_by_the_pipeline_and_not_paid(net: Network, tmp_path: Path) -> None:
+    world = make_world(net, (H.HONEST, H.OFF_TOPIC, H.HONEST), HONEST_COMMITTEE)
+    run = play(world, tmp_path)
+    seat = next(s for s, n in enumerate(run.nodes) if n.behaviour is H.OFF_TOPIC)
+    want = settle_and_check(world, run)
+    rows = len(run.rows)
+    assert want.node_paid[seat] == 0
+    assert max(want.medians[seat * rows : (seat + 1) * rows]) < PARAMS.threshold
