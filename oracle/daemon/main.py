@@ -93,6 +93,7 @@ async def serve(
         metrics,
         claim_min=claim_threshold(settings.schedule.claim_min, op.units.decimals),
         halt_at=halt_at,
+        log_range=config.chain.log_range,
     )
     try:
         async with open_p2p_host(p2p_settings) as p2p, trio.open_nursery() as nursery:

@@ -92,6 +92,7 @@ class OracleDaemon:
     """One validator: ``sender``/``signer`` are its key; ``scorer`` the scoring pipeline.
 
     ``claim_min`` is in the token's smallest unit. ``halt_at`` is ``$SYNOD_HALT_AT`` (or None).
+    ``log_range``: blocks per ``eth_getLogs`` when scanning for new batches (``chain.log_range``).
     """
 
     def __init__(
@@ -106,6 +107,7 @@ class OracleDaemon:
         *,
         claim_min: int,
         halt_at: str | None = None,
+        log_range: int = 5_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.chain = chain
@@ -121,6 +123,7 @@ class OracleDaemon:
         self.claim_min = claim_min
         self.halt_at = halt_at
         self.clock = clock
+        self.log_range = log_range
         self.cursor = (
             settings.start_block if settings.start_block is not None else chain.deployment.deploy_block
         ) - 1
@@ -150,7 +153,6 @@ class OracleDaemon:
         head = await self.tc.head()
         if head.number > self.cursor:
             await self._scan(self.cursor + 1, head.number)
-            self.cursor = head.number
         self.metrics.head.set(head.number)
         now = int((await self.tc.run(self.chain.w3.eth.get_block, head.number))["timestamp"])
         for batch_id in sorted(self.live):
@@ -164,13 +166,18 @@ class OracleDaemon:
         await self._claim(head)
 
     async def _scan(self, first: int, last: int) -> None:
-        def get() -> list[Any]:
-            with translated(self.chain.errors, "eth_getLogs"):
-                return list(self.chain.market.events.BatchPosted.get_logs(from_block=first, to_block=last))
+        """Add the batches posted in ``first..last``, ``log_range`` blocks per ``eth_getLogs``."""
 
-        for entry in await self.tc.run(get):
-            event = BatchPosted.from_abi(entry["args"])
-            self.live.setdefault(event.batch_id, int(entry["blockNumber"]))
+        def get(start: int, end: int) -> list[Any]:
+            with translated(self.chain.errors, "eth_getLogs"):
+                return list(self.chain.market.events.BatchPosted.get_logs(from_block=start, to_block=end))
+
+        for start in range(first, last + 1, self.log_range):
+            end = min(last, start + self.log_range - 1)
+            for entry in await self.tc.run(get, start, end):
+                event = BatchPosted.from_abi(entry["args"])
+                self.live.setdefault(event.batch_id, int(entry["blockNumber"]))
+            self.cursor = end
 
     # ------------------------------------------------------------------ one batch
 

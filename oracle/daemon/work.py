@@ -215,8 +215,9 @@ async def score_fetched(
                     "language": spec.language,
                 }
             )
-        except (ValidationError, ValueError) as exc:
-            reason = f"row cannot be scored: {str(exc).splitlines()[0][:200]}"
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+            reason = f"row cannot be scored: {first[:200]}"
             log.warning("row_refused", batch=work.batch_id, row=row, reason=reason)
             for seat, _ in live:
                 cells.append(

@@ -9,7 +9,11 @@ means "no sign of that problem", and the score is ``100 x`` their product, round
   ``outlier_high``): an outlier among the results -> 0 (1 when there are fewer than
   :attr:`Calibration.min_peers` other results: no majority to disagree with);
 - ``originality`` = 1 - ramp(prompt copy, ``copy_low``, ``copy_high``): a copy of the prompt or
-  a source -> 0;
+  a source -> 0. A finished *statement* (it ends with ``.``/``!``/``。``..., not with a question
+  mark) is held to the looser ramp ``statement_copy_low`` .. ``statement_copy_high``: a short
+  answer naturally restates the question's words ("The capital of France is Paris." shares 63 % of
+  its 5-grams with "What is the capital of France?"), while a copy asks back or stops mid-way
+  (:func:`restates`);
 - ``completeness``: 0 for an answer cut off mid-sentence (:func:`finished`);
 - ``grounding`` = ramp(share of supported sentences, ``grounded_low``, 1): one unsupported claim in
   a two-sentence answer fails it, one in six does not;
@@ -51,6 +55,8 @@ class Calibration(BaseModel):
     min_peers: int = Field(default=2, ge=1)
     copy_low: float = 0.5
     copy_high: float = 0.7
+    statement_copy_low: float = 0.75
+    statement_copy_high: float = 0.95
     grounded_low: float = 0.6
     accept_threshold: int = Field(default=ACCEPT_THRESHOLD, ge=0, le=100)
 
@@ -87,6 +93,22 @@ def finished(text: str, *, is_json: bool) -> bool:
 
 
 LONG_LINE_WORDS = 7
+
+_QUESTION_MARKS = ("?", "？", "؟")
+
+
+def restates(text: str) -> bool:
+    """Whether ``text`` is a finished statement (ends with terminal punctuation other than a
+    question mark), so its overlap with the prompt may be a restatement rather than a copy."""
+    stripped = text.rstrip().rstrip("\"'”’»」』)]*`")
+    return bool(stripped) and stripped.endswith(_TERMINAL) and not stripped.endswith(_QUESTION_MARKS)
+
+
+def originality(copy: float, text: str, cal: Calibration) -> float:
+    """1 - ramp(prompt copy): the statement ramp for :func:`restates` texts, the strict one otherwise."""
+    if restates(text):
+        return 1.0 - ramp(copy, cal.statement_copy_low, cal.statement_copy_high)
+    return 1.0 - ramp(copy, cal.copy_low, cal.copy_high)
 
 
 def factors(c: Components, cal: Calibration) -> dict[str, float]:

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from oracle.scoring import agreement, injection, validity
-from oracle.scoring.combine import Calibration, factors, finished, ramp, score
+from oracle.scoring.combine import Calibration, factors, finished, originality, ramp, score
 from oracle.scoring.grounding import ground
 from oracle.scoring.language import LanguageIdentifier
 from oracle.scoring.model import Components, ResultScore, ScoreRequest, Validity
@@ -136,7 +136,7 @@ async def score_task(
                     if peer is not None and typical is not None and enough_peers
                     else None
                 ),
-                originality=round(1.0 - ramp(copy, cal.copy_low, cal.copy_high), 4),
+                originality=round(originality(copy, check.text, cal), 4),
             )
         value = score(components, cal)
         out.append(

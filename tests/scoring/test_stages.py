@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from oracle.scoring import agreement
-from oracle.scoring.combine import Calibration, finished, ramp, score
+from oracle.scoring.combine import Calibration, finished, originality, ramp, restates, score
 from oracle.scoring.grounding import MIN_SENTENCE_SIMILARITY, ground
 from oracle.scoring.model import Components
 from oracle.scoring.text import numbers, sentences
@@ -171,3 +171,32 @@ def test_score_gates_and_product() -> None:
     assert score(perfect.model_copy(update={"grounding": 0.8}), cal) == 50
     assert score(perfect.model_copy(update={"quality": 0.7}), cal) == 70
     assert score(perfect.model_copy(update={"digest_agreement": 0.0}), cal) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The capital of France is Paris.", True),
+        ("Paris!", True),
+        ('"Paris."', True),
+        ("日本の首都は東京です。", True),
+        ("What is the capital city of France?", False),
+        ("Qu'est-ce que c'est ？", False),
+        ("The capital of France is", False),
+        ("", False),
+    ],
+)
+def test_restates_only_finished_statements(text: str, expected: bool) -> None:
+    assert restates(text) is expected
+
+
+def test_a_statement_may_restate_the_question_a_question_may_not() -> None:
+    cal = Calibration()
+    # the same overlap: a restating answer keeps full originality, a question asking back loses it
+    assert originality(0.63, "The capital of France is Paris.", cal) == 1.0
+    assert originality(0.63, "What is the capital city of France?", cal) == pytest.approx(0.35)
+    # the statement ramp's ends are exact
+    assert originality(cal.statement_copy_low, "A statement.", cal) == 1.0
+    assert originality(cal.statement_copy_high, "A statement.", cal) == 0.0
+    assert originality(0.85, "A statement.", cal) == pytest.approx(0.5)
+    assert originality(1.0, "A verbatim copy of a statement prompt.", cal) == 0.0

