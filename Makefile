@@ -18,7 +18,7 @@ GMP_STAMP := $(STAMP)/libgmp
 # apt-get needs root: sudo when not root already
 SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
 
-.PHONY: help setup build test test-contracts test-python test-shim demo bench lint fmt audit clean mutation
+.PHONY: help setup build test test-contracts test-python test-shim test-adversary demo bench lint fmt audit clean mutation
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ test-contracts: $(NPM_STAMP)
 
 test-python: $(VENV_STAMP) build
 	$(PY) -m pytest
+
+test-adversary: $(VENV_STAMP) build ## dishonest nodes and validators vs real daemons, token conservation
+	$(PY) -m pytest -m adversary
 
 demo: setup build ## anvil + deploy + one task carried through its lifecycle
 	$(PY) -m scripts.demo
