@@ -77,8 +77,10 @@ def _strings(value: Any) -> list[str]:
 
 def few_shot_texts(workflow: Workflow) -> list[str]:
     """The few-shot examples: the fixed text of each model prompt up to its first placeholder, and
-    every string of ``external_memory`` (where workflows keep examples by language)."""
-    texts: list[str] = _strings(workflow.external_memory or {})
+    every string of ``external_memory`` (where workflows keep examples by language) but those with
+    a ``{}`` (question templates, meant to be output) and question words (``qa_question_*``)."""
+    memory = {k: v for k, v in (workflow.external_memory or {}).items() if not k.startswith("qa_question_")}
+    texts: list[str] = [s for s in _strings(memory) if "{}" not in s]
     for task in workflow.tasks:
         if task.operator is not Operator.GENERATION:
             continue
