@@ -6,6 +6,8 @@ several languages) and prints ``name=value`` lines (definitions in :mod:`workflo
 
 - ``qa_grounded_pair_rate``, ``qa_distinct_question_rate``, ``qa_language_match_rate``,
   ``qa_example_leak_rate``: shares of the pairs ``qa_pairs.json`` returned;
+- ``qa_gap_question_rate``: share of the pairs whose question is the workflow's fill-in-the-gap
+  fallback (the model's two questions failed the checks), not one the model wrote;
 - ``qa_pairs_per_document`` (the workflow returns up to three; fewer when its checks reject the
   rest), ``qa_failed_documents`` (runs that ended in the workflow's clear failure),
   ``qa_seconds_per_document`` (wall time of a run, model loading excluded);
@@ -170,6 +172,7 @@ async def bench_qa(
         "qa_distinct_question_rate": _rate(sum(p.distinct for p in pairs), n),
         "qa_language_match_rate": _rate(sum(p.language_match for p in pairs), n),
         "qa_example_leak_rate": _rate(sum(bool(p.leaked) for p in pairs), n),
+        "qa_gap_question_rate": _rate(sum(p.gap_question for p in pairs), n),
         "qa_pairs_per_document": n / len(passages),
         "qa_failed_documents": float(failed),
         "qa_seconds_per_document": seconds / len(passages),

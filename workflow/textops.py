@@ -70,6 +70,7 @@ from dataclasses import dataclass
 
 from workflow.eval.grounding import MIN_CONTENT_SHARE, example_markers, grounding, leaked_markers
 from workflow.eval.language import LanguageIdentifier
+from workflow.eval.scores import GAP
 from workflow.eval.spans import answer_candidates
 from workflow.eval.text import content_words, fold, locate, normalise, occurs, sentences, words
 from workflow.memory import Entry, Value
@@ -183,16 +184,14 @@ def _cloze(args: Args, lang: LanguageIdentifier) -> Entry:
     where = text.find(part) if part else -1
     if where < 0:
         raise TextCheckFailed(f"{_short(part)} is not in {_short(text)}")
-    gapped = text[:where] + "___" + text[where + len(part) :]
+    gapped = text[:where] + GAP + text[where + len(part) :]
     return Entry(template.replace("{}", gapped, 1), False)
 
 
 def _mentions(args: Args, lang: LanguageIdentifier) -> Entry:
     text, source, part = _text(args, "text"), _text(args, "source"), _text(args, "part")
     excluded = content_words(part)
-    shared = [
-        w for w in content_words(text) if occurs(w, content_words(source)) and not occurs(w, excluded)
-    ]
+    shared = [w for w in content_words(text) if occurs(w, content_words(source)) and not occurs(w, excluded)]
     if not shared:
         raise TextCheckFailed(f"{_short(text)} shares no content word with {_short(source)}")
     return Entry(text, False)

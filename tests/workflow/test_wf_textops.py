@@ -273,7 +273,8 @@ def test_qa_pairs_asks_for_chosen_answers_retries_then_falls_back_to_a_gap_quest
     replies = {
         # a name: the first try, started with "Quel", passes every check
         "Loire": ("est le plus long fleuve de France ?", "unused"),
-        # a list of names: the first try copies an example (Sorbelle), the second passes
+        # a list of names: the first try copies a name of an example (Sorbelle, not in the document),
+        # the second passes
         "Orléans, Tours et Nantes": (
             "fleuve traverse Orléans et Sorbelle ?",
             "Quelles villes la Loire traverse-t-elle ?",
@@ -292,7 +293,7 @@ def test_qa_pairs_asks_for_chosen_answers_retries_then_falls_back_to_a_gap_quest
         ],
         ["Loire", "Orléans, Tours et Nantes", "2000"],
     ]
-    assert failed_steps(outcome) == ["q_novel", "q_about", "q_apart", "again"]
+    assert failed_steps(outcome) == ["q_grounded", "q_about", "q_apart", "again"]
     # one sentence per prompt, the answer given, French examples; the first try starts the question
     assert len(prompts) == 5
     assert prompts[0].endswith(
@@ -310,7 +311,7 @@ def test_qa_pairs_checks_kind_topic_language_and_repeats() -> None:
         # a repeated question; then one about no word of its sentence: the gap question
         "Orléans, Tours et Nantes": ("fleuve traverse la France ?", "Quelle est la ville ?"),
         # English; then a question that does not ask "when" for a year: the gap question
-        "2000": ("was the valley listed?", "Quelle partie de la vallée a été inscrite au patrimoine mondial ?"),
+        "2000": ("was the valley listed?", "Quelle partie de la vallée fut inscrite au patrimoine ?"),
     }
     outcome, _ = run_qa(FRENCH, replies)
     assert outcome.result is not None, outcome.error
@@ -342,9 +343,7 @@ def test_qa_pairs_with_no_candidate_fails_clearly() -> None:
 
 
 def test_qa_pairs_one_candidate_gives_one_pair() -> None:
-    outcome, _ = run_qa(
-        "The lake is 64 metres deep.", {"64 metres": ("deep is the lake?", "unused")}
-    )
+    outcome, _ = run_qa("The lake is 64 metres deep.", {"64 metres": ("deep is the lake?", "unused")})
     assert outcome.result is not None, outcome.error
     assert json.loads(outcome.result.value) == [["How many deep is the lake?"], ["64 metres"]]
 

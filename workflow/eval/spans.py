@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001, RUF002 - multilingual text: letters and marks of other scripts are meant
+# ruff: noqa: RUF002, RUF003 - multilingual text: letters and marks of other scripts are meant
 """Answer candidates: spans of a document that make good answers, chosen without a model.
 
 A small model invents numbers and facts when asked to answer; it does much better when the answer
@@ -9,15 +9,16 @@ a span of one sentence, of one of these kinds (best first within a sentence):
   ``July 14, 1789``);
 - ``quantity``: a number and the word after it (its unit or what it counts: ``2,850
   kilometres``, ``2.962 Metern``, ``300 species``); a number followed by no word stands alone;
-- ``year``: a four-digit number from 1000 to 2099 that no word of letters follows as a unit
-  (``in 1707``, ``1453 yılında`` gives ``1453``);
+- ``year``: a four-digit number from 1000 to 2099 written without a group separator, alone
+  (``in 1707``; ``1453 yılında`` gives ``1453``): ``1,037 inhabitants`` is a quantity, but an
+  unseparated ``1037 inhabitants`` is taken for a year;
 - ``names``: a list of two or more names (``Vienna, Bratislava, Budapest and Belgrade``);
 - ``name``: a run of capitalised words, possibly joined by a short lower-case particle (``Isthmus
   of Panama``, ``Gerbier de Jonc``). A sentence's first word counts only when the document also
   writes it capitalised in mid-sentence (``Mount`` of ``Mount Fuji``, not ``The``). In German every
-  noun is capitalised, so there only runs of two or more words, or words the document writes
-  capitalised in mid-sentence *and* that are not among the sentence's own first word, count as names
-  ... which still lets common nouns through; names come after numbers for that reason.
+  noun is capitalised, so there a single word counts only after a lower-case word that is not an
+  article (``in Ulm``, ``bei Schaffhausen``) or a comma; common nouns still get through (``nach
+  Hause``), which is one reason names come after numbers.
 
 Candidates are ordered round-robin over the sentences (the best of each sentence, then the second
 best of each, ...), so the first three come from three sentences when the document has them, and
@@ -61,11 +62,12 @@ _LIST_JOINERS = frozenset({"and", "et", "und", "y", "e", "ve", "en", "i", "och",
 _NOT_ANSWERS = frozenset({"d.C", "a.C"})
 _NOT_UNITS = frozenset(
     {
-        *("and", "or", "to", "of", "in", "on", "at", "the", "than", "et", "ou", "au", "aux", "les", "le", "la"),
+        *("and", "or", "to", "of", "in", "on", "at", "the", "than", "et", "ou", "au", "aux", "les"),
+        *("le", "la"),
         *("und", "oder", "bis", "zu", "der", "die", "das", "dem", "den", "y", "o", "en", "el", "los", "las"),
         *("em", "da", "do", "di", "del", "de", "ve", "ile", "il", "e", "a", "i", "tra", "fra", "entre"),
         *("is", "are", "was", "were", "has", "had", "ist", "sind", "war", "est", "sont", "es", "son"),
-        *("era", "è", "é", "sono", "foi", "bir", "ve"),
+        *("era", "è", "é", "sono", "foi", "bir", "ve", "wurde", "wurden", "hat", "fue", "fu", "a", "ont"),
     }
 )
 
@@ -132,8 +134,9 @@ def _names(sentence: str, mid: set[str], strict: bool) -> list[tuple[int, int, K
     for run in runs:
         words = [tokens[i][2] for i in run]
         before = tokens[run[0] - 1][2] if run[0] > 0 else ""
-        if strict and len(words) == 1 and (before in _GERMAN_ARTICLES or before[:1].isupper()):
-            continue  # German: ``der Weg``, ``Zehn Jahre`` are nouns, not names
+        german_noun = before in _GERMAN_ARTICLES or not (before == "," or before[:1].islower())
+        if strict and len(words) == 1 and german_noun:
+            continue  # German: ``der Weg``, ``Zehn Jahre``, ``16. Jahrhundert`` are nouns, not names
         if words[0] in _PARTICLES or words[-1] in _PARTICLES:
             continue
         found.append((tokens[run[0]][0], tokens[run[-1]][1], "name"))
