@@ -202,6 +202,17 @@ async def bench_dialogue(provider: LLMProvider, passages: Sequence[Passage], dum
     return {"dialogue_grounded_turn_rate": _rate(good, total)}
 
 
+def record_of(value: Any) -> Any:
+    """The record an ``extract_record`` run returned: its return value is the model's JSON as text
+    (``to_json`` of one read), so a string is parsed; anything else is returned as is."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
 async def bench_extract(provider: LLMProvider, passages: Sequence[Passage], dump: Dump) -> dict[str, float]:
     """Run ``extract_record.json``; the share of fields copied from the passage."""
     workflow = load_workflow(EXAMPLES / "extract_record.json")
@@ -209,7 +220,7 @@ async def bench_extract(provider: LLMProvider, passages: Sequence[Passage], dump
     good = total = 0
     for passage in passages:
         value, error, elapsed = await _run(engine, workflow, {"text": passage.text})
-        g, t = copied_fields(passage.text, value)
+        g, t = copied_fields(passage.text, record_of(value))
         good, total = good + g, total + t
         dump.append(
             {
