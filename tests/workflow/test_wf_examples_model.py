@@ -99,7 +99,10 @@ def assert_grounded_pairs(document: str, language: str, value: Any) -> None:
         assert isinstance(question, str) and isinstance(answer, str)
         assert locate(answer, document) == answer
         assert question.endswith("?") and identifier.code(question) == language
-        report = grounding(question, document, min_content_share=0.5, skip_first=True)
+        # as the workflow: names are not checked in German, which capitalises every noun
+        report = grounding(
+            question, document, min_content_share=0.5, skip_first=True, check_names=language != "de"
+        )
         assert report.grounded, report.reason
     assert len({q.casefold() for q in questions}) == len(questions)
 
