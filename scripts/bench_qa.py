@@ -6,6 +6,8 @@ several languages) and prints ``name=value`` lines (definitions in :mod:`workflo
 
 - ``qa_grounded_pair_rate``, ``qa_distinct_question_rate``, ``qa_language_match_rate``,
   ``qa_example_leak_rate``: shares of the pairs ``qa_pairs.json`` returned;
+- ``qa_gap_question_rate``: share of the pairs whose question is the workflow's fill-in-the-gap
+  fallback (the model's two questions failed the checks), not one the model wrote;
 - ``qa_pairs_per_document`` (the workflow returns up to three; fewer when its checks reject the
   rest), ``qa_failed_documents`` (runs that ended in the workflow's clear failure),
   ``qa_seconds_per_document`` (wall time of a run, model loading excluded);
@@ -77,8 +79,10 @@ def _strings(value: Any) -> list[str]:
 
 def few_shot_texts(workflow: Workflow) -> list[str]:
     """The few-shot examples: the fixed text of each model prompt up to its first placeholder, and
-    every string of ``external_memory`` (where workflows keep examples by language)."""
-    texts: list[str] = _strings(workflow.external_memory or {})
+    every string of ``external_memory`` (where workflows keep examples by language) but those with
+    a ``{}`` (question templates, meant to be output) and question words (``qa_question_*``)."""
+    memory = {k: v for k, v in (workflow.external_memory or {}).items() if not k.startswith("qa_question_")}
+    texts: list[str] = [s for s in _strings(memory) if "{}" not in s]
     for task in workflow.tasks:
         if task.operator is not Operator.GENERATION:
             continue
@@ -168,6 +172,7 @@ async def bench_qa(
         "qa_distinct_question_rate": _rate(sum(p.distinct for p in pairs), n),
         "qa_language_match_rate": _rate(sum(p.language_match for p in pairs), n),
         "qa_example_leak_rate": _rate(sum(bool(p.leaked) for p in pairs), n),
+        "qa_gap_question_rate": _rate(sum(p.gap_question for p in pairs), n),
         "qa_pairs_per_document": n / len(passages),
         "qa_failed_documents": float(failed),
         "qa_seconds_per_document": seconds / len(passages),
@@ -197,6 +202,17 @@ async def bench_dialogue(provider: LLMProvider, passages: Sequence[Passage], dum
     return {"dialogue_grounded_turn_rate": _rate(good, total)}
 
 
+def record_of(value: Any) -> Any:
+    """The record an ``extract_record`` run returned: its return value is the model's JSON as text
+    (``to_json`` of one read), so a string is parsed; anything else is returned as is."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
 async def bench_extract(provider: LLMProvider, passages: Sequence[Passage], dump: Dump) -> dict[str, float]:
     """Run ``extract_record.json``; the share of fields copied from the passage."""
     workflow = load_workflow(EXAMPLES / "extract_record.json")
@@ -204,7 +220,7 @@ async def bench_extract(provider: LLMProvider, passages: Sequence[Passage], dump
     good = total = 0
     for passage in passages:
         value, error, elapsed = await _run(engine, workflow, {"text": passage.text})
-        g, t = copied_fields(passage.text, value)
+        g, t = copied_fields(passage.text, record_of(value))
         good, total = good + g, total + t
         dump.append(
             {

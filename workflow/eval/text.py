@@ -23,7 +23,7 @@ _NUMBER = re.compile(r"\d+(?:[.,\u00a0\u202f ]\d{3}(?!\d))*(?:[.,]\d+)?")
 _GROUPED = re.compile(r"^\d{1,3}(?:[.,\u00a0\u202f ]\d{3})+$")
 _ORDINAL_END = re.compile(r"(?:^|\s)\d{1,2}\.\s*$")
 _SPACE = re.compile(r"\s+")
-_ORDINAL_DOT_LANGUAGES = frozenset(
+ORDINAL_DOT_LANGUAGES = frozenset(
     {
         "de",
         "tr",
@@ -121,7 +121,7 @@ def sentences(text: str, language: str | None) -> list[str]:
     from sentencex import segment
 
     pieces = [p.strip() for p in segment(language or "en", text)]
-    ordinal_dots = language in _ORDINAL_DOT_LANGUAGES
+    ordinal_dots = language in ORDINAL_DOT_LANGUAGES
     out: list[str] = []
     for piece in pieces:
         if not piece:
