@@ -423,6 +423,21 @@ class Store:
         log.warning("journal_dropped", key=str(key), nonce=action.txs[0].nonce)
         return updated
 
+    def forget_batch_sync(self, batch: int, participant: str) -> int:
+        """A reorg removed batch ``batch``: delete ``participant``'s actions for it (and their
+        transactions), so that if the new chain posts a batch under the same id it starts afresh.
+        Returns how many actions were deleted. Only for batches the chain no longer has: their
+        transactions can never be mined (the calls they make would revert, or they are gone)."""
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM action_txs WHERE batch = ? AND participant = ?", (batch, participant)
+            )
+            cursor = conn.execute("DELETE FROM actions WHERE batch = ? AND participant = ?", (batch, participant))
+            count = cursor.rowcount
+        if count:
+            log.warning("journal_forgot_batch", batch=batch, participant=participant, actions=count)
+        return count
+
     def get_action_sync(self, key: ActionKey) -> Action | None:
         """The action journaled under ``key`` or ``None``."""
         with self._read() as conn:
@@ -463,6 +478,10 @@ class Store:
     async def mark_dropped(self, key: ActionKey) -> Action:
         """Async :meth:`mark_dropped_sync`."""
         return await self._run(self.mark_dropped_sync, key)
+
+    async def forget_batch(self, batch: int, participant: str) -> int:
+        """Async :meth:`forget_batch_sync`."""
+        return await self._run(self.forget_batch_sync, batch, participant)
 
     async def get_action(self, key: ActionKey) -> Action | None:
         """Async :meth:`get_action_sync`."""
