@@ -2,7 +2,7 @@
 
 ::
 
-    synod node run [--config PATH] [--password-file FILE]
+    synod node run [--config PATH] [--password-file FILE] [--log-level LEVEL]
 
 ``run`` is :func:`node.main.run_daemon` (start-up checks, then the daemon until SIGINT/SIGTERM).
 ``init`` is the shared operator command, followed by the node's default ``[run]`` table
@@ -33,6 +33,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help="keystore password file (else $SYNOD_KEYSTORE_PASSWORD or account.password_file)",
+    )
+    run.add_argument(
+        "--log-level",
+        dest="run_log_level",
+        metavar="LEVEL",
+        help="daemon log level (default INFO; `synod --log-level` applies when given)",
     )
 
 
@@ -69,7 +75,16 @@ def _append_run_table(path: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     """Dispatch a ``synod node`` subcommand; returns the exit code."""
     if args.role_command == "run":
+        import logging
+
+        from cli.main import log_level
         from node.main import run_daemon
+        from protocol.log import configure
+
+        level = args.run_log_level or (args.log_level if args.log_level != "WARNING" else "INFO")
+        configure(log_level(level))
+        for noisy in ("httpx", "httpcore", "libp2p", "multiaddr", "urllib3", "web3"):
+            logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
         return run_daemon(_config_path(args), args.password_file)
     code = operator_cmds.run(args, ROLE, args.role_command)

@@ -429,10 +429,10 @@ class Store:
         Returns how many actions were deleted. Only for batches the chain no longer has: their
         transactions can never be mined (the calls they make would revert, or they are gone)."""
         with self._write() as conn:
-            conn.execute(
-                "DELETE FROM action_txs WHERE batch = ? AND participant = ?", (batch, participant)
+            conn.execute("DELETE FROM action_txs WHERE batch = ? AND participant = ?", (batch, participant))
+            cursor = conn.execute(
+                "DELETE FROM actions WHERE batch = ? AND participant = ?", (batch, participant)
             )
-            cursor = conn.execute("DELETE FROM actions WHERE batch = ? AND participant = ?", (batch, participant))
             count = cursor.rowcount
         if count:
             log.warning("journal_forgot_batch", batch=batch, participant=participant, actions=count)
