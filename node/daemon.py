@@ -350,7 +350,15 @@ class NodeDaemon:
         if job is not None:
             measured = await self._run(self.state.speed, job.workflow_hash)
             task_seconds = measured if measured is not None else task_seconds
-        offer = BatchOffer(params, len(rows), int(args["commitDeadline"]), workflow_error)
+        accepting = True
+        if params is not None and workflow_error is None:
+            try:
+                view = await self._read(self._market.batch, batch_id)
+                accepting = view.phase is Phase.COMMITTING and view.commit_count < params.k
+            except (ChainError, trio.TooSlowError) as exc:  # undecided: let the commit's simulation say
+                self.metrics.rpc_errors.inc()
+                log.warning("node_batch_view_failed", batch=batch_id, error=str(exc)[:200])
+        offer = BatchOffer(params, len(rows), int(args["commitDeadline"]), workflow_error, accepting)
         capacity = NodeCapacity(
             served=frozenset(self.served),
             min_bounty_per_task=self.settings.min_bounty_per_task,

@@ -18,6 +18,7 @@ from protocol.chain.contracts import SynodContracts
 from protocol.chain.market import Market
 from protocol.chain.models import Phase
 from protocol.chain.signer import anvil_dev_signer
+from protocol.chain.writer import TxCall
 from protocol.commitments import encode_scores, new_salt
 from protocol.envelope import ResultEnvelope
 from protocol.p2p.errors import AccessDenied
@@ -171,3 +172,54 @@ def test_a_batch_is_taken_computed_committed_revealed_served_settled_and_claimed
         assert _metric(scrape, "synod_node_paid_base_units_total") == paid
         assert daemon.stop() == 0
         assert daemon.events("node_stopped")
+
+
+def _node_txs(chain: SynodContracts, address: str, first_block: int) -> list[str]:
+    """The 4-byte selectors of the transactions ``address`` sent since ``first_block``, in order."""
+    fns = chain.market.functions
+    calls = {
+        "commitResult": fns.commitResult(1, b"\x00" * 32),
+        "revealResult": fns.revealResult(1, 0, [], b"\x00" * 32),
+        "claim": fns.claim(),
+    }
+    names = {TxCall.from_function(fn).data[:4]: name for name, fn in calls.items()}
+    sent = []
+    for number in range(first_block, int(chain.w3.eth.block_number) + 1):
+        block = chain.w3.eth.get_block(number, full_transactions=True)
+        for tx in block["transactions"]:
+            if tx["from"] == address:
+                data = bytes(tx["input"])
+                sent.append(names.get(data[:4], "0x" + data[:4].hex()))
+    return sent
+
+
+@pytest.mark.fault
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "point", ["after_workflows", "after_commit_sent", "after_commit_mined", "after_reveal_sent"]
+)
+def test_killed_at_each_stage_the_restarted_node_finishes_the_batch_sending_nothing_twice(
+    net: tuple[Devnet, SynodContracts, Actors], ollama: ScriptedOllama, tmp_path: Path, point: str
+) -> None:
+    devnet, chain, actors = net
+    market = Market(chain)
+    node = _home(tmp_path, devnet, ollama, claim_interval_s=0)
+    first_block = int(chain.w3.eth.block_number) + 1
+    with running(node, SYNOD_HALT_AT=point) as daemon:
+        daemon.wait("node_started", 90)
+        posted = market.post_job(
+            actors.requester, params(k=1, batch_size=2), WORKFLOW, [{"topic": "a"}, {"topic": "b"}]
+        )
+        (batch,) = posted.batches
+        daemon.wait("halt_point", 60, contains=f"point={point}")
+        assert daemon.process.wait(30) == -9, "SIGKILLed itself"
+    assert ollama.requests == 2
+    with running(node) as daemon:
+        daemon.wait("node_revealed", 90, contains=f"batch={batch.batch_id}")
+        assert _wait_phase(chain, batch.batch_id, {Phase.DRAWING}) is Phase.DRAWING
+        assert daemon.stop() == 0
+    assert ollama.requests == 2, "stored results are not recomputed after a restart"
+    assert _node_txs(chain, node.address, first_block) == ["commitResult", "revealResult"]
+    assert not chain.market.events.MisconductSlashed().get_logs(
+        from_block=first_block, argument_filters={"account": node.address}
+    )
