@@ -5,6 +5,8 @@ real libp2p hosts fetching results, the Prometheus endpoint scraped over HTTP.""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +31,7 @@ from tests.node.helpers import (
     MIN_PHASE_S,
     WORKFLOW,
     NodeHome,
+    node_env,
     node_home,
     params,
     register_node,
@@ -223,3 +226,64 @@ def test_killed_at_each_stage_the_restarted_node_finishes_the_batch_sending_noth
     assert not chain.market.events.MisconductSlashed().get_logs(
         from_block=first_block, argument_filters={"account": node.address}
     )
+
+
+def _run_cli(
+    node: NodeHome, *extra: str, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "node", "run", "--config", str(node.config), *extra],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=node.home,
+        env=node_env(node.home, **env),
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def test_start_up_refusals_name_what_to_fix(
+    net: tuple[Devnet, SynodContracts, Actors], ollama: ScriptedOllama, tmp_path: Path
+) -> None:
+    devnet, _chain, _actors = net
+    provider = {"kind": "ollama", "url": ollama.url}
+    bad = node_home(
+        tmp_path / "bad", devnet, {"provider": {**provider, "kind": "llamafile"}, "concurrency": 0}
+    )
+    result = _run_cli(bad)
+    assert result.returncode == 2
+    assert "run.provider.kind" in result.stderr and "run.concurrency" in result.stderr
+    assert "greater than or equal to 1" in result.stderr
+
+    good = node_home(tmp_path / "good", devnet, {"provider": provider})
+    result = _run_cli(good, SYNOD_KEYSTORE_PASSWORD="not the password")
+    assert result.returncode == 2 and "wrong password" in result.stderr
+
+    stranger = node_home(tmp_path / "stranger", devnet, {"provider": provider}, index=9)
+    result = _run_cli(stranger)
+    assert result.returncode == 3
+    assert "is not registered: run `synod node register --stake AMOUNT`" in result.stderr
+
+    with ScriptedOllama(["other-model:1b"]) as elsewhere:
+        missing = node_home(
+            tmp_path / "missing", devnet, {"provider": {"kind": "ollama", "url": elsewhere.url}}
+        )
+        result = _run_cli(missing)
+    assert result.returncode == 3
+    assert f"model {DEMO_MODEL!r} is not served by the ollama provider" in result.stderr
+    assert "other-model:1b" in result.stderr
+
+
+def test_a_second_daemon_on_the_same_store_refuses_naming_the_first(
+    net: tuple[Devnet, SynodContracts, Actors], ollama: ScriptedOllama, tmp_path: Path
+) -> None:
+    devnet, _chain, _actors = net
+    node = _home(tmp_path, devnet, ollama)
+    with running(node) as first:
+        first.wait("node_started", 90)
+        second = _run_cli(node)
+        assert second.returncode == 2
+        assert str(first.process.pid) in second.stderr and "lock" in second.stderr.lower()
+        assert first.process.poll() is None, "the first daemon runs on"
+        assert first.stop() == 0
