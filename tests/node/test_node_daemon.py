@@ -111,8 +111,17 @@ def test_a_batch_is_taken_computed_committed_revealed_served_settled_and_claimed
         metrics_url = re.search(r"url=(\S+)", daemon.wait("metrics_listening").text)
         multiaddr = re.search(r"multiaddr=(\S+)", daemon.wait("node_p2p").text)
         assert metrics_url and multiaddr
+        # a job whose workflow is not a workflow: logged with its batch id and skipped
+        bad = chain.market.functions.postJob(
+            params(k=1, batch_size=1).to_abi(), b"{not json", [b'{"topic":"x"}']
+        )
+        actors.requester.transact(bad, label="postJob")
+        skipped = daemon.wait("node_batch_skipped", 60, contains="reason=malformed_workflow")
+        bad_batch = int(re.search(r"batch=(\d+)", skipped.text).group(1))  # type: ignore[union-attr]
+        # ... and the node goes on with the next job
         posted = market.post_job(actors.requester, params(k=1, batch_size=3), WORKFLOW, rows)
         (batch,) = posted.batches
+        assert batch.batch_id == bad_batch + 1
         daemon.wait("node_revealed", 60, contains=f"batch={batch.batch_id}")
         assert _wait_phase(chain, batch.batch_id, {Phase.DRAWING}) is Phase.DRAWING
         assert ollama.requests == 3, "one generation per row"
@@ -167,6 +176,7 @@ def test_a_batch_is_taken_computed_committed_revealed_served_settled_and_claimed
 
         scrape = httpx.get(metrics_url.group(1), timeout=5).text
         assert _metric(scrape, "synod_node_batches_taken_total") == 1
+        assert _metric(scrape, 'synod_node_batches_skipped_total{reason="malformed_workflow"}') == 1
         assert _metric(scrape, "synod_node_commits_total") == 1
         assert _metric(scrape, "synod_node_reveals_total") == 1
         assert _metric(scrape, 'synod_node_tasks_total{outcome="ok"}') == 3

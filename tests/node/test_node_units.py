@@ -183,3 +183,18 @@ def test_a_task_gives_a_result_or_a_failure_envelope_with_its_reason() -> None:
     with ScriptedOllama([MODEL], answer=lambda prompt: "x" * (MAX_ENVELOPE_BYTES + 1)) as huge:
         envelope, error = _task(huge, row)
     assert error is not None and error.startswith("result too large")
+
+
+def test_node_init_writes_a_run_table_that_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli.main import main
+    from protocol.operator.config import OperatorRole, load_config
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    path = tmp_path / "node.toml"
+    args = ["node", "init", "--config", str(path), "--keystore", str(tmp_path / "k.json")]
+    assert main([*args, "--p2p-address", "/ip4/203.0.113.7/tcp/4100"]) == 0
+    config = load_config(path, OperatorRole.NODE, environ={})
+    settings = NodeRunSettings.model_validate(config.run)
+    assert settings.p2p.listen_port == 4100, "the port of the registered address"
+    assert settings.provider.models == {MODEL: ""}
+    assert settings == NodeRunSettings.model_validate(default_run_table([MODEL], 4100))
