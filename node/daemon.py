@@ -202,8 +202,15 @@ class NodeDaemon:
             return await self._reads.run(fn, *args, head)
 
     async def _sync_clock(self) -> None:
-        with trio.fail_after(self.chain.settings.rpc_timeout):
-            block = await self.chain.rpc.block("latest")
+        """Re-read the chain's clock (the latest block's timestamp); on an RPC failure keep the
+        last offset (logged and counted): deadlines are re-checked by the chain anyway."""
+        try:
+            with trio.fail_after(self.chain.settings.rpc_timeout):
+                block = await self.chain.rpc.block("latest")
+        except (ChainError, trio.TooSlowError) as exc:
+            self.metrics.rpc_errors.inc()
+            log.warning("node_clock_unavailable", error=str(exc)[:200])
+            return
         if block is not None:
             self._clock_offset = block.timestamp - time.time()
 
@@ -290,6 +297,7 @@ class NodeDaemon:
                 driver.scope.cancel()
             await self.store.forget_batch(batch_id, self.address)
             self._workflows.pop(batch_id, None)
+        self.writer.forget_nonce()  # our transactions above the fork may be gone
         self.metrics.open_batches.set(len(self._drivers))
         log.warning("node_reorg", fork_block=fork_block, forgotten_batches=forgotten)
 
