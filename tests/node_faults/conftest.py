@@ -1,0 +1,46 @@
+"""Fixtures of the node fault suite: one fault devnet per session, rolled back after each test;
+the Ollama-API test server (the real model) once per session, behind a connection-dropping proxy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.node_faults.harness import DropProxy, FaultNet, fault_devnet, rpc
+from tests.providers.ollama_server import OllamaTestServer
+
+
+@pytest.fixture(scope="session")
+def fault_net_session() -> Iterator[FaultNet]:
+    """Anvil + the v2 contracts (5 s minimum phase) + scripted participants, for the session."""
+    with fault_devnet() as net:
+        yield net
+
+
+@pytest.fixture
+def net(fault_net_session: FaultNet) -> Iterator[FaultNet]:
+    """The session devnet with automine on, reverted to its state before the test at the end."""
+    chain = fault_net_session.chain
+    snapshot = rpc(chain, "evm_snapshot", [])
+    try:
+        yield fault_net_session
+    finally:
+        rpc(chain, "evm_setAutomine", [True])
+        assert rpc(chain, "evm_revert", [snapshot]) is True
+
+
+@pytest.fixture(scope="session")
+def ollama() -> Iterator[OllamaTestServer]:
+    """The Ollama-API test server answering from the real local model."""
+    with OllamaTestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def model_server(ollama: OllamaTestServer) -> Iterator[DropProxy]:
+    """A disarmed :class:`DropProxy` in front of the Ollama test server (the node's endpoint)."""
+    port = int(ollama.base_url.rsplit(":", 1)[1])
+    with DropProxy(upstream_port=port) as proxy:
+        yield proxy
+    ollama.behaviour.reset()
