@@ -20,11 +20,12 @@ def fault_net_session() -> Iterator[FaultNet]:
 
 @pytest.fixture
 def net(fault_net_session: FaultNet) -> Iterator[FaultNet]:
-    """The session devnet with automine on, reverted to its state before the test at the end."""
+    """The session devnet with automine on and fresh senders, reverted to its state before the test
+    at the end."""
     chain = fault_net_session.chain
     snapshot = rpc(chain, "evm_snapshot", [])
     try:
-        yield fault_net_session
+        yield fault_net_session.fresh()
     finally:
         rpc(chain, "evm_setAutomine", [True])
         assert rpc(chain, "evm_revert", [snapshot]) is True

@@ -31,19 +31,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import tomlkit
 import trio
+from eth_utils import function_abi_to_4byte_selector
+from libp2p.peer.id import ID
 from pydantic import SecretStr
 from web3.types import RPCEndpoint
 
 from protocol.canonical import digest
 from protocol.chain.contracts import SynodContracts
-from protocol.chain.market import JobParams, Market, PostedJob, Settlement, events, model_id
+from protocol.chain.market import JobParams, Market, PostedJob, Settlement, model_id
 from protocol.chain.models import CommitteeDrawn, MisconductSlashed, Phase, Role
 from protocol.chain.registry import Registry
 from protocol.chain.sender import TxSender
@@ -52,7 +54,7 @@ from protocol.commitments import encode_scores, new_salt
 from protocol.operator.keys import write_keystore
 from protocol.p2p.host import P2pSettings, open_p2p_host
 from protocol.p2p.identity import load_or_create_identity
-from protocol.types import Address, BatchId
+from protocol.types import Address
 from scripts.devnet import (
     DEMO_MODEL,
     ROOT,
@@ -67,6 +69,7 @@ from scripts.devnet import (
 )
 from scripts.export_abi import export_abis
 from tests.chain.proxy import HostileProxy
+from tests.providers.ollama_server import MODEL_TAG
 
 PASSWORD = "fault suite password"
 FAST_SCRYPT_N = 2**4
@@ -113,7 +116,7 @@ def _text_fields(rest: str) -> dict[str, Any]:
         if match is None:
             break
         key, pos = match.group(1), match.end()
-        if pos < len(rest) and rest[pos] in "\"[{":
+        if pos < len(rest) and rest[pos] in '"[{':
             try:
                 value, pos = decoder.raw_decode(rest, pos)
             except json.JSONDecodeError:
@@ -281,7 +284,11 @@ class NodeProcess:
         return self.process.poll() is None
 
     def wait(
-        self, event: str, where: Callable[[LogLine], bool] | None = None, timeout: float = 60.0, after: int = 0
+        self,
+        event: str,
+        where: Callable[[LogLine], bool] | None = None,
+        timeout: float = 60.0,
+        after: int = 0,
     ) -> LogLine:
         """See :meth:`LogReader.wait`."""
         return self.log.wait(event, where, timeout, after)
@@ -445,10 +452,8 @@ class DropProxy:
 
         def close_both() -> None:
             for sock in (client, upstream):
-                try:
+                with suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 sock.close()
 
         def requests() -> None:
@@ -522,6 +527,40 @@ def tiny_workflow(max_tokens: int = 8) -> dict[str, Any]:
     }
 
 
+def node_run_table(model_url: str, store: Path, identity: Path, p2p_port: int) -> dict[str, Any]:
+    """The fault suite's ``[run]`` table (see ``node/config.py``): the Ollama provider at
+    ``model_url`` serving :data:`DEMO_MODEL` as the test server's tag with no retries (a dropped
+    generation must fail, not be retried away), short polls and margins, no claims, no metrics."""
+    return {
+        "store_dir": str(store),
+        "concurrency": 2,
+        "claim_interval_s": 0.0,
+        "deadline_margin_s": 3.0,
+        "default_task_seconds": 5.0,
+        "poll_interval_s": 0.2,
+        "p2p": {"listen_host": "127.0.0.1", "listen_port": p2p_port, "identity_file": str(identity)},
+        "provider": {
+            "kind": "ollama",
+            "url": model_url,
+            "models": {DEMO_MODEL: MODEL_TAG},
+            "timeout_s": 60.0,
+            "stall_timeout_s": 20.0,
+            "max_retries": 0,
+        },
+        "metrics": {"host": "127.0.0.1", "port": -1},
+    }
+
+
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 @dataclass(frozen=True)
 class NodeSetup:
     """What the daemon under test needs on disk and on chain."""
@@ -551,6 +590,27 @@ class FaultNet:
     def head(self) -> int:
         return int(self.chain.w3.eth.block_number)
 
+    def fresh(self) -> FaultNet:
+        """The same devnet with new senders for the scripted actors (a :class:`TxSender` caches
+        its nonce, which an ``evm_revert`` or a reorg makes stale)."""
+
+        def sender(address: str) -> TxSender:
+            for index in range(1, 8):
+                if anvil_dev_signer(index, self.chain.chain_id).address == address:
+                    return self.sender(index)
+            raise HarnessError(f"{address} is not a scripted actor")
+
+        actors = Actors(
+            requester=sender(self.actors.requester.address),
+            nodes=tuple(sender(n.address) for n in self.actors.nodes),
+            validators=tuple(sender(v.address) for v in self.actors.validators),
+        )
+        return FaultNet(devnet=self.devnet, chain=self.chain, actors=actors)
+
+    def nonce(self, address: str, block: str = "latest") -> int:
+        """``eth_getTransactionCount`` at ``block`` (``latest`` or ``pending``)."""
+        return int(rpc(self.chain, "eth_getTransactionCount", [address, block]), 16)
+
     def sender(self, index: int) -> TxSender:
         return self.chain.sender(anvil_dev_signer(index, self.chain.chain_id))
 
@@ -559,17 +619,18 @@ class FaultNet:
     def setup_node(
         self,
         home: Path,
-        run: Mapping[str, Any],
+        model_url: str,
+        run: Mapping[str, Any] | None = None,
         index: int = NODE_INDEX,
         rpc_url: str | None = None,
-        register: bool = True,
         models: Sequence[str] = (DEMO_MODEL,),
     ) -> NodeSetup:
-        """Keystore, p2p identity and config for dev account ``index`` under ``home``; registers it
-        as a node serving ``models`` at its ``/p2p/`` multiaddr (minted stake) unless registered.
+        """Keystore, p2p identity and config (``node.toml``) for dev account ``index`` under ``home``,
+        and the account registered as a node serving ``models`` at its ``/p2p/`` multiaddr (stake
+        minted), or its multiaddr updated when it is registered already.
 
-        ``run`` is the config's ``[run]`` table; ``{store}``, ``{identity}``, ``{p2p_port}`` in its
-        string values are filled in.
+        The ``[run]`` table (``node/config.py``) is :func:`node_run_table` for ``model_url`` (an
+        Ollama-API server) merged with ``run`` (nested tables merge key by key).
         """
         home.mkdir(parents=True, exist_ok=True)
         signer = anvil_dev_signer(index, self.chain.chain_id)
@@ -579,14 +640,11 @@ class FaultNet:
             write_keystore(keystore, SecretStr(PASSWORD), key, scrypt_n=FAST_SCRYPT_N)
         identity = home / "p2p.key"
         peer = load_or_create_identity(identity)
-        from libp2p.peer.id import ID
-
         peer_id = ID.from_pubkey(peer.public_key).to_base58()
         port = free_port()
         multiaddr = f"/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id}"
-        store = home / "node.db"
-        values = {"store": str(store), "identity": str(identity), "p2p_port": str(port)}
-        table = {k: v.format(**values) if isinstance(v, str) else v for k, v in run.items()}
+        store = home / "store"
+        table = _merge(node_run_table(model_url, store, identity, port), run or {})
         document = {
             "role": "node",
             "p2p_address": multiaddr,
@@ -603,16 +661,14 @@ class FaultNet:
         }
         config = home / "node.toml"
         config.write_text(tomlkit.dumps(document), encoding="utf-8")
-        if register:
-            registry = Registry(self.chain)
-            sender = self.chain.sender(signer)
-            if registry.participant(signer.address, self.chain.head(0)).role is Role.NONE:
-                stake = registry.min_stake(Role.NODE, self.chain.head(0))
-                registry.mint(sender, sender.address, 10 * stake)
-                registry.register(sender, Role.NODE, stake, [model_id(m) for m in models], multiaddr.encode())
-            else:
-                fn = self.chain.registry.functions.setP2pAddress(multiaddr.encode())
-                sender.transact(fn, label="setP2pAddress")
+        registry = Registry(self.chain)
+        sender = self.chain.sender(signer)
+        if registry.participant(signer.address, self.chain.head(0)).role is Role.NONE:
+            stake = registry.min_stake(Role.NODE, self.chain.head(0))
+            registry.mint(sender, sender.address, 10 * stake)
+            registry.register(sender, Role.NODE, stake, [model_id(m) for m in models], multiaddr.encode())
+        else:
+            sender.transact(self.chain.registry.functions.setP2pAddress(multiaddr.encode()), label="setP2p")
         return NodeSetup(index, signer.address, keystore, identity, store, multiaddr, config, home)
 
     # ------------------------------------------------------------ jobs
@@ -661,7 +717,9 @@ class FaultNet:
         if now.phase is expected:
             advance_past(self.chain, now.deadline)
 
-    def commit_other(self, sender: TxSender, batch_id: int, results: Sequence[Any]) -> tuple[int, list[bytes], bytes]:
+    def commit_other(
+        self, sender: TxSender, batch_id: int, results: Sequence[Any]
+    ) -> tuple[int, list[bytes], bytes]:
         """A scripted node takes a seat committing to ``results``; (seat, digests, salt)."""
         digests = [digest(r) for r in results]
         salt = new_salt()
@@ -717,8 +775,10 @@ class FaultNet:
 
     def selector(self, name: str) -> str:
         """The 4-byte selector (``0x...``) of a TaskMarket function."""
-        fn = self.chain.market.get_function_by_name(name)
-        return "0x" + bytes(fn.selector if isinstance(fn.selector, bytes) else bytes.fromhex(fn.selector[2:])).hex()
+        for entry in self.chain.market.abi:
+            if entry.get("type") == "function" and entry.get("name") == name:
+                return "0x" + function_abi_to_4byte_selector(entry).hex()
+        raise HarnessError(f"TaskMarket has no function {name}")
 
     def slashes(self, account: str, first_block: int) -> list[MisconductSlashed]:
         """``MisconductSlashed`` events naming ``account`` since ``first_block``."""

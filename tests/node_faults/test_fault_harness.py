@@ -53,7 +53,7 @@ def child(tmp_path: Path, halt_at: str | None = None) -> NodeProcess:
 def test_text_and_json_lines_parse() -> None:
     text = parse_log_line(
         '2026-11-30 12:00:01,123 INFO node.daemon batch_skipped batch=12 reason="bad workflow: x" '
-        'ok=true rows=[1, 2] peer=/ip4/127.0.0.1/tcp/1'
+        "ok=true rows=[1, 2] peer=/ip4/127.0.0.1/tcp/1"
     )
     assert text is not None
     assert (text.event, text.level) == ("batch_skipped", "INFO")
@@ -84,7 +84,10 @@ def test_reader_waits_for_events_and_sees_a_halt_kill(tmp_path: Path) -> None:
         with pytest.raises(HarnessError, match="log ended without 'json_line'"):
             proc.wait("json_line", timeout=30)
         assert time.monotonic() - began < 5
-        assert [ln.get("point") for ln in proc.log.events("stage")] == ["after_workflows", "after_commit_sent"]
+        assert [ln.get("point") for ln in proc.log.events("stage")] == [
+            "after_workflows",
+            "after_commit_sent",
+        ]
     finally:
         proc.close()
 
@@ -96,7 +99,7 @@ def test_reader_deadline_and_sigterm(tmp_path: Path) -> None:
         assert (line.level, line.get("batch")) == ("WARNING", 7)
         assert proc.log.events("halt_point") == []
         began = time.monotonic()
-        with pytest.raises(HarnessError, match="no 'never' within 0.5s"):
+        with pytest.raises(HarnessError, match=r"no 'never' within 0\.5s"):
             proc.wait("never", timeout=0.5)
         assert 0.5 <= time.monotonic() - began < 3
         assert proc.alive()
@@ -142,15 +145,19 @@ def ollama_server() -> OllamaTestServer:
 @pytest.mark.model
 def test_drop_proxy_cuts_one_generation_mid_answer(ollama_server: OllamaTestServer) -> None:
     port = int(ollama_server.base_url.rsplit(":", 1)[1])
-    body = {"model": MODEL_TAG, "prompt": "One word about rain:", "options": {"num_predict": 8, "temperature": 0}}
+    body = {
+        "model": MODEL_TAG,
+        "prompt": "One word about rain:",
+        "options": {"num_predict": 8, "temperature": 0},
+    }
     with DropProxy(upstream_port=port) as proxy, httpx.Client(base_url=proxy.url, timeout=60) as client:
         assert client.get("/api/tags").json()["models"][0]["name"] == MODEL_TAG
         proxy.arm(1)
-        with pytest.raises(httpx.HTTPError):  # a truncated chunked stream
-            with client.stream("POST", "/api/generate", json=body) as reply:
-                assert reply.status_code == 200
-                for _ in reply.iter_lines():
-                    pass
+        # a truncated chunked stream
+        with pytest.raises(httpx.HTTPError), client.stream("POST", "/api/generate", json=body) as reply:
+            assert reply.status_code == 200
+            for _ in reply.iter_lines():
+                pass
         assert (proxy.dropped, proxy.generations) == (1, 1)
         reply = client.post("/api/generate", json={**body, "stream": False})
         assert reply.json()["done"] is True
