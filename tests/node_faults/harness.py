@@ -210,19 +210,20 @@ class LogReader:
 
     def wait(
         self,
-        event: str,
+        event: str | tuple[str, ...],
         where: Callable[[LogLine], bool] | None = None,
         timeout: float = 60.0,
         after: int = 0,
     ) -> LogLine:
-        """The first line (from index ``after`` of :attr:`lines`) with this event and matching
-        ``where``; raises :class:`HarnessError` with the log tail at the deadline, or as soon as
-        the stream ended without it."""
+        """The first line (from index ``after`` of :attr:`lines`) with this event (or any of these)
+        and matching ``where``; raises :class:`HarnessError` with the log tail at the deadline, or
+        as soon as the stream ended without it."""
+        names = (event,) if isinstance(event, str) else event
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 for line in self.lines[after:]:
-                    if line.event == event and (where is None or where(line)):
+                    if line.event in names and (where is None or where(line)):
                         return line
                 tail = "\n".join(self.raw[-40:])
                 if self._closed:
@@ -285,7 +286,7 @@ class NodeProcess:
 
     def wait(
         self,
-        event: str,
+        event: str | tuple[str, ...],
         where: Callable[[LogLine], bool] | None = None,
         timeout: float = 60.0,
         after: int = 0,
