@@ -373,9 +373,22 @@ class RpcCut:
         assert self._token is not None
         trio.from_thread.run(self.proxy.set_mode, *modes, trio_token=self._token)
 
-    def cut(self) -> None:
-        """The endpoint goes down: connections are refused."""
+    def cut(self, timeout: float = 10.0) -> None:
+        """The endpoint goes down: returns once a new connection is refused (the listener closes
+        in the proxy's own task, a moment after the mode changes); open ones are dropped."""
         self._set("refuse")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.proxy.port), timeout=1.0):
+                    pass
+            except ConnectionRefusedError:
+                return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise HarnessError(f"the RPC proxy still accepts connections {timeout}s after the cut")
+            time.sleep(0.01)  # polling interval while the listener closes
 
     def restore(self) -> None:
         """The endpoint comes back on the same URL."""
