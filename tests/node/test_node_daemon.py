@@ -1,0 +1,173 @@
+"""``synod node run`` end to end: a real Anvil with the v2 contracts, the daemon as a real OS
+process, a scripted Ollama-API server on 127.0.0.1 (zero model latency; everything else real),
+real libp2p hosts fetching results, the Prometheus endpoint scraped over HTTP."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from protocol.canonical import canonical_bytes, keccak256
+from protocol.chain.contracts import SynodContracts
+from protocol.chain.market import Market
+from protocol.chain.models import Phase
+from protocol.chain.signer import anvil_dev_signer
+from protocol.commitments import encode_scores, new_salt
+from protocol.envelope import ResultEnvelope
+from protocol.p2p.errors import AccessDenied
+from protocol.p2p.host import P2pSettings, open_p2p_host
+from scripts.devnet import DEMO_MODEL, ROOT, Actors, Devnet, fund_and_register, local_devnet, mine_to
+from scripts.export_abi import export_abis
+from tests.node.helpers import (
+    MIN_PHASE_S,
+    WORKFLOW,
+    NodeHome,
+    node_home,
+    params,
+    register_node,
+    running,
+    seated_validators,
+)
+from tests.node.scripted_ollama import ScriptedOllama
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def net() -> Iterator[tuple[Devnet, SynodContracts, Actors]]:
+    with local_devnet(ROOT, params={"SYNOD_MIN_PHASE_DURATION": str(MIN_PHASE_S)}) as devnet:
+        export_abis(ROOT)
+        chain = SynodContracts.connect(devnet.settings, ROOT)
+        actors, _ = fund_and_register(chain)
+        register_node(chain)
+        yield devnet, chain, actors
+
+
+@pytest.fixture
+def ollama() -> Iterator[ScriptedOllama]:
+    with ScriptedOllama([DEMO_MODEL]) as server:
+        yield server
+
+
+def _home(tmp_path: Path, devnet: Devnet, ollama: ScriptedOllama, **run: object) -> NodeHome:
+    provider = {"kind": "ollama", "url": ollama.url, "models": {DEMO_MODEL: DEMO_MODEL}}
+    return node_home(tmp_path / "node", devnet, {"provider": provider, "claim_interval_s": 1.0, **run})
+
+
+def _wait_phase(chain: SynodContracts, batch_id: int, phases: set[Phase], timeout: float = 60.0) -> Phase:
+    """Poll the batch's effective phase until it is one of ``phases``."""
+    market = Market(chain)
+    deadline = time.monotonic() + timeout
+    while True:
+        phase = market.phase(batch_id, chain.head(0)).phase
+        if phase in phases:
+            return phase
+        assert time.monotonic() < deadline, f"batch {batch_id} still {phase.name} after {timeout}s"
+        time.sleep(0.1)  # the interval of a chain poll
+
+
+def _fetch(multiaddr: str, digests: list[bytes], index: int | None, home: Path) -> list[bytes | Exception]:
+    async def run() -> list[bytes | Exception]:
+        settings = P2pSettings(identity_file=home / f"fetcher-{index}.key", fetch_timeout=20.0)
+        signer = None if index is None else anvil_dev_signer(index, 31337)
+        out: list[bytes | Exception] = []
+        async with open_p2p_host(settings) as host:
+            for d in digests:
+                try:
+                    out.append(await host.fetch(multiaddr, d, signer=signer))
+                except AccessDenied as exc:
+                    out.append(exc)
+        return out
+
+    return trio.run(run)
+
+
+def _metric(text: str, name: str) -> float:
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    assert match, f"{name} not exported"
+    return float(match.group(1))
+
+
+def test_a_batch_is_taken_computed_committed_revealed_served_settled_and_claimed(
+    net: tuple[Devnet, SynodContracts, Actors], ollama: ScriptedOllama, tmp_path: Path
+) -> None:
+    devnet, chain, actors = net
+    market = Market(chain)
+    node = _home(tmp_path, devnet, ollama)
+    rows = [{"topic": "rain"}, {"topic": "fog"}, {"topic": "bread"}]
+    with running(node) as daemon:
+        started = daemon.wait("node_started", 90)
+        assert node.address in started.text
+        metrics_url = re.search(r"url=(\S+)", daemon.wait("metrics_listening").text)
+        multiaddr = re.search(r"multiaddr=(\S+)", daemon.wait("node_p2p").text)
+        assert metrics_url and multiaddr
+        posted = market.post_job(actors.requester, params(k=1, batch_size=3), WORKFLOW, rows)
+        (batch,) = posted.batches
+        daemon.wait("node_revealed", 60, contains=f"batch={batch.batch_id}")
+        assert _wait_phase(chain, batch.batch_id, {Phase.DRAWING}) is Phase.DRAWING
+        assert ollama.requests == 3, "one generation per row"
+
+        # what the node revealed are the digests of envelopes it serves, for the right rows
+        logs = chain.market.events.ResultRevealed().get_logs(
+            from_block=0, argument_filters={"batchId": batch.batch_id}
+        )
+        (revealed,) = logs
+        assert revealed["args"]["node"] == node.address
+        digests = [bytes(d) for d in revealed["args"]["digests"]]
+        job = market.job(batch.job_id, chain.head(0))
+        # the requester may fetch once reveals closed; an outsider and unsigned requests may not
+        fetched = _fetch(multiaddr.group(1), digests, 7, tmp_path)
+        for row, data, digest in zip(rows, fetched, digests, strict=True):
+            assert isinstance(data, bytes)
+            envelope = ResultEnvelope.from_bytes(data, expect_digest=digest)
+            assert envelope.ok and envelope.output.startswith("answer ")
+            assert envelope.input == "0x" + keccak256(canonical_bytes(row)).hex()
+            assert envelope.workflow == "0x" + bytes(job.workflow_hash).hex()
+            assert envelope.model == DEMO_MODEL
+        assert len(set(digests)) == 3, "different rows, different results"
+        assert all(isinstance(r, AccessDenied) for r in _fetch(multiaddr.group(1), digests[:1], 9, tmp_path))
+        assert all(
+            isinstance(r, AccessDenied) for r in _fetch(multiaddr.group(1), digests[:1], None, tmp_path)
+        )
+
+        # the committee is drawn; its member may fetch; the batch settles and the node claims
+        view = market.batch(batch.batch_id, chain.head(0))
+        while True:
+            view = market.batch(batch.batch_id, chain.head(0))
+            if view.seed_block:
+                mine_to(chain, view.seed_block + 1)
+            drawn, _ = market.draw_committee(actors.requester, batch.batch_id)
+            if drawn is not None:
+                break
+        (member,) = seated_validators(actors, list(drawn.validators))
+        member_index = next(i for i in (4, 5, 6) if anvil_dev_signer(i, 31337).address == member.address)
+        (served,) = _fetch(multiaddr.group(1), digests[:1], member_index, tmp_path)
+        assert served == fetched[0]
+        vector = encode_scores([[100] * 3], 3)
+        salt = new_salt()
+        market.commit_scores(member, batch.batch_id, 0, vector, salt)
+        market.reveal_scores(member, batch.batch_id, 0, vector, salt)
+        ordered = market.settle_vectors(batch.batch_id, {0: vector}, chain.head(0))
+        settled = market.settle(actors.requester, batch.batch_id, ordered)
+        paid = settled.settled.node_paid[0] if settled.settled else 0
+        assert paid == 3 * 10**18 * 8000 // 10000
+        daemon.wait("node_claimed", 30)
+        assert market.balance_of(node.address, chain.head(0)) == 0
+        assert market.claimed_of(node.address, chain.head(0)) >= paid
+
+        scrape = httpx.get(metrics_url.group(1), timeout=5).text
+        assert _metric(scrape, "synod_node_batches_taken_total") == 1
+        assert _metric(scrape, "synod_node_commits_total") == 1
+        assert _metric(scrape, "synod_node_reveals_total") == 1
+        assert _metric(scrape, 'synod_node_tasks_total{outcome="ok"}') == 3
+        daemon.wait("node_batch_settled", 30)
+        scrape = httpx.get(metrics_url.group(1), timeout=5).text
+        assert _metric(scrape, "synod_node_paid_base_units_total") == paid
+        assert daemon.stop() == 0
+        assert daemon.events("node_stopped")
