@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from scripts.devnet import DEMO_MODEL
+from tests.node.scripted_ollama import ScriptedOllama
 from tests.node_faults.harness import DropProxy, FaultNet, fault_devnet, rpc
 from tests.providers.ollama_server import OllamaTestServer
 
@@ -39,9 +41,20 @@ def ollama() -> Iterator[OllamaTestServer]:
 
 
 @pytest.fixture
-def model_server(ollama: OllamaTestServer) -> Iterator[DropProxy]:
-    """A disarmed :class:`DropProxy` in front of the Ollama test server (the node's endpoint)."""
+def real_model_server(ollama: OllamaTestServer) -> Iterator[DropProxy]:
+    """A disarmed :class:`DropProxy` in front of the real-model Ollama test server (serves
+    :data:`MODEL_TAG`)."""
     port = int(ollama.base_url.rsplit(":", 1)[1])
     with DropProxy(upstream_port=port) as proxy:
         yield proxy
     ollama.behaviour.reset()
+
+
+@pytest.fixture
+def model_server() -> Iterator[DropProxy]:
+    """A disarmed :class:`DropProxy` in front of a scripted Ollama-API server (zero model latency,
+    serves :data:`DEMO_MODEL`): the cases about chain and process faults need no real model."""
+    with ScriptedOllama([DEMO_MODEL]) as server:
+        port = int(server.url.rstrip("/").rsplit(":", 1)[1])
+        with DropProxy(upstream_port=port) as proxy:
+            yield proxy

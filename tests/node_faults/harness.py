@@ -69,7 +69,6 @@ from scripts.devnet import (
 )
 from scripts.export_abi import export_abis
 from tests.chain.proxy import HostileProxy
-from tests.providers.ollama_server import MODEL_TAG
 
 PASSWORD = "fault suite password"
 FAST_SCRYPT_N = 2**4
@@ -541,10 +540,13 @@ def tiny_workflow(max_tokens: int = 8) -> dict[str, Any]:
     }
 
 
-def node_run_table(model_url: str, store: Path, identity: Path, p2p_port: int) -> dict[str, Any]:
+def node_run_table(
+    model_url: str, store: Path, identity: Path, p2p_port: int, provider_model: str = DEMO_MODEL
+) -> dict[str, Any]:
     """The fault suite's ``[run]`` table (see ``node/config.py``): the Ollama provider at
-    ``model_url`` serving :data:`DEMO_MODEL` as the test server's tag with no retries (a dropped
-    generation must fail, not be retried away), short polls and margins, no claims, no metrics."""
+    ``model_url`` serving :data:`DEMO_MODEL` under the server's name ``provider_model``, with no
+    retries (a dropped generation must fail, not be retried away), short polls and margins, no
+    claims, no metrics endpoint."""
     return {
         "store_dir": str(store),
         "concurrency": 2,
@@ -556,7 +558,7 @@ def node_run_table(model_url: str, store: Path, identity: Path, p2p_port: int) -
         "provider": {
             "kind": "ollama",
             "url": model_url,
-            "models": {DEMO_MODEL: MODEL_TAG},
+            "models": {DEMO_MODEL: provider_model},
             "timeout_s": 60.0,
             "stall_timeout_s": 20.0,
             "max_retries": 0,
@@ -638,6 +640,7 @@ class FaultNet:
         index: int = NODE_INDEX,
         rpc_url: str | None = None,
         models: Sequence[str] = (DEMO_MODEL,),
+        provider_model: str = DEMO_MODEL,
     ) -> NodeSetup:
         """Keystore, p2p identity and config (``node.toml``) for dev account ``index`` under ``home``,
         and the account registered as a node serving ``models`` at its ``/p2p/`` multiaddr (stake
@@ -658,7 +661,7 @@ class FaultNet:
         port = free_port()
         multiaddr = f"/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id}"
         store = home / "store"
-        table = _merge(node_run_table(model_url, store, identity, port), run or {})
+        table = _merge(node_run_table(model_url, store, identity, port, provider_model), run or {})
         document = {
             "role": "node",
             "p2p_address": multiaddr,

@@ -32,12 +32,15 @@ from tests.node_faults.harness import (
     rpc,
     tiny_workflow,
 )
+from tests.providers.ollama_server import MODEL_TAG
 
-pytestmark = [pytest.mark.fault, pytest.mark.model]
+pytestmark = pytest.mark.fault
 
 ROWS = [{"topic": "rain"}, {"topic": "snow"}]
+PATIENCE = 60.0
+"""Seconds a node may take to take a batch (scripted model: no model latency) on the shared machine."""
 MODEL_PATIENCE = 180.0
-"""Seconds a node may take to run a batch's workflows on the shared 2-core machine."""
+"""Seconds a node may take to run a batch's workflows on the real model on the shared 2-core machine."""
 
 Start = Callable[..., NodeProcess]
 SKIPPED = ("node_batch_skipped", "node_batch_abandoned")
@@ -78,26 +81,36 @@ def has_revealed(net: FaultNet, batch_id: int, address: str) -> bool:
     return bool(net.market.node_seat(batch_id, seat, net.chain.head(0)).revealed)
 
 
-def wait_seat(
-    net: FaultNet, proc: NodeProcess, batch_id: int, address: str, timeout: float = MODEL_PATIENCE
+def wait_chain(
+    net: FaultNet, proc: NodeProcess, what: str, check: Callable[[], bool], timeout: float
 ) -> None:
-    def check() -> bool:
-        if not proc.alive():
-            raise AssertionError(f"the node exited ({proc.process.returncode}):\n{proc.log.tail()}")
-        return holds_seat(net, batch_id, address)
+    """Poll the chain until ``check()`` while the node runs; failures carry the node's log tail."""
 
-    net.wait_until(f"node commits batch {batch_id}", check, timeout)
+    def alive_and(check_now: Callable[[], bool]) -> bool:
+        if not proc.alive():
+            raise AssertionError(f"the node exited ({proc.process.returncode}):\n{proc.log.tail(60)}")
+        return check_now()
+
+    try:
+        net.wait_until(what, lambda: alive_and(check), timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nnode log:\n{proc.log.tail(60)}") from None
+
+
+def wait_seat(
+    net: FaultNet, proc: NodeProcess, batch_id: int, address: str, timeout: float = PATIENCE
+) -> None:
+    wait_chain(
+        net, proc, f"node commits batch {batch_id}", lambda: holds_seat(net, batch_id, address), timeout
+    )
 
 
 def wait_revealed(
-    net: FaultNet, proc: NodeProcess, batch_id: int, address: str, timeout: float = 60.0
+    net: FaultNet, proc: NodeProcess, batch_id: int, address: str, timeout: float = PATIENCE
 ) -> None:
-    def check() -> bool:
-        if not proc.alive():
-            raise AssertionError(f"the node exited ({proc.process.returncode}):\n{proc.log.tail()}")
-        return has_revealed(net, batch_id, address)
-
-    net.wait_until(f"node reveals batch {batch_id}", check, timeout)
+    wait_chain(
+        net, proc, f"node reveals batch {batch_id}", lambda: has_revealed(net, batch_id, address), timeout
+    )
 
 
 def assert_clean_txs(net: FaultNet, setup: NodeSetup, first_block: int, batches: int = 1) -> None:
@@ -163,7 +176,7 @@ def test_kill9_at_each_stage_then_restart_completes_the_batch(
     if stage == "after_commit_sent":
         rpc(net.chain, "evm_setAutomine", [False])  # the commit stays pending when the node dies
     proc = start(setup, halt_at=stage)
-    halt = proc.wait("halt_point", lambda ln: ln.get("point") == stage, timeout=MODEL_PATIENCE)
+    halt = proc.wait("halt_point", lambda ln: ln.get("point") == stage, timeout=PATIENCE)
     assert halt.get("point") == stage
     assert proc.wait_exit() == -9
 
@@ -181,7 +194,7 @@ def test_kill9_at_each_stage_then_restart_completes_the_batch(
     if stage == "after_commit_sent":
         rpc(net.chain, "evm_setAutomine", [True])
         rpc(net.chain, "anvil_mine", ["0x1"])
-    wait_revealed(net, again, batch_id, setup.address, timeout=MODEL_PATIENCE)
+    wait_revealed(net, again, batch_id, setup.address, timeout=PATIENCE)
     settle_and_check(net, setup, batch_id, ROWS, first_block, tmp_path)
     assert_clean_txs(net, setup, first_block)
     assert again.log.events("halt_point") == []
@@ -264,10 +277,12 @@ def mentions_batch(line: LogLine, batch_id: int) -> bool:
     return any(str(line.get(key)) == str(batch_id) for key in ("batch", "batch_id", "batchId"))
 
 
+@pytest.mark.model
 def test_model_server_dropping_mid_generation_fails_the_task_and_the_node_goes_on(
-    net: FaultNet, model_server: DropProxy, start: Start, tmp_path: Path
+    net: FaultNet, real_model_server: DropProxy, start: Start, tmp_path: Path
 ) -> None:
-    setup = net.setup_node(tmp_path / "node", model_server.url)
+    model_server = real_model_server  # the real model, cut in the middle of its answer
+    setup = net.setup_node(tmp_path / "node", model_server.url, provider_model=MODEL_TAG)
     first_block = net.head() + 1
     model_server.arm(1)
     bad = net.post(net.params(k=1, m=1, batch_size=1), [{"topic": "hail"}]).batches[0].batch_id
@@ -308,11 +323,11 @@ def test_malformed_workflow_or_row_is_logged_with_the_batch_and_skipped(
     bad = [before + 1, before + 2, before + 3]
     proc = start(setup)
     for batch_id in bad:  # skipped when seen, or abandoned once its rows turn out unreadable
-        line = proc.wait(SKIPPED, lambda ln, b=batch_id: mentions_batch(ln, b), timeout=MODEL_PATIENCE)
+        line = proc.wait(SKIPPED, lambda ln, b=batch_id: mentions_batch(ln, b), timeout=PATIENCE)
         assert line.get("reason"), line.raw
     good = net.post(net.params(k=1, m=1, batch_size=2), ROWS).batches[0].batch_id
     assert good == before + 4
-    wait_revealed(net, proc, good, setup.address, timeout=MODEL_PATIENCE)
+    wait_revealed(net, proc, good, setup.address, timeout=PATIENCE)
     for batch_id in bad:
         assert net.market.batch(batch_id, net.chain.head(0)).commit_count == 0
     settle_and_check(net, setup, good, ROWS, first_block, tmp_path)
