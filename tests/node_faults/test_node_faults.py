@@ -128,6 +128,7 @@ def assert_clean_txs(net: FaultNet, setup: NodeSetup, first_block: int, batches:
 
 def settle_and_check(
     net: FaultNet,
+    proc: NodeProcess,
     setup: NodeSetup,
     batch_id: int,
     rows: list[dict[str, Any]],
@@ -138,6 +139,8 @@ def settle_and_check(
     """The batch (every seat revealed or the reveal deadline passed) is drawn, the drawn validator
     fetches the node's results over libp2p, the committee scores 100 and settles; the node is
     paid and not slashed. Returns the node's envelopes."""
+    listening = proc.wait("node_p2p", timeout=PATIENCE)  # a restarted node serves once it listens
+    assert listening.get("multiaddr") == setup.multiaddr  # where it is registered on chain
     head = net.chain.head(0)
     if net.market.phase(batch_id, head).phase is Phase.REVEALING:
         net.pass_deadline(batch_id, Phase.REVEALING)
@@ -195,7 +198,7 @@ def test_kill9_at_each_stage_then_restart_completes_the_batch(
         rpc(net.chain, "evm_setAutomine", [True])
         rpc(net.chain, "anvil_mine", ["0x1"])
     wait_revealed(net, again, batch_id, setup.address, timeout=PATIENCE)
-    settle_and_check(net, setup, batch_id, ROWS, first_block, tmp_path)
+    settle_and_check(net, again, setup, batch_id, ROWS, first_block, tmp_path)
     assert_clean_txs(net, setup, first_block)
     assert again.log.events("halt_point") == []
     assert again.stop() == 0
@@ -231,7 +234,7 @@ def test_rpc_down_30s_in_the_reveal_window_then_reveals_in_time(
         assert stamp <= phase.deadline
         other_seat = net.seat_of(batch_id, other.address)
         net.market.reveal_result(other, batch_id, other_seat, other_digests, other_salt)
-        settle_and_check(net, setup, batch_id, ROWS, first_block, tmp_path)
+        settle_and_check(net, proc, setup, batch_id, ROWS, first_block, tmp_path)
         assert_clean_txs(net, setup, first_block)
         assert proc.stop() == 0
 
@@ -265,7 +268,7 @@ def test_reorg_removing_the_job_and_the_commit_acts_on_the_new_chain(
     _, other_digests, other_salt = net.commit_other(other, batch_id, ["x", "y"])
     wait_revealed(net, proc, batch_id, setup.address)
     net.market.reveal_result(other, batch_id, net.seat_of(batch_id, other.address), other_digests, other_salt)
-    settle_and_check(net, setup, batch_id, new_rows, first_block, tmp_path, new_workflow)
+    settle_and_check(net, proc, setup, batch_id, new_rows, first_block, tmp_path, new_workflow)
     assert_clean_txs(net, setup, first_block)
     assert proc.stop() == 0
 
@@ -297,12 +300,12 @@ def test_model_server_dropping_mid_generation_fails_the_task_and_the_node_goes_o
     wait_revealed(net, proc, good, setup.address, timeout=MODEL_PATIENCE)
     if holds_seat(net, bad, setup.address):  # committed as an explicit failure result
         wait_revealed(net, proc, bad, setup.address)
-        envelopes = settle_and_check(net, setup, bad, [{"topic": "hail"}], first_block, tmp_path)
+        envelopes = settle_and_check(net, proc, setup, bad, [{"topic": "hail"}], first_block, tmp_path)
         assert not envelopes[0].ok and envelopes[0].error
         batches = 2
     else:  # not committed: the batch could not be completed
         batches = 1
-    settle_and_check(net, setup, good, ROWS, first_block, tmp_path)
+    settle_and_check(net, proc, setup, good, ROWS, first_block, tmp_path)
     assert_clean_txs(net, setup, first_block, batches=batches)
     assert proc.stop() == 0
 
@@ -330,7 +333,7 @@ def test_malformed_workflow_or_row_is_logged_with_the_batch_and_skipped(
     wait_revealed(net, proc, good, setup.address, timeout=PATIENCE)
     for batch_id in bad:
         assert net.market.batch(batch_id, net.chain.head(0)).commit_count == 0
-    settle_and_check(net, setup, good, ROWS, first_block, tmp_path)
+    settle_and_check(net, proc, setup, good, ROWS, first_block, tmp_path)
     assert_clean_txs(net, setup, first_block)
     assert proc.alive()
     assert proc.stop() == 0
