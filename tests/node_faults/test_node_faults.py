@@ -242,6 +242,11 @@ def test_rpc_down_30s_in_the_reveal_window_then_reveals_in_time(
 # ---------------------------------------------------------------------- 3. reorg
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="daemon bug (h8): after a reorg drops its commit the tx writer keeps its local nonce "
+    "(journal_intent nonce=N+1 while the chain's count is N), so the new commit waits on a nonce gap forever",
+)
 def test_reorg_removing_the_job_and_the_commit_acts_on_the_new_chain(
     net: FaultNet, model_server: DropProxy, start: Start, tmp_path: Path
 ) -> None:
@@ -288,25 +293,24 @@ def test_model_server_dropping_mid_generation_fails_the_task_and_the_node_goes_o
     setup = net.setup_node(tmp_path / "node", model_server.url, provider_model=MODEL_TAG)
     first_block = net.head() + 1
     model_server.arm(1)
-    bad = net.post(net.params(k=1, m=1, batch_size=1), [{"topic": "hail"}]).batches[0].batch_id
+    hit = net.post(net.params(k=1, m=1, batch_size=2), ROWS).batches[0].batch_id
     proc = start(setup)
-    failed = proc.wait("node_task_failed", lambda ln: mentions_batch(ln, bad), timeout=MODEL_PATIENCE)
+    failed = proc.wait("node_task_failed", lambda ln: mentions_batch(ln, hit), timeout=MODEL_PATIENCE)
     assert model_server.dropped == 1
-    reason = str(failed.get("reason"))
-    assert reason, failed.raw
-    assert proc.alive()
+    row, reason = int(failed.get("row")), str(failed.get("reason"))
+    assert row in (0, 1) and reason, failed.raw
+    # one row of two failed: the node commits the batch with that row as an explicit failure
+    wait_revealed(net, proc, hit, setup.address, timeout=MODEL_PATIENCE)
+    envelopes = settle_and_check(net, proc, setup, hit, ROWS, first_block, tmp_path)
+    assert not envelopes[row].ok and envelopes[row].error == reason
+    assert envelopes[1 - row].ok and envelopes[1 - row].output
 
-    good = net.post(net.params(k=1, m=1, batch_size=2), ROWS).batches[0].batch_id
-    wait_revealed(net, proc, good, setup.address, timeout=MODEL_PATIENCE)
-    if holds_seat(net, bad, setup.address):  # committed as an explicit failure result
-        wait_revealed(net, proc, bad, setup.address)
-        envelopes = settle_and_check(net, proc, setup, bad, [{"topic": "hail"}], first_block, tmp_path)
-        assert not envelopes[0].ok and envelopes[0].error
-        batches = 2
-    else:  # not committed: the batch could not be completed
-        batches = 1
-    settle_and_check(net, proc, setup, good, ROWS, first_block, tmp_path)
-    assert_clean_txs(net, setup, first_block, batches=batches)
+    rows = [{"topic": "mist"}, {"topic": "dew"}]  # the node goes on with the next batch
+    nxt = net.post(net.params(k=1, m=1, batch_size=2), rows).batches[0].batch_id
+    wait_revealed(net, proc, nxt, setup.address, timeout=MODEL_PATIENCE)
+    assert all(e.ok for e in settle_and_check(net, proc, setup, nxt, rows, first_block, tmp_path))
+    assert model_server.dropped == 1 and model_server.generations == 4
+    assert_clean_txs(net, setup, first_block, batches=2)
     assert proc.stop() == 0
 
 
