@@ -29,6 +29,8 @@ def net(fault_net_session: FaultNet) -> Iterator[FaultNet]:
     try:
         yield fault_net_session.fresh()
     finally:
+        # a transaction a test's node left pending (a nonce gap) would outlive the revert
+        rpc(chain, "anvil_dropAllTransactions", [])
         rpc(chain, "evm_setAutomine", [True])
         assert rpc(chain, "evm_revert", [snapshot]) is True
 

@@ -268,7 +268,7 @@ def test_reorg_removing_the_job_and_the_commit_acts_on_the_new_chain(
     new_workflow = tiny_workflow(max_tokens=6)
     reposted = net.post(net.params(k=2, m=1, batch_size=2), new_rows, new_workflow)
     assert reposted.batches[0].batch_id == batch_id  # the same id, another batch
-    wait_seat(net, proc, batch_id, setup.address)
+    wait_seat(net, proc, batch_id, setup.address, timeout=30)
     other = net.actors.nodes[0]
     _, other_digests, other_salt = net.commit_other(other, batch_id, ["x", "y"])
     wait_revealed(net, proc, batch_id, setup.address)
