@@ -70,6 +70,7 @@ bench: setup build ## print name=value performance figures (gas, workflow engine
 	@$(PY) -m scripts.bench_model
 	@$(PY) -m scripts.bench_p2p
 	@$(PY) -m scripts.bench_watcher
+	@$(PY) -m scripts.bench_node
 	@$(PY) -m scripts.bench_scoring
 	@$(PY) -m scripts.bench_qa  # data workflows' quality on tests/data/qa_passages.jsonl (slow: runs the model)
 

@@ -202,8 +202,15 @@ class NodeDaemon:
             return await self._reads.run(fn, *args, head)
 
     async def _sync_clock(self) -> None:
-        with trio.fail_after(self.chain.settings.rpc_timeout):
-            block = await self.chain.rpc.block("latest")
+        """Re-read the chain's clock (the latest block's timestamp); on an RPC failure keep the
+        last offset (logged and counted): deadlines are re-checked by the chain anyway."""
+        try:
+            with trio.fail_after(self.chain.settings.rpc_timeout):
+                block = await self.chain.rpc.block("latest")
+        except (ChainError, trio.TooSlowError) as exc:
+            self.metrics.rpc_errors.inc()
+            log.warning("node_clock_unavailable", error=str(exc)[:200])
+            return
         if block is not None:
             self._clock_offset = block.timestamp - time.time()
 
@@ -290,6 +297,7 @@ class NodeDaemon:
                 driver.scope.cancel()
             await self.store.forget_batch(batch_id, self.address)
             self._workflows.pop(batch_id, None)
+        self.writer.forget_nonce()  # our transactions above the fork may be gone
         self.metrics.open_batches.set(len(self._drivers))
         log.warning("node_reorg", fork_block=fork_block, forgotten_batches=forgotten)
 
@@ -350,7 +358,15 @@ class NodeDaemon:
         if job is not None:
             measured = await self._run(self.state.speed, job.workflow_hash)
             task_seconds = measured if measured is not None else task_seconds
-        offer = BatchOffer(params, len(rows), int(args["commitDeadline"]), workflow_error)
+        accepting = True
+        if params is not None and workflow_error is None:
+            try:
+                view = await self._read(self._market.batch, batch_id)
+                accepting = view.phase is Phase.COMMITTING and view.commit_count < params.k
+            except (ChainError, trio.TooSlowError) as exc:  # undecided: let the commit's simulation say
+                self.metrics.rpc_errors.inc()
+                log.warning("node_batch_view_failed", batch=batch_id, error=str(exc)[:200])
+        offer = BatchOffer(params, len(rows), int(args["commitDeadline"]), workflow_error, accepting)
         capacity = NodeCapacity(
             served=frozenset(self.served),
             min_bounty_per_task=self.settings.min_bounty_per_task,
@@ -554,8 +570,8 @@ class NodeDaemon:
         if await self.store.get_action(key) is None:
             await self._sync_clock()
             left = record.commit_deadline - self.chain_now()
-            if left < min(self.settings.deadline_margin_s, 2.0) / 2:
-                raise BatchAbandoned(f"commit window closed ({left:.1f}s left)")
+            if left <= 0:  # (the simulation would refuse it too; this saves the round trip)
+                raise BatchAbandoned(f"commit window closed ({-left:.1f}s ago)")
         salt = await self._run(self.state.ensure_salt, batch_id, bytes(new_salt()))  # durable first
         commitment = result_commitment(batch_id, self.address, digests, salt)
         fn = self.chain.contracts.market.functions.commitResult(batch_id, commitment)

@@ -6,6 +6,8 @@ the recorded skip reason, counted in ``synod_node_batches_skipped_total{reason}`
 1. ``unknown_job``: its ``JobPosted`` was never seen (it is always in the same or an earlier block);
 2. ``malformed_workflow``: the job's workflow bytes do not parse as a Synod workflow;
 3. ``model``: the job's model is not one this node serves;
+   ``closed``: the batch no longer takes commits (not in Committing on chain, or its k seats are
+   taken: e.g. an old batch seen while catching up);
 4. ``bounty``: ``bountyPerTask`` is below ``run.min_bounty_per_task``;
 5. ``capacity``: ``run.max_open_batches`` batches are already open;
 6. ``deadline``: the commit window left (chain time) minus ``run.deadline_margin_s`` is shorter
@@ -27,11 +29,12 @@ from typing import Literal
 
 from protocol.chain.models import JobParams
 
-SkipReason = Literal["unknown_job", "malformed_workflow", "model", "bounty", "capacity", "deadline"]
+SkipReason = Literal["unknown_job", "malformed_workflow", "model", "closed", "bounty", "capacity", "deadline"]
 SKIP_REASONS: tuple[SkipReason, ...] = (
     "unknown_job",
     "malformed_workflow",
     "model",
+    "closed",
     "bounty",
     "capacity",
     "deadline",
@@ -41,12 +44,14 @@ SKIP_REASONS: tuple[SkipReason, ...] = (
 @dataclass(frozen=True)
 class BatchOffer:
     """What the decider sees of a batch: its job's parameters, its size, its commit deadline
-    (unix seconds) and whether the workflow parsed (``workflow_error`` is None then)."""
+    (unix seconds), whether the workflow parsed (``workflow_error`` is None then) and whether the
+    chain still takes commits for it (``accepting``: Committing with a free seat)."""
 
     params: JobParams | None
     rows: int
     commit_deadline: int
     workflow_error: str | None = None
+    accepting: bool = True
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,8 @@ def decide(offer: BatchOffer, node: NodeCapacity, now: int) -> Decision:
         return Decision(False, "malformed_workflow", offer.workflow_error)
     if bytes(params.model) not in node.served:
         return Decision(False, "model", f"model 0x{bytes(params.model).hex()} is not served here")
+    if not offer.accepting:
+        return Decision(False, "closed", "the batch takes no more commits (phase or seats)")
     if params.bounty_per_task < node.min_bounty_per_task:
         return Decision(
             False, "bounty", f"bounty per task {params.bounty_per_task} < minimum {node.min_bounty_per_task}"

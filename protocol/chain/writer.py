@@ -249,6 +249,11 @@ class TxWriter:
     def __repr__(self) -> str:
         return f"TxWriter({self.address}, nonce={self._nonce}, tracked={len(self.tracked)})"
 
+    def forget_nonce(self) -> None:
+        """Read the nonce from the chain again before the next request (after a reorg removed
+        mined transactions of this key, the cached next nonce would leave a gap)."""
+        self._nonce = None
+
     async def submit(self, call: TxCall) -> TxHandle:
         """Queue ``call``; returns its handle (waits only while the queue is full)."""
         self._ids += 1

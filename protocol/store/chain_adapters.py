@@ -31,7 +31,7 @@ from protocol.chain.watcher import WatcherState
 from protocol.chain.writer import TxIntent, TxOutcome
 from protocol.log import get_logger
 from protocol.store.db import DEFAULT_WATCHER, JournalWatcherStore, Store
-from protocol.store.errors import JournalConflict
+from protocol.store.errors import JournalConflict, UnknownAction
 from protocol.store.models import ActionKey, SignedTx
 
 log = get_logger(__name__)
@@ -95,11 +95,16 @@ class JournalTxLog:
         if key is None:
             log.info("journal_settle_without_intent", request_id=outcome.request_id, status=outcome.status)
             return
-        if outcome.status in ("mined", "reverted"):
-            if outcome.tx_hash is None or outcome.block_number is None:
-                raise ValueError(f"{key}: a {outcome.status} outcome without its hash and block")
-            await self._store.mark_mined(
-                key, outcome.tx_hash, outcome.block_number, success=outcome.status == "mined"
-            )
-        else:
-            await self._store.mark_dropped(key)
+        try:
+            if outcome.status in ("mined", "reverted"):
+                if outcome.tx_hash is None or outcome.block_number is None:
+                    raise ValueError(f"{key}: a {outcome.status} outcome without its hash and block")
+                await self._store.mark_mined(
+                    key, outcome.tx_hash, outcome.block_number, success=outcome.status == "mined"
+                )
+            else:
+                await self._store.mark_dropped(key)
+        except UnknownAction:
+            # the daemon forgot the action (a reorg removed its batch: Store.forget_batch) while the
+            # writer still tracked the request: its outcome belongs to a chain that no longer counts
+            log.warning("journal_settle_forgotten", key=str(key), status=outcome.status)

@@ -144,7 +144,7 @@ def node_home(home: Path, devnet: Devnet, run: Mapping[str, Any], index: int = N
 def node_env(home: Path, **extra: str) -> dict[str, str]:
     """This worktree's packages first, a private HOME, the keystore password, no other SYNOD_*."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNOD_")}
-    env.update(PYTHONPATH=str(ROOT), HOME=str(home), SYNOD_KEYSTORE_PASSWORD=PASSWORD, **extra)
+    env.update({"PYTHONPATH": str(ROOT), "HOME": str(home), "SYNOD_KEYSTORE_PASSWORD": PASSWORD, **extra})
     return env
 
 

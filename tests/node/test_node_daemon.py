@@ -5,6 +5,8 @@ real libp2p hosts fetching results, the Prometheus endpoint scraped over HTTP.""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from protocol.chain.contracts import SynodContracts
 from protocol.chain.market import Market
 from protocol.chain.models import Phase
 from protocol.chain.signer import anvil_dev_signer
+from protocol.chain.writer import TxCall
 from protocol.commitments import encode_scores, new_salt
 from protocol.envelope import ResultEnvelope
 from protocol.p2p.errors import AccessDenied
@@ -28,6 +31,7 @@ from tests.node.helpers import (
     MIN_PHASE_S,
     WORKFLOW,
     NodeHome,
+    node_env,
     node_home,
     params,
     register_node,
@@ -107,8 +111,17 @@ def test_a_batch_is_taken_computed_committed_revealed_served_settled_and_claimed
         metrics_url = re.search(r"url=(\S+)", daemon.wait("metrics_listening").text)
         multiaddr = re.search(r"multiaddr=(\S+)", daemon.wait("node_p2p").text)
         assert metrics_url and multiaddr
+        # a job whose workflow is not a workflow: logged with its batch id and skipped
+        bad = chain.market.functions.postJob(
+            params(k=1, batch_size=1).to_abi(), b"{not json", [b'{"topic":"x"}']
+        )
+        actors.requester.transact(bad, label="postJob")
+        skipped = daemon.wait("node_batch_skipped", 60, contains="reason=malformed_workflow")
+        bad_batch = int(re.search(r"batch=(\d+)", skipped.text).group(1))  # type: ignore[union-attr]
+        # ... and the node goes on with the next job
         posted = market.post_job(actors.requester, params(k=1, batch_size=3), WORKFLOW, rows)
         (batch,) = posted.batches
+        assert batch.batch_id == bad_batch + 1
         daemon.wait("node_revealed", 60, contains=f"batch={batch.batch_id}")
         assert _wait_phase(chain, batch.batch_id, {Phase.DRAWING}) is Phase.DRAWING
         assert ollama.requests == 3, "one generation per row"
@@ -163,6 +176,7 @@ def test_a_batch_is_taken_computed_committed_revealed_served_settled_and_claimed
 
         scrape = httpx.get(metrics_url.group(1), timeout=5).text
         assert _metric(scrape, "synod_node_batches_taken_total") == 1
+        assert _metric(scrape, 'synod_node_batches_skipped_total{reason="malformed_workflow"}') == 1
         assert _metric(scrape, "synod_node_commits_total") == 1
         assert _metric(scrape, "synod_node_reveals_total") == 1
         assert _metric(scrape, 'synod_node_tasks_total{outcome="ok"}') == 3
@@ -171,3 +185,115 @@ def test_a_batch_is_taken_computed_committed_revealed_served_settled_and_claimed
         assert _metric(scrape, "synod_node_paid_base_units_total") == paid
         assert daemon.stop() == 0
         assert daemon.events("node_stopped")
+
+
+def _node_txs(chain: SynodContracts, address: str, first_block: int) -> list[str]:
+    """The 4-byte selectors of the transactions ``address`` sent since ``first_block``, in order."""
+    fns = chain.market.functions
+    calls = {
+        "commitResult": fns.commitResult(1, b"\x00" * 32),
+        "revealResult": fns.revealResult(1, 0, [], b"\x00" * 32),
+        "claim": fns.claim(),
+    }
+    names = {TxCall.from_function(fn).data[:4]: name for name, fn in calls.items()}
+    sent = []
+    for number in range(first_block, int(chain.w3.eth.block_number) + 1):
+        block = chain.w3.eth.get_block(number, full_transactions=True)
+        for tx in block["transactions"]:
+            if tx["from"] == address:
+                data = bytes(tx["input"])
+                sent.append(names.get(data[:4], "0x" + data[:4].hex()))
+    return sent
+
+
+@pytest.mark.fault
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "point", ["after_workflows", "after_commit_sent", "after_commit_mined", "after_reveal_sent"]
+)
+def test_killed_at_each_stage_the_restarted_node_finishes_the_batch_sending_nothing_twice(
+    net: tuple[Devnet, SynodContracts, Actors], ollama: ScriptedOllama, tmp_path: Path, point: str
+) -> None:
+    devnet, chain, actors = net
+    market = Market(chain)
+    node = _home(tmp_path, devnet, ollama, claim_interval_s=0)
+    first_block = int(chain.w3.eth.block_number) + 1
+    with running(node, SYNOD_HALT_AT=point) as daemon:
+        daemon.wait("node_started", 90)
+        posted = market.post_job(
+            actors.requester, params(k=1, batch_size=2), WORKFLOW, [{"topic": "a"}, {"topic": "b"}]
+        )
+        (batch,) = posted.batches
+        daemon.wait("halt_point", 60, contains=f"point={point}")
+        assert daemon.process.wait(30) == -9, "SIGKILLed itself"
+    assert ollama.requests == 2
+    with running(node) as daemon:
+        daemon.wait("node_revealed", 90, contains=f"batch={batch.batch_id}")
+        assert _wait_phase(chain, batch.batch_id, {Phase.DRAWING}) is Phase.DRAWING
+        assert daemon.stop() == 0
+    assert ollama.requests == 2, "stored results are not recomputed after a restart"
+    assert _node_txs(chain, node.address, first_block) == ["commitResult", "revealResult"]
+    assert not chain.market.events.MisconductSlashed().get_logs(
+        from_block=first_block, argument_filters={"account": node.address}
+    )
+
+
+def _run_cli(
+    node: NodeHome, *extra: str, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "node", "run", "--config", str(node.config), *extra],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=node.home,
+        env=node_env(node.home, **env),
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def test_start_up_refusals_name_what_to_fix(
+    net: tuple[Devnet, SynodContracts, Actors], ollama: ScriptedOllama, tmp_path: Path
+) -> None:
+    devnet, _chain, _actors = net
+    provider = {"kind": "ollama", "url": ollama.url}
+    bad = node_home(
+        tmp_path / "bad", devnet, {"provider": {**provider, "kind": "llamafile"}, "concurrency": 0}
+    )
+    result = _run_cli(bad)
+    assert result.returncode == 2
+    assert "run.provider.kind" in result.stderr and "run.concurrency" in result.stderr
+    assert "greater than or equal to 1" in result.stderr
+
+    good = node_home(tmp_path / "good", devnet, {"provider": provider})
+    result = _run_cli(good, SYNOD_KEYSTORE_PASSWORD="not the password")
+    assert result.returncode == 2 and "wrong password" in result.stderr
+
+    stranger = node_home(tmp_path / "stranger", devnet, {"provider": provider}, index=9)
+    result = _run_cli(stranger)
+    assert result.returncode == 3
+    assert "is not registered: run `synod node register --stake AMOUNT`" in result.stderr
+
+    with ScriptedOllama(["other-model:1b"]) as elsewhere:
+        missing = node_home(
+            tmp_path / "missing", devnet, {"provider": {"kind": "ollama", "url": elsewhere.url}}
+        )
+        result = _run_cli(missing)
+    assert result.returncode == 3
+    assert f"model {DEMO_MODEL!r} is not served by the ollama provider" in result.stderr
+    assert "other-model:1b" in result.stderr
+
+
+def test_a_second_daemon_on_the_same_store_refuses_naming_the_first(
+    net: tuple[Devnet, SynodContracts, Actors], ollama: ScriptedOllama, tmp_path: Path
+) -> None:
+    devnet, _chain, _actors = net
+    node = _home(tmp_path, devnet, ollama)
+    with running(node) as first:
+        first.wait("node_started", 90)
+        second = _run_cli(node)
+        assert second.returncode == 2
+        assert str(first.process.pid) in second.stderr and "lock" in second.stderr.lower()
+        assert first.process.poll() is None, "the first daemon runs on"
+        assert first.stop() == 0

@@ -193,6 +193,18 @@ def test_a_resign_with_a_newer_nonce_supersedes_the_old_transactions(store: Stor
         store.record_resign_sync(key, signed_tx(1, nonce=7))
 
 
+def test_forgetting_a_reorged_batch_deletes_only_its_participants_actions(store: Store) -> None:
+    mine, reveal, other = key_for(1, batch=4), key_for(1, batch=4, phase="reveal"), key_for(2, batch=4)
+    store.record_intent_sync(mine, signed_tx(1, nonce=0), salt=SALT)
+    store.record_intent_sync(reveal, signed_tx(1, nonce=1))
+    store.record_intent_sync(other, signed_tx(2, nonce=0))
+    assert store.forget_batch_sync(4, mine.participant) == 2
+    assert store.get_action_sync(mine) is None and store.get_action_sync(reveal) is None
+    assert store.get_action_sync(other) is not None
+    # the batch id can be journaled afresh (the new chain posted it again)
+    assert store.record_intent_sync(mine, signed_tx(1, nonce=2), salt=DIGEST).salt == DIGEST
+
+
 def test_foreign_hashes_and_unknown_keys_are_refused(store: Store) -> None:
     key = key_for(1)
     with pytest.raises(UnknownAction):
@@ -283,3 +295,32 @@ def test_a_second_writer_process_is_refused_with_our_pid(tmp_path: Path) -> None
     finally:
         store.close()
     assert _second_process(path) == "OPENED"
+
+
+def test_an_outcome_for_a_forgotten_action_is_logged_not_fatal(store: Store) -> None:
+    from protocol.chain.writer import TxIntent, TxOutcome
+    from protocol.store.chain_adapters import JournalTxLog
+
+    tx = signed_tx(1, nonce=3)
+    intent = TxIntent(
+        request_id=1,
+        label="commit@4",
+        sender=tx.sender,
+        to=tx.sender,
+        nonce=3,
+        tx_hash=tx.tx_hash,
+        raw=tx.raw,
+        max_fee_per_gas=1,
+        max_priority_fee_per_gas=1,
+    )
+    journal = JournalTxLog(store)
+
+    async def scenario() -> None:
+        await journal.intend(intent)
+        assert await store.forget_batch(4, tx.sender) == 1
+        await journal.settle(
+            TxOutcome(request_id=1, label="commit@4", status="mined", tx_hash=tx.tx_hash, block_number=9)
+        )
+
+    trio.run(scenario)
+    assert store.get_action_sync(key_for(1, batch=4)) is None
