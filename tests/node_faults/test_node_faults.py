@@ -242,11 +242,6 @@ def test_rpc_down_30s_in_the_reveal_window_then_reveals_in_time(
 # ---------------------------------------------------------------------- 3. reorg
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daemon bug (h8): after a reorg drops its commit the tx writer keeps its local nonce "
-    "(journal_intent nonce=N+1 while the chain's count is N), so the new commit waits on a nonce gap forever",
-)
 def test_reorg_removing_the_job_and_the_commit_acts_on_the_new_chain(
     net: FaultNet, model_server: DropProxy, start: Start, tmp_path: Path
 ) -> None:
