@@ -38,7 +38,7 @@ from typing import IO, Any
 
 import tomlkit
 import trio
-from eth_utils import function_abi_to_4byte_selector
+from eth_utils.abi import function_abi_to_4byte_selector
 from libp2p.peer.id import ID
 from pydantic import SecretStr
 from web3.types import RPCEndpoint
@@ -738,8 +738,8 @@ class FaultNet:
         self, sender: TxSender, batch_id: int, results: Sequence[Any]
     ) -> tuple[int, list[bytes], bytes]:
         """A scripted node takes a seat committing to ``results``; (seat, digests, salt)."""
-        digests = [digest(r) for r in results]
-        salt = new_salt()
+        digests: list[bytes] = [bytes(digest(r)) for r in results]
+        salt = bytes(new_salt())
         seat, _ = self.market.commit_result(sender, batch_id, digests, salt)
         return seat, digests, salt
 

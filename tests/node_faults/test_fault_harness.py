@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -137,9 +138,9 @@ def test_rpc_cut_refuses_then_serves_on_the_same_url() -> None:
 
 
 @pytest.fixture(scope="module")
-def ollama_server() -> OllamaTestServer:
+def ollama_server() -> Iterator[OllamaTestServer]:
     with OllamaTestServer() as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 @pytest.mark.model

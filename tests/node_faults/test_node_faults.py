@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -325,7 +326,7 @@ def test_malformed_workflow_or_row_is_logged_with_the_batch_and_skipped(
     bad = [before + 1, before + 2, before + 3]
     proc = start(setup)
     for batch_id in bad:  # skipped when seen, or abandoned once its rows turn out unreadable
-        line = proc.wait(SKIPPED, lambda ln, b=batch_id: mentions_batch(ln, b), timeout=PATIENCE)
+        line = proc.wait(SKIPPED, partial(mentions_batch, batch_id=batch_id), timeout=PATIENCE)
         assert line.get("reason"), line.raw
     good = net.post(net.params(k=1, m=1, batch_size=2), ROWS).batches[0].batch_id
     assert good == before + 4
