@@ -19,9 +19,9 @@ import {ITaskMarket} from "./interfaces/ITaskMarket.sol";
 ///  - `_batches[batchId]`: 2 slots. slot0 jobId(40) | deadline(40) | phase(8) | rows(16) | round(8) |
 ///    commitCount(8) | revealCount(8) | revealedMask(16) | committeeSize(8) | scoreCommitMask(16) |
 ///    scoreRevealMask(16) | seedBlock(40) | firstRow(32); slot1 rowsHash.
-///  - `_nodeSeats[batchId][s]`: nodeId(32, registry id) | low 224 bits of the result commitment.
-///  - `_committee[batchId][s]`: weight(96, raw stake at the draw) | validator(160).
-///  - `_scoreSeals[batchId][s]`: the score commitment, then keccak256 of the revealed score vector.
+///  - `_page(batchId)[s]`: nodeId(32, registry id) | low 224 bits of the result commitment.
+///  - `_page(batchId)[_COMMITTEE + s]`: weight(96, raw stake at the draw) | validator(160).
+///  - `_page(batchId)[_SEALS + s]`: the score commitment, then keccak256 of the revealed score vector.
 ///  - `_accounts[a]`: balance(128) | claimed(120) | open(8).
 /// Loops run over at most MAX_RESULTS / MAX_COMMITTEE seats, a batch's rows (<= MAX_BATCH_SIZE) or a post's
 /// batches (<= MAX_BATCHES_PER_POST); settlement does at most MAX_SCORE_CELLS * MAX_COMMITTEE score reads.
@@ -54,6 +54,11 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     uint256 public constant MAX_ROUNDS = 2;
 
     uint256 private constant _LOW224 = (1 << 224) - 1;
+    /// @dev Offsets in a seat page: node seats at 0.., committee seats at _COMMITTEE.., score seals at _SEALS...
+    uint256 private constant _COMMITTEE = 16;
+    uint256 private constant _SEALS = 32;
+    /// @dev Marks the link word a freed page keeps in its slot 0 (so the slot stays non-zero).
+    uint256 private constant _LINK = 1 << 255;
 
     struct Job {
         address requester;
@@ -88,7 +93,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         uint16 scoreCommitMask;
         uint16 scoreRevealMask;
         uint40 seedBlock;
-        uint32 firstRow;
+        uint32 page;
         bytes32 rowsHash;
     }
 
@@ -117,12 +122,15 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     uint64 private _batchCount;
     uint64 private _jobCount;
+    /// @dev Head of the free-page list (0: empty) and the number of pages ever made; same slot as the counters.
+    uint32 private _freePage;
+    uint32 private _pageCount;
 
     mapping(uint256 jobId => Job) private _jobs;
     mapping(uint256 batchId => Batch) private _batches;
-    mapping(uint256 batchId => bytes32[16]) private _nodeSeats;
-    mapping(uint256 batchId => bytes32[16]) private _committee;
-    mapping(uint256 batchId => bytes32[16]) private _scoreSeals;
+    /// @dev Seat pages (see the storage notes above): a page holds one open batch's seat words and is recycled
+    /// when the batch ends, so seat writes rewrite live slots instead of filling empty ones.
+    mapping(uint256 page => bytes32[48]) private _pages;
     mapping(address account => Account) private _accounts;
     /// @dev Cache of the registry's interned model ids (saves the registry call when posting).
     mapping(bytes32 model => uint32) private _modelIds;
@@ -191,12 +199,12 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         if (uint256(commitment) & _LOW224 == 0) revert BatchZeroCommitment(batchId);
         uint256 id = _registry.lockNode(msg.sender, j.modelId);
         for (uint256 i; i < seat; ++i) {
-            if (uint256(_nodeSeats[batchId][i]) >> 224 == id) {
+            if (uint256(_page(batchId)[i]) >> 224 == id) {
                 revert BatchAlreadyCommitted(batchId, msg.sender);
             }
         }
 
-        _nodeSeats[batchId][seat] = bytes32((id << 224) | (uint256(commitment) & _LOW224));
+        _page(batchId)[seat] = bytes32((id << 224) | (uint256(commitment) & _LOW224));
         uint256 count = seat + 1;
         // forge-lint: disable-next-line(unsafe-typecast)
         b.commitCount = uint8(count); // <= k <= 16
@@ -245,7 +253,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         uint256 rows = b.rows;
         if (digests.length != rows) revert BatchDigestCountMismatch(batchId, rows, digests.length);
         // The commitment binds msg.sender: a reveal by anyone but the seat's node mismatches.
-        bytes32 committed = bytes32(uint256(_nodeSeats[batchId][seat]) & _LOW224);
+        bytes32 committed = bytes32(uint256(_page(batchId)[seat]) & _LOW224);
         bytes32 computed = _resultCommitment(batchId, msg.sender, digests, salt);
         if (uint256(computed) & _LOW224 != uint256(committed)) {
             revert BatchCommitmentMismatch(batchId, committed, computed);
@@ -267,43 +275,87 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             return false;
         }
         if (block.number <= seedBlock) revert BatchSeedNotReady(batchId, seedBlock, block.number);
+        _drawNow(batchId, b, j, seedBlock);
+        return true;
+    }
 
+    /// @dev Draw and lock the committee from the armed `seedBlock` (ready: `_seedUsable`); with no active
+    /// validator, refund the batch instead. Returns the committee size (0: refunded).
+    function _drawNow(uint256 batchId, Batch storage b, Job storage j, uint256 seedBlock)
+        private
+        returns (uint256 size)
+    {
         uint256 round = b.round;
-        bytes32 seed =
-            keccak256(abi.encode(blockhash(seedBlock), _entropy(batchId, b.commitCount), batchId, round));
+        bytes32 seed = _seed(batchId, b, seedBlock);
         (address[] memory validators, uint96[] memory weights) = _registry.lockCommittee(seed, j.m);
-        uint256 size = validators.length;
+        size = validators.length;
         // slither-disable-next-line incorrect-equality (an array length the registry produced: docs/audit.md)
         if (size == 0) {
             _refund(batchId, b, j, RefundReason.NoValidator);
-            return true;
+            return 0;
         }
+        bytes32[48] storage page = _page(batchId);
         for (uint256 i; i < size; ++i) {
-            _committee[batchId][i] = bytes32((uint256(weights[i]) << 160) | uint256(uint160(validators[i])));
+            page[_COMMITTEE + i] = bytes32((uint256(weights[i]) << 160) | uint256(uint160(validators[i])));
         }
         // forge-lint: disable-next-line(unsafe-typecast)
         b.committeeSize = uint8(size); // <= m <= 16
         uint256 scoreCommitDeadline = block.timestamp + j.scoreCommitDuration;
         _enter(b, Phase.ScoreCommitting, scoreCommitDeadline);
         emit CommitteeDrawn(batchId, round, seed, validators, weights, scoreCommitDeadline);
-        return true;
+    }
+
+    /// @dev The committee seed of the batch's current round: the armed block's hash mixed with the node seat
+    /// words (fixed before any reveal), the batch id and the round.
+    function _seed(uint256 batchId, Batch storage b, uint256 seedBlock) private view returns (bytes32) {
+        return keccak256(abi.encode(blockhash(seedBlock), _entropy(batchId, b.commitCount), batchId, b.round));
+    }
+
+    /// @dev Whether a draw now would use the armed `seedBlock` (mined, and its hash still available).
+    function _seedUsable(uint256 seedBlock) private view returns (bool) {
+        return seedBlock != 0 && block.number > seedBlock && block.number <= seedBlock + BLOCKHASH_WINDOW;
     }
 
     /// @inheritdoc ITaskMarket
-    function commitScores(uint256 batchId, uint256 seat, bytes32 commitment) external {
+    function committeePreview(uint256 batchId)
+        external
+        view
+        returns (address[] memory validators, uint96[] memory weights)
+    {
+        Batch storage b = _batches[batchId];
+        if (b.phase == Phase.None) return (validators, weights);
+        Job storage j = _jobs[b.jobId];
+        (Phase phase, uint256 deadline) = _effective(b, j);
+        uint256 seedBlock = b.seedBlock;
+        if (phase != Phase.Drawing || block.timestamp > deadline || !_seedUsable(seedBlock)) {
+            return (validators, weights);
+        }
+        return _registry.drawValidators(_seed(batchId, b, seedBlock), j.m);
+    }
+
+    /// @inheritdoc ITaskMarket
+    function commitScores(uint256 batchId, uint256 seat, bytes32 commitment) external nonReentrant {
         (Batch storage b, Job storage j) = _batchAndJob(batchId);
         (Phase phase, uint256 deadline) = _effective(b, j);
+        if (phase == Phase.Drawing && block.timestamp <= deadline && _seedUsable(b.seedBlock)) {
+            // The first score commit draws the committee (as `drawCommittee` would) and then commits.
+            _applyLazy(batchId, b, phase, deadline);
+            _drawNow(batchId, b, j, b.seedBlock);
+            phase = b.phase; // ScoreCommitting, or Refunded (no validator: the seat check below reverts)
+            deadline = b.deadline;
+            if (phase != Phase.ScoreCommitting) revert BatchNotCommitteeSeat(batchId, seat, msg.sender);
+        }
         if (phase != Phase.ScoreCommitting) revert BatchWrongPhase(batchId, Phase.ScoreCommitting, phase);
         if (block.timestamp > deadline) revert BatchDeadlinePassed(batchId, deadline, block.timestamp);
         uint256 size = b.committeeSize;
-        if (seat >= size || address(uint160(uint256(_committee[batchId][seat]))) != msg.sender) {
+        if (seat >= size || address(uint160(uint256(_page(batchId)[_COMMITTEE + seat]))) != msg.sender) {
             revert BatchNotCommitteeSeat(batchId, seat, msg.sender);
         }
         if (commitment == bytes32(0)) revert BatchZeroCommitment(batchId);
         uint256 mask = b.scoreCommitMask;
         if (mask & (1 << seat) != 0) revert BatchScoresAlreadyCommitted(batchId, seat);
 
-        _scoreSeals[batchId][seat] = commitment;
+        _page(batchId)[_SEALS + seat] = commitment;
         mask |= 1 << seat;
         // forge-lint: disable-next-line(unsafe-typecast)
         b.scoreCommitMask = uint16(mask); // seat < 16
@@ -322,7 +374,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         _checkScoreReveal(batchId, b, seat, scores, salt);
 
         _applyLazy(batchId, b, phase, deadline);
-        _scoreSeals[batchId][seat] = keccak256(scores);
+        _page(batchId)[_SEALS + seat] = keccak256(scores);
         // forge-lint: disable-next-line(unsafe-typecast)
         b.scoreRevealMask = uint16(b.scoreRevealMask | (1 << seat)); // seat < 16
         emit ScoresRevealed(batchId, msg.sender, seat, scores);
@@ -347,7 +399,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         if (scores.length != expected) revert BatchScoreCountMismatch(batchId, expected, scores.length);
         _checkScores(batchId, scores);
         // The commitment binds msg.sender: only the seat's validator can open it.
-        bytes32 committed = _scoreSeals[batchId][seat];
+        bytes32 committed = _page(batchId)[_SEALS + seat];
         bytes32 computed = _scoreCommitment(batchId, msg.sender, scores, salt);
         if (computed != committed) revert BatchCommitmentMismatch(batchId, committed, computed);
     }
@@ -439,7 +491,8 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             phase: b.phase,
             deadline: b.deadline,
             rows: b.rows,
-            firstRow: b.firstRow,
+            // forge-lint: disable-next-line(unsafe-typecast)
+            firstRow: uint32(_firstRow(batchId, b)), // < MAX_ROWS_PER_POST
             round: b.round,
             commitCount: b.commitCount,
             revealCount: b.revealCount,
@@ -486,9 +539,11 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     function nodeSeat(uint256 batchId, uint256 seat) external view returns (address node, bool revealed) {
         Batch storage b = _batches[batchId];
         if (seat >= b.commitCount) return (address(0), false);
-        // forge-lint: disable-next-line(unsafe-typecast)
-        node = _registry.accountOf(uint32(uint256(_nodeSeats[batchId][seat]) >> 224));
         revealed = b.revealedMask & (1 << seat) != 0;
+        // An ended batch's page serves another batch now (its seats are in `ResultCommitted` events).
+        if (_ended(b.phase)) return (address(0), revealed);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        node = _registry.accountOf(uint32(uint256(_page(batchId)[seat]) >> 224));
     }
 
     /// @inheritdoc ITaskMarket
@@ -499,13 +554,16 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     {
         Batch storage b = _batches[batchId];
         if (seat >= b.committeeSize) return (address(0), 0, false, false, bytes32(0));
-        uint256 word = uint256(_committee[batchId][seat]);
+        committed = b.scoreCommitMask & (1 << seat) != 0;
+        revealed = b.scoreRevealMask & (1 << seat) != 0;
+        // An ended batch's page serves another batch now (its committee is in the `CommitteeDrawn` event).
+        if (_ended(b.phase)) return (address(0), 0, committed, revealed, bytes32(0));
+        bytes32[48] storage page = _page(batchId);
+        uint256 word = uint256(page[_COMMITTEE + seat]);
         validator = address(uint160(word));
         // forge-lint: disable-next-line(unsafe-typecast)
         weight = uint96(word >> 160);
-        committed = b.scoreCommitMask & (1 << seat) != 0;
-        revealed = b.scoreRevealMask & (1 << seat) != 0;
-        seal = _scoreSeals[batchId][seat];
+        if (committed) seal = page[_SEALS + seat];
     }
 
     /// @inheritdoc ITaskMarket
@@ -585,11 +643,25 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             for (uint256 r = lo; r < hi; ++r) {
                 slice[r - lo] = rows[r];
             }
-            _createBatch(batchId, jobId, lo, deadline, slice);
+            _createBatch(batchId, jobId, _takePage(), deadline, slice, lo);
             assembly ("memory-safe") {
                 mstore(0x40, freePointer)
             }
             ++batchId;
+        }
+    }
+
+    /// @dev A seat page for a new batch: the head of the free list, else a new one. The counters' slot was
+    /// written by `_openJob` in this transaction, so these writes are warm.
+    function _takePage() private returns (uint256 page) {
+        page = _freePage;
+        if (page != 0) {
+            // forge-lint: disable-next-line(unsafe-typecast)
+            _freePage = uint32(uint256(_pages[page][0]) & ~_LINK); // a page id
+        } else {
+            page = uint256(_pageCount) + 1;
+            // forge-lint: disable-next-line(unsafe-typecast)
+            _pageCount = uint32(page); // one page per open batch: never near 2^32
         }
     }
 
@@ -667,9 +739,10 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     function _createBatch(
         uint256 batchId,
         uint256 jobId,
-        uint256 firstRow,
+        uint256 page,
         uint256 deadline,
-        bytes[] memory rows
+        bytes[] memory rows,
+        uint256 firstRow
     ) private {
         bytes32 h = _rowsHash(rows);
         // forge-lint: disable-start(unsafe-typecast)
@@ -686,7 +759,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             scoreCommitMask: 0,
             scoreRevealMask: 0,
             seedBlock: 0,
-            firstRow: uint32(firstRow), // < MAX_ROWS_PER_POST
+            page: uint32(page), // a page id
             rowsHash: h
         });
         // forge-lint: disable-end(unsafe-typecast)
@@ -709,6 +782,30 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         b = _batches[batchId];
         if (b.phase == Phase.None) revert BatchNotFound(batchId);
         j = _jobs[b.jobId];
+    }
+
+    /// @dev The seat page of `batchId` (valid while the batch is open).
+    function _page(uint256 batchId) private view returns (bytes32[48] storage) {
+        return _pages[_batches[batchId].page];
+    }
+
+    /// @dev Return an ended batch's page to the free list: its slot 0 links to the next free page (kept
+    /// non-zero by `_LINK`); the other words stay as they are, so the next batch rewrites live slots.
+    function _freePageOf(Batch storage b) private {
+        uint256 page = b.page;
+        _pages[page][0] = bytes32(_LINK | _freePage);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        _freePage = uint32(page); // a page id
+    }
+
+    function _ended(Phase phase) private pure returns (bool) {
+        return phase == Phase.Settled || phase == Phase.Refunded;
+    }
+
+    /// @dev Index of the batch's first row in its job.
+    function _firstRow(uint256 batchId, Batch storage b) private view returns (uint256) {
+        Job storage j = _jobs[b.jobId];
+        return (batchId - j.firstBatchId) * j.batchSize;
     }
 
     /// @dev The phase after the deadline transitions that need no action: commits closed with >= 1 commit,
@@ -755,7 +852,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     function _entropy(uint256 batchId, uint256 seats) private view returns (bytes32 entropy) {
         entropy = bytes32(0);
         for (uint256 i; i < seats; ++i) {
-            entropy ^= _nodeSeats[batchId][i];
+            entropy ^= _page(batchId)[i];
         }
     }
 
@@ -776,10 +873,9 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         _credit(requester, amount);
         emit BatchRefunded(batchId, requester, reason, amount);
         uint256 commits = b.commitCount;
-        if (commits != 0) {
-            address[] memory nodes = _nodeAccounts(batchId, commits);
-            _release(batchId, nodes, _unrevealed(b), 0);
-        }
+        address[] memory nodes = _nodeAccounts(batchId, commits);
+        _freePageOf(b);
+        if (commits != 0) _release(batchId, nodes, _unrevealed(b), 0);
     }
 
     /// @dev Node seats that were taken but never revealed, as a mask.
@@ -788,10 +884,12 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     }
 
     function _nodeAccounts(uint256 batchId, uint256 seats) private view returns (address[] memory) {
+        if (seats == 0) return new address[](0);
+        bytes32[48] storage page = _page(batchId);
         uint32[] memory ids = new uint32[](seats);
         for (uint256 i; i < seats; ++i) {
             // forge-lint: disable-next-line(unsafe-typecast)
-            ids[i] = uint32(uint256(_nodeSeats[batchId][i]) >> 224);
+            ids[i] = uint32(uint256(page[i]) >> 224);
         }
         return _registry.accountsOf(ids);
     }
@@ -818,7 +916,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         uint256 v = 0;
         for (uint256 s; s < size; ++s) {
             if (revealMask & (1 << s) == 0) continue;
-            bytes32 stored = _scoreSeals[batchId][s];
+            bytes32 stored = _page(batchId)[_SEALS + s];
             bytes32 given = keccak256(vectors[v]);
             if (given != stored) revert BatchScoreVectorMismatch(batchId, s, stored, given);
             ++v;
@@ -838,9 +936,6 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         uint256 size = b.committeeSize;
         uint256 round = b.round;
         (address[] memory members, uint256 slashMask, uint256 reasons) = _committeeRelease(batchId, b, 0);
-        for (uint256 s; s < size; ++s) {
-            delete _scoreSeals[batchId][s];
-        }
         // forge-lint: disable-next-line(unsafe-typecast)
         b.round = uint8(round + 1); // < MAX_ROUNDS
         b.committeeSize = 0;
@@ -866,7 +961,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         uint256 revealMask = b.scoreRevealMask;
         members = new address[](size);
         for (uint256 s; s < size; ++s) {
-            members[s] = address(uint160(uint256(_committee[batchId][s])));
+            members[s] = address(uint160(uint256(_page(batchId)[_COMMITTEE + s])));
             uint256 bit = 1 << s;
             if (commitMask & bit == 0) {
                 slashMask |= 1 << (offset + s);
@@ -890,7 +985,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         if (o.validatorReward != 0) {
             for (uint256 s; s < size; ++s) {
                 if (o.agreedMask & (1 << s) != 0) {
-                    _credit(address(uint160(uint256(_committee[batchId][s]))), o.validatorReward);
+                    _credit(address(uint160(uint256(_page(batchId)[_COMMITTEE + s]))), o.validatorReward);
                 }
             }
         }
@@ -922,6 +1017,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         for (uint256 s; s < commits; ++s) {
             if (o.junkMask & (1 << s) != 0) reasons |= uint256(SlashReason.Junk) << (2 * s);
         }
+        _freePageOf(b);
         _release(batchId, accounts, slashMask, reasons);
     }
 
@@ -949,7 +1045,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         uint256 v = 0;
         for (uint256 s; s < size; ++s) {
             if (revealMask & (1 << s) == 0) continue;
-            uint256 w = uint256(_committee[batchId][s]) >> 160;
+            uint256 w = uint256(_page(batchId)[_COMMITTEE + s]) >> 160;
             bytes calldata vec = vectors[v];
             uint256 off;
             assembly ("memory-safe") {

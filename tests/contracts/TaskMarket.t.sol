@@ -1115,9 +1115,9 @@ contract TaskMarketTest is Fixture {
         );
         market.settle(batchId, vs3);
         vm.warp(d + 1);
+        (address v2,,,,) = market.committeeSeat(batchId, 2);
         _settle(batchId); // 2 of 3 revealed: a majority
         vm.assertEq(uint256(_phase(batchId)), uint256(ITaskMarket.Phase.Settled));
-        (address v2,,,,) = market.committeeSeat(batchId, 2);
         vm.assertEq(_stake(v2), _validatorStake(_validatorIndex(v2)) - SLASH, "committed, never revealed");
     }
 
