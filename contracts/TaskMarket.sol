@@ -7,6 +7,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 
 import {IStakeRegistry} from "./interfaces/IStakeRegistry.sol";
 import {ITaskMarket} from "./interfaces/ITaskMarket.sol";
+import {Tally} from "./libraries/Tally.sol";
 
 /// @title TaskMarket (protocol v2)
 /// @notice Jobs of many rows settled per batch: commit-reveal result digests per batch, a committee drawn by raw
@@ -103,17 +104,6 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         uint128 balance;
         uint120 claimed;
         bool open;
-    }
-
-    /// @dev What a settlement pays, in memory (keeps the settlement within the stack).
-    struct Outcome {
-        bool scored;
-        bytes medians;
-        uint256[] nodePaid;
-        uint256 agreedMask;
-        uint256 validatorReward;
-        uint256 refund;
-        uint256 junkMask;
     }
 
     IStakeRegistry private immutable _registry;
@@ -923,7 +913,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         }
 
         if (2 * voters > size) {
-            _finish(batchId, b, j, _tally(batchId, b, j, vectors));
+            _finish(batchId, b, j, _tally(batchId, b, j, vectors, voters));
         } else if (b.round + 1 < MAX_ROUNDS) {
             _rescore(batchId, b, j, voters);
         } else {
@@ -974,7 +964,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     }
 
     /// @dev Credit the outcome, mark the batch Settled, release every seat (slashing misconduct).
-    function _finish(uint256 batchId, Batch storage b, Job storage j, Outcome memory o) private {
+    function _finish(uint256 batchId, Batch storage b, Job storage j, Tally.Outcome memory o) private {
         b.phase = Phase.Settled;
         uint256 commits = b.commitCount;
         address[] memory nodes = _nodeAccounts(batchId, commits);
@@ -1021,188 +1011,48 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         _release(batchId, accounts, slashMask, reasons);
     }
 
-    /// @dev Scores of one round, read from calldata: `offsets[v]` is where voter v's vector starts.
-    struct Votes {
-        uint256[] offsets;
-        uint256[] weights;
-        uint256[] seats;
-        uint256 total;
-        uint256 voters;
-    }
-
-    function _votes(uint256 batchId, Batch storage b, bytes[] calldata vectors)
+    /// @dev Medians, acceptance, agreement and credits of a round with a majority of revealed vectors: the
+    /// revealed seats' weights from the page, the arithmetic in the `Tally` library (kept out of this contract's
+    /// code size, EIP-170).
+    function _tally(uint256 batchId, Batch storage b, Job storage j, bytes[] calldata vectors, uint256 voters)
         private
-        view
-        returns (Votes memory votes)
+        returns (Tally.Outcome memory)
     {
-        uint256 voters = vectors.length;
         uint256 size = b.committeeSize;
         uint256 revealMask = b.scoreRevealMask;
-        votes.offsets = new uint256[](voters);
-        votes.weights = new uint256[](voters);
-        votes.seats = new uint256[](voters);
-        votes.voters = voters;
+        bytes32[48] storage page = _page(batchId);
+        uint256[] memory weights = new uint256[](voters);
+        uint256[] memory seats = new uint256[](voters);
         uint256 v = 0;
         for (uint256 s; s < size; ++s) {
             if (revealMask & (1 << s) == 0) continue;
-            uint256 w = uint256(_page(batchId)[_COMMITTEE + s]) >> 160;
-            bytes calldata vec = vectors[v];
-            uint256 off;
-            assembly ("memory-safe") {
-                off := vec.offset
-            }
-            votes.offsets[v] = off;
-            votes.weights[v] = w;
-            votes.seats[v] = s;
-            votes.total += w;
+            weights[v] = uint256(page[_COMMITTEE + s]) >> 160;
+            seats[v] = s;
             ++v;
         }
-    }
-
-    /// @dev The job's rules and the batch's shape, in memory for the tally.
-    struct Rules {
-        uint256 rows;
-        uint256 seats;
-        uint256 revealed;
-        uint256 threshold;
-        uint256 tolerance;
-        uint256 nodePoolRow;
-    }
-
-    /// @dev Medians, acceptance, agreement and credits of a round with a majority of revealed vectors.
-    function _tally(uint256 batchId, Batch storage b, Job storage j, bytes[] calldata vectors)
-        private
-        view
-        returns (Outcome memory o)
-    {
-        Votes memory votes = _votes(batchId, b, vectors);
-        uint256 bounty = j.bountyPerTask;
-        uint256 validatorPoolRow = bounty * j.validatorShareBps / BPS;
-        Rules memory rules = Rules({
+        Tally.Rules memory rules = Tally.Rules({
             rows: b.rows,
             seats: b.commitCount,
             revealed: b.revealedMask,
             threshold: j.threshold,
             tolerance: j.tolerance,
-            nodePoolRow: bounty - validatorPoolRow
+            junkFloor: j.junkFloor,
+            bounty: j.bountyPerTask,
+            validatorShareBps: j.validatorShareBps
         });
-        o.scored = true;
-        o.medians = new bytes(rules.seats * rules.rows);
-        o.nodePaid = new uint256[](rules.seats);
-        uint256[] memory medianSum = new uint256[](rules.seats);
-        uint256 disagree = 0;
-        uint256 paid = 0;
-        for (uint256 r; r < rules.rows; ++r) {
-            (uint256 d, uint256 p) = _tallyRow(votes, rules, o, medianSum, r);
-            disagree |= d;
-            paid += p;
-        }
-        uint256 junkTotal = uint256(j.junkFloor) * rules.rows;
-        for (uint256 s; s < rules.seats; ++s) {
-            if (rules.revealed & (1 << s) != 0 && medianSum[s] < junkTotal) o.junkMask |= 1 << s;
-        }
-        uint256 agreed = 0;
-        for (uint256 v; v < votes.voters; ++v) {
-            if (disagree & (1 << v) == 0) {
-                o.agreedMask |= 1 << votes.seats[v];
-                ++agreed;
-            }
-        }
-        if (agreed != 0) o.validatorReward = validatorPoolRow * rules.rows / agreed;
-        // Integer-division dust and unpaid shares go back to the requester (docs/audit.md, divide-before-multiply).
-        // slither-disable-next-line divide-before-multiply
-        o.refund = bounty * rules.rows - paid - o.validatorReward * agreed;
-    }
-
-    /// @dev One row: the median of each revealed seat's result (written to `o.medians`, added to `medianSum`),
-    /// the row's node pool split among its accepted results (added to `o.nodePaid`). Returns the voters that
-    /// disagreed on the row (mask) and the tokens paid.
-    function _tallyRow(
-        Votes memory votes,
-        Rules memory rules,
-        Outcome memory o,
-        uint256[] memory medianSum,
-        uint256 r
-    ) private pure returns (uint256 disagree, uint256 paid) {
-        uint256 acceptedMask = 0;
-        uint256 accepted = 0;
-        bytes memory medians = o.medians;
-        for (uint256 s; s < rules.seats; ++s) {
-            if (rules.revealed & (1 << s) == 0) continue;
-            uint256 cell = s * rules.rows + r;
-            (uint256 med, uint256 far) = _cell(votes, cell, rules.tolerance);
-            assembly ("memory-safe") {
-                mstore8(add(add(medians, 0x20), cell), med)
-            }
-            medianSum[s] += med;
-            if (med >= rules.threshold) {
-                acceptedMask |= 1 << s;
-                ++accepted;
-            }
-            disagree |= far;
-        }
-        if (accepted != 0) {
-            uint256 share = rules.nodePoolRow / accepted;
-            for (uint256 s; s < rules.seats; ++s) {
-                if (acceptedMask & (1 << s) != 0) o.nodePaid[s] += share;
-            }
-            paid = share * accepted;
-        }
-    }
-
-    /// @dev One result (`cell` of every revealed vector): its stake-weighted median (the lowest score whose
-    /// cumulative weight of scores <= it reaches half the total weight) and the voters (bit mask) farther than
-    /// `tolerance` from it. Reads the scores once from calldata (`votes.offsets`, checked against the stored
-    /// hashes), packed one byte per voter (<= 16 voters). The vectors' lengths were checked at reveal.
-    function _cell(Votes memory votes, uint256 cell, uint256 tolerance)
-        private
-        pure
-        returns (uint256 med, uint256 far)
-    {
-        uint256 voters = votes.voters;
-        uint256 total = votes.total;
-        uint256[] memory offsets = votes.offsets;
-        uint256[] memory weights = votes.weights;
-        assembly ("memory-safe") {
-            let offs := add(offsets, 0x20)
-            let ws := add(weights, 0x20)
-            let packed := 0
-            for { let v := 0 } lt(v, voters) { v := add(v, 1) } {
-                let score := byte(0, calldataload(add(mload(add(offs, shl(5, v))), cell)))
-                packed := or(packed, shl(shl(3, v), score))
-            }
-            med := 0x100
-            for { let a := 0 } lt(a, voters) { a := add(a, 1) } {
-                let candidate := and(shr(shl(3, a), packed), 0xff)
-                if lt(candidate, med) {
-                    let below := 0
-                    for { let c := 0 } lt(c, voters) { c := add(c, 1) } {
-                        if iszero(gt(and(shr(shl(3, c), packed), 0xff), candidate)) {
-                            below := add(below, mload(add(ws, shl(5, c))))
-                        }
-                    }
-                    if iszero(lt(shl(1, below), total)) { med := candidate }
-                }
-            }
-            for { let v := 0 } lt(v, voters) { v := add(v, 1) } {
-                let score := and(shr(shl(3, v), packed), 0xff)
-                let dist := sub(score, med)
-                if lt(score, med) { dist := sub(med, score) }
-                if gt(dist, tolerance) { far := or(far, shl(v, 1)) }
-            }
-        }
+        return Tally.tally(rules, weights, seats, vectors);
     }
 
     /// @dev No committee reached a majority in MAX_ROUNDS rounds: every revealed result is accepted (each row's
     /// node pool split among the revealed seats); the validator pool goes back to the requester.
-    function _fallback(Batch storage b, Job storage j) private view returns (Outcome memory o) {
+    function _fallback(Batch storage b, Job storage j) private view returns (Tally.Outcome memory o) {
         uint256 rows = b.rows;
         uint256 seats = b.commitCount;
         uint256 revealed = b.revealedMask;
         o.medians = new bytes(seats * rows);
         o.nodePaid = new uint256[](seats);
         uint256 bounty = j.bountyPerTask;
-        uint256 nodePoolRow = bounty - bounty * j.validatorShareBps / BPS;
+        uint256 nodePoolRow = bounty - bounty * j.validatorShareBps / Tally.BPS;
         uint256 share = nodePoolRow / b.revealCount; // revealCount >= 1: a draw needs a reveal
         uint256 paid = 0;
         for (uint256 s; s < seats; ++s) {
