@@ -266,7 +266,9 @@ class CommitteeSeat(AbiModel):
 
 
 class DrawnValidators(AbiModel):
-    """``drawValidators(seed, m)``: what a draw from ``seed`` would seat, in draw order."""
+    """``drawValidators(seed, m)``: what a draw from ``seed`` would seat, in draw order; also
+    ``committeePreview(batchId)`` (the committee a draw of the batch now would seat, in seat order;
+    empty when no draw would happen)."""
 
     validators: AddressList
     weights: Uint96List
@@ -655,6 +657,7 @@ MARKET_VIEWS: dict[str, ViewOutput] = {
     "job": JobView,
     "nodeSeat": NodeSeat,
     "committeeSeat": CommitteeSeat,
+    "committeePreview": DrawnValidators,
     "balanceOf": Uint256,
     "claimedOf": Uint256,
     "batchCount": Uint256,
