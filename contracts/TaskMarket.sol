@@ -19,10 +19,12 @@ import {Tally} from "./libraries/Tally.sol";
 ///    interned id) | firstBatchId(40) | batchCount(16); slot2 workflowHash.
 ///  - `_batches[batchId]`: 2 slots. slot0 jobId(40) | deadline(40) | phase(8) | rows(16) | round(8) |
 ///    commitCount(8) | revealCount(8) | revealedMask(16) | committeeSize(8) | scoreCommitMask(16) |
-///    scoreRevealMask(16) | seedBlock(40) | firstRow(32); slot1 rowsHash.
-///  - `_page(batchId)[s]`: nodeId(32, registry id) | low 224 bits of the result commitment.
-///  - `_page(batchId)[_COMMITTEE + s]`: weight(96, raw stake at the draw) | validator(160).
-///  - `_page(batchId)[_SEALS + s]`: the score commitment, then keccak256 of the revealed score vector.
+///    scoreRevealMask(16) | seedBlock(40) | page(32, the seat page while the batch is open); slot1 rowsHash.
+///  - `_pages[page]`, 48 slots, one open batch's seat words (pages are recycled through a free list whose head is
+///    `_freePage`; a free page's slot 0 holds `_LINK | next`): [s] nodeId(32, registry id) | low 224 bits of the
+///    result commitment; [_COMMITTEE + s] weight(96, raw stake at the draw) | validator(160); [_SEALS + s] the
+///    score commitment, then keccak256 of the revealed score vector. A reused page keeps its old words (so writes
+///    rewrite live slots); reads are guarded by commitCount, committeeSize and the masks, never by the words.
 ///  - `_accounts[a]`: balance(128) | claimed(120) | open(8).
 /// Loops run over at most MAX_RESULTS / MAX_COMMITTEE seats, a batch's rows (<= MAX_BATCH_SIZE) or a post's
 /// batches (<= MAX_BATCHES_PER_POST); settlement does at most MAX_SCORE_CELLS * MAX_COMMITTEE score reads.
