@@ -375,10 +375,12 @@ interface ITaskMarket {
     function batch(uint256 batchId) external view returns (BatchView memory);
     /// @notice The stored job `jobId`.
     function job(uint256 jobId) external view returns (JobView memory);
-    /// @notice Node seat `seat` of `batchId`: the node and whether it revealed.
+    /// @notice Node seat `seat` of `batchId`: the node and whether it revealed. Once the batch is Settled or
+    /// Refunded its seat page serves another batch: `node` is then the zero address (see `ResultCommitted`).
     function nodeSeat(uint256 batchId, uint256 seat) external view returns (address node, bool revealed);
     /// @notice Committee seat `seat` of `batchId` (current round): validator, weight (stake at the draw),
-    /// flags, and seal (the score commitment, then keccak256 of the revealed scores).
+    /// flags, and seal (the score commitment, then keccak256 of the revealed scores; 0 before the commit). Once the
+    /// batch is Settled or Refunded: zero validator, weight and seal, the flags only (see `CommitteeDrawn`).
     function committeeSeat(uint256 batchId, uint256 seat)
         external
         view
