@@ -7,6 +7,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 
 import {IStakeRegistry} from "./interfaces/IStakeRegistry.sol";
 import {ITaskMarket} from "./interfaces/ITaskMarket.sol";
+import {Tally} from "./libraries/Tally.sol";
 
 /// @title TaskMarket (protocol v2)
 /// @notice Jobs of many rows settled per batch: commit-reveal result digests per batch, a committee drawn by raw
@@ -18,10 +19,12 @@ import {ITaskMarket} from "./interfaces/ITaskMarket.sol";
 ///    interned id) | firstBatchId(40) | batchCount(16); slot2 workflowHash.
 ///  - `_batches[batchId]`: 2 slots. slot0 jobId(40) | deadline(40) | phase(8) | rows(16) | round(8) |
 ///    commitCount(8) | revealCount(8) | revealedMask(16) | committeeSize(8) | scoreCommitMask(16) |
-///    scoreRevealMask(16) | seedBlock(40) | firstRow(32); slot1 rowsHash.
-///  - `_nodeSeats[batchId][s]`: nodeId(32, registry id) | low 224 bits of the result commitment.
-///  - `_committee[batchId][s]`: weight(96, raw stake at the draw) | validator(160).
-///  - `_scoreSeals[batchId][s]`: the score commitment, then keccak256 of the revealed score vector.
+///    scoreRevealMask(16) | seedBlock(40) | page(32, the seat page while the batch is open); slot1 rowsHash.
+///  - `_pages[page]`, 48 slots, one open batch's seat words (pages are recycled through a free list whose head is
+///    `_freePage`; a free page's slot 0 holds `_LINK | next`): [s] nodeId(32, registry id) | low 224 bits of the
+///    result commitment; [_COMMITTEE + s] weight(96, raw stake at the draw) | validator(160); [_SEALS + s] the
+///    score commitment, then keccak256 of the revealed score vector. A reused page keeps its old words (so writes
+///    rewrite live slots); reads are guarded by commitCount, committeeSize and the masks, never by the words.
 ///  - `_accounts[a]`: balance(128) | claimed(120) | open(8).
 /// Loops run over at most MAX_RESULTS / MAX_COMMITTEE seats, a batch's rows (<= MAX_BATCH_SIZE) or a post's
 /// batches (<= MAX_BATCHES_PER_POST); settlement does at most MAX_SCORE_CELLS * MAX_COMMITTEE score reads.
@@ -54,6 +57,11 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     uint256 public constant MAX_ROUNDS = 2;
 
     uint256 private constant _LOW224 = (1 << 224) - 1;
+    /// @dev Offsets in a seat page: node seats at 0.., committee seats at _COMMITTEE.., score seals at _SEALS...
+    uint256 private constant _COMMITTEE = 16;
+    uint256 private constant _SEALS = 32;
+    /// @dev Marks the link word a freed page keeps in its slot 0 (so the slot stays non-zero).
+    uint256 private constant _LINK = 1 << 255;
 
     struct Job {
         address requester;
@@ -88,7 +96,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         uint16 scoreCommitMask;
         uint16 scoreRevealMask;
         uint40 seedBlock;
-        uint32 firstRow;
+        uint32 page;
         bytes32 rowsHash;
     }
 
@@ -100,29 +108,21 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         bool open;
     }
 
-    /// @dev What a settlement pays, in memory (keeps the settlement within the stack).
-    struct Outcome {
-        bool scored;
-        bytes medians;
-        uint256[] nodePaid;
-        uint256 agreedMask;
-        uint256 validatorReward;
-        uint256 refund;
-        uint256 junkMask;
-    }
-
     IStakeRegistry private immutable _registry;
     IERC20 private immutable _token;
     uint256 private immutable _minPhaseDuration;
 
     uint64 private _batchCount;
     uint64 private _jobCount;
+    /// @dev Head of the free-page list (0: empty) and the number of pages ever made; same slot as the counters.
+    uint32 private _freePage;
+    uint32 private _pageCount;
 
     mapping(uint256 jobId => Job) private _jobs;
     mapping(uint256 batchId => Batch) private _batches;
-    mapping(uint256 batchId => bytes32[16]) private _nodeSeats;
-    mapping(uint256 batchId => bytes32[16]) private _committee;
-    mapping(uint256 batchId => bytes32[16]) private _scoreSeals;
+    /// @dev Seat pages (see the storage notes above): a page holds one open batch's seat words and is recycled
+    /// when the batch ends, so seat writes rewrite live slots instead of filling empty ones.
+    mapping(uint256 page => bytes32[48]) private _pages;
     mapping(address account => Account) private _accounts;
     /// @dev Cache of the registry's interned model ids (saves the registry call when posting).
     mapping(bytes32 model => uint32) private _modelIds;
@@ -191,12 +191,12 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         if (uint256(commitment) & _LOW224 == 0) revert BatchZeroCommitment(batchId);
         uint256 id = _registry.lockNode(msg.sender, j.modelId);
         for (uint256 i; i < seat; ++i) {
-            if (uint256(_nodeSeats[batchId][i]) >> 224 == id) {
+            if (uint256(_page(batchId)[i]) >> 224 == id) {
                 revert BatchAlreadyCommitted(batchId, msg.sender);
             }
         }
 
-        _nodeSeats[batchId][seat] = bytes32((id << 224) | (uint256(commitment) & _LOW224));
+        _page(batchId)[seat] = bytes32((id << 224) | (uint256(commitment) & _LOW224));
         uint256 count = seat + 1;
         // forge-lint: disable-next-line(unsafe-typecast)
         b.commitCount = uint8(count); // <= k <= 16
@@ -245,7 +245,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         uint256 rows = b.rows;
         if (digests.length != rows) revert BatchDigestCountMismatch(batchId, rows, digests.length);
         // The commitment binds msg.sender: a reveal by anyone but the seat's node mismatches.
-        bytes32 committed = bytes32(uint256(_nodeSeats[batchId][seat]) & _LOW224);
+        bytes32 committed = bytes32(uint256(_page(batchId)[seat]) & _LOW224);
         bytes32 computed = _resultCommitment(batchId, msg.sender, digests, salt);
         if (uint256(computed) & _LOW224 != uint256(committed)) {
             revert BatchCommitmentMismatch(batchId, committed, computed);
@@ -267,43 +267,87 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             return false;
         }
         if (block.number <= seedBlock) revert BatchSeedNotReady(batchId, seedBlock, block.number);
+        _drawNow(batchId, b, j, seedBlock);
+        return true;
+    }
 
+    /// @dev Draw and lock the committee from the armed `seedBlock` (ready: `_seedUsable`); with no active
+    /// validator, refund the batch instead. Returns the committee size (0: refunded).
+    function _drawNow(uint256 batchId, Batch storage b, Job storage j, uint256 seedBlock)
+        private
+        returns (uint256 size)
+    {
         uint256 round = b.round;
-        bytes32 seed =
-            keccak256(abi.encode(blockhash(seedBlock), _entropy(batchId, b.commitCount), batchId, round));
+        bytes32 seed = _seed(batchId, b, seedBlock);
         (address[] memory validators, uint96[] memory weights) = _registry.lockCommittee(seed, j.m);
-        uint256 size = validators.length;
+        size = validators.length;
         // slither-disable-next-line incorrect-equality (an array length the registry produced: docs/audit.md)
         if (size == 0) {
             _refund(batchId, b, j, RefundReason.NoValidator);
-            return true;
+            return 0;
         }
+        bytes32[48] storage page = _page(batchId);
         for (uint256 i; i < size; ++i) {
-            _committee[batchId][i] = bytes32((uint256(weights[i]) << 160) | uint256(uint160(validators[i])));
+            page[_COMMITTEE + i] = bytes32((uint256(weights[i]) << 160) | uint256(uint160(validators[i])));
         }
         // forge-lint: disable-next-line(unsafe-typecast)
         b.committeeSize = uint8(size); // <= m <= 16
         uint256 scoreCommitDeadline = block.timestamp + j.scoreCommitDuration;
         _enter(b, Phase.ScoreCommitting, scoreCommitDeadline);
         emit CommitteeDrawn(batchId, round, seed, validators, weights, scoreCommitDeadline);
-        return true;
+    }
+
+    /// @dev The committee seed of the batch's current round: the armed block's hash mixed with the node seat
+    /// words (fixed before any reveal), the batch id and the round.
+    function _seed(uint256 batchId, Batch storage b, uint256 seedBlock) private view returns (bytes32) {
+        return keccak256(abi.encode(blockhash(seedBlock), _entropy(batchId, b.commitCount), batchId, b.round));
+    }
+
+    /// @dev Whether a draw now would use the armed `seedBlock` (mined, and its hash still available).
+    function _seedUsable(uint256 seedBlock) private view returns (bool) {
+        return seedBlock != 0 && block.number > seedBlock && block.number <= seedBlock + BLOCKHASH_WINDOW;
     }
 
     /// @inheritdoc ITaskMarket
-    function commitScores(uint256 batchId, uint256 seat, bytes32 commitment) external {
+    function committeePreview(uint256 batchId)
+        external
+        view
+        returns (address[] memory validators, uint96[] memory weights)
+    {
+        Batch storage b = _batches[batchId];
+        if (b.phase == Phase.None) return (validators, weights);
+        Job storage j = _jobs[b.jobId];
+        (Phase phase, uint256 deadline) = _effective(b, j);
+        uint256 seedBlock = b.seedBlock;
+        if (phase != Phase.Drawing || block.timestamp > deadline || !_seedUsable(seedBlock)) {
+            return (validators, weights);
+        }
+        return _registry.drawValidators(_seed(batchId, b, seedBlock), j.m);
+    }
+
+    /// @inheritdoc ITaskMarket
+    function commitScores(uint256 batchId, uint256 seat, bytes32 commitment) external nonReentrant {
         (Batch storage b, Job storage j) = _batchAndJob(batchId);
         (Phase phase, uint256 deadline) = _effective(b, j);
+        if (phase == Phase.Drawing && block.timestamp <= deadline && _seedUsable(b.seedBlock)) {
+            // The first score commit draws the committee (as `drawCommittee` would) and then commits.
+            _applyLazy(batchId, b, phase, deadline);
+            _drawNow(batchId, b, j, b.seedBlock);
+            phase = b.phase; // ScoreCommitting, or Refunded (no validator: the seat check below reverts)
+            deadline = b.deadline;
+            if (phase != Phase.ScoreCommitting) revert BatchNotCommitteeSeat(batchId, seat, msg.sender);
+        }
         if (phase != Phase.ScoreCommitting) revert BatchWrongPhase(batchId, Phase.ScoreCommitting, phase);
         if (block.timestamp > deadline) revert BatchDeadlinePassed(batchId, deadline, block.timestamp);
         uint256 size = b.committeeSize;
-        if (seat >= size || address(uint160(uint256(_committee[batchId][seat]))) != msg.sender) {
+        if (seat >= size || address(uint160(uint256(_page(batchId)[_COMMITTEE + seat]))) != msg.sender) {
             revert BatchNotCommitteeSeat(batchId, seat, msg.sender);
         }
         if (commitment == bytes32(0)) revert BatchZeroCommitment(batchId);
         uint256 mask = b.scoreCommitMask;
         if (mask & (1 << seat) != 0) revert BatchScoresAlreadyCommitted(batchId, seat);
 
-        _scoreSeals[batchId][seat] = commitment;
+        _page(batchId)[_SEALS + seat] = commitment;
         mask |= 1 << seat;
         // forge-lint: disable-next-line(unsafe-typecast)
         b.scoreCommitMask = uint16(mask); // seat < 16
@@ -322,7 +366,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         _checkScoreReveal(batchId, b, seat, scores, salt);
 
         _applyLazy(batchId, b, phase, deadline);
-        _scoreSeals[batchId][seat] = keccak256(scores);
+        _page(batchId)[_SEALS + seat] = keccak256(scores);
         // forge-lint: disable-next-line(unsafe-typecast)
         b.scoreRevealMask = uint16(b.scoreRevealMask | (1 << seat)); // seat < 16
         emit ScoresRevealed(batchId, msg.sender, seat, scores);
@@ -347,7 +391,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         if (scores.length != expected) revert BatchScoreCountMismatch(batchId, expected, scores.length);
         _checkScores(batchId, scores);
         // The commitment binds msg.sender: only the seat's validator can open it.
-        bytes32 committed = _scoreSeals[batchId][seat];
+        bytes32 committed = _page(batchId)[_SEALS + seat];
         bytes32 computed = _scoreCommitment(batchId, msg.sender, scores, salt);
         if (computed != committed) revert BatchCommitmentMismatch(batchId, committed, computed);
     }
@@ -439,7 +483,8 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             phase: b.phase,
             deadline: b.deadline,
             rows: b.rows,
-            firstRow: b.firstRow,
+            // forge-lint: disable-next-line(unsafe-typecast)
+            firstRow: uint32(_firstRow(batchId, b)), // < MAX_ROWS_PER_POST
             round: b.round,
             commitCount: b.commitCount,
             revealCount: b.revealCount,
@@ -486,9 +531,11 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     function nodeSeat(uint256 batchId, uint256 seat) external view returns (address node, bool revealed) {
         Batch storage b = _batches[batchId];
         if (seat >= b.commitCount) return (address(0), false);
-        // forge-lint: disable-next-line(unsafe-typecast)
-        node = _registry.accountOf(uint32(uint256(_nodeSeats[batchId][seat]) >> 224));
         revealed = b.revealedMask & (1 << seat) != 0;
+        // An ended batch's page serves another batch now (its seats are in `ResultCommitted` events).
+        if (_ended(b.phase)) return (address(0), revealed);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        node = _registry.accountOf(uint32(uint256(_page(batchId)[seat]) >> 224));
     }
 
     /// @inheritdoc ITaskMarket
@@ -499,13 +546,16 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     {
         Batch storage b = _batches[batchId];
         if (seat >= b.committeeSize) return (address(0), 0, false, false, bytes32(0));
-        uint256 word = uint256(_committee[batchId][seat]);
+        committed = b.scoreCommitMask & (1 << seat) != 0;
+        revealed = b.scoreRevealMask & (1 << seat) != 0;
+        // An ended batch's page serves another batch now (its committee is in the `CommitteeDrawn` event).
+        if (_ended(b.phase)) return (address(0), 0, committed, revealed, bytes32(0));
+        bytes32[48] storage page = _page(batchId);
+        uint256 word = uint256(page[_COMMITTEE + seat]);
         validator = address(uint160(word));
         // forge-lint: disable-next-line(unsafe-typecast)
         weight = uint96(word >> 160);
-        committed = b.scoreCommitMask & (1 << seat) != 0;
-        revealed = b.scoreRevealMask & (1 << seat) != 0;
-        seal = _scoreSeals[batchId][seat];
+        if (committed) seal = page[_SEALS + seat];
     }
 
     /// @inheritdoc ITaskMarket
@@ -585,11 +635,25 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             for (uint256 r = lo; r < hi; ++r) {
                 slice[r - lo] = rows[r];
             }
-            _createBatch(batchId, jobId, lo, deadline, slice);
+            _createBatch(batchId, jobId, _takePage(), deadline, slice, lo);
             assembly ("memory-safe") {
                 mstore(0x40, freePointer)
             }
             ++batchId;
+        }
+    }
+
+    /// @dev A seat page for a new batch: the head of the free list, else a new one. The counters' slot was
+    /// written by `_openJob` in this transaction, so these writes are warm.
+    function _takePage() private returns (uint256 page) {
+        page = _freePage;
+        if (page != 0) {
+            // forge-lint: disable-next-line(unsafe-typecast)
+            _freePage = uint32(uint256(_pages[page][0]) & ~_LINK); // a page id
+        } else {
+            page = uint256(_pageCount) + 1;
+            // forge-lint: disable-next-line(unsafe-typecast)
+            _pageCount = uint32(page); // one page per open batch: never near 2^32
         }
     }
 
@@ -667,9 +731,10 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     function _createBatch(
         uint256 batchId,
         uint256 jobId,
-        uint256 firstRow,
+        uint256 page,
         uint256 deadline,
-        bytes[] memory rows
+        bytes[] memory rows,
+        uint256 firstRow
     ) private {
         bytes32 h = _rowsHash(rows);
         // forge-lint: disable-start(unsafe-typecast)
@@ -686,7 +751,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             scoreCommitMask: 0,
             scoreRevealMask: 0,
             seedBlock: 0,
-            firstRow: uint32(firstRow), // < MAX_ROWS_PER_POST
+            page: uint32(page), // a page id
             rowsHash: h
         });
         // forge-lint: disable-end(unsafe-typecast)
@@ -709,6 +774,30 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         b = _batches[batchId];
         if (b.phase == Phase.None) revert BatchNotFound(batchId);
         j = _jobs[b.jobId];
+    }
+
+    /// @dev The seat page of `batchId` (valid while the batch is open).
+    function _page(uint256 batchId) private view returns (bytes32[48] storage) {
+        return _pages[_batches[batchId].page];
+    }
+
+    /// @dev Return an ended batch's page to the free list: its slot 0 links to the next free page (kept
+    /// non-zero by `_LINK`); the other words stay as they are, so the next batch rewrites live slots.
+    function _freePageOf(Batch storage b) private {
+        uint256 page = b.page;
+        _pages[page][0] = bytes32(_LINK | _freePage);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        _freePage = uint32(page); // a page id
+    }
+
+    function _ended(Phase phase) private pure returns (bool) {
+        return phase == Phase.Settled || phase == Phase.Refunded;
+    }
+
+    /// @dev Index of the batch's first row in its job.
+    function _firstRow(uint256 batchId, Batch storage b) private view returns (uint256) {
+        Job storage j = _jobs[b.jobId];
+        return (batchId - j.firstBatchId) * j.batchSize;
     }
 
     /// @dev The phase after the deadline transitions that need no action: commits closed with >= 1 commit,
@@ -755,7 +844,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     function _entropy(uint256 batchId, uint256 seats) private view returns (bytes32 entropy) {
         entropy = bytes32(0);
         for (uint256 i; i < seats; ++i) {
-            entropy ^= _nodeSeats[batchId][i];
+            entropy ^= _page(batchId)[i];
         }
     }
 
@@ -776,10 +865,9 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         _credit(requester, amount);
         emit BatchRefunded(batchId, requester, reason, amount);
         uint256 commits = b.commitCount;
-        if (commits != 0) {
-            address[] memory nodes = _nodeAccounts(batchId, commits);
-            _release(batchId, nodes, _unrevealed(b), 0);
-        }
+        address[] memory nodes = _nodeAccounts(batchId, commits);
+        _freePageOf(b);
+        if (commits != 0) _release(batchId, nodes, _unrevealed(b), 0);
     }
 
     /// @dev Node seats that were taken but never revealed, as a mask.
@@ -788,10 +876,12 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     }
 
     function _nodeAccounts(uint256 batchId, uint256 seats) private view returns (address[] memory) {
+        if (seats == 0) return new address[](0);
+        bytes32[48] storage page = _page(batchId);
         uint32[] memory ids = new uint32[](seats);
         for (uint256 i; i < seats; ++i) {
             // forge-lint: disable-next-line(unsafe-typecast)
-            ids[i] = uint32(uint256(_nodeSeats[batchId][i]) >> 224);
+            ids[i] = uint32(uint256(page[i]) >> 224);
         }
         return _registry.accountsOf(ids);
     }
@@ -818,14 +908,14 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         uint256 v = 0;
         for (uint256 s; s < size; ++s) {
             if (revealMask & (1 << s) == 0) continue;
-            bytes32 stored = _scoreSeals[batchId][s];
+            bytes32 stored = _page(batchId)[_SEALS + s];
             bytes32 given = keccak256(vectors[v]);
             if (given != stored) revert BatchScoreVectorMismatch(batchId, s, stored, given);
             ++v;
         }
 
         if (2 * voters > size) {
-            _finish(batchId, b, j, _tally(batchId, b, j, vectors));
+            _finish(batchId, b, j, _tally(batchId, b, j, vectors, voters));
         } else if (b.round + 1 < MAX_ROUNDS) {
             _rescore(batchId, b, j, voters);
         } else {
@@ -838,9 +928,6 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         uint256 size = b.committeeSize;
         uint256 round = b.round;
         (address[] memory members, uint256 slashMask, uint256 reasons) = _committeeRelease(batchId, b, 0);
-        for (uint256 s; s < size; ++s) {
-            delete _scoreSeals[batchId][s];
-        }
         // forge-lint: disable-next-line(unsafe-typecast)
         b.round = uint8(round + 1); // < MAX_ROUNDS
         b.committeeSize = 0;
@@ -866,7 +953,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         uint256 revealMask = b.scoreRevealMask;
         members = new address[](size);
         for (uint256 s; s < size; ++s) {
-            members[s] = address(uint160(uint256(_committee[batchId][s])));
+            members[s] = address(uint160(uint256(_page(batchId)[_COMMITTEE + s])));
             uint256 bit = 1 << s;
             if (commitMask & bit == 0) {
                 slashMask |= 1 << (offset + s);
@@ -879,7 +966,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     }
 
     /// @dev Credit the outcome, mark the batch Settled, release every seat (slashing misconduct).
-    function _finish(uint256 batchId, Batch storage b, Job storage j, Outcome memory o) private {
+    function _finish(uint256 batchId, Batch storage b, Job storage j, Tally.Outcome memory o) private {
         b.phase = Phase.Settled;
         uint256 commits = b.commitCount;
         address[] memory nodes = _nodeAccounts(batchId, commits);
@@ -890,7 +977,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         if (o.validatorReward != 0) {
             for (uint256 s; s < size; ++s) {
                 if (o.agreedMask & (1 << s) != 0) {
-                    _credit(address(uint160(uint256(_committee[batchId][s]))), o.validatorReward);
+                    _credit(address(uint160(uint256(_page(batchId)[_COMMITTEE + s]))), o.validatorReward);
                 }
             }
         }
@@ -922,191 +1009,52 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         for (uint256 s; s < commits; ++s) {
             if (o.junkMask & (1 << s) != 0) reasons |= uint256(SlashReason.Junk) << (2 * s);
         }
+        _freePageOf(b);
         _release(batchId, accounts, slashMask, reasons);
     }
 
-    /// @dev Scores of one round, read from calldata: `offsets[v]` is where voter v's vector starts.
-    struct Votes {
-        uint256[] offsets;
-        uint256[] weights;
-        uint256[] seats;
-        uint256 total;
-        uint256 voters;
-    }
-
-    function _votes(uint256 batchId, Batch storage b, bytes[] calldata vectors)
+    /// @dev Medians, acceptance, agreement and credits of a round with a majority of revealed vectors: the
+    /// revealed seats' weights from the page, the arithmetic in the `Tally` library (kept out of this contract's
+    /// code size, EIP-170).
+    function _tally(uint256 batchId, Batch storage b, Job storage j, bytes[] calldata vectors, uint256 voters)
         private
-        view
-        returns (Votes memory votes)
+        returns (Tally.Outcome memory)
     {
-        uint256 voters = vectors.length;
         uint256 size = b.committeeSize;
         uint256 revealMask = b.scoreRevealMask;
-        votes.offsets = new uint256[](voters);
-        votes.weights = new uint256[](voters);
-        votes.seats = new uint256[](voters);
-        votes.voters = voters;
+        bytes32[48] storage page = _page(batchId);
+        uint256[] memory weights = new uint256[](voters);
+        uint256[] memory seats = new uint256[](voters);
         uint256 v = 0;
         for (uint256 s; s < size; ++s) {
             if (revealMask & (1 << s) == 0) continue;
-            uint256 w = uint256(_committee[batchId][s]) >> 160;
-            bytes calldata vec = vectors[v];
-            uint256 off;
-            assembly ("memory-safe") {
-                off := vec.offset
-            }
-            votes.offsets[v] = off;
-            votes.weights[v] = w;
-            votes.seats[v] = s;
-            votes.total += w;
+            weights[v] = uint256(page[_COMMITTEE + s]) >> 160;
+            seats[v] = s;
             ++v;
         }
-    }
-
-    /// @dev The job's rules and the batch's shape, in memory for the tally.
-    struct Rules {
-        uint256 rows;
-        uint256 seats;
-        uint256 revealed;
-        uint256 threshold;
-        uint256 tolerance;
-        uint256 nodePoolRow;
-    }
-
-    /// @dev Medians, acceptance, agreement and credits of a round with a majority of revealed vectors.
-    function _tally(uint256 batchId, Batch storage b, Job storage j, bytes[] calldata vectors)
-        private
-        view
-        returns (Outcome memory o)
-    {
-        Votes memory votes = _votes(batchId, b, vectors);
-        uint256 bounty = j.bountyPerTask;
-        uint256 validatorPoolRow = bounty * j.validatorShareBps / BPS;
-        Rules memory rules = Rules({
+        Tally.Rules memory rules = Tally.Rules({
             rows: b.rows,
             seats: b.commitCount,
             revealed: b.revealedMask,
             threshold: j.threshold,
             tolerance: j.tolerance,
-            nodePoolRow: bounty - validatorPoolRow
+            junkFloor: j.junkFloor,
+            bounty: j.bountyPerTask,
+            validatorShareBps: j.validatorShareBps
         });
-        o.scored = true;
-        o.medians = new bytes(rules.seats * rules.rows);
-        o.nodePaid = new uint256[](rules.seats);
-        uint256[] memory medianSum = new uint256[](rules.seats);
-        uint256 disagree = 0;
-        uint256 paid = 0;
-        for (uint256 r; r < rules.rows; ++r) {
-            (uint256 d, uint256 p) = _tallyRow(votes, rules, o, medianSum, r);
-            disagree |= d;
-            paid += p;
-        }
-        uint256 junkTotal = uint256(j.junkFloor) * rules.rows;
-        for (uint256 s; s < rules.seats; ++s) {
-            if (rules.revealed & (1 << s) != 0 && medianSum[s] < junkTotal) o.junkMask |= 1 << s;
-        }
-        uint256 agreed = 0;
-        for (uint256 v; v < votes.voters; ++v) {
-            if (disagree & (1 << v) == 0) {
-                o.agreedMask |= 1 << votes.seats[v];
-                ++agreed;
-            }
-        }
-        if (agreed != 0) o.validatorReward = validatorPoolRow * rules.rows / agreed;
-        // Integer-division dust and unpaid shares go back to the requester (docs/audit.md, divide-before-multiply).
-        // slither-disable-next-line divide-before-multiply
-        o.refund = bounty * rules.rows - paid - o.validatorReward * agreed;
-    }
-
-    /// @dev One row: the median of each revealed seat's result (written to `o.medians`, added to `medianSum`),
-    /// the row's node pool split among its accepted results (added to `o.nodePaid`). Returns the voters that
-    /// disagreed on the row (mask) and the tokens paid.
-    function _tallyRow(
-        Votes memory votes,
-        Rules memory rules,
-        Outcome memory o,
-        uint256[] memory medianSum,
-        uint256 r
-    ) private pure returns (uint256 disagree, uint256 paid) {
-        uint256 acceptedMask = 0;
-        uint256 accepted = 0;
-        bytes memory medians = o.medians;
-        for (uint256 s; s < rules.seats; ++s) {
-            if (rules.revealed & (1 << s) == 0) continue;
-            uint256 cell = s * rules.rows + r;
-            (uint256 med, uint256 far) = _cell(votes, cell, rules.tolerance);
-            assembly ("memory-safe") {
-                mstore8(add(add(medians, 0x20), cell), med)
-            }
-            medianSum[s] += med;
-            if (med >= rules.threshold) {
-                acceptedMask |= 1 << s;
-                ++accepted;
-            }
-            disagree |= far;
-        }
-        if (accepted != 0) {
-            uint256 share = rules.nodePoolRow / accepted;
-            for (uint256 s; s < rules.seats; ++s) {
-                if (acceptedMask & (1 << s) != 0) o.nodePaid[s] += share;
-            }
-            paid = share * accepted;
-        }
-    }
-
-    /// @dev One result (`cell` of every revealed vector): its stake-weighted median (the lowest score whose
-    /// cumulative weight of scores <= it reaches half the total weight) and the voters (bit mask) farther than
-    /// `tolerance` from it. Reads the scores once from calldata (`votes.offsets`, checked against the stored
-    /// hashes), packed one byte per voter (<= 16 voters). The vectors' lengths were checked at reveal.
-    function _cell(Votes memory votes, uint256 cell, uint256 tolerance)
-        private
-        pure
-        returns (uint256 med, uint256 far)
-    {
-        uint256 voters = votes.voters;
-        uint256 total = votes.total;
-        uint256[] memory offsets = votes.offsets;
-        uint256[] memory weights = votes.weights;
-        assembly ("memory-safe") {
-            let offs := add(offsets, 0x20)
-            let ws := add(weights, 0x20)
-            let packed := 0
-            for { let v := 0 } lt(v, voters) { v := add(v, 1) } {
-                let score := byte(0, calldataload(add(mload(add(offs, shl(5, v))), cell)))
-                packed := or(packed, shl(shl(3, v), score))
-            }
-            med := 0x100
-            for { let a := 0 } lt(a, voters) { a := add(a, 1) } {
-                let candidate := and(shr(shl(3, a), packed), 0xff)
-                if lt(candidate, med) {
-                    let below := 0
-                    for { let c := 0 } lt(c, voters) { c := add(c, 1) } {
-                        if iszero(gt(and(shr(shl(3, c), packed), 0xff), candidate)) {
-                            below := add(below, mload(add(ws, shl(5, c))))
-                        }
-                    }
-                    if iszero(lt(shl(1, below), total)) { med := candidate }
-                }
-            }
-            for { let v := 0 } lt(v, voters) { v := add(v, 1) } {
-                let score := and(shr(shl(3, v), packed), 0xff)
-                let dist := sub(score, med)
-                if lt(score, med) { dist := sub(med, score) }
-                if gt(dist, tolerance) { far := or(far, shl(v, 1)) }
-            }
-        }
+        return Tally.tally(rules, weights, seats, vectors);
     }
 
     /// @dev No committee reached a majority in MAX_ROUNDS rounds: every revealed result is accepted (each row's
     /// node pool split among the revealed seats); the validator pool goes back to the requester.
-    function _fallback(Batch storage b, Job storage j) private view returns (Outcome memory o) {
+    function _fallback(Batch storage b, Job storage j) private view returns (Tally.Outcome memory o) {
         uint256 rows = b.rows;
         uint256 seats = b.commitCount;
         uint256 revealed = b.revealedMask;
         o.medians = new bytes(seats * rows);
         o.nodePaid = new uint256[](seats);
         uint256 bounty = j.bountyPerTask;
-        uint256 nodePoolRow = bounty - bounty * j.validatorShareBps / BPS;
+        uint256 nodePoolRow = bounty - bounty * j.validatorShareBps / Tally.BPS;
         uint256 share = nodePoolRow / b.revealCount; // revealCount >= 1: a draw needs a reveal
         uint256 paid = 0;
         for (uint256 s; s < seats; ++s) {

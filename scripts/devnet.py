@@ -39,6 +39,7 @@ from protocol.chain.models import (
     BatchRefunded,
     BatchSettled,
     CommitteeDrawn,
+    DrawnValidators,
     MisconductSlashed,
     Phase,
     Role,
@@ -391,27 +392,38 @@ def run_batch(
         if market.phase(batch_id, chain.head(0)).phase is not Phase.DRAWING:
             break
         drawn: CommitteeDrawn | None = None
+        preview: DrawnValidators | None = None
         while drawn is None:
             view = market.batch(batch_id, chain.head(0))
             if view.seed_block != 0:
                 mine_to(chain, view.seed_block + 1)  # gas estimation runs against the latest block
+                ahead = market.committee_preview(batch_id, chain.head(0))
+                if ahead.validators:
+                    preview = ahead  # no draw transaction: the first score commit draws this committee
+                    break
             drawn, receipt = market.draw_committee(actors.requester, batch_id)
             record(actors.requester, receipt)
             refunds = events(chain, receipt, BatchRefunded)
             if refunds:
                 refunded = refunds[0]
                 break
-        if drawn is None:
+        seating = drawn if drawn is not None else preview
+        if seating is None:
             break
-        seated = [by_address[a] for a in drawn.validators]
+        seated = [by_address[a] for a in seating.validators]
         committees.append(tuple(actors.name_of(v.address) for v in seated))
-        weights.append(tuple(drawn.weights))
+        weights.append(tuple(seating.weights))
         by_seat = [revealed_results.get(seat) for seat in range(len(committed))]
         matrices = [score(round_, seat, by_seat) for seat in range(len(seated))]
         scores = [encode_scores(m, rows) for m in matrices]
         salts = [salt("scores", batch_id, round_, seat) for seat in range(len(seated))]
         for seat, validator in enumerate(seated):
-            record(validator, market.commit_scores(validator, batch_id, seat, scores[seat], salts[seat]))
+            receipt = market.commit_scores(validator, batch_id, seat, scores[seat], salts[seat])
+            record(validator, receipt)
+            if seat == 0 and drawn is None:
+                folded = events(chain, receipt, CommitteeDrawn)
+                if not folded or tuple(folded[0].validators) != tuple(seating.validators):
+                    raise DevnetError(f"batch {batch_id}: the first score commit drew another committee")
         round_vectors: dict[int, bytes] = {}
         for seat, validator in enumerate(seated):
             if (round_, seat) not in silent:

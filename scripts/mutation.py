@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MARKET = "contracts/TaskMarket.sol"
 REGISTRY = "contracts/StakeRegistry.sol"
+TALLY = "contracts/libraries/Tally.sol"
 UNIT = "tests/contracts/[TA]*.t.sol"  # TaskMarket, Attacks
 REGISTRY_UNIT = "tests/contracts/[SA]*.t.sol"  # StakeRegistry, Attacks
 # The gas test is not a behaviour test (and the `mutation` profile compiles without the optimizer).
@@ -64,8 +65,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "validator_payout_doubled",
         MARKET,
-        "_credit(address(uint160(uint256(_committee[batchId][s]))), o.validatorReward);",
-        "_credit(address(uint160(uint256(_committee[batchId][s]))), 2 * o.validatorReward);",
+        "_credit(address(uint160(uint256(_page(batchId)[_COMMITTEE + s]))), o.validatorReward);",
+        "_credit(address(uint160(uint256(_page(batchId)[_COMMITTEE + s]))), 2 * o.validatorReward);",
     ),
     Mutant("settlement_refund_skipped", MARKET, "if (o.refund != 0) _credit(requester, o.refund);", ""),
     Mutant(
@@ -123,17 +124,17 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "median_upper_side",
-        MARKET,
+        TALLY,
         "if iszero(lt(shl(1, below), total)) { med := candidate }",
         "if gt(shl(1, below), total) { med := candidate }",
     ),
     Mutant(
         "tolerance_exclusive",
-        MARKET,
+        TALLY,
         "if gt(dist, tolerance) { far := or(far, shl(v, 1)) }",
         "if iszero(lt(dist, tolerance)) { far := or(far, shl(v, 1)) }",
     ),
-    Mutant("threshold_exclusive", MARKET, "if (med >= rules.threshold) {", "if (med > rules.threshold) {"),
+    Mutant("threshold_exclusive", TALLY, "if (med >= rules.threshold) {", "if (med > rules.threshold) {"),
     Mutant(
         "reveal_marks_order_not_seat",
         MARKET,
@@ -155,12 +156,12 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "weight_flattened",
         MARKET,
-        "uint256 w = uint256(_committee[batchId][s]) >> 160;",
-        "uint256 w = (uint256(_committee[batchId][s]) >> 192) + 1;",
+        "weights[v] = uint256(page[_COMMITTEE + s]) >> 160;",
+        "weights[v] = (uint256(page[_COMMITTEE + s]) >> 192) + 1;",
     ),
     Mutant(
         "junk_floor_inclusive",
-        MARKET,
+        TALLY,
         "medianSum[s] < junkTotal",
         "medianSum[s] <= junkTotal",
     ),
@@ -174,8 +175,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "duplicate_commit_allowed",
         MARKET,
-        "if (uint256(_nodeSeats[batchId][i]) >> 224 == id) {",
-        "if (uint256(_nodeSeats[batchId][i]) >> 224 == id && false) {",
+        "if (uint256(_page(batchId)[i]) >> 224 == id) {",
+        "if (uint256(_page(batchId)[i]) >> 224 == id && false) {",
     ),
     Mutant(
         "fee_on_transfer_unchecked",

@@ -320,7 +320,18 @@ interface ITaskMarket {
     function drawCommittee(uint256 batchId) external returns (bool drawn);
 
     /// @notice Commit to a score vector: `commitment = scoreCommitment(batchId, msg.sender, scores, salt)`.
+    /// Sent while the batch is still in phase Drawing (before the draw deadline) with a usable seed (its block
+    /// mined, within the 256-block window), it first draws the committee exactly as `drawCommittee` would
+    /// (same seed, same events), saving the separate draw transaction; see `committeePreview`.
     function commitScores(uint256 batchId, uint256 seat, bytes32 commitment) external;
+    /// @notice The committee a draw in this block would seat (`committeePreview` order = seat order), so that
+    /// a drawn validator can send the first `commitScores`, which draws the committee itself when the batch is
+    /// still in phase Drawing with a usable seed. Empty when no draw would happen now. A stake change before
+    /// the draw can change the committee (the commit then reverts `BatchNotCommitteeSeat`).
+    function committeePreview(uint256 batchId)
+        external
+        view
+        returns (address[] memory validators, uint96[] memory weights);
 
     /// @notice Reveal the score vector committed at `seat`: `commitCount * rows` bytes, each 0..100; byte
     /// s * rows + r scores node seat s's digest for row r (bytes of unrevealed seats are ignored).
@@ -364,10 +375,12 @@ interface ITaskMarket {
     function batch(uint256 batchId) external view returns (BatchView memory);
     /// @notice The stored job `jobId`.
     function job(uint256 jobId) external view returns (JobView memory);
-    /// @notice Node seat `seat` of `batchId`: the node and whether it revealed.
+    /// @notice Node seat `seat` of `batchId`: the node and whether it revealed. Once the batch is Settled or
+    /// Refunded its seat page serves another batch: `node` is then the zero address (see `ResultCommitted`).
     function nodeSeat(uint256 batchId, uint256 seat) external view returns (address node, bool revealed);
     /// @notice Committee seat `seat` of `batchId` (current round): validator, weight (stake at the draw),
-    /// flags, and seal (the score commitment, then keccak256 of the revealed scores).
+    /// flags, and seal (the score commitment, then keccak256 of the revealed scores; 0 before the commit). Once the
+    /// batch is Settled or Refunded: zero validator, weight and seal, the flags only (see `CommitteeDrawn`).
     function committeeSeat(uint256 batchId, uint256 seat)
         external
         view

@@ -11,7 +11,8 @@ What each role calls (``sender`` is the caller's :class:`TxSender`; ``block`` a 
                settle(sender, batch_id, score_vectors) -> Settlement
                claim(sender) -> (amount, receipt)
     committee: commit_scores(sender, batch_id, seat, scores, salt) / reveal_scores(...)
-    reads:     phase, batch, job, node_seat, committee, balance_of, claimed_of, limits,
+               (the first commit_scores in phase Drawing draws the committee: see committee_preview)
+    reads:     phase, batch, job, node_seat, committee, committee_preview, balance_of, claimed_of, limits,
                revealed_score_vectors (from logs), settle_vectors (ordered and checked for settle)
 
 Function, struct and event names are ITaskMarket's; structs are passed by ABI field name
@@ -39,6 +40,7 @@ from protocol.chain.models import (
     CommitteeDrawn,
     CommitteeSeat,
     CommitteeSeedArmed,
+    DrawnValidators,
     EventModel,
     JobParams,
     JobPosted,
@@ -405,6 +407,15 @@ class Market:
         """Every committee seat of the current round, in seat order."""
         size = self.batch(batch_id, block).committee_size
         return [self._view("committeeSeat", block, batch_id, seat) for seat in range(size)]
+
+    def committee_preview(self, batch_id: int, block: BlockRef) -> DrawnValidators:
+        """The committee a draw of ``batch_id`` at ``block`` would seat, in seat order (empty when no draw
+        would happen: not in phase Drawing, seed not usable). The first ``commit_scores`` of a drawn
+        validator performs that draw itself, so no separate ``draw_committee`` transaction is needed; a
+        stake change before it is mined can change the committee (the commit then reverts
+        ``BatchNotCommitteeSeat``)."""
+        result: DrawnValidators = self._view("committeePreview", block, batch_id)
+        return result
 
     def balance_of(self, account: str, block: BlockRef) -> int:
         """Claimable balance of ``account``."""

@@ -248,7 +248,8 @@ class PhaseOf(AbiModel):
 
 
 class NodeSeat(AbiModel):
-    """``nodeSeat(batchId, seat)``."""
+    """``nodeSeat(batchId, seat)``; ``node`` reads as the zero address once the batch has ended (the
+    seat page is recycled; the ``ResultCommitted`` events keep the seats)."""
 
     node: AddressField
     revealed: Bool
@@ -256,7 +257,9 @@ class NodeSeat(AbiModel):
 
 class CommitteeSeat(AbiModel):
     """``committeeSeat(batchId, seat)`` of the current round; ``seal`` is the score commitment, then
-    after the reveal keccak256 of the revealed score vector."""
+    after the reveal keccak256 of the revealed score vector (0 before the commit). Once the batch has
+    ended (Settled or Refunded) validator, weight and seal read as zero (the seat page is recycled; the
+    ``CommitteeDrawn`` event keeps the committee); the flags stay."""
 
     validator: AddressField
     weight: Uint96
@@ -266,7 +269,9 @@ class CommitteeSeat(AbiModel):
 
 
 class DrawnValidators(AbiModel):
-    """``drawValidators(seed, m)``: what a draw from ``seed`` would seat, in draw order."""
+    """``drawValidators(seed, m)``: what a draw from ``seed`` would seat, in draw order; also
+    ``committeePreview(batchId)`` (the committee a draw of the batch now would seat, in seat order;
+    empty when no draw would happen)."""
 
     validators: AddressList
     weights: Uint96List
@@ -655,6 +660,7 @@ MARKET_VIEWS: dict[str, ViewOutput] = {
     "job": JobView,
     "nodeSeat": NodeSeat,
     "committeeSeat": CommitteeSeat,
+    "committeePreview": DrawnValidators,
     "balanceOf": Uint256,
     "claimedOf": Uint256,
     "batchCount": Uint256,

@@ -127,6 +127,31 @@ contract AttacksTest is Fixture {
         vm.assertEq(market.balanceOf(requester) - requesterBefore, 2 * 2.4e18, "node pool refunded");
     }
 
+    /// @notice A junk node is paid nothing, not even for the rows of it that passed: a six-row batch where node 0
+    /// passes one row (median 55 >= threshold 50) but its medians sum to 55 < junkFloor 10 * 6 rows is slashed,
+    /// unpaid, and its row's share goes back to the requester; the other seats' pay is unchanged.
+    function test_attack_slotSquatting_junkNodeUnpaidForRowsThatPassed() public {
+        uint256 batchId = _postBatch(6);
+        _toScoring(batchId);
+        bytes memory v = new bytes(18); // cell = seat * 6 + row
+        v[0] = bytes1(uint8(55)); // node 0: row 0 passes, rows 1..5 score 0
+        for (uint256 r; r < 6; ++r) {
+            v[6 + r] = bytes1(uint8(80)); // node 1: every row passes
+            v[12 + r] = bytes1(uint8(9)); // node 2: junk, rejected everywhere
+        }
+        uint256 requesterBefore = market.balanceOf(requester);
+        _score(batchId, _same3(v));
+        _settle(batchId);
+        vm.assertEq(market.balanceOf(nodes[0]), 0, "junk node unpaid for its passing row");
+        vm.assertEq(_stake(nodes[0]), MIN_STAKE - SLASH, "junk node slashed");
+        vm.assertEq(_stake(nodes[2]), MIN_STAKE - SLASH, "junk node slashed");
+        // Row 0's node pool (2.4e18) was split between nodes 0 and 1; rows 1..5 went to node 1 alone.
+        vm.assertEq(market.balanceOf(nodes[1]), 1.2e18 + 5 * 2.4e18, "node 1 keeps its half of row 0");
+        vm.assertEq(_stake(nodes[1]), MIN_STAKE);
+        // Refund: node 0's half of row 0 (1.2e18); the validator pool was paid in full.
+        vm.assertEq(market.balanceOf(requester) - requesterBefore, 1.2e18, "junk node's share refunded");
+    }
+
     /// @notice The bond is the requester's choice: with junkFloor 0 a zero-scored node is not slashed (only unpaid).
     function test_attack_slotSquatting_noBondWhenFloorIsZero() public {
         ITaskMarket.JobParams memory p = _params();

@@ -7,13 +7,15 @@ import {ITaskMarket} from "../../contracts/interfaces/ITaskMarket.sol";
 /// @notice The gas budgets of protocol v2 at k=3, m=3, every transaction priced as on chain (forge
 /// `isolate = true`, see `measureTx`): (1) a 100-task job of 200-byte rows, all transactions (post, commits,
 /// reveals, draw, score commits and reveals, settle, every claim) / 100 <= 40,000; (2) one task alone (a batch of
-/// one row), claims included: the issue's target is v1's 1,168,000, which v2 does NOT meet yet (~1,419,000: two
-/// more transactions per batch, seat locks, raw-stake committee words; docs/contracts.md "Storage and gas").
-/// `TASK_CEILING` guards the current figure against regressions until that work is done.
+/// one row), claims included: the issue's target is v1's 1,168,000, which v2 does NOT meet yet (~1,275,000 in
+/// steady state, down from ~1,424,000 by recycled seat pages and the draw inside the first score commit;
+/// docs/contracts.md "Storage and gas"). `TASK_CEILING` guards the steady-state figure against regressions,
+/// `FIRST_TASK_CEILING` the first lifecycle (its seat page is new: empty slots filled).
 contract GasTest is Fixture {
     uint256 internal constant JOB_BUDGET_PER_TASK = 40_000;
     uint256 internal constant TASK_TARGET = 1_168_000;
-    uint256 internal constant TASK_CEILING = 1_425_000;
+    uint256 internal constant TASK_CEILING = 1_280_000;
+    uint256 internal constant FIRST_TASK_CEILING = 1_430_000;
     /// @dev EIP-170: the largest runtime code a chain accepts (anvil and every public chain refuse more).
     uint256 internal constant EIP170_LIMIT = 24_576;
 
@@ -74,8 +76,8 @@ contract GasTest is Fixture {
             );
         }
         vm.roll(block.number + 3);
-        total += _tx("drawCommittee", stranger, abi.encodeCall(market.drawCommittee, (batchId)));
-        address[] memory seats = _committee(batchId);
+        // No draw transaction: the first score commit draws the committee (`committeePreview` names it).
+        (address[] memory seats,) = market.committeePreview(batchId);
         vm.assertEq(seats.length, 3, "committee of 3");
         bytes[] memory vectors = new bytes[](3);
         for (uint256 s; s < 3; ++s) {
@@ -125,7 +127,7 @@ contract GasTest is Fixture {
         uint256 again = _lifecycle(1, 64, 10);
         log("gas_per_task_k3_m3", again);
         log("gas_per_task_k3_m3_target_not_met", TASK_TARGET);
-        vm.assertLe(first, TASK_CEILING, "first lifecycle over the v2 ceiling");
+        vm.assertLe(first, FIRST_TASK_CEILING, "first lifecycle over its ceiling");
         vm.assertLe(again, TASK_CEILING, "second lifecycle over the v2 ceiling");
     }
 

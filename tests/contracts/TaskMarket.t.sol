@@ -639,6 +639,125 @@ contract TaskMarketTest is Fixture {
         vm.assertEq(none, address(0));
     }
 
+    /// @notice The first score commit draws the committee itself when the batch is still in Drawing with a usable
+    /// seed: the same committee `committeePreview` named and `drawCommittee` would have drawn (same seed).
+    function test_commitScores_drawsThePreviewedCommittee() public {
+        uint256 batchId = _post();
+        _toDrawing(batchId);
+        uint256 seedBlock = market.batch(batchId).seedBlock;
+        vm.roll(seedBlock); // the seed block is not mined yet: no preview, no draw
+        (address[] memory none,) = market.committeePreview(batchId);
+        vm.assertEq(none.length, 0, "no preview before the seed block");
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ITaskMarket.BatchWrongPhase.selector,
+                batchId,
+                ITaskMarket.Phase.ScoreCommitting,
+                ITaskMarket.Phase.Drawing
+            )
+        );
+        vm.prank(validators[0]);
+        market.commitScores(batchId, 0, bytes32(uint256(1)));
+        vm.roll(seedBlock + 1);
+        vm.setBlockhash(seedBlock, keccak256("mined"));
+        (address[] memory preview, uint96[] memory weights) = market.committeePreview(batchId);
+        vm.assertEq(preview.length, 3);
+        // What drawCommittee would draw, from a snapshot.
+        uint256 snap = vm.snapshotState();
+        vm.assertTrue(market.drawCommittee(batchId));
+        address[] memory drawn = _committee(batchId);
+        vm.revertToState(snap);
+        bytes32 c = market.scoreCommitment(batchId, preview[1], _vec3(80, 80, 80), _salt(101));
+        vm.prank(preview[1]);
+        market.commitScores(batchId, 1, c);
+        ITaskMarket.BatchView memory b = market.batch(batchId);
+        vm.assertEq(uint256(b.phase), uint256(ITaskMarket.Phase.ScoreCommitting));
+        vm.assertEq(b.committeeSize, 3);
+        vm.assertEq(b.scoreCommitMask, 2, "seat 1 committed in the same call");
+        vm.assertEq(b.deadline, block.timestamp + PHASE);
+        for (uint256 s; s < 3; ++s) {
+            (address v, uint96 w,,,) = market.committeeSeat(batchId, s);
+            vm.assertEq(v, preview[s], "seat as previewed");
+            vm.assertEq(v, drawn[s], "seat as drawCommittee draws");
+            vm.assertEq(uint256(w), uint256(weights[s]));
+            vm.assertEq(uint256(registry.participant(v).openSeats), 1, "seat locked");
+        }
+        (,,,, bytes32 seal) = market.committeeSeat(batchId, 1);
+        vm.assertEq(seal, c);
+    }
+
+    /// @notice A commit that would draw but is not from the previewed seat's validator reverts, draw included;
+    /// past the 256-block window (or the draw deadline) a commit does not draw.
+    function test_commitScores_drawRevertsForWrongSeatAndStaleSeed() public {
+        uint256 batchId = _post();
+        _toDrawing(batchId);
+        uint256 seedBlock = market.batch(batchId).seedBlock;
+        vm.roll(seedBlock + 1);
+        (address[] memory preview,) = market.committeePreview(batchId);
+        vm.expectRevert(
+            abi.encodeWithSelector(ITaskMarket.BatchNotCommitteeSeat.selector, batchId, 0, preview[1])
+        );
+        vm.prank(preview[1]);
+        market.commitScores(batchId, 0, bytes32(uint256(1)));
+        vm.expectRevert(
+            abi.encodeWithSelector(ITaskMarket.BatchNotCommitteeSeat.selector, batchId, 0, stranger)
+        );
+        vm.prank(stranger);
+        market.commitScores(batchId, 0, bytes32(uint256(1)));
+        vm.assertEq(market.batch(batchId).committeeSize, 0, "nothing drawn");
+        vm.assertEq(uint256(registry.participant(preview[0]).openSeats), 0, "nothing locked");
+        vm.roll(seedBlock + 257); // blockhash(seedBlock) is gone
+        (address[] memory stale,) = market.committeePreview(batchId);
+        vm.assertEq(stale.length, 0, "no preview out of the window");
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ITaskMarket.BatchWrongPhase.selector,
+                batchId,
+                ITaskMarket.Phase.ScoreCommitting,
+                ITaskMarket.Phase.Drawing
+            )
+        );
+        vm.prank(preview[0]);
+        market.commitScores(batchId, 0, bytes32(uint256(1)));
+    }
+
+    /// @notice Seat pages are recycled: a batch posted after another ended reuses its page, and the old words
+    /// never show through (seats, duplicate checks and seals follow the new batch's counters and masks); the
+    /// ended batch's seat views return the zero address.
+    function test_seatPage_reusedWithoutStaleWords() public {
+        uint256 first = _settled(80, 80, 80); // nodes 0, 1, 2 at seats 0, 1, 2; three seals
+        (address gone, bool wasRevealed) = market.nodeSeat(first, 0);
+        vm.assertEq(gone, address(0), "ended batch: seat word recycled");
+        vm.assertTrue(wasRevealed, "flags stay");
+        (address v,,, bool revealed, bytes32 oldSeal) = market.committeeSeat(first, 0);
+        vm.assertEq(v, address(0));
+        vm.assertTrue(revealed);
+        vm.assertEq(oldSeal, bytes32(0));
+
+        uint256 next = _post(); // takes the freed page
+        vm.assertEq(_commit(next, 3), 0);
+        vm.assertEq(_commit(next, 0), 1, "node 0 held seat 0 of the old batch: no false duplicate");
+        (address n2,) = market.nodeSeat(next, 2);
+        vm.assertEq(n2, address(0), "an untaken seat shows nothing of the old batch");
+        vm.assertEq(_commit(next, 1), 2);
+        (address n0,) = market.nodeSeat(next, 0);
+        (address n1,) = market.nodeSeat(next, 1);
+        vm.assertEq(n0, nodes[3]);
+        vm.assertEq(n1, nodes[0]);
+        for (uint256 s; s < 3; ++s) {
+            _reveal(next, s);
+        }
+        _draw(next);
+        for (uint256 s; s < 3; ++s) {
+            (,, bool committed,, bytes32 seal) = market.committeeSeat(next, s);
+            vm.assertFalse(committed);
+            vm.assertEq(seal, bytes32(0), "no old seal shows through");
+        }
+        _score(next, _same3(_vec3(90, 90, 90)));
+        _settle(next);
+        vm.assertEq(uint256(_phase(next)), uint256(ITaskMarket.Phase.Settled));
+    }
+
     function test_drawCommittee_armsWhenRevealsClosedByDeadline() public {
         uint256 batchId = _post();
         for (uint256 i; i < 3; ++i) {
@@ -1115,9 +1234,9 @@ contract TaskMarketTest is Fixture {
         );
         market.settle(batchId, vs3);
         vm.warp(d + 1);
+        (address v2,,,,) = market.committeeSeat(batchId, 2);
         _settle(batchId); // 2 of 3 revealed: a majority
         vm.assertEq(uint256(_phase(batchId)), uint256(ITaskMarket.Phase.Settled));
-        (address v2,,,,) = market.committeeSeat(batchId, 2);
         vm.assertEq(_stake(v2), _validatorStake(_validatorIndex(v2)) - SLASH, "committed, never revealed");
     }
 
