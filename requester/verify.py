@@ -82,6 +82,11 @@ def _job_of(value: Any) -> int | None:
     return job if isinstance(job, int) and not isinstance(job, bool) and job >= 0 else None
 
 
+def _canonical_text(value: Any) -> str:
+    """JSON text with sorted keys: ``1`` and ``1.0``, ``true`` and ``1`` stay different."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
 def _differences(row: DatasetRow, expected: dict[str, Any], history: JobHistory) -> list[str]:
     dumped = row.model_dump(mode="json")
     wrong = [name for name in CHAIN_FIELDS if dumped[name] != expected[name]]
@@ -97,7 +102,7 @@ def _differences(row: DatasetRow, expected: dict[str, Any], history: JobHistory)
             wrong.append("envelope (does not hash to the revealed digest)")
         elif (why := check_envelope(envelope, history, batch, row.row)) is not None:
             wrong.append(f"envelope ({why})")
-        elif row.result != result_of(envelope) or json.dumps(row.result) != json.dumps(result_of(envelope)):
+        elif _canonical_text(row.result) != _canonical_text(result_of(envelope)):
             wrong.append("result")
     except (ValidationError, EnvelopeError) as exc:
         wrong.append(f"envelope (invalid: {str(exc).splitlines()[0]})")
