@@ -1,12 +1,18 @@
-"""``synod node``: the compute node's operator commands (see :mod:`cli.operator_cmds`).
+"""``synod node``: the compute node's operator commands (see :mod:`cli.operator_cmds`) and its daemon.
 
-The daemon (``synod node run``) is added here by its own issue: a subparser next to the operator
-ones and a branch in :func:`run`; the operator commands stay in :mod:`cli.operator_cmds`.
+::
+
+    synod node run [--config PATH] [--password-file FILE]
+
+``run`` is :func:`node.main.run_daemon` (start-up checks, then the daemon until SIGINT/SIGTERM).
+``init`` is the shared operator command, followed by the node's default ``[run]`` table
+(:func:`node.config.default_run_table`), so a fresh config runs as it is.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cli import operator_cmds
 from protocol.operator.config import OperatorRole
@@ -18,8 +24,55 @@ def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``synod node`` subcommands."""
     sub = parser.add_subparsers(dest="role_command", metavar="SUBCOMMAND", required=True)
     operator_cmds.add_operator_commands(sub, ROLE)
+    run = sub.add_parser("run", help="run the compute node daemon (take batches, run, commit, reveal, serve)")
+    run.add_argument(
+        "--config", type=Path, metavar="PATH", help="config file (default ~/.config/synod/node.toml)"
+    )
+    run.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="FILE",
+        help="keystore password file (else $SYNOD_KEYSTORE_PASSWORD or account.password_file)",
+    )
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    from protocol.operator.config import default_config_path
+
+    path: Path | None = args.config
+    return path.expanduser() if path is not None else default_config_path(ROLE)
+
+
+def _append_run_table(path: Path) -> None:
+    """Add the default ``[run]`` table to the config ``init`` just wrote (if it has none)."""
+    import tomlkit
+
+    from node.config import default_run_table
+
+    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    if "run" in doc:
+        return
+    models = [str(m) for m in doc.get("models", [])]
+    p2p = str(doc.get("p2p_address", ""))
+    port = 4001
+    parts = p2p.split("/")
+    if "tcp" in parts and parts.index("tcp") + 1 < len(parts) and parts[parts.index("tcp") + 1].isdigit():
+        port = int(parts[parts.index("tcp") + 1])
+    table = tomlkit.table()
+    table.add(tomlkit.comment("The node daemon's settings (synod node run); see docs/node.md."))
+    for key, value in default_run_table(models, port).items():
+        table.add(key, value)
+    doc.add("run", table)
+    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
 
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch a ``synod node`` subcommand; returns the exit code."""
-    return operator_cmds.run(args, ROLE, args.role_command)
+    if args.role_command == "run":
+        from node.main import run_daemon
+
+        return run_daemon(_config_path(args), args.password_file)
+    code = operator_cmds.run(args, ROLE, args.role_command)
+    if args.role_command == "init" and code == operator_cmds.EXIT_OK:
+        _append_run_table(_config_path(args))
+    return code

@@ -98,7 +98,10 @@ class TxIntent(BaseModel):
     """What the journal records before a signed transaction is sent (no key material).
 
     ``raw`` is the signed transaction: after a crash it can be re-sent byte for byte.
-    ``replaces`` is the hash this one replaces (fee bump) or ``None``.
+    ``replaces`` is the hash this one replaces (fee bump, same nonce) or ``None``.
+    ``supersedes`` is set on the first intent of a re-sign with a NEW nonce (after "nonce too low"
+    or the nonce provably taken by another transaction): the newest hash of the nonce given up.
+    None of that nonce's hashes can be mined any more; the journal marks them superseded.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -113,6 +116,7 @@ class TxIntent(BaseModel):
     max_fee_per_gas: int
     max_priority_fee_per_gas: int
     replaces: bytes | None = None
+    supersedes: bytes | None = None
 
 
 class TxOutcome(BaseModel):
@@ -139,8 +143,9 @@ class TxJournal(Protocol):
     async def intend(self, intent: TxIntent) -> None:
         """Record the intent durably. An exception here propagates out of :meth:`TxWriter.run`
         (the service stops): nothing is ever sent without its journal entry. A later intent with
-        the same ``request_id`` supersedes an earlier one (re-signed after a nonce resync, or a
-        fee bump: then ``replaces`` names the hash it replaces)."""
+        the same ``request_id`` follows an earlier one: a fee bump (same nonce, ``replaces``
+        names the hash it replaces) or a re-sign with a new nonce after the old one was taken
+        (``supersedes`` names the newest hash given up)."""
         ...
 
     async def settle(self, outcome: TxOutcome) -> None:
@@ -386,6 +391,7 @@ class TxWriter:
     async def _execute(self, handle: TxHandle) -> WireReceipt:
         call = handle.call
         gas, fees = await self._prepare(call)
+        given_up: bytes | None = None  # the newest hash of a nonce abandoned in an earlier pass
         for _ in range(RESYNC_LIMIT):  # a pass per nonce; another only when the nonce was taken
             nonce = await self._next_nonce()
             handle.nonce = nonce
@@ -407,6 +413,7 @@ class TxWriter:
                             max_fee_per_gas=current.max_fee,
                             max_priority_fee_per_gas=current.tip,
                             replaces=hashes[-1] if hashes else None,
+                            supersedes=None if hashes else given_up,
                         )
                     )
                 hashes.append(tx_hash)
@@ -417,12 +424,14 @@ class TxWriter:
                     if len(hashes) == 1:  # our nonce was taken before we ever got in: re-sign
                         self.stats.resynced += 1
                         self._nonce = None
+                        given_up = hashes[-1]
                         break
                     # a replacement refused because an earlier hash of ours was mined: watch them
                 receipt = await self._watch(call, nonce, hashes, self._settings.stuck_after)
                 if receipt is _TAKEN:
                     self.stats.resynced += 1
                     self._nonce = None
+                    given_up = hashes[-1]
                     break
                 if isinstance(receipt, WireReceipt):
                     self._nonce = nonce + 1
@@ -436,6 +445,7 @@ class TxWriter:
                         return receipt
                     self.stats.resynced += 1
                     self._nonce = None
+                    given_up = hashes[-1]
                     break
                 replacements += 1
                 self.stats.replaced += 1

@@ -14,10 +14,12 @@ label. :func:`action_key_from_label` reads the key from labels of the form ``PHA
 ``commit@12``; the participant is the transaction's sender); pass another ``key_of`` to
 :class:`JournalTxLog` for other conventions.
 
-Not handled: a request re-signed with a NEW nonce after "nonce too low" (the writer sends a second
-intent with the same ``request_id``, ``replaces`` unset) is refused with
-:class:`~protocol.store.errors.JournalConflict` (the journal only allows same-nonce replacements),
-which stops the writer: nothing is ever sent that the journal does not hold.
+A request re-signed with a NEW nonce after its nonce went to another transaction (the writer's
+"nonce too low" resync; the intent's ``supersedes`` is set) is journaled with
+:meth:`~protocol.store.Store.record_resign`: the old transactions are marked superseded and the
+new one is the action's live transaction, under the same key. Anything else that does not fit
+the journaled action raises :class:`~protocol.store.errors.JournalConflict`, which stops the
+writer: nothing is ever sent that the journal does not hold.
 """
 
 from __future__ import annotations
@@ -68,19 +70,22 @@ class JournalTxLog:
         self._keys: dict[int, ActionKey] = {}
 
     async def intend(self, intent: TxIntent) -> None:
-        """Journal the signed transaction durably (first intent or a same-nonce replacement).
+        """Journal the signed transaction durably (first intent, a same-nonce replacement, or a
+        re-sign with a newer nonce that supersedes the old one).
 
         Raises :class:`ValueError` (label), :class:`JournalConflict` (a different transaction for
-        a key already journaled, or a re-sign with another nonce) or a store error.
+        a key already journaled, or a nonce that does not fit) or a store error.
         """
         key = self._key_of(intent)
         tx = SignedTx(raw=intent.raw, tx_hash=intent.tx_hash, nonce=intent.nonce, sender=intent.sender)
         known = self._keys.get(intent.request_id)
         if known is not None and known != key:
             raise JournalConflict(f"request {intent.request_id} moved from {known} to {key}")
-        if intent.replaces is None and known is None:
+        if intent.supersedes is not None:  # a re-sign with a newer nonce after a resync
+            await self._store.record_resign(key, tx)
+        elif intent.replaces is None and known is None:
             await self._store.record_intent(key, tx)
-        else:  # a fee bump (same nonce); a re-sign after a nonce resync (another nonce) is refused
+        else:  # a fee bump (same nonce)
             await self._store.record_replacement(key, tx)
         self._keys[intent.request_id] = key
 

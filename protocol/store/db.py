@@ -240,7 +240,7 @@ class Store:
         if row is None:
             return None
         txs = conn.execute(
-            f"SELECT raw, tx_hash, nonce, sender FROM action_txs WHERE {_KEY_WHERE} ORDER BY seq",
+            f"SELECT raw, tx_hash, nonce, sender, superseded FROM action_txs WHERE {_KEY_WHERE} ORDER BY seq",
             _key_params(key),
         ).fetchall()
         return Action(
@@ -251,6 +251,7 @@ class Store:
             mined_tx_hash=row[3],
             block_number=row[4],
             txs=tuple(SignedTx(raw=r[0], tx_hash=r[1], nonce=r[2], sender=r[3]) for r in txs),
+            superseded=tuple(r[1] for r in txs if r[4]),
         )
 
     def _require(self, conn: sqlite3.Connection, key: ActionKey) -> Action:
@@ -321,7 +322,7 @@ class Store:
                 return action
             if action.state.terminal:
                 raise InvalidTransition(f"{key} is {action.state.value}: nothing to replace")
-            first = action.txs[0]
+            first = action.live_txs[0]
             if (tx.nonce, tx.sender) != (first.nonce, first.sender):
                 raise JournalConflict(
                     f"{key}: a replacement must reuse nonce {first.nonce} of {first.sender}"
@@ -329,6 +330,45 @@ class Store:
             self._add_tx(conn, key, tx, len(action.txs))
             updated = self._require(conn, key)
         log.info("journal_replacement", key=str(key), tx_hash=tx.tx_hash, nonce=tx.nonce)
+        return updated
+
+    def record_resign_sync(self, key: ActionKey, tx: SignedTx) -> Action:
+        """Journal ``tx``, a re-sign of an unfinished action with a NEWER nonce, after the nonce of
+        its live transactions went to another transaction before any of them reached the pool
+        (the writer's "nonce too low" resync). The live transactions are marked superseded (they
+        can never be mined: their nonce is used) and ``tx`` becomes the live one, state
+        ``intended`` again, salt and digest unchanged.
+
+        Raises :class:`UnknownAction`, :class:`InvalidTransition` (a finished action: one of its
+        transactions was mined, or it was dropped) or :class:`JournalConflict` (another sender,
+        or a nonce not above the superseded one). Idempotent for a known hash.
+        """
+        with self._write() as conn:
+            action = self._require(conn, key)
+            if any(t.tx_hash == tx.tx_hash for t in action.txs):
+                return action
+            if action.state.terminal:
+                raise InvalidTransition(f"{key} is {action.state.value}: nothing to re-sign")
+            live = action.live_txs
+            if tx.sender != key.participant:
+                raise JournalConflict(f"{key}: transaction sender {tx.sender} is not the participant")
+            if tx.nonce <= live[0].nonce:
+                raise JournalConflict(
+                    f"{key}: a re-sign must use a nonce above {live[0].nonce} (got {tx.nonce})"
+                )
+            for old in live:
+                conn.execute("UPDATE action_txs SET superseded = 1 WHERE tx_hash = ?", (old.tx_hash,))
+            self._add_tx(conn, key, tx, len(action.txs))
+            self._set_state(conn, key, ActionState.INTENDED)
+            updated = self._require(conn, key)
+        log.warning(
+            "journal_superseded",
+            key=str(key),
+            old_nonce=live[0].nonce,
+            old_tx_hash=live[-1].tx_hash,
+            tx_hash=tx.tx_hash,
+            nonce=tx.nonce,
+        )
         return updated
 
     def mark_sent_sync(self, key: ActionKey, tx_hash: bytes) -> Action:
@@ -383,6 +423,21 @@ class Store:
         log.warning("journal_dropped", key=str(key), nonce=action.txs[0].nonce)
         return updated
 
+    def forget_batch_sync(self, batch: int, participant: str) -> int:
+        """A reorg removed batch ``batch``: delete ``participant``'s actions for it (and their
+        transactions), so that if the new chain posts a batch under the same id it starts afresh.
+        Returns how many actions were deleted. Only for batches the chain no longer has: their
+        transactions can never be mined (the calls they make would revert, or they are gone)."""
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM action_txs WHERE batch = ? AND participant = ?", (batch, participant)
+            )
+            cursor = conn.execute("DELETE FROM actions WHERE batch = ? AND participant = ?", (batch, participant))
+            count = cursor.rowcount
+        if count:
+            log.warning("journal_forgot_batch", batch=batch, participant=participant, actions=count)
+        return count
+
     def get_action_sync(self, key: ActionKey) -> Action | None:
         """The action journaled under ``key`` or ``None``."""
         with self._read() as conn:
@@ -408,6 +463,10 @@ class Store:
         """Async :meth:`record_replacement_sync`."""
         return await self._run(self.record_replacement_sync, key, tx)
 
+    async def record_resign(self, key: ActionKey, tx: SignedTx) -> Action:
+        """Async :meth:`record_resign_sync`."""
+        return await self._run(self.record_resign_sync, key, tx)
+
     async def mark_sent(self, key: ActionKey, tx_hash: bytes) -> Action:
         """Async :meth:`mark_sent_sync`."""
         return await self._run(self.mark_sent_sync, key, tx_hash)
@@ -419,6 +478,10 @@ class Store:
     async def mark_dropped(self, key: ActionKey) -> Action:
         """Async :meth:`mark_dropped_sync`."""
         return await self._run(self.mark_dropped_sync, key)
+
+    async def forget_batch(self, batch: int, participant: str) -> int:
+        """Async :meth:`forget_batch_sync`."""
+        return await self._run(self.forget_batch_sync, batch, participant)
 
     async def get_action(self, key: ActionKey) -> Action | None:
         """Async :meth:`get_action_sync`."""

@@ -83,6 +83,8 @@ class Action(_Frozen):
     """One journaled action: its secrets, every transaction signed for it and its state.
 
     ``txs`` lists the signed transactions oldest first (a replacement reuses the nonce);
+    ``superseded`` the hashes among them given up after their nonce went to another transaction
+    (the action was re-signed with a newer nonce: :meth:`Store.record_resign_sync`);
     ``mined_tx_hash`` / ``block_number`` are set once one of them is mined.
     """
 
@@ -93,6 +95,12 @@ class Action(_Frozen):
     txs: tuple[SignedTx, ...]
     mined_tx_hash: Word | None = None
     block_number: int | None = Field(default=None, ge=0)
+    superseded: tuple[Word, ...] = ()
+
+    @property
+    def live_txs(self) -> tuple[SignedTx, ...]:
+        """The transactions still able to be mined: all of one nonce (the newest signed)."""
+        return tuple(t for t in self.txs if t.tx_hash not in self.superseded)
 
     @property
     def latest_tx(self) -> SignedTx:

@@ -3,7 +3,8 @@
 For each action still ``intended`` or ``sent`` (in journal order), asking a :class:`ChainLookup`:
 
 1. one of its transactions has a receipt -> ``mined_success`` / ``mined_reverted``;
-2. else the sender's mined nonce has passed the transaction's nonce -> the nonce went to some
+2. else the sender's mined nonce has passed the live transactions' nonce (superseded ones, given
+   up by a re-sign with a newer nonce, do not count) -> the nonce went to some
    other transaction (receipts are asked once more first, closing the race with a late mining)
    -> ``dropped``;
 3. else, if the chain (mempool) knows one of its transactions -> ``sent``, left to the writer;
@@ -108,7 +109,7 @@ async def _reconcile(store: Store, chain: ChainLookup, action: Action, resend: b
 
     found = await _find_receipt(chain, action)
     if found is None:
-        first = action.txs[0]
+        first = action.live_txs[0]
         if await chain.mined_nonce(first.sender) > first.nonce:
             found = await _find_receipt(chain, action)  # mined between the two questions?
             if found is None:

@@ -8,6 +8,8 @@ leaves the previous version intact. Never edit a released migration: append a ne
   inline transaction.
 * v2: every transaction signed for an action in ``action_txs`` (fee-bumped replacements share a
   nonce and any of them may be the one mined), ``actions.mined_tx_hash`` names the mined one.
+* v3: ``action_txs.superseded``: a transaction given up because its nonce went to another
+  transaction before it ever reached the pool; the action was re-signed with a newer nonce.
 """
 
 from __future__ import annotations
@@ -85,7 +87,11 @@ def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
     return run
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(V1), _script(V2))
+V3 = """
+ALTER TABLE action_txs ADD COLUMN superseded INTEGER NOT NULL DEFAULT 0;
+"""
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(V1), _script(V2), _script(V3))
 """``MIGRATIONS[i]`` upgrades version ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

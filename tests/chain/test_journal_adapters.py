@@ -20,7 +20,7 @@ from protocol.settings import ChainSettings, WatcherSettings
 from protocol.store import ActionKey, ActionState, Store
 from protocol.store.chain_adapters import JournalTxLog, action_key_from_label, journal_watcher_store
 from protocol.types import Address
-from tests.chain.helpers import OTHER, abi, canonical_values, deploy, spam, token_catalog
+from tests.chain.helpers import OTHER, abi, canonical_values, deploy, send_tx, spam, token_catalog
 
 pytestmark = pytest.mark.integration
 
@@ -118,9 +118,11 @@ class _CheckingLog(JournalTxLog):
         self.checked: list[tuple[ActionState | None, bool]] = []
         self.outcomes: list[TxOutcome] = []
         self.intents_seen: list[int] = []
+        self.intents: list[TxIntent] = []
 
     async def intend(self, intent: TxIntent) -> None:
         self.intents_seen.append(intent.nonce)
+        self.intents.append(intent)
         await super().intend(intent)
         with _closing(Store.open_sync(self.path, read_only=True)) as reader:
             row = reader.get_action_sync(action_key_from_label(intent))
@@ -183,3 +185,47 @@ def test_tx_writer_journals_intent_before_send_and_outcome_after_mining(
             assert reader.unfinished_actions_sync() == []
 
     trio.run(scenario)
+
+
+def test_a_nonce_resync_supersedes_the_journaled_tx_and_the_writer_goes_on(
+    anvil_url: str, tmp_path: Path
+) -> None:
+    """Another sender takes the writer's cached nonce: the writer re-signs with a fresh nonce and
+    the journal records the re-sign under the same key (old tx superseded) instead of stopping."""
+    path = tmp_path / "journal.sqlite"
+    settings = ChainSettings(rpc_url=anvil_url, receipt_poll=0.02)
+    signer = anvil_dev_signer(4, CHAIN_ID)
+    views = ViewDecoder(abi("DevnetToken"))
+
+    async def scenario() -> tuple[int, bytes, list[TxIntent]]:
+        catalog = RevertCatalog({"DevnetToken": abi("DevnetToken")})
+        store = await Store.open(path)
+        try:
+            async with AsyncRpc.from_settings(settings, catalog) as rpc, trio.open_nursery() as nursery:
+                token = await deploy(rpc, "DevnetToken")
+                journal = _CheckingLog(store, path, rpc)
+                writer = TxWriter(rpc, signer, CHAIN_ID, settings, journal)
+                await nursery.start(writer.run)
+                mint = views.encode("mint", writer.address, 1)
+                await writer.transact(TxCall(to=token, data=mint, label="commit@1"))
+                stale = await rpc.transaction_count(writer.address)
+                await send_tx(rpc, token, views.encode("mint", OTHER, 1), writer.address)  # behind its back
+                with trio.fail_after(30):
+                    receipt = await writer.transact(TxCall(to=token, data=mint, label="commit@2"))
+                # the writer is still alive: a third request goes through
+                await writer.transact(TxCall(to=token, data=mint, label="reveal@2"))
+                nursery.cancel_scope.cancel()
+        finally:
+            store.close()
+        assert receipt.status == 1 and writer.stats.resynced == 1
+        return stale, receipt.transaction_hash, journal.intents
+
+    stale, mined_hash, _ = trio.run(scenario)
+    with _closing(Store.open_sync(path, read_only=True)) as reader:
+        row = reader.get_action_sync(ActionKey(batch=2, participant=signer.address, phase="commit"))
+        assert row is not None
+        assert row.state is ActionState.MINED_SUCCESS and row.mined_tx_hash == mined_hash
+        assert [t.nonce for t in row.txs] == [stale, stale + 1]
+        assert row.superseded == (row.txs[0].tx_hash,)
+        assert row.live_txs[0].tx_hash == mined_hash
+        assert reader.unfinished_actions_sync() == []

@@ -45,7 +45,7 @@ def test_file_is_wal_with_full_sync_and_current_version(store: Store) -> None:
     other = sqlite3.connect(store.path)
     try:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert other.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert other.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     finally:
         other.close()
     assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
@@ -164,6 +164,33 @@ def test_replacements_share_the_nonce_and_any_of_them_can_be_mined(store: Store)
     assert mined.state is ActionState.MINED_REVERTED and mined.mined_tx_hash == first.tx_hash
     with pytest.raises(InvalidTransition):
         store.record_replacement_sync(key, signed_tx(1, nonce=5, max_fee=8 * 10**9))
+
+
+def test_a_resign_with_a_newer_nonce_supersedes_the_old_transactions(store: Store) -> None:
+    key = key_for(1)
+    first, bumped = signed_tx(1, nonce=5), signed_tx(1, nonce=5, max_fee=4 * 10**9)
+    store.record_intent_sync(key, first, salt=SALT, digest=DIGEST)
+    store.record_replacement_sync(key, bumped)
+    store.mark_sent_sync(key, bumped.tx_hash)
+    with pytest.raises(JournalConflict, match="nonce above 5"):
+        store.record_resign_sync(key, signed_tx(1, nonce=5, max_fee=9 * 10**9))
+    with pytest.raises(JournalConflict, match="not the participant"):
+        store.record_resign_sync(key, signed_tx(2, nonce=6))
+    new = signed_tx(1, nonce=6)
+    action = store.record_resign_sync(key, new)
+    assert action.state is ActionState.INTENDED, "the new transaction is not sent yet"
+    assert action.superseded == (first.tx_hash, bumped.tx_hash)
+    assert action.live_txs == (new,) and action.latest_tx == new
+    assert (action.salt, action.digest) == (SALT, DIGEST), "the salt survives a re-sign"
+    assert store.record_resign_sync(key, new) == action, "idempotent"
+    assert store.get_action_sync(key) == action, "durable"
+    # a fee bump now follows the new nonce, not the superseded one
+    with pytest.raises(JournalConflict, match="reuse nonce 6"):
+        store.record_replacement_sync(key, signed_tx(1, nonce=5, max_fee=8 * 10**9))
+    store.record_replacement_sync(key, signed_tx(1, nonce=6, max_fee=4 * 10**9))
+    store.mark_mined_sync(key, new.tx_hash, block_number=9, success=True)
+    with pytest.raises(InvalidTransition):
+        store.record_resign_sync(key, signed_tx(1, nonce=7))
 
 
 def test_foreign_hashes_and_unknown_keys_are_refused(store: Store) -> None:

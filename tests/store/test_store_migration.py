@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from protocol.store import ActionState, SchemaVersionError, Store
+from protocol.store.schema import SCHEMA_VERSION
 from tests.store.helpers import key_for, signed_tx
 
 pytestmark = pytest.mark.unit
@@ -32,13 +33,13 @@ def _version(path: Path) -> int:
         conn.close()
 
 
-def test_v1_fixture_migrates_to_v2_without_losing_anything(tmp_path: Path) -> None:
+def test_v1_fixture_migrates_to_the_current_version_without_losing_anything(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     _load_fixture(path)
     assert _version(path) == 1
     store = Store.open_sync(path)
     try:
-        assert _version(path) == 2
+        assert _version(path) == SCHEMA_VERSION == 3
         state = store.load_watch_state_sync()
         assert state is not None and state.cursor == 1234
         assert state.hashes == {1233: b"\x33" * 32, 1234: b"\x34" * 32}
@@ -60,23 +61,27 @@ def test_v1_fixture_migrates_to_v2_without_losing_anything(tmp_path: Path) -> No
         # v2 behaviour works on migrated rows: a replacement for the v1 transaction
         bumped = signed_tx(2, nonce=0, max_fee=5 * 10**9)
         assert store.record_replacement_sync(key_for(2, batch=8), bumped).latest_tx == bumped
+        # v3 behaviour too: a re-sign with a newer nonce supersedes both
+        resigned = store.record_resign_sync(key_for(2, batch=8), signed_tx(2, nonce=1))
+        assert resigned.superseded == (signed_tx(2, nonce=0).tx_hash, bumped.tx_hash)
+        assert resigned.live_txs == (signed_tx(2, nonce=1),)
     finally:
         store.close()
 
 
 def test_a_fresh_file_is_created_at_the_current_version(tmp_path: Path) -> None:
     Store.open_sync(tmp_path / "new.sqlite").close()
-    assert _version(tmp_path / "new.sqlite") == 2
+    assert _version(tmp_path / "new.sqlite") == 3
 
 
 def test_a_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "future.sqlite"
     conn = sqlite3.connect(path)
-    conn.execute("PRAGMA user_version = 3")
+    conn.execute("PRAGMA user_version = 4")
     conn.close()
-    with pytest.raises(SchemaVersionError, match="schema v3; this code knows up to v2"):
+    with pytest.raises(SchemaVersionError, match="schema v4; this code knows up to v3"):
         Store.open_sync(path)
-    assert _version(path) == 3
+    assert _version(path) == 4
     Store.open_sync(path.with_name("other.sqlite")).close()  # and the lock was released
     with pytest.raises(SchemaVersionError):
         Store.open_sync(path)

@@ -1,0 +1,678 @@
+"""The compute node daemon: watch -> decide -> run the workflows -> store -> commit -> reveal -> claim.
+
+Everything runs in :meth:`NodeDaemon.run`'s trio nursery (started by :mod:`node.main` beside the
+p2p host and the metrics endpoint); nothing is fire-and-forget:
+
+* the **writer** (:class:`protocol.chain.writer.TxWriter`, journaled by
+  :class:`protocol.store.chain_adapters.JournalTxLog`: labels ``commit@BATCH``, ``reveal@BATCH``,
+  ``claim@BLOCK``): the only sender of the key;
+* the **watcher** (:class:`protocol.chain.watcher.Watcher`, cursor in the journal) -> the
+  **consumer**, which records jobs and batches, asks the decider (:mod:`node.decider`) and starts
+  one **batch driver** per taken batch in the ``batches`` nursery, and counts settlements/slashes;
+* each batch driver: the rows' workflows under a concurrency limit (:mod:`node.work`), each
+  envelope stored by digest in the journal before anything else; the commit policy; the salt
+  journaled (``node.sqlite``) BEFORE the commit is submitted; the commit; waiting for the
+  Revealing phase; the reveal. Every step first asks the journal whether it was already done, so a
+  restarted daemon resumes every open batch without sending a transaction twice, recomputing a
+  stored result or drawing a new salt;
+* the **claimer**: claims the credited balance every ``run.claim_interval_s``;
+* the **lag meter**: watcher lag and RPC errors for the metrics.
+
+Crash points for fault tests (``SYNOD_HALT_AT`` / ``run.halt_at``): ``after_workflows``,
+``after_commit_sent``, ``after_commit_mined``, ``after_reveal_sent``: the daemon logs
+``halt_point point=...`` and SIGKILLs itself the first time it reaches the point.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from node.config import NodeRunSettings
+from node.decider import BatchOffer, NodeCapacity, commit_policy, decide
+from node.metrics import NodeMetrics
+from node.state import BatchRecord, BatchStatus, JobRecord, NodeState, TaskRecord
+from node.work import run_task
+from protocol.canonical import keccak256
+from protocol.chain.aio import AsyncRpc, TrioChain
+from protocol.chain.contracts import SynodContracts
+from protocol.chain.errors import ChainError, ContractRevert, TransactionReverted
+from protocol.chain.events import ChainEvent, EventCatalog
+from protocol.chain.market import Market
+from protocol.chain.models import JobParams, Phase
+from protocol.chain.signer import Signer
+from protocol.chain.watcher import Delivery, LogFilter, Rewind, Watcher, WatcherItem, topics_of
+from protocol.chain.wire import WireReceipt, hex_data
+from protocol.chain.writer import TxCall, TxHandle, TxWriter
+from protocol.commitments import new_salt, result_commitment
+from protocol.errors import SynodError
+from protocol.log import get_logger
+from protocol.settings import ChainSettings, WatcherSettings
+from protocol.store import ActionKey, ActionState, Store
+from protocol.store.chain_adapters import JournalTxLog, journal_watcher_store
+from protocol.store.errors import ChainLookupFailed
+from protocol.store.recovery import MinedTx, recover
+from protocol.types import Address
+from workflow.engine import Engine
+from workflow.errors import WorkflowError
+from workflow.model import Workflow
+from workflow.validate import parse_workflow_text
+
+log = get_logger(__name__)
+
+WATCHED_EVENTS = ("JobPosted", "BatchPosted", "BatchSettled", "MisconductSlashed", "Claimed")
+REVEALED_PHASES = frozenset({Phase.DRAWING, Phase.SCORE_COMMITTING, Phase.SCORE_REVEALING, Phase.SETTLED})
+"""Phases after the reveals closed: results may be served to the committee and the requester."""
+RETRY_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+
+
+def halt(point: str) -> None:
+    """Log ``halt_point point=POINT``, flush the logs, and SIGKILL this process (fault tests)."""
+    log.warning("halt_point", point=point)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class RpcLookup:
+    """:class:`protocol.store.recovery.ChainLookup` over the async client, each call under
+    ``timeout`` seconds; failures raise :class:`ChainLookupFailed`."""
+
+    def __init__(self, rpc: AsyncRpc, timeout: float) -> None:
+        self._rpc = rpc
+        self._timeout = timeout
+
+    async def _call(self, what: str, method: str, params: list[Any]) -> Any:
+        try:
+            with trio.fail_after(self._timeout):
+                return await self._rpc.request(method, params, write=True)
+        except trio.TooSlowError:
+            raise ChainLookupFailed(f"{what}: no answer within {self._timeout}s") from None
+        except ChainError as exc:
+            raise ChainLookupFailed(f"{what}: {exc}") from None
+
+    async def receipt(self, tx_hash: bytes) -> MinedTx | None:
+        """The receipt of ``tx_hash`` if mined."""
+        raw = await self._call("receipt", "eth_getTransactionReceipt", [hex_data(tx_hash)])
+        if raw is None:
+            return None
+        return MinedTx(block_number=int(raw["blockNumber"], 16), success=int(raw["status"], 16) == 1)
+
+    async def is_known(self, tx_hash: bytes) -> bool:
+        """Whether the node knows ``tx_hash`` (pending or mined)."""
+        return await self._call("known", "eth_getTransactionByHash", [hex_data(tx_hash)]) is not None
+
+    async def mined_nonce(self, address: Address) -> int:
+        """The account's mined transaction count."""
+        return int(await self._call("nonce", "eth_getTransactionCount", [address, "latest"]), 16)
+
+    async def send_raw(self, raw: bytes) -> None:
+        """Re-send journaled bytes ("already known" is success)."""
+        try:
+            await self._call("send", "eth_sendRawTransaction", [hex_data(raw)])
+        except ChainLookupFailed as exc:
+            if "already known" not in str(exc).lower():
+                raise
+
+
+class BatchAbandoned(SynodError):
+    """A batch driver gives the batch up (the reason is recorded and logged)."""
+
+
+@dataclass
+class NodeChain:
+    """The node's chain handles: the async client (writer, watcher), the web3 facade in threads
+    (typed reads), the event catalog, the settings and the first block to watch."""
+
+    rpc: AsyncRpc
+    contracts: SynodContracts
+    catalog: EventCatalog
+    settings: ChainSettings
+    chain_id: int
+    start_block: int
+    confirmations: int
+
+    @property
+    def market_address(self) -> Address:
+        return Address(self.contracts.market.address)
+
+
+@dataclass
+class _Driver:
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+
+class NodeDaemon:
+    """One node account's daemon. ``engines`` maps each served on-chain model name to the engine
+    running it; ``served`` maps model ids (bytes32) to those names."""
+
+    def __init__(
+        self,
+        chain: NodeChain,
+        signer: Signer,
+        settings: NodeRunSettings,
+        store: Store,
+        state: NodeState,
+        engines: Mapping[str, Engine],
+        served: Mapping[bytes, str],
+        metrics: NodeMetrics,
+        halt_at: str | None = None,
+    ) -> None:
+        self.chain = chain
+        self.signer = signer
+        self.address = signer.address
+        self.settings = settings
+        self.store = store
+        self.state = state
+        self.engines = dict(engines)
+        self.served = dict(served)
+        self.metrics = metrics
+        self.halt_at = halt_at or None
+        self._reads = TrioChain(chain.contracts)
+        self._market = Market(chain.contracts)
+        self._slots = trio.CapacityLimiter(settings.concurrency)
+        self._drivers: dict[int, _Driver] = {}
+        self._workflows: dict[int, Workflow] = {}
+        self._writer: TxWriter | None = None
+        self._batches: trio.Nursery | None = None
+        self._clock_offset = 0.0
+        self.watcher: Watcher | None = None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _halt_if(self, point: str) -> None:
+        if self.halt_at == point:
+            self.halt_at = None
+            halt(point)
+
+    async def _run(self, *args: Any) -> Any:
+        return await trio.to_thread.run_sync(*args)
+
+    async def _read(self, fn: Any, *args: Any) -> Any:
+        """A typed market read at the confirmed head, under the RPC deadline."""
+        with trio.fail_after(self.chain.settings.rpc_timeout * 2):
+            head = await self._reads.head()
+            return await self._reads.run(fn, *args, head)
+
+    async def _sync_clock(self) -> None:
+        with trio.fail_after(self.chain.settings.rpc_timeout):
+            block = await self.chain.rpc.block("latest")
+        if block is not None:
+            self._clock_offset = block.timestamp - time.time()
+
+    def chain_now(self) -> float:
+        """Chain time estimate: wall clock plus the offset of the latest block's timestamp."""
+        return time.time() + self._clock_offset
+
+    @property
+    def writer(self) -> TxWriter:
+        assert self._writer is not None, "the writer starts first"
+        return self._writer
+
+    # ------------------------------------------------------------------ the service
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run every service until cancelled; reports started once the writer runs and the
+        journal was reconciled with the chain."""
+        journal = JournalTxLog(self.store)
+        self._writer = TxWriter(
+            self.chain.rpc, self.signer, self.chain.chain_id, self.chain.settings, journal
+        )
+        await self._sync_clock()
+        recovered = await recover(self.store, RpcLookup(self.chain.rpc, self.chain.settings.rpc_timeout))
+        for item in recovered:
+            log.info("node_recovered_action", key=str(item.key), outcome=item.outcome.value)
+        log_filter = LogFilter(
+            addresses=(self.chain.market_address,), topics=topics_of(self.chain.catalog, WATCHED_EVENTS)
+        )
+        self.watcher = Watcher(
+            self.chain.rpc,
+            self.chain.catalog,
+            log_filter,
+            journal_watcher_store(self.store, "node"),
+            WatcherSettings(poll_interval=self.settings.poll_interval_s),
+            confirmations=self.chain.confirmations,
+            start_block=self.chain.start_block,
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.writer.run)
+            batches = await nursery.start(self._batch_nursery)
+            self._batches = batches
+            for record in await self._run(self.state.open_batches):
+                log.info("node_resume_batch", batch=record.batch_id, status=record.status.value)
+                self._start_driver(record.batch_id)
+            send, receive = trio.open_memory_channel[WatcherItem](0)
+            nursery.start_soon(self._consume, receive)
+            await nursery.start(self.watcher.run, send)
+            nursery.start_soon(self._claimer)
+            nursery.start_soon(self._lag_meter)
+            log.info("node_started", address=self.address, open_batches=len(self._drivers))
+            task_status.started()
+
+    async def _batch_nursery(self, task_status: trio.TaskStatus[trio.Nursery]) -> None:
+        async with trio.open_nursery() as nursery:
+            task_status.started(nursery)
+            await trio.sleep_forever()
+
+    def _start_driver(self, batch_id: int) -> None:
+        if batch_id in self._drivers:
+            return
+        driver = _Driver()
+        self._drivers[batch_id] = driver
+        self.metrics.open_batches.set(len(self._drivers))
+        assert self._batches is not None
+        self._batches.start_soon(self._drive, batch_id, driver)
+
+    # ------------------------------------------------------------------ events
+
+    async def _consume(self, receive: trio.MemoryReceiveChannel[WatcherItem]) -> None:
+        async with receive:
+            async for item in receive:
+                if isinstance(item, Rewind):
+                    await self._rewind(item.fork_block)
+                elif isinstance(item, Delivery):
+                    for event in item.events:
+                        await self._on_event(event)
+                item.processed()
+
+    async def _rewind(self, fork_block: int) -> None:
+        forgotten = await self._run(self.state.forget_above, fork_block)
+        for batch_id in forgotten:
+            driver = self._drivers.pop(batch_id, None)
+            if driver is not None:
+                driver.scope.cancel()
+            await self.store.forget_batch(batch_id, self.address)
+            self._workflows.pop(batch_id, None)
+        self.metrics.open_batches.set(len(self._drivers))
+        log.warning("node_reorg", fork_block=fork_block, forgotten_batches=forgotten)
+
+    async def _on_event(self, event: ChainEvent) -> None:
+        args = event.args()
+        name = type(event).event_name
+        if name == "JobPosted":
+            params = JobParams.model_validate(_plain(args["params"]))
+            job = JobRecord(
+                job_id=int(args["jobId"]),
+                workflow=bytes(args["workflow"]),
+                workflow_hash=keccak256(bytes(args["workflow"])),
+                requester=str(args["requester"]),
+                params=params,
+                block=event.block_number,
+            )
+            await self._run(self.state.put_job, job)
+        elif name == "BatchPosted":
+            await self._on_batch(event, args)
+        elif name == "BatchSettled":
+            await self._on_settled(int(args["batchId"]), args)
+        elif name == "MisconductSlashed" and str(args["account"]) == self.address:
+            self.metrics.slashed.inc()
+            self.metrics.slashed_amount.inc(int(args["amount"]))
+            log.warning(
+                "node_slashed",
+                batch=int(args["batchId"]),
+                reason=int(args["reason"]),
+                amount=int(args["amount"]),
+            )
+        elif name == "Claimed" and str(args["account"]) == self.address:
+            self.metrics.earnings.inc(int(args["amount"]))
+
+    async def _on_settled(self, batch_id: int, args: Mapping[str, Any]) -> None:
+        record = await self._run(self.state.batch, batch_id)
+        if record is None or record.seat is None:
+            return
+        paid = list(args["nodePaid"])
+        amount = int(paid[record.seat]) if record.seat < len(paid) else 0
+        self.metrics.paid.inc(amount)
+        log.info("node_batch_settled", batch=batch_id, seat=record.seat, paid=amount)
+
+    async def _on_batch(self, event: ChainEvent, args: Mapping[str, Any]) -> None:
+        batch_id = int(args["batchId"])
+        if await self._run(self.state.batch, batch_id) is not None:
+            return  # a replay after a restart: already recorded (and resumed if open)
+        self.metrics.batches_seen.inc()
+        job = await self._run(self.state.job, int(args["jobId"]))
+        rows = tuple(bytes(r) for r in args["rows"])
+        workflow_error = None
+        params = job.params if job is not None else None
+        if job is not None:
+            try:
+                self._workflows[batch_id] = parse_workflow_text(job.workflow.decode("utf-8"))
+            except (UnicodeDecodeError, WorkflowError) as exc:
+                workflow_error = f"{type(exc).__name__}: {exc}"[:300]
+        task_seconds = self.settings.default_task_seconds
+        if job is not None:
+            measured = await self._run(self.state.speed, job.workflow_hash)
+            task_seconds = measured if measured is not None else task_seconds
+        offer = BatchOffer(params, len(rows), int(args["commitDeadline"]), workflow_error)
+        capacity = NodeCapacity(
+            served=frozenset(self.served),
+            min_bounty_per_task=self.settings.min_bounty_per_task,
+            open_batches=len(self._drivers),
+            max_open_batches=self.settings.max_open_batches,
+            concurrency=self.settings.concurrency,
+            task_seconds=task_seconds,
+            margin_s=self.settings.deadline_margin_s,
+        )
+        await self._sync_clock()
+        decision = decide(offer, capacity, int(self.chain_now()))
+        record = BatchRecord(
+            batch_id=batch_id,
+            job_id=int(args["jobId"]),
+            first_row=int(args["firstRow"]),
+            commit_deadline=int(args["commitDeadline"]),
+            rows=rows,
+            status=BatchStatus.TAKEN if decision.take else BatchStatus.SKIPPED,
+            reason=decision.reason or "",
+            block=event.block_number,
+        )
+        await self._run(self.state.put_batch, record)
+        if not decision.take:
+            assert decision.reason is not None
+            self.metrics.batches_skipped.labels(reason=decision.reason).inc()
+            log.info("node_batch_skipped", batch=batch_id, reason=decision.reason, detail=decision.detail)
+            return
+        self.metrics.batches_taken.inc()
+        log.info("node_batch_taken", batch=batch_id, rows=len(rows), detail=decision.detail)
+        self._start_driver(batch_id)
+
+    # ------------------------------------------------------------------ one batch
+
+    async def _drive(self, batch_id: int, driver: _Driver) -> None:
+        """Carry one batch to its reveal, retrying RPC failures (every step is idempotent)."""
+        attempt = 0
+        with driver.scope:
+            try:
+                while True:
+                    try:
+                        await self._drive_once(batch_id)
+                        return
+                    except BatchAbandoned as exc:
+                        await self._abandon(batch_id, str(exc))
+                        return
+                    except (ContractRevert, TransactionReverted) as exc:
+                        await self._abandon(batch_id, f"{type(exc).__name__}: {exc}")
+                        return
+                    except (ChainError, ChainLookupFailed, trio.TooSlowError) as exc:
+                        self.metrics.rpc_errors.inc()
+                        delay = RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)]
+                        attempt += 1
+                        log.warning("node_batch_retry", batch=batch_id, attempt=attempt, error=str(exc)[:300])
+                        await trio.sleep(delay)
+            finally:
+                if self._drivers.get(batch_id) is driver:
+                    del self._drivers[batch_id]
+                self.metrics.open_batches.set(len(self._drivers))
+
+    async def _abandon(self, batch_id: int, reason: str) -> None:
+        self.metrics.batches_abandoned.inc()
+        log.warning("node_batch_abandoned", batch=batch_id, reason=reason[:500])
+        await self._run(self.state.set_status, batch_id, BatchStatus.ABANDONED, reason[:500])
+
+    async def _drive_once(self, batch_id: int) -> None:
+        record = await self._run(self.state.batch, batch_id)
+        if record is None or not record.status.open:
+            return
+        job = await self._run(self.state.job, record.job_id)
+        if job is None:
+            raise BatchAbandoned("its job is no longer recorded")
+        if record.status is BatchStatus.TAKEN:
+            await self._compute(record, job)
+            record = await self._run(self.state.batch, batch_id)
+            assert record is not None
+        tasks = await self._run(self.state.tasks, batch_id)
+        digests = [tasks[i].digest for i in range(len(record.rows))]
+        if record.status is BatchStatus.COMPUTED:
+            failed = sum(1 for t in tasks.values() if t.error is not None)
+            commit, why = commit_policy(len(record.rows), failed, job.params)
+            if not commit:
+                raise BatchAbandoned(why)
+            seat = await self._commit(record, digests)
+            record = await self._run(self.state.batch, batch_id)
+            assert record is not None and record.seat == seat
+        if record.status is BatchStatus.COMMITTED:
+            assert record.seat is not None and record.salt is not None
+            await self._reveal(record, digests)
+
+    async def _compute(self, record: BatchRecord, job: JobRecord) -> None:
+        """Run every row not yet stored (a restart recomputes nothing already stored)."""
+        done = await self._run(self.state.tasks, record.batch_id)
+        missing = [i for i in range(len(record.rows)) if i not in done]
+        if missing:
+            workflow = self._workflows.get(record.batch_id)
+            if workflow is None:
+                try:
+                    workflow = parse_workflow_text(job.workflow.decode("utf-8"))
+                except (UnicodeDecodeError, WorkflowError) as exc:
+                    raise BatchAbandoned(f"malformed workflow: {exc}") from None
+            model = self.served.get(bytes(job.params.model))
+            if model is None:
+                raise BatchAbandoned("the job's model is no longer served")
+            engine = self.engines[model]
+            await self._sync_clock()
+            async with trio.open_nursery() as nursery:
+                for row in missing:
+                    nursery.start_soon(self._task, record, job, workflow, engine, model, row)
+        await self._run(self.state.set_status, record.batch_id, BatchStatus.COMPUTED)
+        tasks = await self._run(self.state.tasks, record.batch_id)
+        failed = {i: t.error for i, t in tasks.items() if t.error is not None}
+        log.info("node_batch_computed", batch=record.batch_id, rows=len(record.rows), failed=len(failed))
+        self._halt_if("after_workflows")
+
+    async def _task(
+        self, record: BatchRecord, job: JobRecord, workflow: Workflow, engine: Engine, model: str, row: int
+    ) -> None:
+        async with self._slots:
+            remaining = record.commit_deadline - self.settings.deadline_margin_s - self.chain_now()
+            outcome = await run_task(engine, workflow, job.workflow_hash, record.rows[row], model, remaining)
+        stored = await self.store.put_result_bytes(outcome.data)
+        assert bytes(stored) == outcome.digest
+        await self._run(
+            self.state.put_task,
+            TaskRecord(
+                batch_id=record.batch_id,
+                row=row,
+                digest=outcome.digest,
+                error=outcome.error,
+                seconds=outcome.seconds,
+            ),
+        )
+        self.metrics.workflow_seconds.observe(outcome.seconds)
+        if outcome.error is None:
+            self.metrics.tasks.labels(outcome="ok").inc()
+            await self._run(
+                self.state.record_speed, job.workflow_hash, outcome.seconds, self.settings.speed_alpha
+            )
+        else:
+            self.metrics.tasks.labels(outcome="failed").inc()
+            log.warning("node_task_failed", batch=record.batch_id, row=row, reason=outcome.error)
+
+    # ------------------------------------------------------------------ transactions
+
+    async def _journaled(self, phase: str, batch_id: int, call: TxCall, halt_point: str) -> WireReceipt:
+        """Send ``call`` once per (batch, phase): resume a journaled one, else submit it."""
+        key = ActionKey(batch=batch_id, participant=self.address, phase=phase)
+        action = await self.store.get_action(key)
+        if action is None:
+            handle = await self.writer.submit(call)
+            if self.halt_at == halt_point:
+                await self._wait_sent(handle)
+                self._halt_if(halt_point)
+            return await handle.wait()
+        if action.state is ActionState.DROPPED:
+            raise BatchAbandoned(f"{phase}: its transaction was dropped (nonce used by another transaction)")
+        if action.state in (ActionState.MINED_SUCCESS, ActionState.MINED_REVERTED):
+            assert action.mined_tx_hash is not None
+            receipt = await self.chain.rpc.receipt(action.mined_tx_hash)
+            if receipt is None:
+                raise ChainError(f"{phase}@{batch_id}: journaled as mined but no receipt (yet)")
+        else:
+            receipt = await self._await_journaled(key)
+        if receipt.status != 1:
+            raise BatchAbandoned(f"{phase}: transaction 0x{receipt.transaction_hash.hex()} reverted")
+        return receipt
+
+    async def _wait_sent(self, handle: TxHandle) -> None:
+        """Wait until the chain node knows one of the request's transactions (or it finished)."""
+        with trio.fail_after(self.chain.settings.receipt_timeout):
+            while not handle.done:
+                for tx_hash in list(handle.sent):
+                    if (
+                        await self.chain.rpc.request("eth_getTransactionByHash", [hex_data(tx_hash)])
+                        is not None
+                    ):
+                        return
+                await trio.sleep(0.01)
+
+    async def _await_journaled(self, key: ActionKey) -> WireReceipt:
+        """After a restart: poll the receipts of a journaled action's live transactions until one
+        is mined (recorded in the journal), or its nonce is taken (dropped: the batch is abandoned)."""
+        while True:
+            action = await self.store.get_action(key)
+            assert action is not None
+            for tx in action.live_txs:
+                receipt = await self.chain.rpc.receipt(tx.tx_hash)
+                if receipt is not None:
+                    await self.store.mark_mined(key, tx.tx_hash, receipt.block_number, receipt.status == 1)
+                    return receipt
+            nonce = action.live_txs[0].nonce
+            taken = await self.chain.rpc.transaction_count(self.address, "latest") > nonce
+            if taken and all([await self.chain.rpc.receipt(t.tx_hash) is None for t in action.live_txs]):
+                await self.store.mark_dropped(key)
+                raise BatchAbandoned(f"{key.phase}: nonce {nonce} was used by another transaction")
+            await trio.sleep(self.settings.poll_interval_s)
+
+    async def _commit(self, record: BatchRecord, digests: list[bytes]) -> int:
+        batch_id = record.batch_id
+        key = ActionKey(batch=batch_id, participant=self.address, phase="commit")
+        if await self.store.get_action(key) is None:
+            await self._sync_clock()
+            left = record.commit_deadline - self.chain_now()
+            if left < min(self.settings.deadline_margin_s, 2.0) / 2:
+                raise BatchAbandoned(f"commit window closed ({left:.1f}s left)")
+        salt = await self._run(self.state.ensure_salt, batch_id, bytes(new_salt()))  # durable first
+        commitment = result_commitment(batch_id, self.address, digests, salt)
+        fn = self.chain.contracts.market.functions.commitResult(batch_id, commitment)
+        receipt = await self._journaled(
+            "commit", batch_id, TxCall.from_function(fn, label=f"commit@{batch_id}"), "after_commit_sent"
+        )
+        seat = self._seat_from(receipt, batch_id)
+        await self._run(self.state.set_seat, batch_id, seat)
+        self.metrics.commits.inc()
+        log.info("node_committed", batch=batch_id, seat=seat, tx_hash=receipt.transaction_hash)
+        self._halt_if("after_commit_mined")
+        return seat
+
+    def _seat_from(self, receipt: WireReceipt, batch_id: int) -> int:
+        for raw in receipt.logs:
+            event = self.chain.catalog.decode(raw)
+            if event is not None and type(event).event_name == "ResultCommitted":
+                args = event.args()
+                if int(args["batchId"]) == batch_id and str(args["node"]) == self.address:
+                    return int(args["seat"])
+        raise BatchAbandoned(
+            f"commit receipt 0x{receipt.transaction_hash.hex()} has no ResultCommitted for us"
+        )
+
+    async def _reveal(self, record: BatchRecord, digests: list[bytes]) -> None:
+        batch_id = record.batch_id
+        assert record.seat is not None and record.salt is not None
+        key = ActionKey(batch=batch_id, participant=self.address, phase="reveal")
+        if await self.store.get_action(key) is None:
+            while True:  # wait for the Revealing phase (k commits, or the commit deadline passed)
+                phase = await self._read(self._market.phase, batch_id)
+                if phase.phase is Phase.REVEALING:
+                    break
+                if phase.phase is not Phase.COMMITTING:
+                    raise BatchAbandoned(f"missed the reveal: the batch is {phase.phase.name}")
+                await trio.sleep(self.settings.poll_interval_s)
+        fn = self.chain.contracts.market.functions.revealResult(
+            batch_id, record.seat, list(digests), record.salt
+        )
+        receipt = await self._journaled(
+            "reveal", batch_id, TxCall.from_function(fn, label=f"reveal@{batch_id}"), "after_reveal_sent"
+        )
+        await self._run(self.state.set_status, batch_id, BatchStatus.REVEALED)
+        self.metrics.reveals.inc()
+        log.info("node_revealed", batch=batch_id, seat=record.seat, tx_hash=receipt.transaction_hash)
+
+    # ------------------------------------------------------------------ background services
+
+    async def _claimer(self) -> None:
+        interval = self.settings.claim_interval_s
+        if interval <= 0:
+            return
+        while True:
+            await trio.sleep(interval)
+            try:
+                balance = int(await self._read(self._market.balance_of, self.address))
+                if balance > 0:
+                    with trio.fail_after(self.chain.settings.receipt_timeout * 2):
+                        block = await self.chain.rpc.block_number()
+                        fn = self.chain.contracts.market.functions.claim()
+                        receipt = await self.writer.transact(TxCall.from_function(fn, label=f"claim@{block}"))
+                    log.info("node_claimed", amount=balance, tx_hash=receipt.transaction_hash)
+            except (ChainError, trio.TooSlowError) as exc:
+                self.metrics.rpc_errors.inc()
+                log.warning("node_claim_failed", error=str(exc)[:300])
+
+    async def _lag_meter(self) -> None:
+        while True:
+            await trio.sleep(max(self.settings.poll_interval_s, 1.0))
+            try:
+                with trio.fail_after(self.chain.settings.rpc_timeout):
+                    head = await self.chain.rpc.block_number()
+            except (ChainError, trio.TooSlowError):
+                self.metrics.rpc_errors.inc()
+                continue
+            if self.watcher is not None and self.watcher.caught_up_to >= 0:
+                self.metrics.watcher_lag.set(
+                    max(head - self.chain.confirmations - self.watcher.caught_up_to, 0)
+                )
+
+    # ------------------------------------------------------------------ p2p
+
+    async def lookup(self, digest: bytes) -> bytes | None:
+        """The stored bytes of ``digest`` (the result server's lookup)."""
+        return await self.store.get_result(digest)
+
+    async def access(self, peer_id: str, digest: bytes, account: Address | None) -> bool:
+        """The result server's rule: the signing ``account`` is on the committee of a batch holding
+        ``digest`` and that batch is past its reveals, or it is the job's requester and the batch is
+        revealed (Drawing or later) or settled. Unsigned requests and everyone else are refused."""
+        if account is None:
+            return False
+        for batch_id in await self._run(self.state.batches_of_digest, bytes(digest)):
+            record = await self._run(self.state.batch, batch_id)
+            if record is None or record.status is not BatchStatus.REVEALED:
+                continue
+            job = await self._run(self.state.job, record.job_id)
+            try:
+                phase = (await self._read(self._market.phase, batch_id)).phase
+                if phase not in REVEALED_PHASES:
+                    continue
+                if job is not None and account == job.requester:
+                    return True
+                if phase is Phase.DRAWING:
+                    continue  # no committee drawn yet (or between rounds)
+                committee = await self._read(self._market.committee, batch_id)
+            except (ChainError, trio.TooSlowError) as exc:
+                self.metrics.rpc_errors.inc()
+                log.warning("node_access_check_failed", batch=batch_id, error=str(exc)[:200])
+                return False
+            if any(seat.validator == account for seat in committee):
+                return True
+        return False
+
+
+def _plain(value: Any) -> Any:
+    """A generated event struct as a plain dict (for the typed :class:`JobParams`)."""
+    if hasattr(value, "model_dump"):
+        return {k: getattr(value, k) for k in type(value).model_fields}
+    return value

@@ -1,0 +1,86 @@
+"""One task: a row through the job's workflow on the engine, into a result envelope.
+
+:func:`run_task` never raises for the task's own failures: a row that is not a JSON object, a
+workflow error (the model server dropped, a step limit, a tool), the task's deadline, or a result
+over the envelope cap (:data:`protocol.envelope.MAX_ENVELOPE_BYTES`) all give a failure envelope
+(:func:`protocol.envelope.failure`) with the reason, so the batch can be judged as a whole.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import trio
+
+from protocol.canonical import keccak256
+from protocol.envelope import EnvelopeError, ResultEnvelope, failure, success
+from protocol.log import get_logger
+from workflow.engine import Engine
+from workflow.model import Workflow
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """A row's envelope, its canonical bytes and digest, the failure reason (None = a result) and
+    the seconds the run took."""
+
+    envelope: ResultEnvelope
+    data: bytes
+    digest: bytes
+    error: str | None
+    seconds: float
+
+
+def parse_row(row: bytes) -> dict[str, object]:
+    """A posted row's inputs: its bytes must be a JSON object. Raises :class:`ValueError`."""
+    try:
+        value = json.loads(row.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"malformed row: not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"malformed row: a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _outcome(envelope: ResultEnvelope, started: float) -> TaskOutcome:
+    data = envelope.to_bytes()
+    return TaskOutcome(envelope, data, keccak256(data), envelope.error, time.perf_counter() - started)
+
+
+async def run_task(
+    engine: Engine,
+    workflow: Workflow,
+    workflow_hash: bytes,
+    row: bytes,
+    model: str,
+    deadline_s: float,
+) -> TaskOutcome:
+    """Run ``workflow`` on ``row`` with ``engine`` under ``deadline_s`` seconds; the envelope
+    records ``model`` (the on-chain model name) and the job's ``workflow_hash``."""
+    started = time.perf_counter()
+
+    def failed(reason: str) -> TaskOutcome:
+        return _outcome(failure(workflow_hash=workflow_hash, row=row, model=model, reason=reason), started)
+
+    try:
+        inputs = parse_row(row)
+    except ValueError as exc:
+        return failed(str(exc))
+    if deadline_s <= 0:
+        return failed("no time left before the commit deadline")
+    with trio.move_on_after(deadline_s) as scope:
+        outcome = await engine.execute(workflow, inputs)
+    if scope.cancelled_caught:
+        return failed(f"deadline: the task ran past its {deadline_s:.1f}s share of the commit window")
+    if outcome.error is not None:
+        return failed(f"{type(outcome.error).__name__}: {outcome.error}")
+    assert outcome.result is not None
+    try:
+        envelope = success(workflow_hash=workflow_hash, row=row, model=model, output=outcome.result.value)
+    except EnvelopeError as exc:
+        return failed(f"result too large: {exc}")
+    return _outcome(envelope, started)
