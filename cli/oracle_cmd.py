@@ -1,16 +1,30 @@
-"""``synod oracle``: the validator's operator commands (see :mod:`cli.operator_cmds`).
+"""``synod oracle``: the validator's operator commands (see :mod:`cli.operator_cmds`), the daemon,
+``explain`` and offline ``score``.
 
-The daemon (``synod oracle run``) is added here by its own issue: a subparser next to the operator
-ones and a branch in :func:`run`; the operator commands stay in :mod:`cli.operator_cmds`.
+::
+
+    synod oracle run      [--config PATH] [--password-file FILE]
+    synod oracle explain  BATCH [--config PATH] [--json]
+    synod oracle score    FILE.json [...]
+
+``init`` is the shared operator command, followed by the validator's default ``[run]`` table
+(:mod:`oracle.daemon.config`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cli import operator_cmds
 from cli.oracle_score_cmd import register_score, run_score
 from protocol.operator.config import OperatorRole
+
+if TYPE_CHECKING:
+    from oracle.daemon.explain import Explanation
 
 ROLE = OperatorRole.VALIDATOR
 
@@ -20,10 +34,141 @@ def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="role_command", metavar="SUBCOMMAND", required=True)
     operator_cmds.add_operator_commands(sub, ROLE)
     register_score(sub)
+    run = sub.add_parser("run", help="run the validator daemon (fetch, score, commit, reveal, settle, claim)")
+    run.add_argument(
+        "--config", type=Path, metavar="PATH", help="config file (default ~/.config/synod/validator.toml)"
+    )
+    run.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="FILE",
+        help="keystore password file (else $SYNOD_KEYSTORE_PASSWORD, account.password_file)",
+    )
+    explain = sub.add_parser(
+        "explain", help="every score of a batch: committee, vectors, medians, components"
+    )
+    explain.add_argument("batch", type=int, metavar="BATCH", help="batch id")
+    explain.add_argument(
+        "--config", type=Path, metavar="PATH", help="config file (default ~/.config/synod/validator.toml)"
+    )
+    explain.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    from protocol.operator.config import default_config_path
+
+    path: Path | None = args.config
+    return path.expanduser() if path is not None else default_config_path(ROLE)
+
+
+def _append_run_table(path: Path) -> None:
+    import tomlkit
+
+    from oracle.daemon.config import default_run_table
+
+    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    if "run" in doc:
+        return
+    table = tomlkit.table()
+    table.add(tomlkit.comment("The validator daemon's settings (synod oracle run); see docs/validator.md."))
+    for key, value in default_run_table().items():
+        table.add(key, value)
+    doc.add(tomlkit.nl())
+    doc.add("run", table)
+    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+
+
+def _print_explanation(report: Explanation) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(Console().width, 160))
+    console.print(
+        f"batch {report.batch}: {report.rows} rows, phase {report.phase}, threshold {report.threshold}, "
+        f"tolerance {report.tolerance}",
+        highlight=False,
+    )
+    for rnd in report.rounds:
+        table = Table(
+            title=f"round {rnd.round}: score vectors (cell = node seat x row)", title_justify="left"
+        )
+        for col in ("seat", "validator", "weight", "scores", "within tolerance"):
+            table.add_column(col, overflow="fold")
+        for v in rnd.voters:
+            mark = "" if v.validator != report.mine else " (me)"
+            table.add_row(
+                str(v.seat),
+                v.validator + mark,
+                str(v.weight),
+                "-" if v.scores is None else str(v.scores),
+                "-" if v.within_tolerance is None else ("yes" if v.within_tolerance else "no"),
+            )
+        table.add_row("", "stake-weighted median", "", "-" if rnd.medians is None else str(rnd.medians), "")
+        console.print(table)
+    if report.settled_medians is not None:
+        console.print(f"settled medians: {report.settled_medians} (recomputed match: {report.medians_match})")
+    if report.my_cells:
+        table = Table(title="my scores: every component (from my journal)", title_justify="left")
+        for col in ("seat", "row", "score", "reason / components"):
+            table.add_column(col, overflow="fold")
+        for cell in report.my_cells:
+            comps = cell.get("components")
+            detail = cell.get("reason") or (
+                ", ".join(f"{k}={v}" for k, v in comps.items() if v not in (None, (), [])) if comps else ""
+            )
+            table.add_row(str(cell["seat"]), str(cell["row"]), str(cell["score"]), detail)
+        console.print(table)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from oracle.daemon.config import load_run_settings
+    from oracle.daemon.explain import explain
+    from oracle.daemon.journal import OracleJournal
+    from protocol.errors import ConfigError, SynodError
+    from protocol.operator.connect import connect
+    from protocol.operator.keys import keystore_address
+
+    prog = "synod oracle explain"
+    path = _config_path(args)
+    try:
+        config = operator_cmds._load(args, ROLE)
+        settings = load_run_settings(config.run, path)
+        me = keystore_address(config.account.keystore)
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return operator_cmds.EXIT_USAGE
+    try:
+        op = connect(config)
+        try:
+            journal: OracleJournal | None = OracleJournal.open(settings.store_dir, read_only=True)
+        except FileNotFoundError:
+            journal = None
+        try:
+            report = explain(op.chain, args.batch, journal, me)
+        finally:
+            if journal is not None:
+                journal.close()
+    except SynodError as exc:  # chain errors, a refused start
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return operator_cmds.EXIT_CHAIN
+    if args.json:
+        print(json.dumps(report.model_dump(mode="json")))
+    else:
+        _print_explanation(report)
+    return operator_cmds.EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch a ``synod oracle`` subcommand; returns the exit code."""
     if args.role_command == "score":
         return run_score(args)
-    return operator_cmds.run(args, ROLE, args.role_command)
+    if args.role_command == "run":
+        from oracle.daemon.main import run_daemon
+
+        return run_daemon(_config_path(args), args.password_file)
+    if args.role_command == "explain":
+        return _explain(args)
+    code = operator_cmds.run(args, ROLE, args.role_command)
+    if args.role_command == "init" and code == operator_cmds.EXIT_OK:
+        _append_run_table(_config_path(args))
+    return code

@@ -1,0 +1,247 @@
+"""The validator's work on one batch: fetch every revealed result, verify it, score it.
+
+For each revealed node seat and each row of the batch, in this order (any failure scores that
+result 0 with its reason in the record; nothing here raises for bad input):
+
+1. fetch the digest from the node that revealed it (its registered multiaddr), the request signed
+   by this validator's key (:mod:`protocol.p2p.auth`), within ``fetch_timeout`` seconds: a node
+   that does not serve in time, or serves nothing, scores 0 for those rows;
+2. :meth:`ResultEnvelope.from_bytes` with the revealed digest (bytes that hash to another digest,
+   are not UTF-8, not canonical JSON or not an envelope score 0);
+3. the envelope must name the job's workflow hash, the row's hash and the job's model; an
+   explicit failure envelope scores 0;
+4. the rows' surviving outputs go through :func:`oracle.scoring.pipeline.score_task`, one call per
+   row (the results of one row are one task: agreement compares them with each other).
+
+The task text is the row: a row that is a JSON object contributes its ``task``/``prompt``/
+``question``/``instruction`` string if it has one, else all its string values joined by newlines;
+a string row is itself. A row may declare ``language`` (ISO 639-1), ``sources`` (strings) and an
+output ``schema`` (JSON Schema); a malformed schema scores every result of that row 0 ("malformed
+schema"), because it cannot be checked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from oracle.scoring.model import MAX_RESULTS, MAX_SOURCES, MAX_TASK_CHARS, ResultScore, ScoreRequest
+from oracle.scoring.safejson import UnsafeJsonError, loads
+from protocol.canonical import keccak256
+from protocol.envelope import EnvelopeError, ResultEnvelope
+from protocol.log import get_logger
+from protocol.p2p.errors import P2pError
+
+log = get_logger(__name__)
+
+Fetch = Callable[[str, bytes], Awaitable[bytes]]
+"""``await fetch(multiaddr, digest)`` -> the bytes served; raises :class:`P2pError` or
+``trio.TooSlowError``."""
+
+Scorer = Callable[[ScoreRequest], Awaitable[list[ResultScore]]]
+"""``await scorer(request)``: :func:`score_task` with the daemon's embedder, identifier and judge."""
+
+_TASK_FIELDS = ("task", "prompt", "question", "instruction")
+
+
+class RevealedSeat(BaseModel):
+    """A node seat that revealed: its node, the node's registered multiaddr, one digest per row."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seat: int
+    node: str
+    address: str
+    digests: tuple[bytes, ...]
+
+
+class BatchWork(BaseModel):
+    """Everything needed to score a batch, read from the chain (events of the batch and its job)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch_id: int
+    round: int
+    commit_count: int
+    rows: tuple[bytes, ...]
+    workflow_hash: bytes
+    model_id: bytes
+    revealed: tuple[RevealedSeat, ...]
+
+
+class Cell(BaseModel):
+    """One result's score: ``seat`` x ``row``; ``reason`` says why a result scored 0 before the
+    pipeline (fetch, envelope, binding), ``components`` is the pipeline's full breakdown."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seat: int
+    row: int
+    digest: str
+    score: int
+    reason: str | None = None
+    components: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RowTask:
+    """What the scoring pipeline needs from a row (or the reason it cannot be scored)."""
+
+    task: str
+    schema: dict[str, Any] | None
+    sources: tuple[str, ...]
+    language: str | None
+    refused: str | None = None
+
+
+def row_task(row: bytes) -> RowTask:
+    """The task text and the declared checks of one row (see the module docstring). Never raises."""
+    try:
+        value: Any = loads(row.decode("utf-8"))
+    except (UnicodeDecodeError, UnsafeJsonError):
+        text = row.decode("utf-8", errors="replace")
+        return RowTask(task=text[:MAX_TASK_CHARS] or "(empty row)", schema=None, sources=(), language=None)
+    if isinstance(value, str):
+        return RowTask(task=value[:MAX_TASK_CHARS] or "(empty row)", schema=None, sources=(), language=None)
+    if not isinstance(value, dict):
+        return RowTask(task=json.dumps(value)[:MAX_TASK_CHARS], schema=None, sources=(), language=None)
+    task = next((value[k] for k in _TASK_FIELDS if isinstance(value.get(k), str) and value[k].strip()), None)
+    if task is None:
+        skip = {"language", "sources", "schema"}
+        task = "\n".join(v for k, v in value.items() if k not in skip and isinstance(v, str)) or json.dumps(
+            value, ensure_ascii=False
+        )
+    schema = value.get("schema")
+    sources = value.get("sources")
+    language = value.get("language")
+    clean_sources = (
+        tuple(s for s in sources if isinstance(s, str))[:MAX_SOURCES] if isinstance(sources, list) else ()
+    )
+    refused = None
+    if schema is not None and not isinstance(schema, dict):
+        refused = "malformed schema: not a JSON object"
+    return RowTask(
+        task=task[:MAX_TASK_CHARS],
+        schema=schema if isinstance(schema, dict) else None,
+        sources=clean_sources,
+        language=language if isinstance(language, str) else None,
+        refused=refused,
+    )
+
+
+def check_envelope(data: bytes, digest: bytes, work: BatchWork, row: int) -> tuple[str | None, str]:
+    """(output, "") for a valid envelope of this row, else (None, reason). Never raises."""
+    try:
+        envelope = ResultEnvelope.from_bytes(data, expect_digest=digest)
+    except EnvelopeError as exc:
+        return None, f"envelope: {exc}"
+    if envelope.workflow != "0x" + work.workflow_hash.hex():
+        return None, f"envelope names workflow {envelope.workflow}, not the job's"
+    if envelope.input != "0x" + keccak256(work.rows[row]).hex():
+        return None, f"envelope names input {envelope.input}, not row {row}"
+    if keccak256(envelope.model.encode("utf-8")) != work.model_id:
+        return None, f"envelope names model {envelope.model!r}, not the job's"
+    if envelope.error is not None:
+        return None, f"the node reported a failure: {envelope.error[:200]}"
+    return envelope.output, ""
+
+
+async def fetch_all(
+    work: BatchWork, fetch: Fetch, concurrency: int
+) -> dict[tuple[int, int], tuple[str | None, str]]:
+    """Fetch and verify every revealed (seat, row): ``{(seat, row): (output or None, reason)}``."""
+    limiter = trio.CapacityLimiter(concurrency)
+    out: dict[tuple[int, int], tuple[str | None, str]] = {}
+
+    async def one(seat: RevealedSeat, row: int) -> None:
+        digest = seat.digests[row]
+        async with limiter:
+            try:
+                data = await fetch(seat.address, digest)
+            except (P2pError, trio.TooSlowError) as exc:
+                reason = f"not served: {type(exc).__name__}: {str(exc)[:200]}"
+                log.warning("fetch_failed", batch=work.batch_id, seat=seat.seat, row=row, reason=reason)
+                out[(seat.seat, row)] = (None, reason)
+                return
+        output, reason = check_envelope(data, digest, work, row)
+        if output is None:
+            log.warning("result_refused", batch=work.batch_id, seat=seat.seat, row=row, reason=reason)
+        out[(seat.seat, row)] = (output, reason)
+
+    async with trio.open_nursery() as nursery:
+        for seat in work.revealed:
+            for row in range(len(work.rows)):
+                nursery.start_soon(one, seat, row)
+    return out
+
+
+async def score_fetched(
+    work: BatchWork,
+    fetched: dict[tuple[int, int], tuple[str | None, str]],
+    scorer: Scorer,
+    max_result_chars: int,
+) -> list[Cell]:
+    """Score every (revealed seat, row); unrevealed seats get no cell (their bytes are ignored)."""
+    cells: list[Cell] = []
+    for row in range(len(work.rows)):
+        spec = row_task(work.rows[row])
+        live: list[tuple[RevealedSeat, str]] = []
+        for seat in work.revealed:
+            output, reason = fetched.get((seat.seat, row), (None, "not fetched"))
+            digest = "0x" + seat.digests[row].hex()
+            if output is not None and len(output) > max_result_chars:
+                reason = f"result is {len(output)} characters (limit {max_result_chars})"
+                output = None
+            if output is None or spec.refused:
+                cells.append(
+                    Cell(seat=seat.seat, row=row, digest=digest, score=0, reason=spec.refused or reason)
+                )
+            else:
+                live.append((seat, output))
+        if not live:
+            continue
+        try:
+            request = ScoreRequest.model_validate(
+                {
+                    "task": spec.task,
+                    "results": tuple(o for _, o in live)[:MAX_RESULTS],
+                    "schema": spec.schema,
+                    "sources": spec.sources,
+                    "language": spec.language,
+                }
+            )
+        except (ValidationError, ValueError) as exc:
+            reason = f"row cannot be scored: {str(exc).splitlines()[0][:200]}"
+            log.warning("row_refused", batch=work.batch_id, row=row, reason=reason)
+            for seat, _ in live:
+                cells.append(
+                    Cell(
+                        seat=seat.seat, row=row, digest="0x" + seat.digests[row].hex(), score=0, reason=reason
+                    )
+                )
+            continue
+        scores = await scorer(request)
+        for (seat, _), result in zip(live, scores, strict=True):
+            cells.append(
+                Cell(
+                    seat=seat.seat,
+                    row=row,
+                    digest="0x" + seat.digests[row].hex(),
+                    score=result.score,
+                    components=result.components.model_dump(mode="json"),
+                )
+            )
+    return sorted(cells, key=lambda c: (c.seat, c.row))
+
+
+def score_vector(cells: Sequence[Cell], commit_count: int, rows: int) -> bytes:
+    """The on-chain score vector: byte ``seat * rows + row``; seats without cells (unrevealed) 0."""
+    vector = bytearray(commit_count * rows)
+    for cell in cells:
+        vector[cell.seat * rows + cell.row] = cell.score
+    return bytes(vector)
