@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
+    from rich.console import Console
 
     from requester.connect import RequesterChain
-    from requester.status import JobStatus
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -232,43 +231,12 @@ def _post(args: argparse.Namespace, console: Console, rc: RequesterChain, datase
     return EXIT_OK
 
 
-def render_status(status: JobStatus) -> RenderableType:
-    """A rich renderable of ``status``: a phase table and one line per batch (first 20)."""
-    from rich.console import Group
-    from rich.table import Table
-
-    summary = Table(title=f"job {status.job_id}: {status.rows} tasks at block {status.block}")
-    for col in ("phase", "batches", "tasks"):
-        summary.add_column(col, justify="left" if col == "phase" else "right")
-    for phase, (count, tasks) in status.by_phase.items():
-        summary.add_row(phase.name.lower(), str(count), str(tasks))
-    nxt = status.next_deadline
-    footer = "every batch is settled or refunded" if nxt is None else f"next deadline in {nxt} s"
-    batches = Table(title=f"accepted results {status.accepted}; {footer}")
-    for col in ("batch", "rows", "phase", "commits", "reveals", "committee", "scores", "accepted", "slashes"):
-        batches.add_column(col, justify="left" if col == "phase" else "right")
-    for one in status.batches[:20]:
-        batches.add_row(
-            str(one.batch_id),
-            str(one.rows),
-            one.phase.name.lower(),
-            str(one.commits),
-            str(one.reveals),
-            str(one.committee),
-            str(one.scores),
-            str(one.accepted),
-            str(one.slashes),
-        )
-    if len(status.batches) > 20:
-        batches.add_row("…", "", f"{len(status.batches) - 20} more", "", "", "", "", "", "")
-    return Group(summary, batches)
-
-
 def _status(args: argparse.Namespace, console: Console, rc: RequesterChain) -> int:
     import time
 
     from rich.live import Live
 
+    from requester.render import render_status
     from requester.status import job_status
 
     status = job_status(rc.chain, args.job)

@@ -50,6 +50,8 @@ from protocol.settings import ChainSettings
 log = get_logger(__name__)
 
 STATE_FILE = "devnet.json"
+PGID_FILE = "pgid"
+"""The process group, written as soon as the first process starts (``down`` works mid-``up``)."""
 REQUESTER_KEY = 1
 FIRST_OPERATOR_KEY = 2
 DEVNET_MODEL = "gemma3:270m"
@@ -75,7 +77,8 @@ class DevnetSpec(BaseModel):
     node_concurrency: int = Field(default=2, ge=1, le=64)
     model_parallel: int = Field(default=2, ge=1, le=16)
     """``synod model serve --parallel`` (local model only)."""
-    ready_timeout: float = Field(default=120.0, gt=0)
+    ready_timeout: float = Field(default=600.0, gt=0)
+    """Seconds each process has to become ready (a loaded 2-core machine needs minutes for 8)."""
     build: bool = True
 
 
@@ -179,6 +182,7 @@ class _Launcher:
             )
         if self.pgid == 0:
             self.pgid = process.pid
+            (self.state_dir / PGID_FILE).write_text(str(process.pid), encoding="utf-8")
         self._popen[process.pid] = process
         proc = Proc.model_validate({"name": name, "pid": process.pid, "log": log_path, "role": role, **extra})
         self.procs.append(proc)
@@ -320,6 +324,7 @@ def up(spec: DevnetSpec, env: Mapping[str, str] | None = None) -> DevnetState:
         )
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / STATE_FILE).unlink(missing_ok=True)
+    (state_dir / PGID_FILE).unlink(missing_ok=True)
     password = state_dir / "password"
     password.unlink(missing_ok=True)
     password.touch(mode=0o600)
@@ -486,7 +491,10 @@ def stop_group(pgid: int, grace: float = 20.0) -> list[int]:
 def down(state_dir: Path, grace: float = 20.0) -> DevnetState | None:
     """Stop the devnet of ``state_dir`` (see :func:`stop_group`); ``None`` when none was recorded."""
     state = load_state(state_dir.resolve())
+    pgid_file = state_dir.resolve() / PGID_FILE
     if state is None:
+        if pgid_file.exists():  # stopped in the middle of `up`
+            stop_group(int(pgid_file.read_text(encoding="utf-8")), grace)
         return None
     stop_group(state.pgid, grace)
     log.info("devnet_down", state_dir=str(state_dir))
