@@ -3,6 +3,7 @@
 ``up`` starts, in one new process group (so ``down`` reaches every process and its children):
 
 1. Anvil (``--accounts`` enough for everyone), then forge build + ``scripts/Deploy.s.sol``;
+   and a ticker (:mod:`devnet.ticker`) mining an empty block every second;
 2. one model server shared by every node: the zero-latency scripted one
    (:mod:`devnet.scripted_model`, ``model="scripted"``) or ``synod model serve`` on the local
    Gemma 3 270M (``model="local"``), both speaking Ollama's HTTP API;
@@ -373,7 +374,8 @@ def _start(spec: DevnetSpec, launcher: _Launcher) -> DevnetState:
 
         return check
 
-    _wait_for("anvil", lambda: _rpc_ready(rpc_url), 30, gone(anvil))
+    _wait_for("anvil", lambda: _rpc_ready(rpc_url), 60, gone(anvil))
+    launcher.start("ticker", "anvil", [sys.executable, "-m", "devnet.ticker", "--rpc-url", rpc_url])
     staging = ROOT / "deployments" / f".devnet-{os.getpid()}-{secrets.token_hex(4)}.json"
     try:
         deploy(ROOT, rpc_url, staging, {"SYNOD_MIN_PHASE_DURATION": str(spec.min_phase_duration)})
