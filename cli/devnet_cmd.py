@@ -2,7 +2,8 @@
 
 ::
 
-    synod devnet up     [--state-dir DIR] [--nodes 4] [--validators 3] [--model scripted|local] [--foreground]
+    synod devnet up     [--state-dir DIR] [--nodes 4] [--validators 3] [--model scripted|local] [--netns]
+                        [--foreground]
     synod devnet down   [--state-dir DIR]
     synod devnet status [--state-dir DIR]
     synod devnet logs   [--state-dir DIR] [NAME] [--lines N]
@@ -36,6 +37,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         default="scripted",
         help="scripted: zero-latency Ollama-API server; local: synod model serve (Gemma 3 270M)",
     )
+    up.add_argument("--netns", action="store_true", help="each node in its own network namespace (root)")
     up.add_argument("--foreground", action="store_true", help="stay until Ctrl-C, then stop everything")
     down = sub.add_parser("down", help="stop every process of the devnet")
     status = sub.add_parser("status", help="processes, chain head, requester environment")

@@ -39,6 +39,7 @@ from eth_account import Account
 from pydantic import BaseModel, ConfigDict, Field
 
 from devnet.chain import ROOT, DevnetError, deploy, dev_private_key_hex, forge_build, free_port
+from devnet.netns import Namespace, create, delete, pick_block
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.market import Market, model_id
 from protocol.chain.models import Role
@@ -51,6 +52,8 @@ from protocol.settings import ChainSettings
 log = get_logger(__name__)
 
 STATE_FILE = "devnet.json"
+NETNS_FILE = "netns"
+"""Namespaces created so far, one name a line (``down`` deletes them, also mid-``up``)."""
 PGID_FILE = "pgid"
 """The process group, written as soon as the first process starts (``down`` works mid-``up``)."""
 REQUESTER_KEY = 1
@@ -81,6 +84,8 @@ class DevnetSpec(BaseModel):
     ready_timeout: float = Field(default=600.0, gt=0)
     """Seconds each process has to become ready (a loaded 2-core machine needs minutes for 8)."""
     build: bool = True
+    netns: bool = False
+    """Run each node in its own network namespace behind a veth pair (root only; :mod:`devnet.netns`)."""
 
 
 class Proc(BaseModel):
@@ -261,6 +266,7 @@ def _write_operator(
     rpc_url: str,
     deployment: Path,
     model_url: str,
+    listen_host: str = "127.0.0.1",
 ) -> tuple[Path, str, str]:
     """Keystore, identity, config with its [run] table; returns (config, address, p2p multiaddr)."""
     home = spec.state_dir / name
@@ -269,7 +275,7 @@ def _write_operator(
     keystore.unlink(missing_ok=True)
     address = write_keystore(keystore, bytes.fromhex(dev_private_key_hex(key_index)[2:]), PASSWORD)
     port = free_port()
-    p2p = f"/ip4/127.0.0.1/tcp/{port}/p2p/{_peer_id(home / 'p2p.key')}"
+    p2p = f"/ip4/{listen_host}/tcp/{port}/p2p/{_peer_id(home / 'p2p.key')}"
     chain = {
         "rpc_url": rpc_url,
         "chain_id": 31337,
@@ -284,7 +290,7 @@ def _write_operator(
     run = tomlkit.table()
     run.add("store_dir", "store")
     p2p_table = tomlkit.table()
-    p2p_table.add("listen_host", "127.0.0.1")
+    p2p_table.add("listen_host", listen_host)
     p2p_table.add("listen_port", port)
     p2p_table.add("identity_file", "p2p.key")
     if role is OperatorRole.NODE:
@@ -326,6 +332,7 @@ def up(spec: DevnetSpec, env: Mapping[str, str] | None = None) -> DevnetState:
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / STATE_FILE).unlink(missing_ok=True)
     (state_dir / PGID_FILE).unlink(missing_ok=True)
+    _delete_namespaces(state_dir)
     password = state_dir / "password"
     password.unlink(missing_ok=True)
     password.touch(mode=0o600)
@@ -343,6 +350,7 @@ def up(spec: DevnetSpec, env: Mapping[str, str] | None = None) -> DevnetState:
         return _start(spec, launcher)
     except BaseException:
         stop_group(launcher.pgid)
+        _delete_namespaces(state_dir)
         raise
 
 
@@ -351,13 +359,14 @@ def _start(spec: DevnetSpec, launcher: _Launcher) -> DevnetState:
     accounts = FIRST_OPERATOR_KEY + spec.nodes + spec.validators
     rpc_port = free_port()
     rpc_url = f"http://127.0.0.1:{rpc_port}"
+    bind = "0.0.0.0" if spec.netns else "127.0.0.1"  # namespaced nodes reach anvil over their veth link
     anvil = launcher.start(
         "anvil",
         "anvil",
         [
             str(ROOT / "node_modules" / ".bin" / "anvil"),
             "--host",
-            "127.0.0.1",
+            bind,
             "--port",
             str(rpc_port),
             "--chain-id",
@@ -390,6 +399,8 @@ def _start(spec: DevnetSpec, launcher: _Launcher) -> DevnetState:
             sys.executable,
             "-m",
             "devnet.scripted_model",
+            "--host",
+            bind,
             "--port",
             str(model_port),
             "--model",
@@ -399,6 +410,8 @@ def _start(spec: DevnetSpec, launcher: _Launcher) -> DevnetState:
         argv = _synod(
             "model",
             "serve",
+            "--host",
+            bind,
             "--port",
             str(model_port),
             "--model",
@@ -425,8 +438,27 @@ def _start(spec: DevnetSpec, launcher: _Launcher) -> DevnetState:
         for i in range(spec.validators)
     ]
     operators: list[tuple[str, OperatorRole, Path, str, str]] = []
+    spaces: dict[str, Namespace] = {}
+    block_octet = pick_block() if spec.netns else 0
+    prefix = f"sy{launcher.pgid % 10000}"
     for name, role, key in planned:
-        config, address, p2p = _write_operator(spec, role, name, key, rpc_url, deployment, model_url)
+        if spec.netns and role is OperatorRole.NODE:
+            index = len(spaces) + 1
+            with (state_dir / NETNS_FILE).open("a", encoding="utf-8") as names:
+                names.write(f"{prefix}n{index}\n")
+            space = spaces[name] = create(prefix, index, block_octet)
+            config, address, p2p = _write_operator(
+                spec,
+                role,
+                name,
+                key,
+                rpc_url.replace("127.0.0.1", space.host_ip),
+                deployment,
+                model_url.replace("127.0.0.1", space.host_ip),
+                space.inner_ip,
+            )
+        else:
+            config, address, p2p = _write_operator(spec, role, name, key, rpc_url, deployment, model_url)
         sender = chain.sender(_dev_signer(key))
         registry.mint(sender, sender.address, spec.funds)
         chain_role = Role.NODE if role is OperatorRole.NODE else Role.VALIDATOR
@@ -439,6 +471,8 @@ def _start(spec: DevnetSpec, launcher: _Launcher) -> DevnetState:
         command = "node" if role is OperatorRole.NODE else "oracle"
         kind: ProcRole = "node" if role is OperatorRole.NODE else "validator"
         argv = _synod(command, "run", "--config", str(config), "--password-file", str(state_dir / "password"))
+        if name in spaces:
+            argv = spaces[name].exec_prefix() + argv
         started.append(launcher.start(name, kind, argv, address=address, config=config, p2p=p2p))
     for proc in started:
         marker = "node_started" if proc.role == "node" else "oracle_started"
@@ -497,10 +531,20 @@ def down(state_dir: Path, grace: float = 20.0) -> DevnetState | None:
     if state is None:
         if pgid_file.exists():  # stopped in the middle of `up`
             stop_group(int(pgid_file.read_text(encoding="utf-8")), grace)
+        _delete_namespaces(state_dir.resolve())
         return None
     stop_group(state.pgid, grace)
+    _delete_namespaces(state_dir.resolve())
     log.info("devnet_down", state_dir=str(state_dir))
     return state
+
+
+def _delete_namespaces(state_dir: Path) -> None:
+    path = state_dir / NETNS_FILE
+    if path.exists():
+        for name in path.read_text(encoding="utf-8").split():
+            delete(name)
+        path.unlink()
 
 
 def status(state: DevnetState) -> list[tuple[Proc, bool]]:
