@@ -26,7 +26,6 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -164,39 +163,44 @@ def group_members(pgid: int) -> list[int]:
 
 
 class _Launcher:
-    """Starts the processes in one new process group, logs to files, remembers them."""
+    """Starts the processes in one new process group, logs to files, remembers them.
+
+    ``os.posix_spawnp`` rather than ``subprocess.Popen``: the processes outlive this object (``up``
+    returns while they run), which a ``Popen`` reports as a leak when it is collected."""
 
     def __init__(self, state_dir: Path, env: Mapping[str, str]) -> None:
         self.state_dir = state_dir
         self.env = dict(env)
         self.pgid = 0
         self.procs: list[Proc] = []
-        self._popen: dict[int, subprocess.Popen[bytes]] = {}
+        self._status: dict[int, int] = {}
         (state_dir / "logs").mkdir(parents=True, exist_ok=True)
 
     def start(self, name: str, role: ProcRole, argv: list[str], **extra: str | Path) -> Proc:
         log_path = self.state_dir / "logs" / f"{name}.log"
-        with log_path.open("ab") as out:
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                cwd=self.state_dir,
-                process_group=self.pgid,  # 0: a new group led by this process (the first one)
-            )
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ]
+        # setpgroup 0: a new group led by the first process; then every other process joins it
+        pid = os.posix_spawnp(argv[0], argv, self.env, file_actions=actions, setpgroup=self.pgid)
         if self.pgid == 0:
-            self.pgid = process.pid
-            (self.state_dir / PGID_FILE).write_text(str(process.pid), encoding="utf-8")
-        self._popen[process.pid] = process
-        proc = Proc.model_validate({"name": name, "pid": process.pid, "log": log_path, "role": role, **extra})
+            self.pgid = pid
+            (self.state_dir / PGID_FILE).write_text(str(pid), encoding="utf-8")
+        proc = Proc.model_validate({"name": name, "pid": pid, "log": log_path, "role": role, **extra})
         self.procs.append(proc)
-        log.info("devnet_process_started", name=name, pid=process.pid)
+        log.info("devnet_process_started", name=name, pid=pid)
         return proc
 
     def exited(self, proc: Proc) -> int | None:
-        return self._popen[proc.pid].poll()
+        """The exit status of a process that ended (reaped here), else ``None``."""
+        if proc.pid not in self._status:
+            done, status = os.waitpid(proc.pid, os.WNOHANG)
+            if done == 0:
+                return None
+            self._status[proc.pid] = os.waitstatus_to_exitcode(status)
+        return self._status[proc.pid]
 
 
 def _wait_for(what: str, check: Callable[[], bool], timeout: float, failed: Callable[[], str | None]) -> None:
@@ -498,10 +502,24 @@ def _dev_signer(index: int) -> Signer:
     return Signer(Account.from_key(dev_private_key_hex(index)))
 
 
+def _reap(pgid: int) -> None:
+    """Collect the exit status of this process's children in group ``pgid`` (no zombies left)."""
+    while True:
+        try:
+            done, _ = os.waitpid(-pgid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done == 0:
+            return
+
+
 def stop_group(pgid: int, grace: float = 20.0) -> list[int]:
     """SIGTERM every process of group ``pgid``, SIGKILL what is left after ``grace`` seconds;
     returns the pids that needed SIGKILL. A no-op for 0 or an empty group."""
-    if pgid <= 0 or not group_members(pgid):
+    if pgid <= 0:
+        return []
+    _reap(pgid)
+    if not group_members(pgid):
         return []
     try:
         os.killpg(pgid, signal.SIGTERM)
@@ -509,6 +527,7 @@ def stop_group(pgid: int, grace: float = 20.0) -> list[int]:
         return []
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
+        _reap(pgid)
         if not group_members(pgid):
             return []
         time.sleep(0.1)  # polling interval
@@ -519,7 +538,9 @@ def stop_group(pgid: int, grace: float = 20.0) -> list[int]:
         return []
     deadline = time.monotonic() + 5
     while group_members(pgid) and time.monotonic() < deadline:
+        _reap(pgid)
         time.sleep(0.05)
+    _reap(pgid)
     log.warning("devnet_killed", pids=stubborn)
     return stubborn
 

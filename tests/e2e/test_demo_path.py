@@ -26,7 +26,7 @@ from requester.rows import Dataset, load_dataset
 from requester.status import job_status
 from requester.verify import read_dataset, verify_dataset
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 ROWS = 8
 

@@ -20,7 +20,7 @@ import pytest
 from devnet.chain import ROOT
 from devnet.network import group_members
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def _cmdlines_naming(text: str) -> list[tuple[int, str]]:
