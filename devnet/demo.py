@@ -118,7 +118,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
     started = time.monotonic()
     out: Path = args.out
     state_dir = out / "devnet"
-    spec = DevnetSpec(state_dir=state_dir, nodes=args.nodes, validators=args.validators, model=args.model)
+    spec = DevnetSpec(
+        state_dir=state_dir,
+        nodes=args.nodes,
+        validators=args.validators,
+        model=args.model,
+        # one shared local model: one workflow per node at a time keeps each under its max_time
+        node_concurrency=1 if args.model == "local" else 2,
+    )
     dataset = load_dataset(WORKFLOW, PASSAGES)
     if args.rows:
         from requester.rows import Dataset
@@ -209,7 +216,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
             console.print(summary(rc, history, state, gas, time.monotonic() - started))
         verdict = "[green]verified[/]" if report.valid else "[red]NOT verified[/]"
         console.print(f"{len(exported.rows)} rows in {dataset_path}: {verdict} against the chain")
-        return 0 if report.valid and not exported.failures else 1
+        if not exported.rows:
+            console.print(
+                "[red]no result was accepted: the dataset is empty[/] (see the node logs in "
+                f"{state_dir}/logs)"
+            )
+        return 0 if report.valid and exported.rows and not exported.failures else 1
     finally:
         with console.status("devnet down…"):
             down(state_dir)
@@ -222,11 +234,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("demo-out"))
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--validators", type=int, default=3)
-    parser.add_argument("--rows", type=int, default=0, help="post only the first N passages (default all)")
+    parser.add_argument(
+        "--rows", type=int, default=12, help="post the first N passages (default 12; 0: all 16)"
+    )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--bounty", default="10", help="token units per task (default 10)")
-    parser.add_argument("--phase-seconds", type=int, default=300, help="each phase's duration (default 300)")
+    parser.add_argument(
+        "--phase-seconds", type=int, default=0, help="each phase's duration (default 900 local, 300 scripted)"
+    )
     args = parser.parse_args(argv)
+    if args.phase_seconds <= 0:
+        args.phase_seconds = 900 if args.model == "local" else 300
     signal.signal(signal.SIGTERM, _interrupt)
     configure("WARNING")
     console = Console()
