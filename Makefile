@@ -64,8 +64,8 @@ test-python: $(VENV_STAMP) build
 test-adversary: $(VENV_STAMP) build ## dishonest nodes and validators vs real daemons, token conservation
 	$(PY) -m pytest -m adversary
 
-demo: setup build ## anvil + deploy + one task carried through its lifecycle
-	$(PY) -m scripts.demo
+demo: setup build ## the whole network on this machine turns bundled passages into a verified Q&A dataset (demo-out/)
+	$(PY) -m devnet.demo --out demo-out
 
 bench: setup build ## print name=value performance figures (gas, workflow engine, local model, p2p, watcher)
 	@$(PY) -m scripts.bench_gas
@@ -76,6 +76,8 @@ bench: setup build ## print name=value performance figures (gas, workflow engine
 	@$(PY) -m scripts.bench_node
 	@$(PY) -m scripts.bench_scoring
 	@$(PY) -m scripts.bench_qa  # data workflows' quality on tests/data/qa_passages.jsonl (slow: runs the model)
+	@$(PY) -m scripts.bench_devnet --model scripted --tasks 1000  # devnet_tasks_per_min= (protocol only)
+	@$(PY) -m scripts.bench_devnet --model local --tasks 12       # devnet_tasks_per_min_local_model=
 
 lint: setup ## ruff, mypy (strict), forge fmt --check
 	$(VENV)/bin/ruff check .

@@ -21,6 +21,9 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "node": ("cli.node_cmd", "compute node: init, register, status, unbond, withdraw, claim, rewards"),
     "oracle": ("cli.oracle_cmd", "validator: init, register, status, unbond, withdraw, claim, rewards"),
     "model": ("cli.model_cmd", "serve the local model to every process of this machine"),
+    "job": ("cli.job_cmd", "requester: post a dataset as a job, watch, export and verify results"),
+    "task": ("cli.task_cmd", "requester: show one task from chain data"),
+    "devnet": ("cli.devnet_cmd", "tester: the whole network on this machine (up, down, status, logs)"),
 }
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -1,7 +1,8 @@
 """The import direction of DESIGN.md, checked on the source with ``ast`` (imports inside functions too).
 
-``cli -> node, oracle -> workflow -> protocol``: protocol imports none of ours, workflow only
-protocol, node and oracle never each other nor cli. Nothing outside tests imports asyncio: Synod
+``cli -> devnet -> node, oracle, requester -> workflow -> protocol``: protocol imports none of ours,
+workflow only protocol, node and oracle never each other nor cli; requester only protocol and
+workflow; devnet never cli. Nothing outside tests imports asyncio: Synod
 runs on trio alone.
 """
 
@@ -15,15 +16,17 @@ import pytest
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("protocol", "workflow", "node", "oracle", "cli")
+PACKAGES = ("protocol", "workflow", "node", "oracle", "requester", "devnet", "cli")
 OURS = {*PACKAGES, "scripts", "tests"}
 
 # package -> the packages of ours it must never import
 FORBIDDEN: dict[str, set[str]] = {
     "protocol": OURS - {"protocol"},
     "workflow": OURS - {"workflow", "protocol"},
-    "node": {"oracle", "cli", "scripts", "tests"},
-    "oracle": {"node", "cli", "scripts", "tests"},
+    "node": {"oracle", "requester", "devnet", "cli", "scripts", "tests"},
+    "oracle": {"node", "requester", "devnet", "cli", "scripts", "tests"},
+    "requester": OURS - {"requester", "protocol", "workflow"},
+    "devnet": {"cli", "scripts", "tests"},
     "cli": {"scripts", "tests"},
 }
 

@@ -1,0 +1,96 @@
+"""Devnet throughput: tasks settled per minute through the whole network.
+
+``python -m scripts.bench_devnet [--model scripted|local] [--tasks N] [--batch-size B]`` starts a
+devnet (4 nodes, 3 validators as OS processes, one Anvil), posts ``N`` rows of the bundled
+passages (cycled) with ``examples/workflows/qa_pairs.json``, and measures from the post to the
+moment every batch is settled or refunded. Prints ``devnet_tasks_per_min=`` (scripted: the
+zero-latency model, so protocol only) or ``devnet_tasks_per_min_local_model=``, plus the accepted
+count and the wall time; the devnet's start-up is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from devnet.chain import ROOT
+from devnet.network import DevnetSpec, down, up
+from protocol.canonical import canonical_bytes
+from protocol.chain.market import model_id
+from protocol.chain.models import JobParams
+from protocol.log import configure
+from requester.connect import RequesterSettings, connect
+from requester.post import plan_job, post_planned
+from requester.rows import Dataset, load_dataset
+from requester.status import job_status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.bench_devnet")
+    parser.add_argument("--model", choices=("scripted", "local"), default="scripted")
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--phase-seconds", type=int, default=900)
+    args = parser.parse_args(argv)
+    configure("WARNING")
+    full = load_dataset(
+        ROOT / "examples" / "workflows" / "qa_pairs.json", ROOT / "examples" / "data" / "passages.jsonl"
+    )
+    picks = [i % len(full.rows) for i in range(args.tasks)]
+    # distinct rows (a counter field): identical rows would be identical tasks
+    rows = tuple({**full.rows[i], "n": n} for n, i in enumerate(picks))
+    dataset = Dataset(full.workflow, full.spec, rows, tuple(len(canonical_bytes(r)) for r in rows))
+    with tempfile.TemporaryDirectory(prefix="synod-bench-") as tmp:
+        state_dir = Path(tmp) / "devnet"
+        try:
+            state = up(DevnetSpec(state_dir=state_dir, model=args.model))
+            env = state.requester_env()
+            rc = connect(
+                RequesterSettings(
+                    rpc_url=env["SYNOD_RPC_URL"],
+                    deployment=Path(env["SYNOD_DEPLOYMENT"]),
+                    artifacts_dir=ROOT / "out",
+                    dev_key=1,
+                )
+            )
+            params = JobParams(
+                model=model_id("gemma3:270m"),
+                bounty_per_task=10**18,
+                batch_size=args.batch_size,
+                k=3,
+                m=3,
+                threshold=60,
+                tolerance=20,
+                junk_floor=20,
+                validator_share_bps=2000,
+                commit_duration=args.phase_seconds,
+                reveal_duration=args.phase_seconds,
+                score_commit_duration=args.phase_seconds,
+                score_reveal_duration=args.phase_seconds,
+            )
+            sender = rc.sender()
+            plan = plan_job(rc.chain, sender, params, dataset, rc.units)
+            started = time.monotonic()
+            posted = post_planned(rc.chain, sender, plan)
+            while True:
+                statuses = [job_status(rc.chain, j) for j in posted.job_ids]
+                if all(s.terminal for s in statuses):
+                    break
+                time.sleep(1.0)  # polling interval
+            minutes = (time.monotonic() - started) / 60
+        finally:
+            down(state_dir)
+    name = "devnet_tasks_per_min" if args.model == "scripted" else "devnet_tasks_per_min_local_model"
+    print(f"{name}={args.tasks / minutes:.1f}")
+    print(
+        f"devnet_{args.model}_accepted={sum(s.accepted for s in statuses)} tasks={args.tasks} "
+        f"wall_s={minutes * 60:.0f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
