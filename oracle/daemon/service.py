@@ -131,6 +131,9 @@ class OracleDaemon:
         """batch id -> block it was posted in (lower bound of its log scans)."""
         self.last_claim: float | None = None
         self.p2p: P2pHost | None = None
+        self._stepping: set[int] = set()
+        """Batches whose step task is running (at most one per batch)."""
+        self._send_lock = trio.Lock()
 
     # ------------------------------------------------------------------ loop
 
@@ -141,29 +144,37 @@ class OracleDaemon:
         self.p2p = p2p
         log.info("oracle_started", validator=self.me, peer_id=p2p.peer_id, from_block=self.cursor + 1)
         task_status.started()
-        while True:
-            try:
-                await self.tick()
-            except ChainError as exc:
-                log.warning("poll_failed", error=type(exc).__name__, reason=str(exc)[:300])
-            await trio.sleep(self.settings.poll_interval)
+        async with trio.open_nursery() as steps:
+            while True:
+                try:
+                    await self.tick(steps)
+                except ChainError as exc:
+                    log.warning("poll_failed", error=type(exc).__name__, reason=str(exc)[:300])
+                await trio.sleep(self.settings.poll_interval)
 
-    async def tick(self) -> None:
-        """One pass: new batches, every live batch's due action, the claim schedule."""
+    async def tick(self, steps: trio.Nursery) -> None:
+        """One pass: new batches, the claim schedule, and a step for every live batch whose previous
+        step has finished, each in its own task of ``steps`` (so scoring one batch never delays the
+        draw, commit or reveal of another; one step per batch at a time)."""
         head = await self.tc.head()
         if head.number > self.cursor:
             await self._scan(self.cursor + 1, head.number)
         self.metrics.head.set(head.number)
         now = int((await self.tc.run(self.chain.w3.eth.get_block, head.number))["timestamp"])
         for batch_id in sorted(self.live):
-            try:
-                await self.step(batch_id, head, now)
-            except ChainError as exc:
-                log.warning(
-                    "batch_step_failed", batch=batch_id, error=type(exc).__name__, reason=str(exc)[:300]
-                )
+            if batch_id not in self._stepping:
+                self._stepping.add(batch_id)
+                steps.start_soon(self._guarded_step, batch_id, head, now)
         self.metrics.live_batches.set(len(self.live))
         await self._claim(head)
+
+    async def _guarded_step(self, batch_id: int, head: BlockRef, now: int) -> None:
+        try:
+            await self.step(batch_id, head, now)
+        except ChainError as exc:
+            log.warning("batch_step_failed", batch=batch_id, error=type(exc).__name__, reason=str(exc)[:300])
+        finally:
+            self._stepping.discard(batch_id)
 
     async def _scan(self, first: int, last: int) -> None:
         """Add the batches posted in ``first..last``, ``log_range`` blocks per ``eth_getLogs``."""
@@ -220,7 +231,8 @@ class OracleDaemon:
     async def _send(self, action: str, fn: Any) -> Any:
         """Simulate and send; a refused simulation or a revert after mining is a lost race (None)."""
         try:
-            receipt = await self.tc.transact(self.sender, fn, label=action)
+            async with self._send_lock:  # one account, one nonce sequence: steps run concurrently
+                receipt = await self.tc.transact(self.sender, fn, label=action)
         except (ContractRevert, TransactionReverted) as exc:
             self.metrics.races_lost.labels(action).inc()
             log.info("tx_skipped", action=action, reason=str(exc)[:200])

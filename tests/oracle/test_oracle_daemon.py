@@ -43,10 +43,29 @@ from protocol.envelope import success
 from protocol.operator.config import OperatorRole, new_config, render_config
 from protocol.types import Address
 from scripts.bench_scoring import load
-from scripts.demo import WORKFLOW
 from scripts.devnet import DEMO_MODEL, ROOT, Devnet, free_port, fund_and_register, local_devnet
 from tests.operator.fixtures import PASSWORD, cli_env, dev_keystore
 from tests.p2p.helpers import dict_lookup, host
+
+WORKFLOW: dict[str, Any] = {
+    "name": "haiku",
+    "description": "Write one haiku about the given topic.",
+    "config": {"max_steps": 5, "max_time": 60, "tools": [], "max_tokens": 64, "temperature": 0, "seed": 7},
+    "tasks": [
+        {
+            "id": "write",
+            "name": "Write",
+            "description": "Write the haiku",
+            "prompt": "Write a haiku about {{topic}}. Answer with the haiku only.",
+            "inputs": [{"name": "topic", "value": {"type": "input", "key": "topic"}, "required": True}],
+            "operator": "generation",
+            "outputs": [{"type": "write", "key": "haiku", "value": "__result"}],
+        },
+        {"id": "__end", "operator": "end"},
+    ],
+    "steps": [{"source": "write", "target": "__end"}],
+    "return_value": {"input": {"type": "read", "key": "haiku"}},
+}
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -77,8 +77,8 @@ def test_check_envelope_accepts_only_this_rows_canonical_envelope() -> None:
     # not UTF-8, not JSON, too deeply nested, too large: refused with the reason, never raised
     for data, words in [
         (b"\xff\xfe\x00garbage", "not UTF-8"),
-        (b"{" * 20_000, "too many brackets"),
-        (b"[" * 5_000 + b"]" * 5_000, "invalid result envelope"),
+        (b"{" * 20_000, "nests brackets deeper"),
+        (b"[" * 5_000 + b"]" * 5_000, "nests brackets deeper"),
         (b'{"v": 1e999999}', "invalid result envelope"),
         (b"x" * (MAX_ENVELOPE_BYTES + 1), "over the cap"),
         (good.replace(b":", b": ", 1), "canonical"),
