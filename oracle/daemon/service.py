@@ -160,13 +160,19 @@ class OracleDaemon:
         if head.number > self.cursor:
             await self._scan(self.cursor + 1, head.number)
         self.metrics.head.set(head.number)
-        now = int((await self.tc.run(self.chain.w3.eth.get_block, head.number))["timestamp"])
+        now = await self.tc.run(self._block_time, head.number)
         for batch_id in sorted(self.live):
             if batch_id not in self._stepping:
                 self._stepping.add(batch_id)
                 steps.start_soon(self._guarded_step, batch_id, head, now)
         self.metrics.live_batches.set(len(self.live))
         await self._claim(head)
+
+    def _block_time(self, number: int) -> int:
+        """Block ``number``'s timestamp (unix seconds); RPC failures raise :class:`ChainError` (the
+        loop in :meth:`run` survives only those: a raw web3 error here used to end the daemon)."""
+        with translated(self.chain.errors, "eth_getBlockByNumber"):
+            return int(self.chain.w3.eth.get_block(number)["timestamp"])
 
     async def _guarded_step(self, batch_id: int, head: BlockRef, now: int) -> None:
         try:

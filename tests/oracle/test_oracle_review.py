@@ -1,0 +1,167 @@
+"""Break-it review (rev2) of the validator daemon's poll loop, against a real JSON-RPC HTTP server.
+
+The server on 127.0.0.1 speaks the Ethereum JSON-RPC wire protocol and answers only what one
+:meth:`OracleDaemon.tick` asks (``eth_blockNumber``, ``eth_getBlockByNumber``, ``eth_getLogs``);
+its ``eth_getBlockByNumber`` for the head fails the way a load-balanced RPC does when the backend
+answering has not seen the block yet (``header not found``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from eth_account import Account
+from prometheus_client import CollectorRegistry
+
+from oracle.daemon.config import OracleRunSettings
+from oracle.daemon.journal import OracleJournal
+from oracle.daemon.service import OracleDaemon, OracleMetrics
+from oracle.scoring.model import ResultScore, ScoreRequest
+from protocol.artifacts import load_abis
+from protocol.chain.contracts import SynodContracts
+from protocol.chain.deployment import Deployment
+from protocol.chain.errors import ChainError, RevertCatalog
+from protocol.chain.rpc import make_web3
+from protocol.chain.signer import Signer
+from protocol.settings import ChainSettings
+
+HEAD = 16
+MARKET = "0x" + "11" * 20
+
+
+class _Rpc(BaseHTTPRequestHandler):
+    """Head ``HEAD``; the confirmed-head read of block ``HEAD`` succeeds, the next one fails."""
+
+    block_reads = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        method, params = request["method"], request["params"]
+        reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request["id"]}
+        if method == "eth_blockNumber":
+            reply["result"] = hex(HEAD)
+        elif method == "eth_getLogs":
+            reply["result"] = []
+        elif method == "eth_getBlockByNumber":
+            with _Rpc.lock:
+                _Rpc.block_reads += 1
+                first = _Rpc.block_reads == 1
+            if first:
+                reply["result"] = _block(int(params[0], 16))
+            else:
+                reply["error"] = {"code": -32000, "message": "header not found"}
+        else:
+            reply["error"] = {"code": -32601, "message": f"{method} not served here"}
+        body = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _block(number: int) -> dict[str, Any]:
+    word = "0x" + f"{number:064x}"
+    return {
+        "number": hex(number),
+        "hash": word,
+        "parentHash": "0x" + "00" * 32,
+        "timestamp": hex(1_700_000_000 + number),
+        "gasLimit": "0x1c9c380",
+        "gasUsed": "0x0",
+        "baseFeePerGas": "0x1",
+        "miner": "0x" + "00" * 20,
+        "difficulty": "0x0",
+        "extraData": "0x",
+        "logsBloom": "0x" + "00" * 256,
+        "transactions": [],
+        "uncles": [],
+        "nonce": "0x0000000000000000",
+        "sha3Uncles": "0x" + "00" * 32,
+        "stateRoot": "0x" + "00" * 32,
+        "receiptsRoot": "0x" + "00" * 32,
+        "transactionsRoot": "0x" + "00" * 32,
+        "mixHash": "0x" + "00" * 32,
+        "size": "0x0",
+        "totalDifficulty": "0x0",
+    }
+
+
+@pytest.fixture
+def rpc_url() -> Iterator[str]:
+    _Rpc.block_reads = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Rpc)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def _daemon(rpc_url: str, tmp_path: Path) -> tuple[OracleDaemon, OracleJournal]:
+    settings = ChainSettings(rpc_url=rpc_url, rpc_timeout=5.0)
+    w3 = make_web3(settings)
+    abis = load_abis()
+    market = w3.eth.contract(address=w3.to_checksum_address(MARKET), abi=abis["TaskMarket"])
+    deployment = Deployment.model_validate(
+        {
+            "chainId": 31337,
+            "deployBlock": 0,
+            "deployer": w3.to_checksum_address("0x" + "22" * 20),
+            "contracts": {
+                name: {"address": w3.to_checksum_address(MARKET), "artifact": f"out/{name}.sol/{name}.json"}
+                for name in ("DevnetToken", "StakeRegistry", "TaskMarket")
+            },
+        }
+    )
+    chain = SynodContracts(settings, w3, 31337, deployment, {"TaskMarket": market}, RevertCatalog(dict(abis)))
+    signer = Signer(Account.from_key(b"\x01" * 32))
+    journal = OracleJournal.open(tmp_path / "state")
+
+    async def scorer(request: ScoreRequest) -> list[ResultScore]:
+        raise AssertionError("nothing is scored in this test")
+
+    daemon = OracleDaemon(
+        chain,
+        chain.sender(signer),
+        signer,
+        OracleRunSettings(start_block=0),
+        journal,
+        scorer,
+        OracleMetrics(CollectorRegistry()),
+        claim_min=0,
+    )
+    return daemon, journal
+
+
+@pytest.mark.integration
+def test_tick_turns_a_failed_head_block_read_into_a_chain_error(rpc_url: str, tmp_path: Path) -> None:
+    """``run`` survives only :class:`ChainError` from a tick: the head block's timestamp read must be
+    translated too, or one ``header not found`` from the RPC ends the whole validator."""
+    daemon, journal = _daemon(rpc_url, tmp_path)
+
+    async def main() -> None:
+        async with trio.open_nursery() as steps:
+            with pytest.raises(ChainError, match="header not found"):
+                await daemon.tick(steps)
+
+    try:
+        trio.run(main)
+    finally:
+        journal.close()
+    assert _Rpc.block_reads == 2  # the confirmed head, then the failing timestamp read
+    assert daemon.cursor == HEAD  # the scan ran before the failure
