@@ -49,6 +49,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, ValidationError, field_validator
 
+from protocol.envelope import MAX_ENVELOPE_BYTES
 from protocol.operator.config import describe_validation_error
 from protocol.operator.errors import ConfigFileError
 
@@ -88,8 +89,11 @@ class OracleScoringSettings(_Section):
     """Judge server URL (``ollama``: default ``$OLLAMA_HOST`` or 127.0.0.1:11434; ``openai``: required)."""
     judge_timeout: float = Field(default=60.0, gt=0, le=3600)
     """Seconds for one verdict."""
-    max_result_chars: int = Field(default=200_000, ge=1)
-    """A result's text longer than this (after decoding) scores 0 as too long."""
+    max_result_chars: int = Field(default=MAX_ENVELOPE_BYTES, ge=1)
+    """A result's text longer than this (after decoding) scores 0 as too long. The default lets
+    through every output a node may commit (an envelope of at most ``MAX_ENVELOPE_BYTES`` bytes
+    holds fewer characters): a lower value scores honest long answers 0 (and junk-slashes their
+    nodes), so lower it only for jobs known to want short answers."""
 
     @field_validator("judge_base_url")
     @classmethod

@@ -30,6 +30,7 @@ from protocol.chain.deployment import Deployment
 from protocol.chain.errors import ChainError, RevertCatalog
 from protocol.chain.rpc import make_web3
 from protocol.chain.signer import Signer
+from protocol.envelope import MAX_ENVELOPE_BYTES, EnvelopeError, success
 from protocol.settings import ChainSettings
 
 HEAD = 16
@@ -165,3 +166,32 @@ def test_tick_turns_a_failed_head_block_read_into_a_chain_error(rpc_url: str, tm
         journal.close()
     assert _Rpc.block_reads == 2  # the confirmed head, then the failing timestamp read
     assert daemon.cursor == HEAD  # the scan ran before the failure
+
+
+def _longest_envelope_output() -> str:
+    """The longest ASCII output a node may commit (its envelope exactly at the cap)."""
+    row = b'{"question": "write a long essay"}'
+
+    def fits(n: int) -> bool:
+        try:
+            success(workflow_hash=b"\x07" * 32, row=row, model="gemma3:270m", output="a" * n)
+        except EnvelopeError:
+            return False
+        return True
+
+    low, high = 0, MAX_ENVELOPE_BYTES
+    while low < high:  # the largest n that fits
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid - 1)
+    assert fits(low) and not fits(low + 1)
+    return "a" * low
+
+
+@pytest.mark.unit
+def test_every_output_a_node_may_commit_passes_the_default_length_gate() -> None:
+    """An honest node commits any result whose envelope is within MAX_ENVELOPE_BYTES; the validator's
+    default ``max_result_chars`` must not score such a result 0 ("too long"), or honest nodes whose
+    answers are long get median 0 everywhere and are junk-slashed."""
+    longest = _longest_envelope_output()
+    assert len(longest) > 200_000  # the old default refused these
+    assert len(longest) <= OracleRunSettings().scoring.max_result_chars
