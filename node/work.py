@@ -2,8 +2,10 @@
 
 :func:`run_task` never raises for the task's own failures: a row that is not a JSON object, a
 workflow error (the model server dropped, a step limit, a tool), the task's deadline, or a result
-over the envelope cap (:data:`protocol.envelope.MAX_ENVELOPE_BYTES`) all give a failure envelope
-(:func:`protocol.envelope.failure`) with the reason, so the batch can be judged as a whole.
+over the envelope cap (:data:`protocol.envelope.MAX_ENVELOPE_BYTES`), even an unexpected exception
+from the engine (logged ``node_task_crashed``) all give a failure envelope
+(:func:`protocol.envelope.failure`) with the reason, so the batch can be judged as a whole and one
+hostile row never ends the node.
 """
 
 from __future__ import annotations
@@ -36,14 +38,42 @@ class TaskOutcome:
 
 
 def parse_row(row: bytes) -> dict[str, object]:
-    """A posted row's inputs: its bytes must be a JSON object. Raises :class:`ValueError`."""
+    """A posted row's inputs: its bytes must be a JSON object whose every string (keys included)
+    has a UTF-8 form. Raises :class:`ValueError`.
+
+    JSON text may spell a lone surrogate (``"\\udc00"``) in plain ASCII; ``json.loads`` returns it
+    as a Python string that cannot be encoded, and the first prompt hash or HTTP body built from it
+    raised ``UnicodeEncodeError`` out of the engine: one such row crashed the node (and again after
+    every restart, since the batch resumes). Such a row is malformed here instead.
+    """
     try:
         value = json.loads(row.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ValueError(f"malformed row: not JSON ({exc})") from None
     if not isinstance(value, dict):
         raise ValueError(f"malformed row: a JSON {type(value).__name__}, not an object")
+    _check_utf8(value)
     return value
+
+
+def _check_utf8(value: object) -> None:
+    """Raise :class:`ValueError` if a string anywhere in ``value`` (a parsed JSON value) has no UTF-8
+    form. Iterative, so any nesting ``json.loads`` accepted is walked without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(
+                    "malformed row: a string with no UTF-8 form (a lone surrogate escape)"
+                ) from None
 
 
 def _outcome(envelope: ResultEnvelope, started: float) -> TaskOutcome:
@@ -73,7 +103,11 @@ async def run_task(
     if deadline_s <= 0:
         return failed("no time left before the commit deadline")
     with trio.move_on_after(deadline_s) as scope:
-        outcome = await engine.execute(workflow, inputs)
+        try:
+            outcome = await engine.execute(workflow, inputs)
+        except Exception as exc:  # an engine bug must fail this task, not end the node (and loop)
+            log.error("node_task_crashed", error=type(exc).__name__, reason=str(exc)[:300])
+            return failed(f"engine error: {type(exc).__name__}: {exc}")
     if scope.cancelled_caught:
         return failed(f"deadline: the task ran past its {deadline_s:.1f}s share of the commit window")
     if outcome.error is not None:
