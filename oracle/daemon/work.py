@@ -17,7 +17,9 @@ The task text is the row: a row that is a JSON object contributes its ``task``/`
 ``question``/``instruction`` string if it has one, else all its string values joined by newlines;
 a string row is itself. A row may declare ``language`` (ISO 639-1), ``sources`` (strings) and an
 output ``schema`` (JSON Schema); a malformed schema scores every result of that row 0 ("malformed
-schema"), because it cannot be checked.
+schema"), because it cannot be checked. A row whose JSON spells a lone surrogate (``"\\udc00"``, a string
+with no UTF-8 form that no embedder or HTTP body can carry) scores every result of that row 0
+(:data:`NO_UTF8_FORM`); it used to raise out of the pipeline and end the daemon, at every restart.
 """
 
 from __future__ import annotations
@@ -99,6 +101,29 @@ class RowTask:
     refused: str | None = None
 
 
+NO_UTF8_FORM = "malformed row: a string with no UTF-8 form (a lone surrogate escape)"
+"""Why a row spelling a lone surrogate scores every result 0 (the node refuses such a row too)."""
+
+
+def _has_utf8_form(value: Any) -> bool:
+    """Whether every string in ``value`` (a parsed JSON value, keys included) encodes as UTF-8.
+    Iterative: any nesting the parser accepted is walked without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
+
+
 def row_task(row: bytes) -> RowTask:
     """The task text and the declared checks of one row (see the module docstring). Never raises."""
     try:
@@ -106,6 +131,9 @@ def row_task(row: bytes) -> RowTask:
     except (UnicodeDecodeError, UnsafeJsonError):
         text = row.decode("utf-8", errors="replace")
         return RowTask(task=text[:MAX_TASK_CHARS] or "(empty row)", schema=None, sources=(), language=None)
+    if not _has_utf8_form(value):  # e.g. "\\udc00": plain ASCII JSON, but a string no encoder takes
+        text = row.decode("utf-8", errors="replace")[:MAX_TASK_CHARS] or "(empty row)"
+        return RowTask(task=text, schema=None, sources=(), language=None, refused=NO_UTF8_FORM)
     if isinstance(value, str):
         return RowTask(task=value[:MAX_TASK_CHARS] or "(empty row)", schema=None, sources=(), language=None)
     if not isinstance(value, dict):

