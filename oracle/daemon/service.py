@@ -179,6 +179,8 @@ class OracleDaemon:
             await self.step(batch_id, head, now)
         except ChainError as exc:
             log.warning("batch_step_failed", batch=batch_id, error=type(exc).__name__, reason=str(exc)[:300])
+        except Exception as exc:  # one batch's bug or hostile input must not end every batch's daemon
+            log.error("batch_step_crashed", batch=batch_id, error=type(exc).__name__, reason=str(exc)[:300])
         finally:
             self._stepping.discard(batch_id)
 

@@ -31,7 +31,7 @@ from protocol.artifacts import load_abis
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.deployment import Deployment
 from protocol.chain.errors import ChainError, RevertCatalog
-from protocol.chain.rpc import make_web3
+from protocol.chain.rpc import BlockRef, make_web3
 from protocol.chain.signer import Signer
 from protocol.envelope import MAX_ENVELOPE_BYTES, EnvelopeError, success
 from protocol.settings import ChainSettings
@@ -242,3 +242,32 @@ def test_a_row_spelling_a_lone_surrogate_scores_zero_instead_of_ending_the_daemo
     for row in range(3):
         assert [(c.score, c.reason) for c in by_row[row]] == [(0, NO_UTF8_FORM)] * 2
     assert all(c.reason is None and c.components is not None for c in by_row[3])
+
+
+class _CrashingStep(OracleDaemon):
+    """The real daemon whose step of batch 5 hits a bug (not a ChainError)."""
+
+    async def step(self, batch_id: int, head: BlockRef, now: int) -> None:
+        if batch_id == 5:
+            raise KeyError("a bug in one batch's step")
+        self.live[batch_id] = -1  # proof this batch's step ran
+
+
+@pytest.mark.integration
+def test_a_crashing_step_ends_only_that_step_not_the_daemon(rpc_url: str, tmp_path: Path) -> None:
+    daemon, journal = _daemon(rpc_url, tmp_path)
+    daemon.__class__ = _CrashingStep
+    head = BlockRef(number=HEAD, hash=b"\x00" * 32)
+
+    async def main() -> None:
+        async with trio.open_nursery() as steps:
+            for batch in (5, 6):
+                daemon._stepping.add(batch)
+                steps.start_soon(daemon._guarded_step, batch, head, 0)
+
+    try:
+        trio.run(main)  # used to raise the KeyError out of the steps nursery (the whole daemon)
+    finally:
+        journal.close()
+    assert daemon._stepping == set(), "both batches may step again next poll"
+    assert daemon.live == {6: -1}
