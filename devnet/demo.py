@@ -245,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.phase_seconds <= 0:
         args.phase_seconds = 900 if args.model == "local" else 300
+    # Ctrl-C stops the demo even when it was started with SIGINT ignored (a shell's background job
+    # inherits SIG_IGN, and Python then installs no KeyboardInterrupt handler of its own).
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     configure("WARNING")
     console = Console()
