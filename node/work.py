@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import trio
 
-from protocol.canonical import keccak256
+from protocol.canonical import has_utf8_form, keccak256
 from protocol.envelope import EnvelopeError, ResultEnvelope, failure, success
 from protocol.log import get_logger
 from workflow.engine import Engine
@@ -58,22 +58,9 @@ def parse_row(row: bytes) -> dict[str, object]:
 
 def _check_utf8(value: object) -> None:
     """Raise :class:`ValueError` if a string anywhere in ``value`` (a parsed JSON value) has no UTF-8
-    form. Iterative, so any nesting ``json.loads`` accepted is walked without recursion."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError(
-                    "malformed row: a string with no UTF-8 form (a lone surrogate escape)"
-                ) from None
+    form (:func:`protocol.canonical.has_utf8_form`)."""
+    if not has_utf8_form(value):
+        raise ValueError("malformed row: a string with no UTF-8 form (a lone surrogate escape)")
 
 
 def _outcome(envelope: ResultEnvelope, started: float) -> TaskOutcome:

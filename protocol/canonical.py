@@ -40,6 +40,27 @@ def _check(value: Any, path: str) -> None:
     raise CanonicalError(f"{path or '$'}: {type(value).__name__} has no JSON form")
 
 
+def has_utf8_form(value: Any) -> bool:
+    """Whether every string in ``value`` (a parsed JSON value, object keys included) encodes as
+    UTF-8: ``json.loads`` accepts lone surrogate escapes (``"\\udc00"``) that have no UTF-8 form and
+    make any later ``.encode()`` raise. Iterative: any nesting the parser accepted is walked
+    without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
+
+
 def canonical_bytes(value: Any) -> bytes:
     """Return the canonical JSON encoding of ``value`` (dicts, lists, str, int, float, bool, None)."""
     _check(value, "")

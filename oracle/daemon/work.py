@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from oracle.scoring.model import MAX_RESULTS, MAX_SOURCES, MAX_TASK_CHARS, ResultScore, ScoreRequest
 from oracle.scoring.safejson import UnsafeJsonError, loads
-from protocol.canonical import keccak256
+from protocol.canonical import has_utf8_form, keccak256
 from protocol.envelope import EnvelopeError, ResultEnvelope
 from protocol.log import get_logger
 from protocol.p2p.errors import P2pError
@@ -105,25 +105,6 @@ NO_UTF8_FORM = "malformed row: a string with no UTF-8 form (a lone surrogate esc
 """Why a row spelling a lone surrogate scores every result 0 (the node refuses such a row too)."""
 
 
-def _has_utf8_form(value: Any) -> bool:
-    """Whether every string in ``value`` (a parsed JSON value, keys included) encodes as UTF-8.
-    Iterative: any nesting the parser accepted is walked without recursion."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return False
-    return True
-
-
 def row_task(row: bytes) -> RowTask:
     """The task text and the declared checks of one row (see the module docstring). Never raises."""
     try:
@@ -131,7 +112,7 @@ def row_task(row: bytes) -> RowTask:
     except (UnicodeDecodeError, UnsafeJsonError):
         text = row.decode("utf-8", errors="replace")
         return RowTask(task=text[:MAX_TASK_CHARS] or "(empty row)", schema=None, sources=(), language=None)
-    if not _has_utf8_form(value):  # e.g. "\\udc00": plain ASCII JSON, but a string no encoder takes
+    if not has_utf8_form(value):  # e.g. "\\udc00": plain ASCII JSON, but a string no encoder takes
         text = row.decode("utf-8", errors="replace")[:MAX_TASK_CHARS] or "(empty row)"
         return RowTask(task=text, schema=None, sources=(), language=None, refused=NO_UTF8_FORM)
     if isinstance(value, str):
