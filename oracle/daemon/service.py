@@ -266,9 +266,13 @@ class OracleDaemon:
         if await self._send("settle", fn) is not None:
             log.info("batch_settle_sent", batch=batch_id, vectors=len(vectors))
 
-    async def scores(self, batch_id: int, view: BatchView, head: BlockRef) -> dict[str, Any]:
+    async def scores(
+        self, batch_id: int, view: BatchView, head: BlockRef, now: int, deadline: int
+    ) -> dict[str, Any]:
         """The journaled score record of the batch's current round, computed and journaled first if
-        absent (fetch, verify, score; see :mod:`oracle.daemon.work`)."""
+        absent (fetch, verify, score; see :mod:`oracle.daemon.work`). Fetching may use half of the
+        time left before ``deadline - commit_margin`` (block time ``now``, taken as seconds of wall
+        time); results not fetched by then score 0, leaving the other half for scoring."""
         key = entry_key(f"scored_r{view.round}", batch_id)
         record = await self.journal.get(key)
         if record is not None:
@@ -281,7 +285,8 @@ class OracleDaemon:
             with trio.fail_after(self.settings.p2p.fetch_timeout + 1.0):
                 return await p2p.fetch(address, digest, signer=signer)
 
-        fetched = await fetch_all(work, fetch, self.settings.p2p.fetch_concurrency)
+        budget = (deadline - self.settings.margins.commit_margin - now) / 2
+        fetched = await fetch_all(work, fetch, self.settings.p2p.fetch_concurrency, budget)
         failures = sum(1 for output, _ in fetched.values() if output is None)
         self.metrics.fetch_failures.inc(failures)
         log.info("batch_fetched", batch=batch_id, results=len(fetched), refused=failures)
@@ -307,7 +312,7 @@ class OracleDaemon:
     async def _commit(
         self, batch_id: int, view: BatchView, seat: int, head: BlockRef, now: int, deadline: int
     ) -> None:
-        record = await self.scores(batch_id, view, head)
+        record = await self.scores(batch_id, view, head, now, deadline)
         vector, salt = bytes.fromhex(record["vector"][2:]), bytes.fromhex(record["salt"][2:])
         rows = view.rows
         if len(vector) != view.commit_count * rows:

@@ -25,6 +25,7 @@ with no UTF-8 form that no embedder or HTTP body can carry) scores every result 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -161,9 +162,14 @@ def check_envelope(data: bytes, digest: bytes, work: BatchWork, row: int) -> tup
 
 
 async def fetch_all(
-    work: BatchWork, fetch: Fetch, concurrency: int
+    work: BatchWork, fetch: Fetch, concurrency: int, budget: float | None = None
 ) -> dict[tuple[int, int], tuple[str | None, str]]:
-    """Fetch and verify every revealed (seat, row): ``{(seat, row): (output or None, reason)}``."""
+    """Fetch and verify every revealed (seat, row): ``{(seat, row): (output or None, reason)}``.
+
+    ``budget`` (seconds) bounds the whole fetch phase: a (seat, row) still unfetched when it runs
+    out gets ``(None, "not fetched in time: ...")``, so slow-serving nodes (each fetch just under its
+    own deadline) cannot push this validator past its score-commit deadline. ``None``: no bound.
+    """
     limiter = trio.CapacityLimiter(concurrency)
     out: dict[tuple[int, int], tuple[str | None, str]] = {}
 
@@ -182,10 +188,18 @@ async def fetch_all(
             log.warning("result_refused", batch=work.batch_id, seat=seat.seat, row=row, reason=reason)
         out[(seat.seat, row)] = (output, reason)
 
-    async with trio.open_nursery() as nursery:
-        for seat in work.revealed:
-            for row in range(len(work.rows)):
-                nursery.start_soon(one, seat, row)
+    with trio.move_on_after(math.inf if budget is None else max(budget, 0.0)) as scope:
+        async with trio.open_nursery() as nursery:
+            for seat in work.revealed:
+                for row in range(len(work.rows)):
+                    nursery.start_soon(one, seat, row)
+    if scope.cancelled_caught:
+        missing = [
+            (s.seat, r) for s in work.revealed for r in range(len(work.rows)) if (s.seat, r) not in out
+        ]
+        log.warning("fetch_budget_spent", batch=work.batch_id, budget=budget, unfetched=len(missing))
+        for key in missing:
+            out[key] = (None, f"not fetched in time: the batch's fetch budget of {budget:.0f}s ran out")
     return out
 
 

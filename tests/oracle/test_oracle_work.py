@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from oracle.daemon.config import load_run_settings
 from oracle.daemon.explain import weighted_median
@@ -245,3 +246,43 @@ def test_run_settings_resolve_paths_and_name_bad_fields(tmp_path: Path) -> None:
     assert "run.schedule.claim_min" in message and "decimal amount" in message
     assert "\n" not in message
     assert json.dumps(load_run_settings({}, tmp_path / "v.toml").model_dump(mode="json"))
+
+
+def test_fetch_budget_bounds_a_trickling_node_and_keeps_what_arrived() -> None:
+    """A node answering each fetch just under the per-fetch deadline cannot hold the validator past
+    its budget: what arrived in time is kept; the rest is 'not fetched in time' (scored 0)."""
+    rows = tuple(json.dumps({"topic": f"t{i}"}).encode() for i in range(4))
+    fast_data = [_envelope(r, f"answer {r}", rows) for r in range(4)]
+    fast = RevealedSeat(
+        seat=0, node="0x" + "1" * 40, address="/fast", digests=tuple(keccak256(d) for d in fast_data)
+    )
+    slow = RevealedSeat(
+        seat=1, node="0x" + "2" * 40, address="/slow", digests=tuple(keccak256(d) for d in fast_data)
+    )
+    work = _work((fast, slow), rows)
+    by_digest = {keccak256(d): d for d in fast_data}
+    arrivals: list[float] = []
+
+    async def fetch(address: str, digest: bytes) -> bytes:
+        await trio.sleep(19.0 if address == "/slow" else 1.0)
+        arrivals.append(trio.current_time())
+        return by_digest[digest]
+
+    async def main(budget: float | None) -> tuple[dict[tuple[int, int], tuple[str | None, str]], float]:
+        arrivals.clear()
+        start = trio.current_time()
+        fetched = await fetch_all(work, fetch, concurrency=1, budget=budget)
+        return fetched, trio.current_time() - start
+
+    # one at a time: seat 0's four rows take 4 s, then seat 1's take 19 s each (the order is the
+    # nursery's, so count outcomes rather than positions)
+    unbounded, took = trio.run(main, None, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert took == 4 * 1.0 + 4 * 19.0 and all(out is not None for out, _ in unbounded.values())
+    bounded, took = trio.run(main, 42.0, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert took == 42.0
+    kept = [k for k, (out, _) in bounded.items() if out is not None]
+    late = [k for k, (out, why) in bounded.items() if out is None and why.startswith("not fetched in time")]
+    assert len(bounded) == 8 and len(kept) + len(late) == 8
+    assert len(kept) == len([t for t in arrivals if t <= 42.0]) and 0 < len(late) < 8
+    spent, _ = trio.run(main, 0.0, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert all(out is None for out, _ in spent.values()) and len(spent) == 8
