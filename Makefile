@@ -61,7 +61,7 @@ endif
 
 test: setup build test-shim test-contracts test-python ## shim, forge, pytest (fast path; CI runs test-all)
 
-test-all: ## every test, the fault, adversary and e2e suites included (what CI runs; ~35 min here)
+test-all: ## every test, the fault, adversary and e2e suites included (what CI runs; about 22 min here from a fresh clone)
 	@$(MAKE) --no-print-directory test SYNOD_TEST_ALL=1
 
 test-shim: $(NPM_STAMP)
