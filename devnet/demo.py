@@ -33,6 +33,8 @@ from rich.table import Table
 from devnet.chain import ROOT, DevnetError
 from devnet.network import DevnetSpec, DevnetState, down, up
 from protocol.chain.contracts import SynodContracts
+from protocol.chain.market import model_id
+from protocol.chain.models import JobParams
 from protocol.errors import SynodError
 from protocol.log import configure
 from protocol.operator.amounts import TokenUnits
@@ -114,6 +116,26 @@ def summary(rc: RequesterChain, history: JobHistory, state: DevnetState, gas: in
     return table
 
 
+def demo_job_params(bounty_per_task: int, batch_size: int, phase_seconds: int) -> JobParams:
+    """The demo's (and the devnet bench's) job: Gemma 3 270M, k = m = 3, threshold 60, tolerance 20,
+    junk floor 20, 20 % to validators, every phase ``phase_seconds`` long; bounty in base units."""
+    return JobParams(
+        model=model_id("gemma3:270m"),
+        bounty_per_task=bounty_per_task,
+        batch_size=batch_size,
+        k=3,
+        m=3,
+        threshold=60,
+        tolerance=20,
+        junk_floor=20,
+        validator_share_bps=2000,
+        commit_duration=phase_seconds,
+        reveal_duration=phase_seconds,
+        score_commit_duration=phase_seconds,
+        score_reveal_duration=phase_seconds,
+    )
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     started = time.monotonic()
     out: Path = args.out
@@ -155,24 +177,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         )
         chain = rc.chain
         sender = rc.sender()
-        from protocol.chain.market import model_id
-        from protocol.chain.models import JobParams
 
-        params = JobParams(
-            model=model_id("gemma3:270m"),
-            bounty_per_task=rc.units.parse(args.bounty),
-            batch_size=args.batch_size,
-            k=3,
-            m=3,
-            threshold=60,
-            tolerance=20,
-            junk_floor=20,
-            validator_share_bps=2000,
-            commit_duration=args.phase_seconds,
-            reveal_duration=args.phase_seconds,
-            score_commit_duration=args.phase_seconds,
-            score_reveal_duration=args.phase_seconds,
-        )
+        params = demo_job_params(rc.units.parse(args.bounty), args.batch_size, args.phase_seconds)
         plan = plan_job(chain, sender, params, dataset, rc.units)
         posted = post_planned(chain, sender, plan)
         job_ids = posted.job_ids

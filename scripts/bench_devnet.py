@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 
 from devnet.chain import ROOT
+from devnet.demo import demo_job_params
 from devnet.network import DevnetSpec, down, up
 from protocol.canonical import canonical_bytes
-from protocol.chain.market import model_id
-from protocol.chain.models import JobParams
 from protocol.log import configure
 from requester.connect import RequesterSettings, connect
 from requester.post import plan_job, post_planned
@@ -56,21 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                     dev_key=1,
                 )
             )
-            params = JobParams(
-                model=model_id("gemma3:270m"),
-                bounty_per_task=10**18,
-                batch_size=args.batch_size,
-                k=3,
-                m=3,
-                threshold=60,
-                tolerance=20,
-                junk_floor=20,
-                validator_share_bps=2000,
-                commit_duration=args.phase_seconds,
-                reveal_duration=args.phase_seconds,
-                score_commit_duration=args.phase_seconds,
-                score_reveal_duration=args.phase_seconds,
-            )
+            params = demo_job_params(10**18, args.batch_size, args.phase_seconds)
             sender = rc.sender()
             plan = plan_job(rc.chain, sender, params, dataset, rc.units)
             started = time.monotonic()
