@@ -18,17 +18,20 @@ The script (:func:`scripted_reply`) reads the prompt (the last message of a chat
 - anything else -> the first sentence of the prompt's last paragraph (at most 40 words).
 
 That is enough for ``examples/workflows/qa_pairs.json`` to produce real, checkable Q&A pairs.
+Tests pass another script as ``answer`` (e.g. :func:`hashed_reply`, a different text per prompt) and
+use :meth:`ScriptedModelServer.drop` to play a model server that dies in the middle of an answer.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -62,18 +65,33 @@ def scripted_reply(prompt: str) -> str:
     return " ".join(first.split()[:_WORD_LIMIT])
 
 
+def hashed_reply(prompt: str) -> str:
+    """``"answer <12 hex digits of sha256(prompt)>"``: a short answer that differs for every prompt. Pure."""
+    return "answer " + hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:12]
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 class ScriptedModelServer:
-    """The server; ``with ScriptedModelServer(port=0) as s: s.url`` runs it on a thread."""
+    """The server; ``with ScriptedModelServer(port=0) as s: s.url`` runs it on a thread.
+
+    ``answer(prompt) -> text`` is the script (default :func:`scripted_reply`); ``calls`` (also
+    ``requests``) counts the generations served, dropped ones included.
+    """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, models: Sequence[str] = DEFAULT_MODELS
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        models: Sequence[str] = DEFAULT_MODELS,
+        answer: Callable[[str], str] = scripted_reply,
     ) -> None:
         self.models = tuple(models)
         self.calls = 0
+        self._answer = answer
+        self._drop_next = 0
         self._lock = threading.Lock()
         server = self
 
@@ -128,9 +146,12 @@ class ScriptedModelServer:
                     prompt = str(messages[-1].get("content") or "") if messages else ""
                 else:
                     prompt = str(body.get("prompt") or "")
-                text = scripted_reply(prompt)
+                text = server._answer(prompt)
                 with server._lock:
                     server.calls += 1
+                    drop = server._drop_next > 0
+                    if drop:
+                        server._drop_next -= 1
                 piece: dict[str, Any] = (
                     {"message": {"role": "assistant", "content": text}} if chat else {"response": text}
                 )
@@ -152,8 +173,19 @@ class ScriptedModelServer:
                         {"model": model, "created_at": _now(), "done": False, **piece},
                         {**final, **empty},
                     ]
-                    payload = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
-                    self._send(200, payload, "application/x-ndjson")
+                    encoded = [json.dumps(line).encode() + b"\n" for line in lines]
+                    if drop:
+                        # announce the whole body, send the first chunk, then cut the connection
+                        self.send_response(200)
+                        self.send_header("Content-Type", "application/x-ndjson")
+                        self.send_header("Content-Length", str(sum(map(len, encoded))))
+                        self.end_headers()
+                        self.wfile.write(encoded[0])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
+                    self._send(200, b"".join(encoded), "application/x-ndjson")
                 else:
                     self._json(200, {**final, **piece})
 
@@ -176,6 +208,16 @@ class ScriptedModelServer:
                 "quantization_level": "none",
             },
         }
+
+    @property
+    def requests(self) -> int:
+        """Generations served so far (the same as ``calls``)."""
+        return self.calls
+
+    def drop(self, count: int = 1) -> None:
+        """Cut the connection in the middle of each of the next ``count`` streamed generations."""
+        with self._lock:
+            self._drop_next = count
 
     @property
     def url(self) -> str:

@@ -9,7 +9,7 @@ Prints ``name=value`` lines on stdout (logs go to stderr):
 - ``node_batch_overhead_ms``: the median, over :data:`BATCHES` batches of :data:`ROWS` rows
   (k = 1), of the time from the ``postJob`` receipt to the daemon's ``node_revealed`` log line:
   watcher pickup, decision, 16 workflow runs on the engine through the Ollama provider against a
-  zero-latency scripted model server (tests/node/scripted_ollama.py), storing the envelopes, the
+  zero-latency scripted model server (devnet/scripted_model.py, `hashed_reply`), storing the envelopes, the
   salt, the commit (simulated, signed, journaled, mined), the phase poll, the reveal (the same).
   Everything but the model. Anvil mines on every transaction; the watcher polls every 50 ms.
 """
@@ -22,13 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from devnet.scripted_model import ScriptedModelServer, hashed_reply
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.market import Market
 from protocol.log import configure
 from scripts.devnet import DEMO_MODEL, ROOT, fund_and_register, local_devnet
 from scripts.export_abi import export_abis
 from tests.node.helpers import MIN_PHASE_S, WORKFLOW, node_home, params, register_node, running
-from tests.node.scripted_ollama import ScriptedOllama
 
 IDLE_S = 3.0
 BATCHES = 3
@@ -51,7 +51,10 @@ def main() -> int:
         actors, _ = fund_and_register(chain)
         register_node(chain)
         market = Market(chain)
-        with ScriptedOllama([DEMO_MODEL]) as ollama, tempfile.TemporaryDirectory() as tmp:
+        with (
+            ScriptedModelServer(models=[DEMO_MODEL], answer=hashed_reply) as ollama,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
             run = {
                 "provider": {"kind": "ollama", "url": ollama.url},
                 "poll_interval_s": 0.05,

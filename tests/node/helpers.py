@@ -33,25 +33,40 @@ FAST_SCRYPT_N = 2**4
 """Throwaway test keys only (real keys use eth-account's 2**18)."""
 MIN_PHASE_S = 5
 
-WORKFLOW: dict[str, Any] = {
-    "name": "node_test",
-    "description": "one generation per row",
-    "config": {"max_steps": 5, "max_time": 30, "tools": [], "max_tokens": 16, "temperature": 0.0},
-    "tasks": [
-        {
-            "id": "A",
-            "name": "gen",
-            "description": "generate",
-            "prompt": "One word about {{topic}}:",
-            "inputs": [{"name": "topic", "value": {"type": "input", "key": "topic"}, "required": True}],
-            "operator": "generation",
-            "outputs": [{"type": "write", "key": "out", "value": "__result"}],
+
+def one_generation_workflow(
+    name: str = "node_test", max_tokens: int = 16, max_time: int = 30
+) -> dict[str, Any]:
+    """One generation then the end (the row's ``topic`` is the prompt's subject): the cheapest real
+    workflow, for the node's tests, its fault suite and its bench."""
+    return {
+        "name": name,
+        "description": "one generation per row",
+        "config": {
+            "max_steps": 5,
+            "max_time": max_time,
+            "tools": [],
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
         },
-        {"id": "__end", "name": "end", "description": "", "prompt": "", "operator": "end"},
-    ],
-    "steps": [{"source": "A", "target": "__end"}],
-    "return_value": {"input": {"type": "read", "key": "out"}},
-}
+        "tasks": [
+            {
+                "id": "A",
+                "name": "gen",
+                "description": "generate",
+                "prompt": "One word about {{topic}}:",
+                "inputs": [{"name": "topic", "value": {"type": "input", "key": "topic"}, "required": True}],
+                "operator": "generation",
+                "outputs": [{"type": "write", "key": "out", "value": "__result"}],
+            },
+            {"id": "__end", "name": "end", "description": "", "prompt": "", "operator": "end"},
+        ],
+        "steps": [{"source": "A", "target": "__end"}],
+        "return_value": {"input": {"type": "read", "key": "out"}},
+    }
+
+
+WORKFLOW: dict[str, Any] = one_generation_workflow()
 
 _LINE = re.compile(r"^\S+ \S+ (?P<level>[A-Z]+) (?P<logger>\S+) (?P<event>\S+)(?P<rest>.*)$")
 

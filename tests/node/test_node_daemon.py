@@ -15,6 +15,7 @@ import httpx
 import pytest
 import trio
 
+from devnet.scripted_model import ScriptedModelServer, hashed_reply
 from protocol.canonical import canonical_bytes, keccak256
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.market import Market
@@ -38,7 +39,6 @@ from tests.node.helpers import (
     running,
     seated_validators,
 )
-from tests.node.scripted_ollama import ScriptedOllama
 
 pytestmark = pytest.mark.integration
 
@@ -54,12 +54,12 @@ def net() -> Iterator[tuple[Devnet, SynodContracts, Actors]]:
 
 
 @pytest.fixture
-def ollama() -> Iterator[ScriptedOllama]:
-    with ScriptedOllama([DEMO_MODEL]) as server:
+def ollama() -> Iterator[ScriptedModelServer]:
+    with ScriptedModelServer(models=[DEMO_MODEL], answer=hashed_reply) as server:
         yield server
 
 
-def _home(tmp_path: Path, devnet: Devnet, ollama: ScriptedOllama, **run: object) -> NodeHome:
+def _home(tmp_path: Path, devnet: Devnet, ollama: ScriptedModelServer, **run: object) -> NodeHome:
     provider = {"kind": "ollama", "url": ollama.url, "models": {DEMO_MODEL: DEMO_MODEL}}
     return node_home(tmp_path / "node", devnet, {"provider": provider, "claim_interval_s": 1.0, **run})
 
@@ -99,7 +99,7 @@ def _metric(text: str, name: str) -> float:
 
 
 def test_a_batch_is_taken_computed_committed_revealed_served_settled_and_claimed(
-    net: tuple[Devnet, SynodContracts, Actors], ollama: ScriptedOllama, tmp_path: Path
+    net: tuple[Devnet, SynodContracts, Actors], ollama: ScriptedModelServer, tmp_path: Path
 ) -> None:
     devnet, chain, actors = net
     market = Market(chain)
@@ -212,7 +212,7 @@ def _node_txs(chain: SynodContracts, address: str, first_block: int) -> list[str
     "point", ["after_workflows", "after_commit_sent", "after_commit_mined", "after_reveal_sent"]
 )
 def test_killed_at_each_stage_the_restarted_node_finishes_the_batch_sending_nothing_twice(
-    net: tuple[Devnet, SynodContracts, Actors], ollama: ScriptedOllama, tmp_path: Path, point: str
+    net: tuple[Devnet, SynodContracts, Actors], ollama: ScriptedModelServer, tmp_path: Path, point: str
 ) -> None:
     devnet, chain, actors = net
     market = Market(chain)
@@ -254,7 +254,7 @@ def _run_cli(
 
 
 def test_start_up_refusals_name_what_to_fix(
-    net: tuple[Devnet, SynodContracts, Actors], ollama: ScriptedOllama, tmp_path: Path
+    net: tuple[Devnet, SynodContracts, Actors], ollama: ScriptedModelServer, tmp_path: Path
 ) -> None:
     devnet, _chain, _actors = net
     provider = {"kind": "ollama", "url": ollama.url}
@@ -275,7 +275,7 @@ def test_start_up_refusals_name_what_to_fix(
     assert result.returncode == 3
     assert "is not registered: run `synod node register --stake AMOUNT`" in result.stderr
 
-    with ScriptedOllama(["other-model:1b"]) as elsewhere:
+    with ScriptedModelServer(models=["other-model:1b"], answer=hashed_reply) as elsewhere:
         missing = node_home(
             tmp_path / "missing", devnet, {"provider": {"kind": "ollama", "url": elsewhere.url}}
         )
@@ -286,7 +286,7 @@ def test_start_up_refusals_name_what_to_fix(
 
 
 def test_a_second_daemon_on_the_same_store_refuses_naming_the_first(
-    net: tuple[Devnet, SynodContracts, Actors], ollama: ScriptedOllama, tmp_path: Path
+    net: tuple[Devnet, SynodContracts, Actors], ollama: ScriptedModelServer, tmp_path: Path
 ) -> None:
     devnet, _chain, _actors = net
     node = _home(tmp_path, devnet, ollama)

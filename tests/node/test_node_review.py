@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import trio
 
+from devnet.scripted_model import ScriptedModelServer, hashed_reply
 from node.work import parse_row, run_task
 from protocol.envelope import ResultEnvelope
 from tests.node.helpers import WORKFLOW
-from tests.node.scripted_ollama import ScriptedOllama
 from tests.node.test_node_units import MODEL, _task
 from workflow.engine import Engine
 from workflow.providers.base import ProviderSettings
@@ -25,7 +25,7 @@ def test_a_row_spelling_a_lone_surrogate_fails_its_task_instead_of_crashing_the_
     hostile = b'{"topic": "\\udc00"}'
     nested = b'{"topic": "ok", "more": [{"\\ud800": 1}]}'  # in a key, deeper down
     paired = b'{"topic": "\\ud83d\\ude00"}'  # a surrogate PAIR is one real character
-    with ScriptedOllama([MODEL]) as server:
+    with ScriptedModelServer(models=[MODEL], answer=hashed_reply) as server:
         envelope, error = _task(server, hostile)
         assert (
             error == envelope.error == "malformed row: a string with no UTF-8 form (a lone surrogate escape)"
@@ -81,7 +81,7 @@ def test_an_unexpected_engine_exception_fails_the_task_not_the_node() -> None:
             await provider.aclose()
         return outcome.error, outcome.data
 
-    with ScriptedOllama([MODEL], answer=lambda prompt: "\udc00") as server:
+    with ScriptedModelServer(models=[MODEL], answer=lambda prompt: "\udc00") as server:
         error, data = trio.run(run, server.url)
     assert error is not None and error.startswith("engine error: UnicodeEncodeError"), error
     assert not ResultEnvelope.from_bytes(data).ok

@@ -11,6 +11,7 @@ import pytest
 import trio
 from pydantic import ValidationError
 
+from devnet.scripted_model import ScriptedModelServer, hashed_reply
 from node.config import NodeRunSettings, default_run_table
 from node.decider import BatchOffer, NodeCapacity, commit_policy, decide, estimated_seconds
 from node.state import BatchRecord, BatchStatus, JobRecord, NodeState, TaskRecord
@@ -19,7 +20,6 @@ from protocol.canonical import canonical_bytes, keccak256
 from protocol.chain.market import model_id
 from protocol.envelope import MAX_ENVELOPE_BYTES, ResultEnvelope
 from tests.node.helpers import WORKFLOW, params
-from tests.node.scripted_ollama import ScriptedOllama
 from workflow.engine import Engine
 from workflow.providers.base import ProviderSettings
 from workflow.providers.ollama import OllamaProvider
@@ -144,7 +144,9 @@ def test_state_keeps_salt_tasks_and_speed_across_a_reopen_and_forgets_reorged_ba
     again.close()
 
 
-def _task(server: ScriptedOllama, row: bytes, deadline: float = 10.0) -> tuple[ResultEnvelope, str | None]:
+def _task(
+    server: ScriptedModelServer, row: bytes, deadline: float = 10.0
+) -> tuple[ResultEnvelope, str | None]:
     async def run() -> tuple[ResultEnvelope, str | None]:
         provider = OllamaProvider(
             ProviderSettings(kind="ollama", model=MODEL, base_url=server.url, max_retries=0)
@@ -163,7 +165,7 @@ def _task(server: ScriptedOllama, row: bytes, deadline: float = 10.0) -> tuple[R
 
 def test_a_task_gives_a_result_or_a_failure_envelope_with_its_reason() -> None:
     row = canonical_bytes({"topic": "tide"})
-    with ScriptedOllama([MODEL]) as server:
+    with ScriptedModelServer(models=[MODEL], answer=hashed_reply) as server:
         envelope, error = _task(server, row)
         assert error is None and envelope.ok and envelope.output.startswith("answer ")
         assert envelope.input == "0x" + keccak256(row).hex() and envelope.workflow == "0x" + "07" * 32
@@ -180,7 +182,7 @@ def test_a_task_gives_a_result_or_a_failure_envelope_with_its_reason() -> None:
         envelope, error = _task(server, row, deadline=0)
         assert error == "no time left before the commit deadline"
 
-    with ScriptedOllama([MODEL], answer=lambda prompt: "x" * (MAX_ENVELOPE_BYTES + 1)) as huge:
+    with ScriptedModelServer(models=[MODEL], answer=lambda prompt: "x" * (MAX_ENVELOPE_BYTES + 1)) as huge:
         envelope, error = _task(huge, row)
     assert error is not None and error.startswith("result too large")
 

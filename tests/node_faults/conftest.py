@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from devnet.scripted_model import ScriptedModelServer, hashed_reply
 from scripts.devnet import DEMO_MODEL
-from tests.node.scripted_ollama import ScriptedOllama
 from tests.node_faults.harness import DropProxy, FaultNet, fault_devnet, rpc
 from tests.providers.ollama_server import OllamaTestServer
 
@@ -56,7 +56,7 @@ def real_model_server(ollama: OllamaTestServer) -> Iterator[DropProxy]:
 def model_server() -> Iterator[DropProxy]:
     """A disarmed :class:`DropProxy` in front of a scripted Ollama-API server (zero model latency,
     serves :data:`DEMO_MODEL`): the cases about chain and process faults need no real model."""
-    with ScriptedOllama([DEMO_MODEL]) as server:
+    with ScriptedModelServer(models=[DEMO_MODEL], answer=hashed_reply) as server:
         port = int(server.url.rstrip("/").rsplit(":", 1)[1])
         with DropProxy(upstream_port=port) as proxy:
             yield proxy

@@ -69,6 +69,7 @@ from scripts.devnet import (
 )
 from scripts.export_abi import export_abis
 from tests.chain.proxy import HostileProxy
+from tests.node.helpers import one_generation_workflow
 
 PASSWORD = "fault suite password"
 FAST_SCRYPT_N = 2**4
@@ -519,25 +520,7 @@ def rpc(chain: SynodContracts, method: str, params: list[Any]) -> Any:
 
 def tiny_workflow(max_tokens: int = 8) -> dict[str, Any]:
     """One generation then the end: a cheap real-model task (the row is the prompt's topic)."""
-    return {
-        "name": "fault_suite",
-        "description": "one short generation per row",
-        "config": {"max_steps": 5, "max_time": 60, "tools": [], "max_tokens": max_tokens, "temperature": 0.0},
-        "tasks": [
-            {
-                "id": "A",
-                "name": "gen",
-                "description": "generate",
-                "prompt": "One word about {{topic}}:",
-                "inputs": [{"name": "topic", "value": {"type": "input", "key": "topic"}, "required": True}],
-                "operator": "generation",
-                "outputs": [{"type": "write", "key": "out", "value": "__result"}],
-            },
-            {"id": "__end", "name": "end", "description": "", "prompt": "", "operator": "end"},
-        ],
-        "steps": [{"source": "A", "target": "__end"}],
-        "return_value": {"input": {"type": "read", "key": "out"}},
-    }
+    return one_generation_workflow("fault_suite", max_tokens=max_tokens, max_time=60)
 
 
 def node_run_table(
