@@ -29,6 +29,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from protocol.chain.models import JobParams
+from protocol.store.sqlite import connect as sqlite_connect
+from protocol.store.sqlite import immediate
 
 FILE_NAME = "node.sqlite"
 
@@ -153,9 +155,7 @@ class NodeState:
         """Open (creating) ``store_dir / node.sqlite``."""
         store_dir.mkdir(parents=True, exist_ok=True)
         path = store_dir / FILE_NAME
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn = sqlite_connect(path)
         conn.executescript(_SCHEMA)
         return cls(conn, path)
 
@@ -166,14 +166,8 @@ class NodeState:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with immediate(self._conn, self._lock) as conn:
+            yield conn
 
     # ------------------------------------------------------------------ jobs and batches
 

@@ -34,12 +34,13 @@ from protocol.store.errors import (
     InvalidTransition,
     JournalConflict,
     SchemaVersionError,
-    StoreError,
     UnknownAction,
 )
 from protocol.store.lock import WriterLock
 from protocol.store.models import Action, ActionKey, ActionState, SignedTx, WatchState
 from protocol.store.schema import SCHEMA_VERSION, migrate, user_version
+from protocol.store.sqlite import connect as sqlite_connect
+from protocol.store.sqlite import immediate
 
 log = get_logger(__name__)
 
@@ -99,7 +100,7 @@ class Store:
             lock = WriterLock(path.with_name(path.name + ".lock"), path)
             lock.acquire()
         try:
-            conn = _connect(path, read_only)
+            conn = sqlite_connect(path, read_only=read_only)
             try:
                 _check_version(conn, path, read_only)
             except BaseException:
@@ -130,14 +131,8 @@ class Store:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction, committed (and fsync'd) on success."""
-        with self._mutex:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with immediate(self._conn, self._mutex) as conn:
+            yield conn
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -513,27 +508,6 @@ class JournalWatcherStore(Generic[S]):
 def _own_tx(action: Action, tx_hash: bytes) -> None:
     if not any(t.tx_hash == bytes(tx_hash) for t in action.txs):
         raise JournalConflict(f"{action.key}: 0x{bytes(tx_hash).hex()} is not one of its transactions")
-
-
-def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
-    try:
-        if read_only:
-            conn = sqlite3.connect(
-                f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-            )
-        else:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 5000")
-        if not read_only:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode != "wal":
-                conn.close()
-                raise StoreError(f"{path}: SQLite refused WAL mode (got {mode})")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open store {path}: {exc}") from None
-    return conn
 
 
 def _check_version(conn: sqlite3.Connection, path: Path, read_only: bool) -> None:
