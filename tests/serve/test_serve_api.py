@@ -231,10 +231,27 @@ def test_openai_streams_server_sent_events(client: httpx.Client) -> None:
     content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
     assert content.strip() == whole["choices"][0]["message"]["content"]
     assert chunks[-1]["choices"][0]["finish_reason"] == whole["choices"][0]["finish_reason"]
+    # as OpenAI: the role in the first delta only, and no usage unless stream_options asks for it
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert all("role" not in c["choices"][0]["delta"] for c in chunks[1:])
+    assert all("usage" not in c for c in chunks)
+    asked = {**body, "stream": True, "stream_options": {"include_usage": True}}
+    with client.stream("POST", "/v1/chat/completions", json=asked) as response:
+        events = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    usage_chunk = json.loads(events[-2])
+    assert usage_chunk["choices"] == [] and usage_chunk["usage"] == whole["usage"]
+    assert json.loads(events[-3])["choices"][0]["finish_reason"] == whole["choices"][0]["finish_reason"]
     completion = client.post(
         "/v1/completions", json={"model": "gemma3-270m", "prompt": PROMPT, "max_tokens": 5, "temperature": 0}
     ).json()
     assert completion["object"] == "text_completion" and completion["usage"]["completion_tokens"] == 5
+    # /v1/completions without max_tokens stops at OpenAI's default of 16 tokens
+    default = client.post(
+        "/v1/completions", json={"model": "gemma3-270m", "prompt": PROMPT, "temperature": 0}
+    )
+    used = default.json()["usage"]["completion_tokens"]
+    assert used == 16 or (used < 16 and default.json()["choices"][0]["finish_reason"] == "stop")
 
 
 @pytest.mark.parametrize(

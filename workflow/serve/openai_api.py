@@ -8,8 +8,11 @@
   ``choices[0].message`` (``tool_calls`` with JSON-string ``arguments`` and ``finish_reason``
   ``tool_calls`` when the model called a tool) and ``usage``
 
-``"stream": true`` answers Server-Sent Events: ``data: {chunk}`` lines, then ``data: [DONE]``. OpenAI's
-default ``max_tokens`` is "until the context is full"; ``n`` must be 1. Errors follow OpenAI's shape
+``"stream": true`` answers Server-Sent Events: ``data: {chunk}`` lines, then ``data: [DONE]``; a chat
+stream's first delta carries ``"role": "assistant"``, and ``usage`` comes only when the request asks
+for it with ``"stream_options": {"include_usage": true}``, as a last chunk with empty ``choices``
+(as OpenAI does). Default ``max_tokens``: 16 for ``/v1/completions`` (OpenAI's legacy default),
+"until the context is full" for chat; ``n`` must be 1. Errors follow OpenAI's shape
 ``{"error": {"message", "type", "param", "code"}}``: 400 ``invalid_request_error``, 404
 ``model_not_found``, 503 / 504. The chat is rendered with Synod's transcript format (the default
 model is a base model), as :mod:`workflow.serve.ollama_api` does.
@@ -37,6 +40,14 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class StreamOptions(_Lenient):
+    include_usage: bool = False
+
+
+COMPLETIONS_DEFAULT_MAX_TOKENS = 16
+"""``/v1/completions`` without ``max_tokens`` generates at most this many tokens (OpenAI's default)."""
+
+
 class _Sampling(_Lenient):
     model: str = Field(min_length=1)
     max_tokens: int | None = None
@@ -45,6 +56,7 @@ class _Sampling(_Lenient):
     seed: int | None = None
     stop: list[str] | str | None = None
     stream: bool = False
+    stream_options: StreamOptions | None = None
     n: int = 1
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
@@ -181,10 +193,16 @@ class _OpenAIEndpoint(Endpoint):
         except PoolError as exc:
             raise HttpError(exc.status, str(exc)) from exc
 
-    async def finish_stream(self, answer: Answer, last: dict[str, Any]) -> None:
+    async def finish_stream(
+        self, answer: Answer, body: _Sampling, last: dict[str, Any], generation: Generation
+    ) -> None:
+        """The final chunk (``finish_reason``), the usage chunk if the request asked for it, ``[DONE]``."""
         if not answer.started:
             await answer.start("text/event-stream")
         await answer.chunk(f"data: {json.dumps(last, ensure_ascii=False)}\n\n".encode())
+        if body.stream_options is not None and body.stream_options.include_usage:
+            usage = {**last, "choices": [], "usage": _usage(generation)}
+            await answer.chunk(f"data: {json.dumps(usage, ensure_ascii=False)}\n\n".encode())
         await answer.chunk(b"data: [DONE]\n\n")
         await answer.end()
 
@@ -207,7 +225,8 @@ class CompletionsEndpoint(_OpenAIEndpoint):
             prompt = body.prompt[0]
         else:
             prompt = body.prompt
-        sampling = self.sampling(body, prompt, body.max_tokens, (), None)
+        max_tokens = COMPLETIONS_DEFAULT_MAX_TOKENS if body.max_tokens is None else body.max_tokens
+        sampling = self.sampling(body, prompt, max_tokens, (), None)
         ident = f"cmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
 
@@ -222,9 +241,7 @@ class CompletionsEndpoint(_OpenAIEndpoint):
 
         generation = await self.generate(answer, sampling, body.stream, chunk)
         if body.stream:
-            last = chunk("", generation.finish_reason)
-            last["usage"] = _usage(generation)
-            await self.finish_stream(answer, last)
+            await self.finish_stream(answer, body, chunk("", generation.finish_reason), generation)
             return
         whole = chunk(generation.text, generation.finish_reason)
         whole["usage"] = _usage(generation)
@@ -267,7 +284,18 @@ class ChatCompletionsEndpoint(_OpenAIEndpoint):
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             }
 
-        generation = await self.generate(answer, sampling, live, lambda piece: chunk({"content": piece}))
+        role_sent = False
+
+        def first_with_role(delta: dict[str, Any]) -> dict[str, Any]:
+            nonlocal role_sent
+            if role_sent:
+                return delta
+            role_sent = True
+            return {"role": "assistant", **delta}
+
+        generation = await self.generate(
+            answer, sampling, live, lambda piece: chunk(first_with_role({"content": piece}))
+        )
         text, calls = parse_tool_calls(generation.text, tools) if tools else (generation.text.strip(), ())
         finish = "tool_calls" if calls else generation.finish_reason
         wire_calls = [
@@ -280,14 +308,12 @@ class ChatCompletionsEndpoint(_OpenAIEndpoint):
         ]
         if body.stream:
             if not live:  # buffered for tool parsing: the whole message in one delta
-                delta: dict[str, Any] = {"role": "assistant", "content": text or None}
+                delta: dict[str, Any] = first_with_role({"content": text or None})
                 if wire_calls:
                     delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(wire_calls)]
                 await answer.start("text/event-stream")
                 await answer.chunk(f"data: {json.dumps(chunk(delta), ensure_ascii=False)}\n\n".encode())
-            last = chunk({}, finish)
-            last["usage"] = _usage(generation)
-            await self.finish_stream(answer, last)
+            await self.finish_stream(answer, body, chunk(first_with_role({}), finish), generation)
             return
         message: dict[str, Any] = {"role": "assistant", "content": text if (text or not calls) else None}
         if wire_calls:
