@@ -101,6 +101,13 @@ def revert_payload(error: JsonRpcError) -> bytes | None:
     return None
 
 
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+"""The largest JSON-RPC reply read (bytes): a hostile or broken endpoint cannot exhaust memory."""
+
+REPLY_TOO_LARGE_CODE = -32005
+"""The error code given to an over-cap ``eth_getLogs`` reply (the code nodes use for "limit exceeded")."""
+
+
 class AsyncRpc:
     """A JSON-RPC client on httpx for trio: typed replies, named errors, separate read capacity.
 
@@ -112,6 +119,8 @@ class AsyncRpc:
 
     Reads (``write=False``, the default) share ``read_concurrency`` slots; writes skip that
     limiter, so a writer never waits behind reads and reads never wait behind a writer's receipt.
+    A reply over ``max_reply_bytes`` is refused unread (an ``eth_getLogs`` one as
+    :class:`RangeTooLarge`, so the watcher asks for fewer blocks).
     Build it with :meth:`open` (owns the HTTP client) at an entry point and pass it down.
     """
 
@@ -121,10 +130,12 @@ class AsyncRpc:
         url: str,
         catalog: RevertCatalog | None = None,
         read_concurrency: int = 4,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
         self._client = client
         self.url = url
         self.catalog = catalog or RevertCatalog({})
+        self.max_reply_bytes = max_reply_bytes
         self._reads = trio.CapacityLimiter(read_concurrency)
         self._ids = itertools.count(1)
 
@@ -171,19 +182,42 @@ class AsyncRpc:
         total = self._total_timeout()
         try:
             with trio.fail_after(total if total is not None else math.inf):
-                reply = await self._client.post(self.url, json=body)
+                status, content = await self._read_reply(body, what)
         except trio.TooSlowError:
             raise RpcTimeout(f"{what}: no complete reply from {self.url} within {total}s") from None
         except httpx.TimeoutException as exc:
             raise RpcTimeout(f"{what}: no reply from {self.url} ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
             raise RpcError(f"{what}: {self.url} unreachable: {type(exc).__name__}: {exc}") from None
-        if reply.status_code != 200:
-            raise RpcError(f"{what}: HTTP {reply.status_code} from {self.url}: {reply.text[:200]!r}")
+        if status != 200:
+            raise RpcError(f"{what}: HTTP {status} from {self.url}: {content[:200]!r}")
         try:
-            return orjson.loads(reply.content)  # several times faster than json on big getLogs replies
+            return orjson.loads(content)  # several times faster than json on big getLogs replies
         except orjson.JSONDecodeError:
-            raise RpcError(f"{what}: malformed JSON from {self.url}: {reply.content[:200]!r}") from None
+            raise RpcError(f"{what}: malformed JSON from {self.url}: {content[:200]!r}") from None
+
+    async def _read_reply(self, body: Any, what: str) -> tuple[int, bytes]:
+        """POST ``body``; the status and at most :attr:`max_reply_bytes` of reply. A longer reply
+        raises :class:`RangeTooLarge` for ``eth_getLogs`` (the watcher halves its range) and
+        :class:`RpcError` otherwise, without reading the rest."""
+        async with self._client.stream("POST", self.url, json=body) as reply:
+            declared = reply.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_reply_bytes:
+                raise self._too_large(what, f"declares {int(declared)} bytes")
+            parts: list[bytes] = []
+            size = 0
+            async for part in reply.aiter_bytes():
+                size += len(part)
+                if size > self.max_reply_bytes:
+                    raise self._too_large(what, f"sent over {size} bytes")
+                parts.append(part)
+            return reply.status_code, b"".join(parts)
+
+    def _too_large(self, what: str, detail: str) -> RpcError:
+        message = f"reply from {self.url} {detail}, over the {self.max_reply_bytes}-byte cap"
+        if what == "eth_getLogs":
+            return RangeTooLarge(what, REPLY_TOO_LARGE_CODE, message)
+        return RpcError(f"{what}: {message}")
 
     async def _limited(self, body: Any, what: str, write: bool) -> Any:
         if write:
