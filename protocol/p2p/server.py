@@ -6,7 +6,11 @@ Per stream, in order, each step bounded:
    stream) and fit ``MAX_CONTROL_FRAME`` (the length is checked before the body is read);
 2. it must parse as a :class:`~protocol.p2p.wire.FetchRequest` (garbage is refused);
 3. the peer's token bucket (``peer_rate`` per second, ``peer_burst`` deep) must hold a token, and
-   its queue of waiting streams must be shorter than ``peer_queue``, else ``rate_limited``;
+   its queue of waiting streams must be shorter than ``peer_queue``, else ``rate_limited``; then
+   the server's own bucket (``total_rate``, ``total_burst``) must hold one, else ``busy`` (answered
+   ``rate_limited``). Peer ids cost nothing to make, so per-peer limits alone let a flood from fresh
+   ids through in full; the server-wide bucket bounds the work (signature recovery, access rules
+   that may read the chain) whatever the number of ids;
 4. at most ``peer_concurrency`` streams of one peer and ``total_concurrency`` overall are served
    at once, the rest wait in their queue (a signed request's signature is recovered only after
    its token is taken, so bad signatures are throttled like any request);
@@ -84,13 +88,37 @@ class ServeLimits(BaseModel):
     """Streams of one peer allowed to wait for a serving slot; beyond that, ``rate_limited``."""
     total_concurrency: int = Field(default=64, ge=1)
     """Streams served at the same time over all peers."""
+    total_rate: float = Field(default=500.0, gt=0)
+    """Requests per second the server accepts over all peers, on average."""
+    total_burst: int = Field(default=1000, ge=1)
+    """Requests the server accepts at once over all peers after being idle."""
     max_tracked_peers: int = Field(default=10_000, ge=1)
 
 
 @dataclass
-class _Peer:
+class _Bucket:
+    """A token bucket: ``rate`` tokens per second up to ``burst`` (RFC 2697's single rate)."""
+
+    rate: float
+    burst: int
     tokens: float
-    updated: float
+    updated: float | None = None
+    """The clock's time at the last call; ``None`` before the first (a full bucket)."""
+
+    def take(self, now: float) -> bool:
+        """Refill for the time since the last call, then take one token if there is one."""
+        elapsed = 0.0 if self.updated is None else now - self.updated
+        self.tokens = min(float(self.burst), self.tokens + elapsed * self.rate)
+        self.updated = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+@dataclass
+class _Peer:
+    bucket: _Bucket
     slots: trio.Semaphore
     waiting: int = 0
     counts: dict[str, int] = field(default_factory=dict)
@@ -119,6 +147,8 @@ class ResultServer:
         self._clock = clock
         self._peers: OrderedDict[str, _Peer] = OrderedDict()
         self._slots = trio.Semaphore(self.limits.total_concurrency)
+        limits = self.limits
+        self._bucket = _Bucket(limits.total_rate, limits.total_burst, float(limits.total_burst))
         self.served = 0
         self.refused: dict[str, int] = {}
         self._served_total: Counter | None = None
@@ -134,10 +164,10 @@ class ResultServer:
     def _peer(self, peer_id: str) -> _Peer:
         peer = self._peers.get(peer_id)
         if peer is None:
+            limits = self.limits
             peer = _Peer(
-                tokens=float(self.limits.peer_burst),
-                updated=self._clock(),
-                slots=trio.Semaphore(self.limits.peer_concurrency),
+                bucket=_Bucket(limits.peer_rate, limits.peer_burst, float(limits.peer_burst), self._clock()),
+                slots=trio.Semaphore(limits.peer_concurrency),
             )
             self._peers[peer_id] = peer
             if len(self._peers) > self.limits.max_tracked_peers:
@@ -151,17 +181,6 @@ class ResultServer:
                     del self._peers[key]
         self._peers.move_to_end(peer_id)
         return peer
-
-    def _take_token(self, peer: _Peer) -> bool:
-        now = self._clock()
-        peer.tokens = min(
-            float(self.limits.peer_burst), peer.tokens + (now - peer.updated) * self.limits.peer_rate
-        )
-        peer.updated = now
-        if peer.tokens < 1.0:
-            return False
-        peer.tokens -= 1.0
-        return True
 
     def _refuse(self, peer_id: str, reason: str, **fields: object) -> None:
         self.refused[reason] = self.refused.get(reason, 0) + 1
@@ -212,7 +231,7 @@ class ResultServer:
             return
         digest = request.digest_bytes()
         peer = self._peer(peer_id)
-        if not self._take_token(peer):
+        if not peer.bucket.take(self._clock()):
             self._refuse(peer_id, "rate_limited", digest=digest)
             await self._answer(stream, Status.RATE_LIMITED, "rate limit")
             await _close(stream)
@@ -220,6 +239,11 @@ class ResultServer:
         if peer.waiting >= self.limits.peer_queue + self.limits.peer_concurrency:
             self._refuse(peer_id, "queue_full", digest=digest, waiting=peer.waiting)
             await self._answer(stream, Status.RATE_LIMITED, "queue full")
+            await _close(stream)
+            return
+        if not self._bucket.take(self._clock()):
+            self._refuse(peer_id, "busy", digest=digest)
+            await self._answer(stream, Status.RATE_LIMITED, "server busy")
             await _close(stream)
             return
         # after the token: a signature recovery costs CPU, so bad ones must be throttled too

@@ -33,12 +33,12 @@ DATA = canonical_bytes(RESULT)
 KEY = digest(RESULT)
 
 
-async def _ask(src: P2pHost, address: str, auth: str) -> str:
+async def _ask(src: P2pHost, address: str, auth: str | None) -> str:
     stream = await client_open(src.host, peer_info(address))
     try:
         await client_exchange(stream, KEY, 1 << 20, auth)
-    except RateLimited:
-        return "rate_limited"
+    except RateLimited as exc:
+        return "busy" if "server busy" in str(exc) else "rate_limited"
     except PeerProtocolError as exc:
         assert "bad_auth" in str(exc)
         return "bad_auth"
@@ -68,6 +68,35 @@ def test_unrecoverable_signatures_are_rate_limited_like_any_request(
 
     trio.run(main)
     assert answers == ["bad_auth"] * 3 + ["rate_limited"] * 3
+
+
+def test_a_flood_from_fresh_peer_ids_is_bounded_by_the_server_wide_bucket(tmp_path: Path) -> None:
+    # Peer ids are free: with only per-peer buckets, every new id brought a full burst, so a flood
+    # from many ids was served in full (and each request may cost an ecrecover and chain reads).
+    limits = ServeLimits(peer_rate=0.001, peer_burst=3, total_rate=0.001, total_burst=7)
+    answers: dict[str, list[str]] = {}
+
+    async def main() -> None:
+        async with (
+            host(tmp_path, "srv", lookup=dict_lookup({KEY: DATA}), limits=limits) as srv,
+            host(tmp_path, "a") as a,
+            host(tmp_path, "b") as b,
+            host(tmp_path, "c") as c,
+        ):
+            for name, src in (("a", a), ("b", b), ("c", c)):
+                answers[name] = [await _ask(src, srv.multiaddr, None) for _ in range(4)]
+            assert srv.server is not None
+            assert srv.server.refused == {"rate_limited": 3, "busy": 2}
+            assert srv.server.served == 7
+
+    trio.run(main)
+    # each id: its own burst of 3, then its own limit; the third id meets the server's limit after
+    # the 7th request overall (a has 3, b has 3, c gets the 7th, then the server is busy)
+    assert answers == {
+        "a": ["ok", "ok", "ok", "rate_limited"],
+        "b": ["ok", "ok", "ok", "rate_limited"],
+        "c": ["ok", "busy", "busy", "rate_limited"],
+    }
 
 
 class _ClaimedKey(Ed25519PrivateKey):

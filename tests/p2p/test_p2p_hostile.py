@@ -233,7 +233,11 @@ def test_a_flood_of_1000_concurrent_requests_is_throttled_and_honest_fetches_suc
             throttled = refused.get("rate_limited", 0) + refused.get("queue_full", 0)
             assert sum(outcomes.values()) == 1000, outcomes  # every request ended, with a named error
             assert outcomes["rate_limited"] == throttled
-            assert outcomes.get("cut", 0) >= refused.get("request_timeout", 0)
+            # a stream the server timed out was seen by the flooder as cut, or, when the flooder gave
+            # up negotiating it first (heavy load), as unopened
+            cut_or_unopened = outcomes.get("cut", 0) + outcomes.get("unopened", 0)
+            assert cut_or_unopened >= refused.get("request_timeout", 0)
+            assert "busy" not in refused  # the flood's own bucket throttles it before the server's
             assert srv.server.served == outcomes.get("ok", 0) + 5  # the 5 honest ones all served
             # the bucket: never more than burst + rate x time served, never refused within the burst
             assert outcomes.get("ok", 0) <= limits.peer_burst + limits.peer_rate * elapsed + 1
