@@ -67,6 +67,28 @@ def test_a_prompt_longer_than_the_context_is_a_bad_request(pool: ModelPool) -> N
         trio.run(lambda: pool.generate(Sampling(prompt="owl " * 200, max_tokens=900), deadline_s=300))
 
 
+def test_a_smaller_request_window_bounds_prompt_and_answer(pool: ModelPool) -> None:
+    # Ollama's num_ctx below the server's context: the request gets that window, not the pool's
+    async def main() -> tuple[Generation, Generation]:
+        full = await pool.generate(LONG.model_copy(update={"max_tokens": 8}), deadline_s=300)
+        window = full.prompt_tokens + 3
+        bounded = await pool.generate(
+            LONG.model_copy(update={"max_tokens": None, "n_ctx": window}), deadline_s=300
+        )
+        with pytest.raises(
+            BadRequestError, match=rf"context holds {full.prompt_tokens - 1} \(raise num_ctx\)"
+        ):
+            await pool.generate(LONG.model_copy(update={"n_ctx": full.prompt_tokens - 1}), deadline_s=300)
+        with pytest.raises(BadRequestError, match=rf"exceed the context of {window} tokens"):
+            await pool.generate(LONG.model_copy(update={"max_tokens": 4, "n_ctx": window}), deadline_s=300)
+        return full, bounded
+
+    full, bounded = trio.run(main)
+    assert full.completion_tokens == 8
+    assert bounded.completion_tokens == 3 and bounded.finish_reason == "length"
+    assert bounded.text == full.text[: len(bounded.text)]  # greedy: the same first tokens
+
+
 def test_pieces_add_up_to_the_text(pool: ModelPool) -> None:
     pieces: list[str] = []
 

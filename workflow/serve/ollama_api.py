@@ -15,7 +15,8 @@
 Chat is rendered completion-style with :mod:`workflow.providers.transcript` (the default model is a
 base model) and tool calls are parsed out of the output; with ``tools`` the answer is buffered (as
 Ollama does when it parses tool calls). Options: ``num_predict`` (-1 / -2: until the context is
-full; otherwise 1..context), ``num_ctx`` (at most the server's ``--ctx``), ``temperature``,
+full; otherwise 1..context), ``num_ctx`` (at most the server's ``--ctx``; a smaller one is the
+request's window: prompt and answer must fit in it), ``temperature``,
 ``top_p``, ``top_k``, ``min_p``, ``seed``, ``stop``, ``repeat_penalty``, ``presence_penalty``,
 ``frequency_penalty``; others are accepted and ignored. ``format``: ``"json"`` or a JSON schema
 (a llama.cpp grammar). Errors: ``{"error": ...}`` with 400 (bad request, naming the value), 404
@@ -160,6 +161,7 @@ def sampling_for(
         "stop": (*stop, *extra_stop),
         "grammar": grammar_for(fmt),
         "seed": opts.seed,
+        "n_ctx": opts.num_ctx,
     }
     for name in ("temperature", "top_p", "top_k", "min_p", "repeat_penalty"):
         value = getattr(opts, name)

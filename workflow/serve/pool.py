@@ -77,6 +77,9 @@ class Sampling(BaseModel):
     stop: tuple[str, ...] = ()
     grammar: str | None = None
     """GBNF text constraining the output (built from a JSON schema by the API layer)."""
+    n_ctx: int | None = Field(default=None, ge=1)
+    """A context window for this request smaller than the pool's (Ollama's ``num_ctx``): the
+    prompt and the generated tokens must fit in it. None: the pool's ``n_ctx``."""
 
 
 @dataclass(frozen=True)
@@ -259,16 +262,15 @@ class ModelPool:
         progress.started_ns = time.monotonic_ns()
         tokens: list[int] = llama.tokenize(sampling.prompt.encode("utf-8"), add_bos=True, special=True)
         progress.prompt_tokens = len(tokens)
-        room = self.n_ctx - len(tokens)
+        window = self.n_ctx if sampling.n_ctx is None else min(self.n_ctx, sampling.n_ctx)
+        room = window - len(tokens)
         if room < 1:
-            raise BadRequestError(
-                f"the prompt is {len(tokens)} tokens; the context holds {self.n_ctx} "
-                "(start the server with a larger --ctx)"
-            )
+            hint = "(start the server with a larger --ctx)" if window == self.n_ctx else "(raise num_ctx)"
+            raise BadRequestError(f"the prompt is {len(tokens)} tokens; the context holds {window} {hint}")
         if sampling.max_tokens is not None and sampling.max_tokens > room:
             raise BadRequestError(
                 f"{len(tokens)} prompt tokens + {sampling.max_tokens} to generate exceed the context "
-                f"of {self.n_ctx} tokens"
+                f"of {window} tokens"
             )
         budget = sampling.max_tokens or room
         grammar = None
