@@ -68,6 +68,8 @@ HALT_POINTS = ("after_fetch", "after_scoring", "after_commit_sent", "after_revea
 """The oracle's crash points (``SYNOD_HALT_AT``), in lifecycle order."""
 
 _TERMINAL = (Phase.SETTLED, Phase.REFUNDED)
+MAX_CACHED_CONTRACTS = 256
+"""Job contracts kept in memory (a job's is derived again, and logged again, once evicted)."""
 
 
 def halt(point: str, halt_at: str | None) -> None:
@@ -453,6 +455,8 @@ class OracleDaemon:
         else:
             contract = job_contract(workflow)
         self._contracts[job_id] = contract
+        while len(self._contracts) > MAX_CACHED_CONTRACTS:  # oldest first (insertion order)
+            self._contracts.pop(next(iter(self._contracts)))
         log.info(
             "job_contract",
             job=job_id,

@@ -492,13 +492,14 @@ def test_daemon_applies_the_workflows_schema_and_survives_a_malformed_one(tmp_pa
                 host(tmp_path, "n2", lookup=dict_lookup(served[1]), access=only_committee) as h2,
                 host(tmp_path, "n3", lookup=dict_lookup(served[2]), access=only_committee) as h3,
             ):
+                commits = []
                 for i, (node, h) in enumerate(zip(actors.nodes, (h1, h2, h3), strict=True)):
                     fn = chain.registry.functions.setP2pAddress(h.multiaddr.encode())
                     await trio.to_thread.run_sync(node.transact, fn)
-                    batch = outputs[i][0]
-                    digests = list(served[i])
-                    salt = new_salt()
+                    batch, digests, salt = outputs[i][0], list(served[i]), new_salt()
                     seat, _ = await trio.to_thread.run_sync(market.commit_result, node, batch, digests, salt)
+                    commits.append((node, batch, seat, digests, salt))
+                for node, batch, seat, digests, salt in commits:  # a batch reveals once its k seats are taken
                     await trio.to_thread.run_sync(market.reveal_result, node, batch, seat, digests, salt)
                 proc = daemon.start(None)
                 try:
@@ -548,6 +549,15 @@ def test_daemon_applies_the_workflows_schema_and_survives_a_malformed_one(tmp_pa
         settled_a = BatchSettled.from_abi(_events(chain, "BatchSettled", batch_a)[0]["args"])
         settled_b = BatchSettled.from_abi(_events(chain, "BatchSettled", batch_b)[0]["args"])
         record_a, record_b = _journaled(tmp_path, batch_a), _journaled(tmp_path, batch_b)
+        me = actors.validators[0].address
+        mine = {
+            batch: [
+                r
+                for r in (ScoresRevealed.from_abi(e["args"]) for e in _events(chain, "ScoresRevealed", batch))
+                if r.validator == me
+            ]
+            for batch in batches
+        }
     assert record_a is not None and record_b is not None
     cells = {c["seat"]: c for c in record_a["cells"]}
     assert cells[0]["score"] >= 50 and cells[0]["schema_digest"] == schema_digest(ANSWER_SCHEMA)
@@ -561,14 +571,9 @@ def test_daemon_applies_the_workflows_schema_and_survives_a_malformed_one(tmp_pa
     assert cell_b["score"] == 0 and cell_b["components"] is None
     assert cell_b["reason"].startswith("malformed workflow schema: tasks[0] ('write'): ")
     assert list(settled_b.medians) == [0] and settled_b.node_paid[0] == 0
-    me = actors.validators[0].address
     for settled, batch in ((settled_a, batch_a), (settled_b, batch_b)):
-        (mine,) = [
-            ScoresRevealed.from_abi(e["args"])
-            for e in _events(chain, "ScoresRevealed", batch)
-            if ScoresRevealed.from_abi(e["args"]).validator == me
-        ]
-        assert settled.agreed_mask >> mine.seat & 1  # the daemon agreed with the medians
+        (revealed,) = mine[batch]
+        assert settled.agreed_mask >> revealed.seat & 1  # the daemon agreed with the medians
     lines = daemon.log(daemon.runs).splitlines()
     refusals = [line for line in lines if " job_refused " in line]
     assert len(refusals) == 1, refusals  # once per job, though the daemon stepped batch B many times
