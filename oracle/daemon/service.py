@@ -449,9 +449,10 @@ class OracleDaemon:
         if not posted:
             raise ChainError(f"JobPosted of job {job_id} not found in block {block}")
         workflow = bytes(posted[0].workflow)
-        if keccak256(workflow) != workflow_hash:
-            reason = "malformed workflow: the posted bytes do not hash to the job's workflow hash"
-            contract = JobContract(refused=reason, reason=reason)
+        if keccak256(workflow) != workflow_hash:  # cannot happen with a correct contract: read nothing
+            contract = JobContract(
+                reason="the posted workflow bytes do not hash to the job's hash: no contract"
+            )
         else:
             contract = job_contract(workflow)
         self._contracts[job_id] = contract

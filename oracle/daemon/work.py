@@ -16,9 +16,9 @@ result 0 with its reason in the record; nothing here raises for bad input):
 The job's workflow (its canonical bytes from ``JobPosted``, parsed as the node parses them) declares
 the output contract (:func:`job_contract`, from :func:`workflow.outputs.declared_output`): its
 output JSON schema, if any, and its determinism (``exact`` -> the exact digest rule, ``greedy`` ->
-identical digests count as agreement, ``sampled`` -> no digest rule). A workflow that does not parse
-(honest nodes refuse its batches) or whose declared schema is malformed scores every result of the
-job 0 with that reason ("malformed workflow: ...", "malformed workflow schema: ...").
+identical digests count as agreement, ``sampled`` -> no digest rule). A workflow whose declared
+schema is malformed scores every result of the job 0 with that reason ("malformed workflow schema:
+..."); one that does not parse declares nothing (its rows are scored on their own, as before).
 
 The task text is the row: a row that is a JSON object contributes its ``task``/``prompt``/
 ``question``/``instruction`` string if it has one, else all its string values joined by newlines;
@@ -104,14 +104,18 @@ def schema_digest(schema: dict[str, Any]) -> str:
 def job_contract(workflow: bytes) -> JobContract:
     """The :class:`JobContract` of a job's workflow bytes (as posted). Never raises.
 
-    Parsed as the node parses it (UTF-8, :func:`workflow.validate.parse_workflow_text`); a workflow
-    that does not parse, or declares a malformed output schema, is ``refused``.
+    Parsed as the node parses it (UTF-8, :func:`workflow.validate.parse_workflow_text`). A workflow
+    that declares a malformed output schema is ``refused``; one that does not parse declares
+    nothing (no schema, ``sampled``: its rows are scored on their own, and ``reason`` says why).
     """
     try:
         parsed = parse_workflow_text(workflow.decode("utf-8"))
     except (UnicodeDecodeError, WorkflowError, RecursionError) as exc:
-        reason = f"malformed workflow: {type(exc).__name__}: {str(exc)[:200]}"
-        return JobContract(refused=reason, reason=reason)
+        # Nothing declared can be read: the rows are scored on their own, as before this contract
+        # existed (another engine version may parse what this one cannot; not a reason to score 0).
+        return JobContract(
+            reason=f"workflow not parsed ({type(exc).__name__}: {str(exc)[:200]}): no contract"
+        )
     contract = declared_output(parsed)
     if contract.schema_error is not None:
         return JobContract(
