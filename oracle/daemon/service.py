@@ -453,8 +453,8 @@ class OracleDaemon:
             contract = JobContract(
                 reason="the posted workflow bytes do not hash to the job's hash: no contract"
             )
-        else:
-            contract = job_contract(workflow)
+        else:  # parsing a large workflow is CPU work: off the event loop
+            contract = await trio.to_thread.run_sync(job_contract, workflow)
         self._contracts[job_id] = contract
         while len(self._contracts) > MAX_CACHED_CONTRACTS:  # oldest first (insertion order)
             self._contracts.pop(next(iter(self._contracts)))
