@@ -116,6 +116,8 @@ def _print_explanation(report: Explanation) -> None:
             detail = cell.get("reason") or (
                 ", ".join(f"{k}={v}" for k, v in comps.items() if v not in (None, (), [])) if comps else ""
             )
+            if cell.get("schema_digest"):  # the output schema applied (workflow's and/or row's)
+                detail += f"; schema {cell['schema_digest']}"
             table.add_row(str(cell["seat"]), str(cell["row"]), str(cell["score"]), detail)
         console.print(table)
 

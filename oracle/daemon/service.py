@@ -38,12 +38,23 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from oracle.daemon.config import OracleRunSettings
 from oracle.daemon.journal import OracleJournal, entry_key
-from oracle.daemon.work import BatchWork, Cell, RevealedSeat, Scorer, fetch_all, score_fetched, score_vector
+from oracle.daemon.work import (
+    BatchWork,
+    Cell,
+    JobContract,
+    RevealedSeat,
+    Scorer,
+    fetch_all,
+    job_contract,
+    score_fetched,
+    score_vector,
+)
+from protocol.canonical import keccak256
 from protocol.chain.aio import TrioChain
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.errors import ChainError, ContractRevert, TransactionReverted
 from protocol.chain.market import Market
-from protocol.chain.models import BatchPosted, BatchView, Phase, ResultRevealed
+from protocol.chain.models import BatchPosted, BatchView, JobPosted, Phase, ResultRevealed
 from protocol.chain.rpc import BlockRef, translated
 from protocol.chain.sender import TxSender
 from protocol.chain.signer import Signer
@@ -57,6 +68,8 @@ HALT_POINTS = ("after_fetch", "after_scoring", "after_commit_sent", "after_revea
 """The oracle's crash points (``SYNOD_HALT_AT``), in lifecycle order."""
 
 _TERMINAL = (Phase.SETTLED, Phase.REFUNDED)
+MAX_CACHED_CONTRACTS = 256
+"""Job contracts kept in memory (a job's is derived again, and logged again, once evicted)."""
 
 
 def halt(point: str, halt_at: str | None) -> None:
@@ -134,6 +147,8 @@ class OracleDaemon:
         self._stepping: set[int] = set()
         """Batches whose step task is running (at most one per batch)."""
         self._send_lock = trio.Lock()
+        self._contracts: dict[int, JobContract] = {}
+        """job id -> what its workflow declares (:func:`job_contract`), derived and logged once."""
 
     # ------------------------------------------------------------------ loop
 
@@ -298,6 +313,7 @@ class OracleDaemon:
             "round": view.round,
             "rows": len(work.rows),
             "commit_count": work.commit_count,
+            "contract": work.contract.model_dump(mode="json", exclude={"output_schema"}),
             "vector": "0x" + vector.hex(),
             "salt": "0x" + new_salt().hex(),
             "cells": [c.model_dump(mode="json") for c in cells],
@@ -379,6 +395,9 @@ class OracleDaemon:
         posted_logs, revealed_logs = await self.tc.run(logs)
         posted = BatchPosted.from_abi(posted_logs[0]["args"])
         job = await self.tc.run(self.market.job, posted.job_id, head)
+        contract = await self._contract(
+            posted.job_id, bytes(job.workflow_hash), int(posted_logs[0]["blockNumber"])
+        )
         revealed_seats = set(view.revealed_seats())
         seats: list[RevealedSeat] = []
         for entry in revealed_logs:
@@ -403,7 +422,52 @@ class OracleDaemon:
             workflow_hash=bytes(job.workflow_hash),
             model_id=bytes(job.params.model),
             revealed=tuple(sorted(seats, key=lambda s: s.seat)),
+            contract=contract,
         )
+
+    async def _contract(self, job_id: int, workflow_hash: bytes, block: int) -> JobContract:
+        """The job's :class:`JobContract`: from the workflow bytes of its ``JobPosted`` (emitted in
+        the transaction, so the block, of its batches' ``BatchPosted``), checked against the job's
+        stored hash; derived once per job and process, and logged then (``job_contract``, and
+        ``job_refused`` with the reason when every result of the job will score 0). Raises
+        :class:`ChainError` when the event cannot be read (the step is retried next poll)."""
+        cached = self._contracts.get(job_id)
+        if cached is not None:
+            return cached
+        market = self.chain.market
+
+        def logs() -> list[Any]:
+            with translated(self.chain.errors, "eth_getLogs"):
+                return list(
+                    market.events.JobPosted.get_logs(
+                        from_block=block, to_block=block, argument_filters={"jobId": job_id}
+                    )
+                )
+
+        found = [JobPosted.from_abi(e["args"]) for e in await self.tc.run(logs)]
+        posted = [p for p in found if p.job_id == job_id]
+        if not posted:
+            raise ChainError(f"JobPosted of job {job_id} not found in block {block}")
+        workflow = bytes(posted[0].workflow)
+        if keccak256(workflow) != workflow_hash:  # cannot happen with a correct contract: read nothing
+            contract = JobContract(
+                reason="the posted workflow bytes do not hash to the job's hash: no contract"
+            )
+        else:  # parsing a large workflow is CPU work: off the event loop
+            contract = await trio.to_thread.run_sync(job_contract, workflow)
+        self._contracts[job_id] = contract
+        while len(self._contracts) > MAX_CACHED_CONTRACTS:  # oldest first (insertion order)
+            self._contracts.pop(next(iter(self._contracts)))
+        log.info(
+            "job_contract",
+            job=job_id,
+            schema=contract.schema_digest,
+            determinism=contract.determinism,
+            reason=contract.reason,
+        )
+        if contract.refused is not None:
+            log.warning("job_refused", job=job_id, reason=contract.refused)
+        return contract
 
 
 def claim_threshold(claim_min: str, decimals: int) -> int:

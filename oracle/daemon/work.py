@@ -13,11 +13,21 @@ result 0 with its reason in the record; nothing here raises for bad input):
 4. the rows' surviving outputs go through :func:`oracle.scoring.pipeline.score_task`, one call per
    row (the results of one row are one task: agreement compares them with each other).
 
+The job's workflow (its canonical bytes from ``JobPosted``, parsed as the node parses them) declares
+the output contract (:func:`job_contract`, from :func:`workflow.outputs.declared_output`): its
+output JSON schema, if any, and its determinism (``exact`` -> the exact digest rule, ``greedy`` ->
+identical digests count as agreement, ``sampled`` -> no digest rule). A workflow whose declared
+schema is malformed scores every result of the job 0 with that reason ("malformed workflow schema:
+..."); one that does not parse declares nothing (its rows are scored on their own, as before).
+
 The task text is the row: a row that is a JSON object contributes its ``task``/``prompt``/
 ``question``/``instruction`` string if it has one, else all its string values joined by newlines;
 a string row is itself. A row may declare ``language`` (ISO 639-1), ``sources`` (strings) and an
 output ``schema`` (JSON Schema); a malformed schema scores every result of that row 0 ("malformed
-schema"), because it cannot be checked. A row whose JSON spells a lone surrogate (``"\\udc00"``, a string
+schema"), because it cannot be checked. When both the workflow and the row declare a schema, a
+result must satisfy both (``{"allOf": [workflow's, row's]}``): each is a requirement the requester
+stated, and neither can loosen the other. Every cell records the digest of the schema applied
+(:func:`schema_digest`). A row whose JSON spells a lone surrogate (``"\\udc00"``, a string
 with no UTF-8 form that no embedder or HTTP body can carry) scores every result of that row 0
 (:data:`NO_UTF8_FORM`); it used to raise out of the pipeline and end the daemon, at every restart.
 """
@@ -28,7 +38,7 @@ import json
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import trio
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -39,6 +49,9 @@ from protocol.canonical import has_utf8_form, keccak256
 from protocol.envelope import EnvelopeError, ResultEnvelope
 from protocol.log import get_logger
 from protocol.p2p.errors import P2pError
+from workflow.errors import WorkflowError
+from workflow.outputs import declared_output
+from workflow.validate import parse_workflow_text
 
 log = get_logger(__name__)
 
@@ -63,8 +76,69 @@ class RevealedSeat(BaseModel):
     digests: tuple[bytes, ...]
 
 
+class JobContract(BaseModel):
+    """What the job's workflow declares about every result (see :func:`job_contract`).
+
+    ``output_schema``: the declared JSON Schema or None; ``schema_digest``: :func:`schema_digest` of
+    it; ``determinism``: ``exact``, ``greedy`` or ``sampled`` (:class:`workflow.outputs.Determinism`);
+    ``refused``: why every result of the job scores 0 (a malformed workflow or schema), or None;
+    ``reason``: how it was derived (for the log and the journal).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    output_schema: dict[str, Any] | None = None
+    schema_digest: str | None = None
+    determinism: Literal["exact", "greedy", "sampled"] = "sampled"
+    refused: str | None = None
+    reason: str = "no workflow read"
+
+
+def schema_digest(schema: dict[str, Any]) -> str:
+    """``0x`` + keccak256 of the schema's JSON (sorted keys, ASCII escapes, no spaces): names the
+    schema applied in the journal without copying it. Never raises for a parsed JSON value."""
+    text = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "0x" + keccak256(text.encode("ascii")).hex()
+
+
+def job_contract(workflow: bytes) -> JobContract:
+    """The :class:`JobContract` of a job's workflow bytes (as posted). Never raises.
+
+    Parsed as the node parses it (UTF-8, :func:`workflow.validate.parse_workflow_text`). A workflow
+    that declares a malformed output schema is ``refused``; one that does not parse declares
+    nothing (no schema, ``sampled``: its rows are scored on their own, and ``reason`` says why).
+    """
+    try:
+        parsed = parse_workflow_text(workflow.decode("utf-8"))
+    except (UnicodeDecodeError, WorkflowError, RecursionError) as exc:
+        # Nothing declared can be read: the rows are scored on their own, as before this contract
+        # existed (another engine version may parse what this one cannot; not a reason to score 0).
+        return JobContract(
+            reason=f"workflow not parsed ({type(exc).__name__}: {str(exc)[:200]}): no contract"
+        )
+    contract = declared_output(parsed)
+    if contract.schema_error is not None:
+        return JobContract(
+            determinism=contract.determinism.value, refused=contract.schema_error, reason=contract.reason
+        )
+    return JobContract(
+        output_schema=contract.schema,
+        schema_digest=None if contract.schema is None else schema_digest(contract.schema),
+        determinism=contract.determinism.value,
+        reason=contract.reason,
+    )
+
+
+def applied_schema(workflow: dict[str, Any] | None, row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The schema a result of a row must satisfy: the workflow's, the row's, or both (``allOf``)."""
+    if workflow is None or row is None or workflow == row:
+        return workflow if workflow is not None else row
+    return {"allOf": [workflow, row]}
+
+
 class BatchWork(BaseModel):
-    """Everything needed to score a batch, read from the chain (events of the batch and its job)."""
+    """Everything needed to score a batch, read from the chain (events of the batch and its job);
+    ``contract`` is what the job's workflow declares (:func:`job_contract`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -75,11 +149,13 @@ class BatchWork(BaseModel):
     workflow_hash: bytes
     model_id: bytes
     revealed: tuple[RevealedSeat, ...]
+    contract: JobContract = JobContract()
 
 
 class Cell(BaseModel):
     """One result's score: ``seat`` x ``row``; ``reason`` says why a result scored 0 before the
-    pipeline (fetch, envelope, binding), ``components`` is the pipeline's full breakdown."""
+    pipeline (fetch, envelope, binding, a refused workflow), ``components`` is the pipeline's full
+    breakdown; ``schema_digest``: :func:`schema_digest` of the output schema applied (None: none)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -89,6 +165,7 @@ class Cell(BaseModel):
     score: int
     reason: str | None = None
     components: dict[str, Any] | None = None
+    schema_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -211,8 +288,10 @@ async def score_fetched(
 ) -> list[Cell]:
     """Score every (revealed seat, row); unrevealed seats get no cell (their bytes are ignored)."""
     cells: list[Cell] = []
+    contract = work.contract
     for row in range(len(work.rows)):
         spec = row_task(work.rows[row])
+        refused = contract.refused or spec.refused
         live: list[tuple[RevealedSeat, str]] = []
         for seat in work.revealed:
             output, reason = fetched.get((seat.seat, row), (None, "not fetched"))
@@ -220,22 +299,23 @@ async def score_fetched(
             if output is not None and len(output) > max_result_chars:
                 reason = f"result is {len(output)} characters (limit {max_result_chars})"
                 output = None
-            if output is None or spec.refused:
-                cells.append(
-                    Cell(seat=seat.seat, row=row, digest=digest, score=0, reason=spec.refused or reason)
-                )
+            if output is None or refused:
+                cells.append(Cell(seat=seat.seat, row=row, digest=digest, score=0, reason=refused or reason))
             else:
                 live.append((seat, output))
         if not live:
             continue
+        schema = applied_schema(contract.output_schema, spec.schema)
         try:
             request = ScoreRequest.model_validate(
                 {
                     "task": spec.task,
                     "results": tuple(o for _, o in live)[:MAX_RESULTS],
-                    "schema": spec.schema,
+                    "schema": schema,
                     "sources": spec.sources,
                     "language": spec.language,
+                    "deterministic": contract.determinism == "exact",
+                    "greedy": contract.determinism == "greedy",
                 }
             )
         except ValidationError as exc:
@@ -258,6 +338,7 @@ async def score_fetched(
                     digest="0x" + seat.digests[row].hex(),
                     score=result.score,
                     components=result.components.model_dump(mode="json"),
+                    schema_digest=None if schema is None else schema_digest(schema),
                 )
             )
     return sorted(cells, key=lambda c: (c.seat, c.row))

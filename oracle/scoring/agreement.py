@@ -17,8 +17,8 @@ is the cosine similarity) and texts; :mod:`oracle.scoring.pipeline` does the emb
   5-grams found in the result); the largest over task and sources. A result quoting a sentence of
   a long source stays low; a result that is the prompt, or the prompt with a few words changed,
   is near 1. Character n-grams work for scripts without spaces (Japanese).
-- *digest agreement* (deterministic workflows): the share of the other results with the same
-  digest (keccak256 of the canonical bytes).
+- *digest agreement* (deterministic and greedy workflows): the share of the other results with the
+  same digest (keccak256 of the result's text); :mod:`.combine` says how each rule uses it.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Offline scoring: ``synod oracle score FILE.json`` (and ``python -m oracle.scoring.cli FILE.json``).
 
 The file: ``{"task": "...", "results": ["...", ...], "schema": {...}, "sources": ["..."],
-"language": "fr", "deterministic": false}``, all but ``task`` and ``results`` optional. A result
-that is not a string (an object, say) is scored as its JSON text. Prints a JSON list, one object
-per result in order: ``index``, ``score`` (0..100), ``accepted`` (at ``--threshold``, default the
-documented 50) and ``components`` (every component of the score); exit 0.
+"language": "fr", "deterministic": false, "greedy": false}``, all but ``task`` and ``results``
+optional. A result that is not a string (an object, say) is scored as its JSON text. Prints a
+JSON list, one object per result in order: ``index``, ``score`` (0..100), ``accepted`` (at
+``--threshold``, default the documented 50) and ``components`` (every component of the score);
+exit 0.
 
 Errors (exit 2, one line on stderr, ``synod oracle score: ...``): the file is missing, over
 :data:`MAX_FILE_BYTES`, not UTF-8, not JSON (or nested too deep, or holding huge numbers), or not

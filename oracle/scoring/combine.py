@@ -17,8 +17,10 @@ means "no sign of that problem", and the score is ``100 x`` their product, round
 - ``completeness``: 0 for an answer cut off mid-sentence (:func:`finished`);
 - ``grounding`` = ramp(share of supported sentences, ``grounded_low``, 1): one unsupported claim in
   a two-sentence answer fails it, one in six does not;
-- ``digest``: deterministic workflows: ramp of the share of identical digests (a lone different
-  result among identical ones -> 0);
+- ``digest``: deterministic workflows (no model call): ramp of the share of identical digests (a
+  lone different result among identical ones -> 0). Greedy workflows (temperature 0) get no
+  ``digest`` factor: there an identical digest only raises ``agreement`` to at least the same ramp
+  (:func:`greedy_agreement`), because greedy output may differ across machines;
 - ``quality``: the judge's score, when the judge is on.
 
 Why a product: the failures are independent and each one alone makes a result worthless to the
@@ -124,11 +126,20 @@ def factors(c: Components, cal: Calibration) -> dict[str, float]:
         out["completeness"] = c.completeness
     if c.grounding is not None:
         out["grounding"] = ramp(c.grounding, cal.grounded_low, 1.0) if c.grounding < 1.0 else 1.0
-    if c.digest_agreement is not None:
+    if c.digest_agreement is not None and c.digest_rule != "greedy":
         out["digest"] = ramp(c.digest_agreement, 0.0, 0.5)
     if c.quality is not None:
         out["quality"] = c.quality
     return out
+
+
+def greedy_agreement(agreement: float | None, digest_share: float | None) -> float | None:
+    """The ``agreement`` factor of a greedy workflow's result: at least ``ramp(digest_share, 0,
+    0.5)`` (identical to half of the others or more: 1), never lower than the embedding
+    ``agreement``; None stays None (too few peers to judge agreement at all)."""
+    if agreement is None or digest_share is None:
+        return agreement
+    return max(agreement, ramp(digest_share, 0.0, 0.5))
 
 
 def score(c: Components, cal: Calibration) -> int:

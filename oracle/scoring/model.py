@@ -6,7 +6,7 @@ per result, in order, with every component (:class:`Components`) that went into 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -26,8 +26,13 @@ class ScoreRequest(BaseModel):
     ``results``: text (already decoded) or raw bytes (as fetched over p2p; decoded strictly as
     UTF-8 by the validity stage). ``schema``: the output JSON Schema (draft 2020-12), checked when
     the request is built (a malformed schema raises ``ValueError``). ``language``: ISO 639-1 code
-    the results must be written in. ``deterministic``: the workflow is reproducible (temperature
-    0, fixed seed), so results that agree must be byte-identical.
+    the results must be written in. ``deterministic``: the workflow calls no model and does not
+    search (:class:`workflow.outputs.Determinism` ``exact``), so honest results are byte-identical
+    and a result whose digest differs from most others' is an outlier (the ``digest`` factor).
+    ``greedy``: every model call is greedy (temperature 0), so identical digests are evidence of
+    agreement but a different digest is not evidence against a result (greedy output can differ
+    across CPUs and builds): identical digests raise the ``agreement`` factor, nothing lowers it
+    beyond the embedding agreement. ``deterministic`` wins when both are set.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -38,6 +43,7 @@ class ScoreRequest(BaseModel):
     sources: tuple[str, ...] = Field(default=(), max_length=MAX_SOURCES)
     language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}$")
     deterministic: bool = False
+    greedy: bool = False
 
     @field_validator("output_schema")
     @classmethod
@@ -84,7 +90,9 @@ class Components(_Frozen):
     - ``relevance``: cosine similarity of the result to the task (and its sources), raw.
     - ``peer_agreement``: median cosine similarity to the task's other results, raw (None if alone).
     - ``prompt_copy``: share of the result's character 5-grams found in the task or its sources.
-    - ``digest_agreement``: deterministic tasks only: share of the other results byte-identical.
+    - ``digest_agreement``: deterministic or greedy tasks only: share of the other results
+      byte-identical; ``digest_rule`` says which rule used it (``exact``: the ``digest`` factor;
+      ``greedy``: it can only raise ``agreement``).
     - ``completeness``: 1 if the result ends like a finished text, else 0.
     - ``grounding``: share of the result's sentences supported by the sources (None: no sources);
       ``unsupported``: what was not supported (numbers, names, sentences), for the explanation.
@@ -101,6 +109,7 @@ class Components(_Frozen):
     peer_agreement: float | None = None
     prompt_copy: float | None = None
     digest_agreement: float | None = None
+    digest_rule: Literal["exact", "greedy"] | None = None
     completeness: float | None = None
     grounding: float | None = None
     unsupported: tuple[str, ...] = ()

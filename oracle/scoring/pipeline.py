@@ -9,11 +9,21 @@ call at a time anyway).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import numpy.typing as npt
 
 from oracle.scoring import agreement, injection, validity
-from oracle.scoring.combine import Calibration, factors, finished, originality, ramp, score
+from oracle.scoring.combine import (
+    Calibration,
+    factors,
+    finished,
+    greedy_agreement,
+    originality,
+    ramp,
+    score,
+)
 from oracle.scoring.grounding import ground
 from oracle.scoring.language import LanguageIdentifier
 from oracle.scoring.model import Components, ResultScore, ScoreRequest, Validity
@@ -80,8 +90,12 @@ async def score_task(
     known = [p for p in peers if p is not None]
     typical = float(np.median(known)) if known else None
     digests: list[float | None] = [None] * len(live)
-    if request.deterministic:
-        raw = [checks[i].text.encode("utf-8") for i in live]
+    rule: Literal["exact", "greedy"] | None = (
+        "exact" if request.deterministic else "greedy" if request.greedy else None
+    )
+    if rule is not None:
+        # the result's own text (for JSON, ``checks[i].text`` is only its string values)
+        raw = [(validity.decode(request.results[i])[0] or "").encode("utf-8") for i in live]
         digests = agreement.digest_agreement([keccak256(r) for r in raw], range(len(live)))
 
     grounded: dict[int, tuple[float, tuple[str, ...]]] = {}
@@ -123,6 +137,7 @@ async def score_task(
                 peer_agreement=None if peer is None else round(peer, 4),
                 prompt_copy=round(copy, 4),
                 digest_agreement=digests[k],
+                digest_rule=None if digests[k] is None else rule,
                 completeness=1.0 if finished(check.text, is_json=check.is_json) else 0.0,
                 grounding=None if share is None else round(share, 4),
                 unsupported=unsupported,
@@ -131,10 +146,11 @@ async def score_task(
                 injection=bool(verdict and verdict.injection),
                 injection_reason=verdict.reason if verdict and verdict.injection else None,
                 topic=round(ramp(relevance[k], cal.relevance_low, cal.relevance_high), 4),
-                agreement=(
+                agreement=_agreement(
                     round(ramp(peer - typical, cal.outlier_low, cal.outlier_high), 4)
                     if peer is not None and typical is not None and enough_peers
-                    else None
+                    else None,
+                    digests[k] if rule == "greedy" else None,
                 ),
                 originality=round(originality(copy, check.text, cal), 4),
             )
@@ -144,3 +160,9 @@ async def score_task(
         )
         log.debug("result_scored", index=i, score=value, factors=factors(components, cal))
     return out
+
+
+def _agreement(embedding: float | None, digest_share: float | None) -> float | None:
+    """The ``agreement`` component: the embedding one, raised by identical digests on greedy tasks."""
+    raised = greedy_agreement(embedding, digest_share)
+    return None if raised is None else round(raised, 4)

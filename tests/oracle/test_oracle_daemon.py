@@ -28,6 +28,7 @@ from web3.types import RPCEndpoint
 from oracle.daemon.explain import weighted_median
 from oracle.daemon.journal import OracleJournal, entry_key
 from oracle.daemon.service import HALT_POINTS
+from oracle.daemon.work import schema_digest
 from protocol.canonical import canonical_bytes
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.market import Market, model_id
@@ -415,3 +416,166 @@ def _journaled(tmp_path: Path, batch: int) -> dict[str, Any] | None:
 def test_halt_points_are_the_documented_ones() -> None:
     assert HALT_POINTS == ("after_fetch", "after_scoring", "after_commit_sent", "after_reveal_sent")
     assert os.environ.get("SYNOD_HALT_AT") is None
+
+
+# ---------------------------------------------------------------------- the workflow's output schema
+
+ANSWER_SCHEMA = {
+    "type": "object",
+    "properties": {"answer": {"type": "string"}},
+    "required": ["answer"],
+    "additionalProperties": False,
+}
+
+
+def _answer_workflow(schema: dict[str, Any]) -> dict[str, Any]:
+    """One generation task whose ``schema`` (the original format: JSON text) shapes the result."""
+    workflow: dict[str, Any] = json.loads(json.dumps(WORKFLOW))
+    workflow["config"]["temperature"] = 0.7  # sampled: no digest rule, the schema alone decides
+    task = workflow["tasks"][0]
+    task["prompt"] = "Answer the question {{question}} as JSON."
+    task["inputs"] = [{"name": "question", "value": {"type": "input", "key": "task"}, "required": True}]
+    task["schema"] = json.dumps(schema)
+    return workflow
+
+
+def _phase_is(market: Market, chain: SynodContracts, batch: int, phase: Phase) -> Callable[[], bool]:
+    return lambda: market.phase(batch, chain.head(0)).phase is phase
+
+
+@pytest.mark.timeout(1200)  # its own anvil and deploy: forge runs under a lock shared by every worktree
+def test_daemon_applies_the_workflows_schema_and_survives_a_malformed_one(tmp_path: Path) -> None:
+    """Job A's workflow declares a JSON schema: node1's result meets it, node2's is plain text. Job B's
+    workflow declares a malformed schema (``"type": "objekt"``): node3's result. The other two
+    validators vote 100 and 0 on every result, so each median is the daemon's own score (equal stakes).
+    A: node2's median is 0 and it is not paid, node1 is accepted; B: 0 with the reason logged once,
+    and the daemon keeps running (SIGTERM ends it with 0)."""
+    with local_devnet(ROOT) as net:
+        chain = SynodContracts.connect(net.settings, ROOT)
+        market = Market(chain)
+        actors, _ = fund_and_register(chain)
+        question = {"task": "What is the capital of France?"}
+        good = '{"answer":"Paris is the capital of France."}'
+        params_a = _params().model_copy(update={"batch_size": 1, "k": 2})
+        params_b = _params().model_copy(update={"batch_size": 1, "k": 1})
+        posted_a = market.post_job(actors.requester, params_a, _answer_workflow(ANSWER_SCHEMA), [question])
+        posted_b = market.post_job(
+            actors.requester, params_b, _answer_workflow({"type": "objekt"}), [question]
+        )
+        batch_a, batch_b = posted_a.batches[0].batch_id, posted_b.batches[0].batch_id
+        job_b = posted_b.job_ids[0]
+        outputs = {  # node index -> (batch, job, output)
+            0: (batch_a, posted_a.job_ids[0], good),
+            1: (batch_a, posted_a.job_ids[0], "Paris is the capital of France."),
+            2: (batch_b, job_b, good),
+        }
+        served: list[dict[bytes, bytes]] = []
+        for _, job, output in outputs.values():
+            workflow_hash = market.job(job, chain.head(0)).workflow_hash
+            envelope = success(
+                workflow_hash=workflow_hash, row=canonical_bytes(question), model=DEMO_MODEL, output=output
+            )
+            served.append({envelope.digest(): envelope.to_bytes()})
+        committee = {v.address for v in actors.validators}
+
+        async def only_committee(peer_id: str, digest: bytes, account: Address | None) -> bool:
+            return account in committee
+
+        daemon = Daemon(tmp_path, _config(tmp_path, net, free_port()))
+        scripted = actors.validators[1:]
+        votes = {scripted[0].address: 100, scripted[1].address: 0}
+        batches = {batch_a: 2, batch_b: 1}  # batch -> node seats
+
+        async def main() -> None:
+            async with (
+                host(tmp_path, "n1", lookup=dict_lookup(served[0]), access=only_committee) as h1,
+                host(tmp_path, "n2", lookup=dict_lookup(served[1]), access=only_committee) as h2,
+                host(tmp_path, "n3", lookup=dict_lookup(served[2]), access=only_committee) as h3,
+            ):
+                commits = []
+                for i, (node, h) in enumerate(zip(actors.nodes, (h1, h2, h3), strict=True)):
+                    fn = chain.registry.functions.setP2pAddress(h.multiaddr.encode())
+                    await trio.to_thread.run_sync(node.transact, fn)
+                    batch, digests, salt = outputs[i][0], list(served[i]), new_salt()
+                    seat, _ = await trio.to_thread.run_sync(market.commit_result, node, batch, digests, salt)
+                    commits.append((node, batch, seat, digests, salt))
+                for node, batch, seat, digests, salt in commits:  # a batch reveals once its k seats are taken
+                    await trio.to_thread.run_sync(market.reveal_result, node, batch, seat, digests, salt)
+                proc = daemon.start(None)
+                try:
+                    salts = {(b, v.address): new_salt() for b in batches for v in scripted}
+                    for batch, seats in batches.items():  # the daemon draws; the scripted two commit
+                        await _until(
+                            chain,
+                            f"committee of {batch}",
+                            _phase_is(market, chain, batch, Phase.SCORE_COMMITTING),
+                            proc,
+                        )
+                        for v in scripted:
+                            vector = encode_scores([[votes[v.address]]] * seats, 1)
+                            seat = _seat_of(market, chain, batch, v.address)
+                            salt = salts[(batch, v.address)]
+                            await trio.to_thread.run_sync(market.commit_scores, v, batch, seat, vector, salt)
+                    for batch, seats in batches.items():  # the daemon commits; all reveal
+                        await _until(
+                            chain,
+                            f"the daemon's commit on {batch}",
+                            _phase_is(market, chain, batch, Phase.SCORE_REVEALING),
+                            proc,
+                        )
+                        for v in scripted:
+                            vector = encode_scores([[votes[v.address]]] * seats, 1)
+                            seat = _seat_of(market, chain, batch, v.address)
+                            salt = salts[(batch, v.address)]
+                            await trio.to_thread.run_sync(market.reveal_scores, v, batch, seat, vector, salt)
+                    for batch in batches:
+                        await _until(
+                            chain,
+                            f"settlement of {batch}",
+                            _phase_is(market, chain, batch, Phase.SETTLED),
+                            proc,
+                        )
+                    assert proc.poll() is None  # still running after refusing job B
+                finally:
+                    proc.send_signal(signal.SIGTERM)
+                    await trio.to_thread.run_sync(proc.wait, 30)
+                assert proc.returncode == 0, daemon.log(daemon.runs)[-3000:]
+
+        try:
+            trio.run(main)
+        finally:
+            daemon.stop_all()
+
+        settled_a = BatchSettled.from_abi(_events(chain, "BatchSettled", batch_a)[0]["args"])
+        settled_b = BatchSettled.from_abi(_events(chain, "BatchSettled", batch_b)[0]["args"])
+        record_a, record_b = _journaled(tmp_path, batch_a), _journaled(tmp_path, batch_b)
+        me = actors.validators[0].address
+        mine = {
+            batch: [
+                r
+                for r in (ScoresRevealed.from_abi(e["args"]) for e in _events(chain, "ScoresRevealed", batch))
+                if r.validator == me
+            ]
+            for batch in batches
+        }
+    assert record_a is not None and record_b is not None
+    cells = {c["seat"]: c for c in record_a["cells"]}
+    assert cells[0]["score"] >= 50 and cells[0]["schema_digest"] == schema_digest(ANSWER_SCHEMA)
+    assert cells[1]["score"] == 0
+    assert cells[1]["components"]["invalid_reason"].startswith("schema: ")
+    assert record_a["contract"]["schema_digest"] == schema_digest(ANSWER_SCHEMA)
+    assert record_a["contract"]["determinism"] == "sampled"
+    assert list(settled_a.medians) == [cells[0]["score"], 0]  # the daemon's scores are the medians
+    assert settled_a.node_paid[0] > 0 and settled_a.node_paid[1] == 0
+    (cell_b,) = record_b["cells"]
+    assert cell_b["score"] == 0 and cell_b["components"] is None
+    assert cell_b["reason"].startswith("malformed workflow schema: tasks[0] ('write'): ")
+    assert list(settled_b.medians) == [0] and settled_b.node_paid[0] == 0
+    for settled, batch in ((settled_a, batch_a), (settled_b, batch_b)):
+        (revealed,) = mine[batch]
+        assert settled.agreed_mask >> revealed.seat & 1  # the daemon agreed with the medians
+    lines = daemon.log(daemon.runs).splitlines()
+    refusals = [line for line in lines if " job_refused " in line]
+    assert len(refusals) == 1, refusals  # once per job, though the daemon stepped batch B many times
+    assert f"job_refused job={job_b} " in refusals[0]
+    assert "reason=\"malformed workflow schema: tasks[0] ('write'): " in refusals[0]

