@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ import trio
 from protocol.errors import SynodError
 from protocol.log import get_logger
 from protocol.store.lock import WriterLock
+from protocol.store.sqlite import connect as sqlite_connect
+from protocol.store.sqlite import immediate
 
 log = get_logger(__name__)
 
@@ -67,6 +70,7 @@ class OracleJournal:
         self.directory = directory
         self._conn = conn
         self._lock = lock
+        self._mutex = threading.Lock()
         self._limiter = trio.CapacityLimiter(1)
 
     @classmethod
@@ -80,15 +84,12 @@ class OracleJournal:
         if read_only:
             if not path.exists():
                 raise FileNotFoundError(f"no validator journal at {path}")
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-            return cls(directory, conn, None)
+            return cls(directory, sqlite_connect(path, read_only=True), None)
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = WriterLock(directory / LOCK_FILE, path)
         lock.acquire()
         try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn = sqlite_connect(path)
             conn.execute(_SCHEMA)
         except BaseException:
             lock.release()
@@ -115,18 +116,13 @@ class OracleJournal:
         :class:`JournalConflict` (the first write wins: the chain may already hold it)."""
         text = json.dumps(value, sort_keys=True, separators=(",", ":"))
         batch = int(key.rsplit("@", 1)[1])
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            row = self._conn.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
+        with immediate(self._conn, self._mutex) as conn:
+            row = conn.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
             if row is None:
-                self._conn.execute(
+                conn.execute(
                     "INSERT INTO entries (key, batch, value, written_at) VALUES (?, ?, ?, ?)",
                     (key, batch, text, time.time()),
                 )
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
         if row is not None and row[0] != text:
             raise JournalConflict(f"journal entry {key} exists with different content")
         log.debug("journal_put", key=key)
