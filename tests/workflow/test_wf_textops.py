@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001 - multilingual text: letters and marks of other scripts are meant
+# ruff: noqa: RUF001, RUF003 - multilingual text: letters and marks of other scripts are meant
 """The ``text`` operator (Synod extension): each function through the engine, validation, and the
 qa_pairs workflow's checks driven by a scripted model."""
 
@@ -195,7 +195,9 @@ def test_question_words_make_a_question_without_a_mark(text: str, expected: str)
 )
 def test_answers_accepts_a_reply_that_gives_the_planned_answer(reply: str, answer: str, ok: bool) -> None:
     inputs = [_in("text", "input", "r"), _in("part", "input", "a")]
-    assert value_of(text_workflow("answers", inputs), {"r": reply, "a": answer}) == (reply if ok else "FAILED")
+    assert value_of(text_workflow("answers", inputs), {"r": reply, "a": answer}) == (
+        reply if ok else "FAILED"
+    )
 
 
 def test_answers_reasons_and_slack() -> None:
@@ -206,7 +208,12 @@ def test_answers_reasons_and_slack() -> None:
     assert failure_of("answers", inputs, long).endswith("the reply has 6 words, over 1 + 3")
     slack = [*inputs, _in("slack", "string", "5")]
     assert value_of(text_workflow("answers", slack), long) == long["r"]
-    assert value_of(text_workflow("answers", [*inputs, _in("slack", "string", "0")]), {"r": "in 1547", "a": "1547"}) == "FAILED"
+    assert (
+        value_of(
+            text_workflow("answers", [*inputs, _in("slack", "string", "0")]), {"r": "in 1547", "a": "1547"}
+        )
+        == "FAILED"
+    )
     bad = [*inputs, _in("slack", "string", "-1")]
     assert failure_of("answers", bad, long) == "slack '-1' is not a whole number"
 
@@ -376,7 +383,9 @@ def test_qa_pairs_asks_for_chosen_answers_retries_then_falls_back_to_a_gap_quest
         "Sentence: La Loire est le plus long fleuve de France.\n"
         "Question: Quel est le plus long fleuve de France ?\nAnswer:"
     )
-    assert "Question: Combien d'habitants compte le village de Valdrôme ?\nAnswer: 212 habitants" in prompts[1]
+    assert (
+        "Question: Combien d'habitants compte le village de Valdrôme ?\nAnswer: 212 habitants" in prompts[1]
+    )
     assert "Answer: Loire" not in prompts[1]
     assert prompts[3].endswith("Answer: Orléans, Tours et Nantes\nQuestion:")
     assert prompts[4].endswith("Question: Quelles villes la Loire traverse-t-elle ?\nAnswer:")
@@ -461,7 +470,7 @@ def test_qa_pairs_turkish_question_without_a_mark_counts_by_its_question_word() 
     questions, answers = json.loads(outcome.result.value)
     assert answers == ["Köprüsü Sorgun Çayı", "1723", "84 metredir"]
     assert questions == [
-        "\"Kervanlı ___ üzerindedir.\" cümlesindeki boşluğu hangi sözcükler doldurur?",
+        '"Kervanlı ___ üzerindedir." cümlesindeki boşluğu hangi sözcükler doldurur?',
         "Hangi yılda Kervanlı Köprüsü yapılmıştır?",
         "Kervanlı Köprüsünün uzunluğu ne kadardır?",
     ]

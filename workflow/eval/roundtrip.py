@@ -1,4 +1,3 @@
-# ruff: noqa: RUF002 - multilingual text: letters and marks of other scripts are meant
 """The round-trip check: does the model's own answer to a question give the planned answer?
 
 ``qa_pairs`` chooses the answer first (:mod:`workflow.eval.spans`) and has the model write a
