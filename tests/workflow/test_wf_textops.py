@@ -357,24 +357,29 @@ def test_qa_pairs_asks_for_chosen_answers_retries_then_falls_back_to_a_gap_quest
             "fleuve traverse Orléans et Sorbelle ?",
             "Quelles villes la Loire traverse-t-elle ?",
         ),
-        # a year: about no word of the sentence, then a question giving the year away: the gap question
+        # a year: about no word of the sentence, then a question giving the year away: set aside
         "2000": ("When was it?", "Quand la vallée a-t-elle été inscrite, en 2000 ?"),
+        # the last candidate: nothing after "Quel", then nothing: set aside
+        "France": ("", ""),
     }
     outcome, prompts = run_qa(FRENCH, replies)
     assert outcome.result is not None, outcome.error
+    # no candidate left: the last answer set aside gets the gap question (a stack: the last first)
     assert json.loads(outcome.result.value) == [
         [
             "Quel est le plus long fleuve de France ?",
             "Quelles villes la Loire traverse-t-elle ?",
-            "Quels mots complètent le blanc dans « En ___, une partie de la vallée a été inscrite "
-            "au patrimoine mondial. » ?",
+            "Quels mots complètent le blanc dans « La Loire est le plus long fleuve de ___. » ?",
         ],
-        ["Loire", "Orléans, Tours et Nantes", "2000"],
+        ["Loire", "Orléans, Tours et Nantes", "France"],
     ]
-    assert failed_steps(outcome) == ["q_grounded", "q_about", "q_apart", "again"]
+    # (the second "again": no third try for France; "where": no candidate left)
+    assert failed_steps(outcome) == [
+        *("q_grounded", "q_about", "q_apart", "again", "is_question", "is_question", "again", "where")
+    ]
     # one sentence per prompt, the answer given, French examples; the first try starts the question;
     # a question that passes its checks goes back to the model without its answer (the round trip)
-    assert len(prompts) == 7
+    assert len(prompts) == 9
     assert prompts[0].endswith(
         "Sentence: La Loire est le plus long fleuve de France.\nAnswer: Loire\nQuestion: Quel"
     )
@@ -396,19 +401,23 @@ def test_qa_pairs_checks_kind_topic_language_and_repeats() -> None:
     replies = {
         # about no word of the sentence but the answer; then a good question
         "Loire": ("Quand la Loire fut-elle nommée ?", "Quel fleuve traverse la France ?"),
-        # a repeated question; then one about no word of its sentence: the gap question
+        # a repeated question; then one about no word of its sentence: set aside
         "Orléans, Tours et Nantes": ("fleuve traverse la France ?", "Quelle est la ville ?"),
-        # English; then a question that does not ask "when" for a year: the gap question
+        # English; then a question that does not ask "when" for a year: set aside
         "2000": ("was the valley listed?", "Quelle partie de la vallée fut inscrite au patrimoine ?"),
+        # a good question for the last candidate
+        "France": ("pays traverse la Loire ?", "unused"),
     }
     outcome, _ = run_qa(FRENCH, replies)
     assert outcome.result is not None, outcome.error
     questions, answers = json.loads(outcome.result.value)
-    assert questions[0] == "Quel fleuve traverse la France ?"
-    assert questions[1] == "Quels mots complètent le blanc dans « Elle traverse ___. » ?"
+    # the model's questions first, then gap questions for the answers set aside, the last first
+    assert answers == ["Loire", "France", "2000"]
+    assert questions[:2] == ["Quel fleuve traverse la France ?", "Quel pays traverse la Loire ?"]
     assert questions[2].startswith("Quels mots complètent le blanc dans « En ___, une partie")
-    assert answers == ["Loire", "Orléans, Tours et Nantes", "2000"]
-    assert failed_steps(outcome) == ["q_about", "q_new", "q_about", "again", "q_language", "q_kind", "again"]
+    assert failed_steps(outcome) == [
+        *("q_about", "q_new", "q_about", "again", "q_language", "q_kind", "again", "where")
+    ]
 
 
 def test_qa_pairs_stops_at_three_pairs() -> None:
@@ -439,15 +448,15 @@ def test_qa_pairs_keeps_a_question_only_when_the_model_answers_it_with_the_plann
             "En 2000, une partie de la vallée a été inscrite"
         ),
     }
+    replies["France"] = ("pays traverse la Loire ?", "unused")  # its reply: "France" (the default)
     outcome, prompts = run_qa(FRENCH, replies, roundtrip)
     assert outcome.result is not None, outcome.error
     questions, answers = json.loads(outcome.result.value)
-    assert answers == ["Loire", "Orléans, Tours et Nantes", "2000"]
-    assert questions[0] == "Quel est le plus long fleuve de France ?"
-    assert questions[1] == "Quels mots complètent le blanc dans « Elle traverse ___. » ?"
+    assert answers == ["Loire", "France", "2000"]
+    assert questions[:2] == ["Quel est le plus long fleuve de France ?", "Quel pays traverse la Loire ?"]
     assert questions[2].startswith("Quels mots complètent le blanc dans « En ___, une partie")
-    assert failed_steps(outcome) == ["roundtrip", "roundtrip"]
-    assert len(prompts) == 6  # no second try after a failed round trip: at most three calls a pair
+    assert failed_steps(outcome) == ["roundtrip", "roundtrip", "where"]
+    assert len(prompts) == 8  # no second try after a failed round trip: at most three calls a candidate
 
 
 TURKISH = (
@@ -468,19 +477,34 @@ def test_qa_pairs_turkish_question_without_a_mark_counts_by_its_question_word() 
     outcome, prompts = run_qa(TURKISH, replies, {})
     assert outcome.result is not None, outcome.error
     questions, answers = json.loads(outcome.result.value)
-    assert answers == ["Köprüsü Sorgun Çayı", "1723", "84 metredir"]
+    assert answers == ["1723", "84 metredir", "Köprüsü Sorgun Çayı"]
     assert questions == [
-        '"Kervanlı ___ üzerindedir." cümlesindeki boşluğu hangi sözcükler doldurur?',
         "Hangi yılda Kervanlı Köprüsü yapılmıştır?",
         "Kervanlı Köprüsünün uzunluğu ne kadardır?",
+        '"Kervanlı ___ üzerindedir." cümlesindeki boşluğu hangi sözcükler doldurur?',
     ]
-    assert failed_steps(outcome) == ["is_question", "is_question", "again", "is_question"]
+    assert failed_steps(outcome) == ["is_question", "is_question", "again", "is_question", "where"]
     assert prompts[0].endswith("Answer: Köprüsü Sorgun Çayı\nQuestion: Hangi")
     assert prompts[2].endswith("Answer: 1723\nQuestion: Hangi yılda")
     assert prompts[3].endswith("Question: Hangi yılda Kervanlı Köprüsü yapılmıştır?\nAnswer:")
     # the examples for a year end with the year's example, next to the question
     assert prompts[2].count("Sentence: ") == 4
     assert prompts[2].rsplit("Sentence: ", 2)[1].startswith("Kervanlı Köprüsü 1723 yılında")
+
+
+def test_qa_pairs_tries_six_candidates_then_fills_with_gap_questions() -> None:
+    towns = ["Arden", "Belmoor", "Calder", "Dunmore", "Eskdale", "Farleigh", "Glenrock"]
+    doc = " ".join(f"The tower of {t} is {i}0 metres tall." for i, t in enumerate(towns, 1))
+    replies = {f"{i}0 metres": ("", "") for i in range(1, 8)}  # no question ever passes
+    outcome, prompts = run_qa(doc, replies)
+    assert outcome.result is not None, outcome.error
+    questions, answers = json.loads(outcome.result.value)
+    # six candidates tried, two calls each; the seventh never asked about; the last set aside first
+    assert len(prompts) == 12
+    assert answers == ["60 metres", "50 metres", "40 metres"]
+    assert questions == [
+        f'Which words fill the gap in "The tower of {t} is ___ tall."?' for t in towns[5:2:-1]
+    ]
 
 
 def test_qa_pairs_with_no_candidate_fails_clearly() -> None:
