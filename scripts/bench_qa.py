@@ -7,7 +7,11 @@ several languages) and prints ``name=value`` lines (definitions in :mod:`workflo
 - ``qa_grounded_pair_rate``, ``qa_distinct_question_rate``, ``qa_language_match_rate``,
   ``qa_example_leak_rate``: shares of the pairs ``qa_pairs.json`` returned;
 - ``qa_gap_question_rate``: share of the pairs whose question is the workflow's fill-in-the-gap
-  fallback (the model's two questions failed the checks), not one the model wrote;
+  fallback (the model's questions failed the checks or the round trip), not one the model wrote;
+  ``qa_model_question_rate``: the rest, the share of pairs whose question the model wrote;
+- ``qa_roundtrip_pass_rate``: of the model's questions that passed every check of their form and
+  went to the round trip (the model answers its own question; ``roundtrip`` task), the share whose
+  reply gave the planned answer;
 - ``qa_pairs_per_document`` (the workflow returns up to three; fewer when its checks reject the
   rest), ``qa_failed_documents`` (runs that ended in the workflow's clear failure),
   ``qa_seconds_per_document`` (wall time of a run, model loading excluded);
@@ -98,7 +102,23 @@ def example_questions(texts: Sequence[str]) -> list[str]:
     return [m.group(1).strip() for t in texts for m in re.finditer(r"^Question:(.*)$", t, re.MULTILINE)]
 
 
-async def _run(engine: Engine, workflow: Workflow, inputs: dict[str, Any]) -> tuple[Any, str | None, float]:
+class Run(BaseModel):
+    """One workflow run: its return value (None on failure), the error, the wall time in seconds
+    and the status of every step by task id, in order (``[("roundtrip", "failed"), ...]``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    value: Any
+    error: str | None
+    seconds: float
+    steps: tuple[tuple[str, str], ...]
+
+    def count(self, task_id: str, status: str) -> int:
+        """How many times the task ``task_id`` ended with ``status`` (``ok``, ``failed``)."""
+        return sum(1 for t, st in self.steps if t == task_id and st == status)
+
+
+async def _execute(engine: Engine, workflow: Workflow, inputs: dict[str, Any]) -> Run:
     started = time.perf_counter()
     outcome = await engine.execute(workflow, inputs)
     elapsed = time.perf_counter() - started
@@ -106,9 +126,15 @@ async def _run(engine: Engine, workflow: Workflow, inputs: dict[str, Any]) -> tu
     print(
         f"bench_qa: {workflow.name}: {len(outcome.trace.steps)} steps; rejected: {rejected}", file=sys.stderr
     )
+    steps = tuple((s.task_id, s.status) for s in outcome.trace.steps)
     if outcome.result is None:
-        return None, str(outcome.error), elapsed
-    return outcome.result.json_value(), None, elapsed
+        return Run(value=None, error=str(outcome.error), seconds=elapsed, steps=steps)
+    return Run(value=outcome.result.json_value(), error=None, seconds=elapsed, steps=steps)
+
+
+async def _run(engine: Engine, workflow: Workflow, inputs: dict[str, Any]) -> tuple[Any, str | None, float]:
+    done = await _execute(engine, workflow, inputs)
+    return done.value, done.error, done.seconds
 
 
 class Dump:
@@ -138,9 +164,13 @@ async def bench_qa(
     markers, questions_seen = example_markers(shots), example_questions(shots)
     engine = Engine(provider)
     pairs, seconds, failed = [], 0.0, 0
+    trips = trips_passed = 0
     for passage in passages:
-        value, error, elapsed = await _run(engine, workflow, {"document": passage.text})
+        done = await _execute(engine, workflow, {"document": passage.text})
+        value, error, elapsed = done.value, done.error, done.seconds
         seconds += elapsed
+        passed = done.count("roundtrip", "ok")
+        trips, trips_passed = trips + passed + done.count("roundtrip", "failed"), trips_passed + passed
         scored = []
         if error is None and isinstance(value, list) and len(value) == 2:
             scored = score_qa(
@@ -162,6 +192,8 @@ async def bench_qa(
                 "lang": passage.lang,
                 "seconds": round(elapsed, 2),
                 "error": error,
+                "roundtrips": done.count("roundtrip", "ok") + done.count("roundtrip", "failed"),
+                "roundtrips_passed": passed,
                 "pairs": [s.model_dump() for s in scored],
             }
         )
@@ -173,6 +205,8 @@ async def bench_qa(
         "qa_language_match_rate": _rate(sum(p.language_match for p in pairs), n),
         "qa_example_leak_rate": _rate(sum(bool(p.leaked) for p in pairs), n),
         "qa_gap_question_rate": _rate(sum(p.gap_question for p in pairs), n),
+        "qa_model_question_rate": _rate(sum(not p.gap_question for p in pairs), n),
+        "qa_roundtrip_pass_rate": _rate(trips_passed, trips),
         "qa_pairs_per_document": n / len(passages),
         "qa_failed_documents": float(failed),
         "qa_seconds_per_document": seconds / len(passages),

