@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +171,7 @@ async def _serve_and_export(
                 )
             )
             fn = chain.registry.functions.setP2pAddress(host.multiaddr.encode())
-            await trio.to_thread.run_sync(lambda fn=fn, node=node: node.transact(fn, label="setP2pAddress"))
+            await trio.to_thread.run_sync(partial(node.transact, fn, label="setP2pAddress"))
         block = chain.head(0)
         history = load_history(chain, job_id, block)
         nodes = sorted({b.reveals[s].event.node for b, s, _ in history.accepted()})
@@ -450,7 +451,8 @@ def test_export_of_a_job_still_running_says_so(
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     argv = [sys.executable, "-m", "cli.main", "job", "export", str(posted.job_ids[0])]
     argv += ["--out", str(tmp_path / "o.jsonl"), "--rpc-url", devnet.rpc_url]
-    argv += ["--deployment", str(devnet.deployments_file), "--dev-key", str(REQUESTER_INDEX)]
+    argv += ["--deployment", str(devnet.deployments_file), "--artifacts-dir", str(ROOT / "out")]
+    argv += ["--dev-key", str(REQUESTER_INDEX)]
     run = subprocess.run(argv, capture_output=True, text=True, timeout=99, cwd=tmp_path, env=env, check=False)
     assert run.returncode == 1, run.stdout + run.stderr
     assert f"not settled yet: batch {posted.batch_ids[0]} of job {posted.job_ids[0]}" in " ".join(

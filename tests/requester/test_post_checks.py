@@ -135,7 +135,8 @@ def test_post_command_with_batch_size_257_sends_nothing(
     run = subprocess.run(
         [sys.executable, "-m", "cli.main", "job", "post", "--workflow", str(WORKFLOW), "--rows", str(rows),
          "--bounty-per-task", "1", "--batch-size", "257", "--rpc-url", devnet.rpc_url,
-         "--deployment", str(devnet.deployments_file), "--dev-key", str(KEY)],
+         "--deployment", str(devnet.deployments_file), "--artifacts-dir", str(ROOT / "out"),
+         "--dev-key", str(KEY)],
         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
         check=False,
     )  # fmt: skip
