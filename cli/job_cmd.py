@@ -223,6 +223,9 @@ def _post(args: argparse.Namespace, console: Console, rc: RequesterChain, datase
         if not isinstance(exc, ValidationError):
             raise
         first = exc.errors()[0]
+        if first["loc"][0] == "bounty_per_task":
+            most = rc.units.format(2**96 - 1)
+            raise ValueError(f"--bounty-per-task {args.bounty_per_task}: at most {most} per task") from None
         raise ValueError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
     sender = rc.sender()
     plan = plan_job(rc.chain, sender, params, dataset, rc.units)

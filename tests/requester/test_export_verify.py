@@ -357,7 +357,9 @@ def test_verify_refuses_a_value_of_another_json_type(
         assert row["median"] == 85
         row["median"] = forged
     report = verify_dataset(chain, read_dataset(_write(tmp_path / "typed.jsonl", rows)))
-    assert [(f.kind, f.line) for f in report.findings] == [("altered", 1)]
+    # a line whose own key is unreadable no longer names its result: that result is also dropped
+    dropped = [("dropped", None)] if field == "batch_id" else []
+    assert [(f.kind, f.line) for f in report.findings] == [("altered", 1), *dropped]
     assert field in report.findings[0].detail
     assert report.ok == 5
 
@@ -458,3 +460,15 @@ def test_export_of_a_job_still_running_says_so(
     assert f"not settled yet: batch {posted.batch_ids[0]} of job {posted.job_ids[0]}" in " ".join(
         run.stdout.split()
     )
+
+
+def test_rows_with_blank_required_inputs_are_named_and_a_bom_is_not_content(tmp_path: Path) -> None:
+    """Before: `{"document": null}` and `{"document": "  "}` were posted (a bounty paid for nothing to
+    work on), and a file saved with a byte order mark was refused as "not JSON"."""
+    for value, shown in ((None, "null"), ("  ", '"  "'), ("", '""')):
+        path = _rows_file(tmp_path, [{"document": "fine"}, {"document": value}])
+        with pytest.raises(InputError, match=f"rows.jsonl line 2: 'document' is {shown}, but tasks"):
+            load_dataset(WORKFLOW, path)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"document": "a"}).encode() + b"\r\n")
+    assert load_dataset(WORKFLOW, bom).rows == ({"document": "a"},)
