@@ -54,7 +54,7 @@ def _raise_interrupt(signum: int, _frame: object) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from devnet.chain import DevnetError
-    from devnet.network import DevnetSpec, down, load_state, render_env, status, up
+    from devnet.network import DevnetSpec, down, interrupted_group, load_state, render_env, status, up
     from protocol.errors import SynodError
 
     command = args.devnet_command
@@ -88,6 +88,18 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     recorded = load_state(args.state_dir.resolve())
     if recorded is None:
+        interrupted = interrupted_group(args.state_dir.resolve())
+        if interrupted and command == "down":
+            down(args.state_dir)
+            print(f"devnet down: stopped the processes an interrupted `up` left (pgid {interrupted})")
+            return EXIT_OK
+        if interrupted:
+            print(
+                f"synod devnet: an interrupted `synod devnet up` left processes running in {args.state_dir} "
+                f"(pgid {interrupted}): run `synod devnet down`",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
         print(f"synod devnet: no devnet recorded in {args.state_dir}: run `synod devnet up`", file=sys.stderr)
         return EXIT_FAILED
     state = recorded

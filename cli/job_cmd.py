@@ -14,7 +14,8 @@
 Every subcommand takes the connection flags ``--rpc-url``, ``--deployment``, ``--artifacts-dir``,
 ``--keystore``/``--password-file`` or ``--dev-key N`` (env: see :mod:`requester.connect`).
 Amounts are in token units. Exit codes: 0 done (verify: the file proves out); 1 verify found
-altered, added or dropped rows, or export could not fetch some results; 2 usage or bad input
+altered, added or dropped rows, or export could not fetch some results or found batches not settled
+yet (the file holds what is settled and proven); 2 usage or bad input
 (rows, workflow, funds: nothing sent); 3 chain (RPC down, unknown job, revert).
 """
 
@@ -53,6 +54,14 @@ def add_connection_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def job_id(text: str) -> int:
+    """A job id argument: a whole number 0..2**64-1 (``uint64`` on chain). Raises
+    ``argparse.ArgumentTypeError`` (argparse prints it as a usage error, exit 2)."""
+    if not text.isdecimal() or int(text) >= 2**64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a job id: give the number `synod job list` shows")
+    return int(text)
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="job_command", metavar="SUBCOMMAND", required=True)
     post = sub.add_parser("post", help="check the rows and the wallet, approve, post a job")
@@ -87,7 +96,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     post.add_argument("--dry-run", action="store_true", help="check and print the plan; send nothing")
     status = sub.add_parser("status", help="progress of a job: batches and tasks per phase")
-    status.add_argument("job", type=int, metavar="JOB")
+    status.add_argument("job", type=job_id, metavar="JOB")
     status.add_argument(
         "--watch", action="store_true", help="refresh until every batch is settled or refunded"
     )
@@ -95,16 +104,22 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--interval", type=float, default=1.0, metavar="S", help="refresh period (default 1 s)"
     )
     export = sub.add_parser("export", help="write one verified row per accepted result")
-    export.add_argument("jobs", type=int, nargs="+", metavar="JOB")
+    export.add_argument("jobs", type=job_id, nargs="+", metavar="JOB")
     export.add_argument("--out", type=Path, required=True, metavar="data.jsonl")
     export.add_argument("--timeout", type=float, default=30.0, metavar="S", help="per-result fetch deadline")
     verify = sub.add_parser("verify", help="re-check an export against the chain")
     verify.add_argument("dataset", type=Path, metavar="data.jsonl")
     verify.add_argument(
-        "--job", type=int, action="append", default=[], metavar="JOB", help="also check this job"
+        "--job",
+        type=job_id,
+        action="append",
+        default=[],
+        metavar="JOB",
+        help="the job(s) the file must hold, all their accepted results and nothing else "
+        "(default: the jobs its rows name)",
     )
     cancel = sub.add_parser("cancel", help="refund every batch of a job that has no commit yet")
-    cancel.add_argument("job", type=int, metavar="JOB")
+    cancel.add_argument("job", type=job_id, metavar="JOB")
     listing = sub.add_parser("list", help="jobs posted by this requester (or all with --all)")
     listing.add_argument("--all", action="store_true", help="every job on the market")
     for p in (post, status, export, verify, cancel, listing):
@@ -139,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _dispatch(args)
     except (InputError, FundsError, AmountError, ValueError) as exc:
-        return _fail(f"{exc} (nothing was sent)", EXIT_USAGE)
+        sent = " (nothing was sent)" if args.job_command in ("post", "cancel") else ""
+        return _fail(f"{exc}{sent}", EXIT_USAGE)
     except UnknownJob as exc:
         return _fail(str(exc), EXIT_CHAIN)
     except (RequesterError, ChainError) as exc:
@@ -207,6 +223,9 @@ def _post(args: argparse.Namespace, console: Console, rc: RequesterChain, datase
         if not isinstance(exc, ValidationError):
             raise
         first = exc.errors()[0]
+        if first["loc"][0] == "bounty_per_task":
+            most = rc.units.format(2**96 - 1)
+            raise ValueError(f"--bounty-per-task {args.bounty_per_task}: at most {most} per task") from None
         raise ValueError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
     sender = rc.sender()
     plan = plan_job(rc.chain, sender, params, dataset, rc.units)
@@ -281,7 +300,13 @@ def _export(args: argparse.Namespace, console: Console, rc: RequesterChain) -> i
             f"[red]not exported[/]: batch {failure.batch_id} row {failure.row} seat {failure.node_seat} "
             f"(node {failure.node}): {failure.reason}"
         )
-    return EXIT_FINDINGS if result.failures else EXIT_OK
+    open_batches = [(h.job_id, b.batch_id) for h in histories for b in h.batches.values() if not b.terminal]
+    for job, batch in open_batches:
+        console.print(
+            f"[yellow]not settled yet[/]: batch {batch} of job {job}: its results are not in the file; "
+            f"export again once `synod job status {job}` shows every batch settled or refunded"
+        )
+    return EXIT_FINDINGS if result.failures or open_batches else EXIT_OK
 
 
 def _verify(args: argparse.Namespace, console: Console) -> int:
@@ -303,10 +328,17 @@ def _verify(args: argparse.Namespace, console: Console) -> int:
 def _cancel(args: argparse.Namespace, console: Console, rc: RequesterChain) -> int:
     from protocol.chain.market import Market
     from protocol.chain.models import Phase
+    from requester.errors import InputError
     from requester.history import load_history
 
     history = load_history(rc.chain, args.job)
     sender = rc.sender()
+    requester = history.job.event.requester
+    if requester.lower() != sender.address.lower():
+        raise InputError(
+            f"job {args.job} was posted by {requester}, not by {sender.address}: only its requester can "
+            "cancel it; give that account's --keystore"
+        )
     market = Market(rc.chain)
     cancelled = 0
     for batch in history.batches.values():

@@ -333,6 +333,12 @@ def up(spec: DevnetSpec, env: Mapping[str, str] | None = None) -> DevnetState:
         raise DevnetError(
             f"a devnet already runs from {state_dir} (pgid {previous.pgid}): run `synod devnet down` first"
         )
+    interrupted = interrupted_group(state_dir)
+    if previous is None and interrupted:
+        raise DevnetError(
+            f"an interrupted `synod devnet up` left processes running in {state_dir} (pgid {interrupted}): "
+            "run `synod devnet down` first"
+        )
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / STATE_FILE).unlink(missing_ok=True)
     (state_dir / PGID_FILE).unlink(missing_ok=True)
@@ -545,13 +551,25 @@ def stop_group(pgid: int, grace: float = 20.0) -> list[int]:
     return stubborn
 
 
+def interrupted_group(state_dir: Path) -> int:
+    """The process group of an ``up`` that stopped before writing ``devnet.json`` (killed, crashed)
+    and still has live processes, else 0."""
+    try:
+        pgid = int((state_dir / PGID_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return 0
+    return pgid if pgid > 0 and group_members(pgid) else 0
+
+
 def down(state_dir: Path, grace: float = 20.0) -> DevnetState | None:
-    """Stop the devnet of ``state_dir`` (see :func:`stop_group`); ``None`` when none was recorded."""
+    """Stop the devnet of ``state_dir`` (see :func:`stop_group`); ``None`` when none was recorded
+    (the processes of an interrupted ``up`` are stopped all the same, see :func:`interrupted_group`)."""
     state = load_state(state_dir.resolve())
     pgid_file = state_dir.resolve() / PGID_FILE
     if state is None:
         if pgid_file.exists():  # stopped in the middle of `up`
             stop_group(int(pgid_file.read_text(encoding="utf-8")), grace)
+            pgid_file.unlink()
         _delete_namespaces(state_dir.resolve())
         return None
     stop_group(state.pgid, grace)

@@ -1,8 +1,9 @@
 """Read a workflow and a JSONL file of input rows, and check every row before anything is sent.
 
-A row is one JSON object per line (blank lines are skipped). It must give every entry input the
-workflow reads (``{"type": "input", "key": K}`` with ``required: true``), unless the workflow's
-own ``external_memory`` supplies ``K``; a workflow that reads the whole entry input (key ``""``)
+A row is one JSON object per line (blank lines are skipped; a leading byte order mark is ignored).
+It must give every entry input the workflow reads (``{"type": "input", "key": K}`` with
+``required: true``), unless the workflow's own ``external_memory`` supplies ``K``, and a value it
+gives for one must not be ``null`` or blank text; a workflow that reads the whole entry input (key ``""``)
 needs a non-empty row. Rows are posted as their canonical JSON bytes (:mod:`protocol.canonical`).
 """
 
@@ -61,7 +62,7 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """The rows of a JSONL file as (line number, object). Raises :class:`InputError` for an
     unreadable file, a line that is not a JSON object, or a file with no rows."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark (Windows editors) is not content
     except OSError as exc:
         raise InputError(f"cannot read the rows {path}: {exc.strerror}; check --rows") from None
     except UnicodeDecodeError:
@@ -87,6 +88,11 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return rows
 
 
+def _blank(value: Any) -> bool:
+    """A required input with nothing in it: ``null`` or a string of whitespace only."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def check_rows(workflow: Workflow, rows: list[tuple[int, dict[str, Any]]], where: str) -> list[int]:
     """Check every row against the workflow's entry inputs; returns their canonical sizes.
 
@@ -97,6 +103,11 @@ def check_rows(workflow: Workflow, rows: list[tuple[int, dict[str, Any]]], where
     for number, row in rows:
         entry = EntryInput(row, workflow.external_memory)
         for key, used_by in needed.items():
+            if key and key in row and _blank(row[key]):
+                raise InputError(
+                    f"{where} line {number}: {key!r} is {json.dumps(row[key])}, but {used_by} needs a value; "
+                    "fill it in or leave the row out"
+                )
             if entry.has(key):
                 continue
             if not key:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +171,7 @@ async def _serve_and_export(
                 )
             )
             fn = chain.registry.functions.setP2pAddress(host.multiaddr.encode())
-            await trio.to_thread.run_sync(lambda fn=fn, node=node: node.transact(fn, label="setP2pAddress"))
+            await trio.to_thread.run_sync(partial(node.transact, fn, label="setP2pAddress"))
         block = chain.head(0)
         history = load_history(chain, job_id, block)
         nodes = sorted({b.reveals[s].event.node for b, s, _ in history.accepted()})
@@ -316,3 +317,158 @@ def test_a_bounty_the_wallet_cannot_cover_sends_nothing(
 def test_an_unknown_job_is_named(chain: SynodContracts) -> None:
     with pytest.raises(UnknownJob, match="job 999 does not exist"):
         load_history(chain, 999)
+
+
+# ---------------------------------------------------------------- break-review (rev3): forgeries
+
+
+def _verify_file(
+    chain: SynodContracts, path: Path, jobs: set[int] | None = None
+) -> list[tuple[str, int | None]]:
+    return [(f.kind, f.line) for f in verify_dataset(chain, read_dataset(path), jobs).findings]
+
+
+@pytest.mark.parametrize(
+    ("field", "forged"),
+    [
+        ("median", "85"),  # the same number as text
+        ("median", 85.0),  # the same number as a float
+        ("blocks", "post-as-float"),
+        ("scores", "score-as-bool"),
+        ("batch_id", "as-text"),
+    ],
+)
+def test_verify_refuses_a_value_of_another_json_type(
+    chain: SynodContracts, exported: Path, tmp_path: Path, field: str, forged: Any
+) -> None:
+    """A hand edit that keeps the number but changes its JSON type is an alteration (the lax parse
+    coerced "85", 85.0 and true back to the chain's value, and the line verified)."""
+    rows = _lines(exported)
+    row = rows[0]
+    if forged == "post-as-float":
+        row["blocks"]["post"] = float(row["blocks"]["post"])
+    elif forged == "score-as-bool":
+        row["scores"] = [
+            dict(s, seat=bool(s["seat"]) if s["seat"] in (0, 1) else s["seat"]) for s in row["scores"]
+        ]
+    elif forged == "as-text":
+        row["batch_id"] = str(row["batch_id"])
+    else:
+        assert row["median"] == 85
+        row["median"] = forged
+    report = verify_dataset(chain, read_dataset(_write(tmp_path / "typed.jsonl", rows)))
+    # a line whose own key is unreadable no longer names its result: that result is also dropped
+    dropped = [("dropped", None)] if field == "batch_id" else []
+    assert [(f.kind, f.line) for f in report.findings] == [("altered", 1), *dropped]
+    assert field in report.findings[0].detail
+    assert report.ok == 5
+
+
+def test_verify_names_swapped_seats_results_tx_and_blocks(
+    chain: SynodContracts, exported: Path, tmp_path: Path
+) -> None:
+    rows = _lines(exported)
+    # line 1 and 2: the same task, seats 0 and 1: swap who produced it (node and digest)
+    for name in ("node", "digest"):
+        rows[0][name], rows[1][name] = rows[1][name], rows[0][name]
+    # lines 3 and 4 (seats 0 and 1 of another task): swap result and envelope
+    for name in ("result", "envelope"):
+        rows[2][name], rows[3][name] = rows[3][name], rows[2][name]
+    rows[4]["tx"]["settle"] = rows[4]["tx"]["post"]
+    rows[5]["blocks"]["reveal"] += 1
+    report = verify_dataset(chain, read_dataset(_write(tmp_path / "swapped.jsonl", rows)))
+    assert [(f.kind, f.line) for f in report.findings] == [("altered", n) for n in range(1, 7)]
+    assert "node, digest" in report.findings[0].detail
+    assert "envelope (does not hash to the revealed digest)" in report.findings[2].detail
+    assert "tx" in report.findings[4].detail and "blocks" in report.findings[5].detail
+    # order is not part of the proof: every row carries its task and dataset_row
+    reordered = _write(tmp_path / "reordered.jsonl", list(reversed(_lines(exported))))
+    assert _verify_file(chain, reordered) == []
+
+
+def test_verify_names_a_row_of_an_unknown_job_instead_of_stopping(
+    chain: SynodContracts, exported: Path, tmp_path: Path
+) -> None:
+    """Before: a row naming job 999 aborted the whole check (UnknownJob), and job_id -1 / 2**256
+    crashed it (OverflowError); now each such line is named as added and the rest is checked."""
+    rows = _lines(exported)
+    forged = [dict(rows[0], job_id=999), dict(rows[1], job_id=2**256)]
+    path = _write(tmp_path / "unknown.jsonl", [*rows, *forged])
+    report = verify_dataset(chain, read_dataset(path))
+    assert [(f.kind, f.line) for f in report.findings] == [("added", 7), ("added", 8)]
+    assert "job 999 does not exist on chain 31337" in report.findings[0].detail
+    assert report.ok == 6
+
+
+def test_verify_with_job_refuses_rows_of_other_jobs_and_names_their_drops(
+    chain: SynodContracts, actors: Actors, produced: tuple[int, Served], exported: Path, tmp_path: Path
+) -> None:
+    job_id, _ = produced
+    dataset = load_dataset(WORKFLOW, _rows_file(tmp_path, DOCS[:1]))
+    other = post_planned(
+        chain, actors.requester, plan_job(chain, actors.requester, _params(), dataset, _units())
+    )
+    other_id = other.job_ids[0]  # posted, nothing accepted yet
+    assert _verify_file(chain, exported, {job_id}) == []
+    assert _verify_file(chain, exported, {other_id}) == [("added", n) for n in range(1, 7)]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n  \n", encoding="utf-8")
+    from requester.errors import DatasetError
+
+    with pytest.raises(DatasetError, match="none of the 0 line"):
+        verify_dataset(chain, read_dataset(empty))  # before: "verified: 0 rows", exit 0
+    assert _verify_file(chain, empty, {job_id}) == [("dropped", None)] * 6
+    with pytest.raises(UnknownJob, match="job 999 does not exist"):
+        verify_dataset(chain, read_dataset(exported), {999})
+
+
+def test_verify_names_the_line_of_encoding_damage(
+    chain: SynodContracts, exported: Path, tmp_path: Path
+) -> None:
+    lines = exported.read_bytes().splitlines(keepends=True)
+    crlf = tmp_path / "crlf.jsonl"
+    crlf.write_bytes(b"".join(line.rstrip(b"\n") + b"\r\n" for line in lines))
+    assert _verify_file(chain, crlf) == []  # the same rows, another line ending
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + b"".join(lines))
+    assert _verify_file(chain, bom) == [("altered", 1), ("dropped", None)]
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b"".join([lines[0], lines[1][:-2] + b"\xe9\n", *lines[2:], b"junk\n"]))
+    report = verify_dataset(chain, read_dataset(latin))  # before: the whole file refused, no line named
+    assert [(f.kind, f.line) for f in report.findings] == [("altered", 2), ("altered", 7), ("dropped", None)]
+    assert "not UTF-8" in report.findings[0].detail and "not JSON" in report.findings[1].detail
+    trailing = tmp_path / "trailing.jsonl"
+    trailing.write_bytes(b"".join([*lines[:5], lines[5].rstrip(b"\n") + b" {}\n"]))
+    assert _verify_file(chain, trailing) == [("altered", 6), ("dropped", None)]
+
+
+def test_export_of_a_job_still_running_says_so(
+    devnet: Devnet, chain: SynodContracts, actors: Actors, tmp_path: Path
+) -> None:
+    """Before: `wrote 0 rows`, exit 0, for a job whose batches were not settled yet."""
+    dataset = load_dataset(WORKFLOW, _rows_file(tmp_path, DOCS[:1]))
+    posted = post_planned(
+        chain, actors.requester, plan_job(chain, actors.requester, _params(), dataset, _units())
+    )
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    argv = [sys.executable, "-m", "cli.main", "job", "export", str(posted.job_ids[0])]
+    argv += ["--out", str(tmp_path / "o.jsonl"), "--rpc-url", devnet.rpc_url]
+    argv += ["--deployment", str(devnet.deployments_file), "--artifacts-dir", str(ROOT / "out")]
+    argv += ["--dev-key", str(REQUESTER_INDEX)]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=99, cwd=tmp_path, env=env, check=False)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"not settled yet: batch {posted.batch_ids[0]} of job {posted.job_ids[0]}" in " ".join(
+        run.stdout.split()
+    )
+
+
+def test_rows_with_blank_required_inputs_are_named_and_a_bom_is_not_content(tmp_path: Path) -> None:
+    """Before: `{"document": null}` and `{"document": "  "}` were posted (a bounty paid for nothing to
+    work on), and a file saved with a byte order mark was refused as "not JSON"."""
+    for value, shown in ((None, "null"), ("  ", '"  "'), ("", '""')):
+        path = _rows_file(tmp_path, [{"document": "fine"}, {"document": value}])
+        with pytest.raises(InputError, match=f"rows.jsonl line 2: 'document' is {shown}, but tasks"):
+            load_dataset(WORKFLOW, path)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"document": "a"}).encode() + b"\r\n")
+    assert load_dataset(WORKFLOW, bom).rows == ({"document": "a"},)
