@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.role_command == "run":
         import logging
 
+        from cli.daemon_exit import exit_daemon
         from cli.main import log_level
         from node.main import run_daemon
         from protocol.log import configure
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         for noisy in ("httpx", "httpcore", "libp2p", "multiaddr", "urllib3", "web3"):
             logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
-        return run_daemon(_config_path(args), args.password_file)
+        exit_daemon(run_daemon(_config_path(args), args.password_file))
     code = operator_cmds.run(args, ROLE, args.role_command)
     if args.role_command == "init" and code == operator_cmds.EXIT_OK:
         _append_run_table(_config_path(args))

@@ -165,9 +165,10 @@ def run(args: argparse.Namespace) -> int:
     if args.role_command == "score":
         return run_score(args)
     if args.role_command == "run":
+        from cli.daemon_exit import exit_daemon
         from oracle.daemon.main import run_daemon
 
-        return run_daemon(_config_path(args), args.password_file)
+        exit_daemon(run_daemon(_config_path(args), args.password_file))
     if args.role_command == "explain":
         return _explain(args)
     code = operator_cmds.run(args, ROLE, args.role_command)
