@@ -33,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--phase-seconds", type=int, default=900)
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="keep the state dir (logs) here",
+    )
     args = parser.parse_args(argv)
     configure("WARNING")
     full = load_dataset(
@@ -43,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = tuple({**full.rows[i], "n": n} for n, i in enumerate(picks))
     dataset = Dataset(full.workflow, full.spec, rows, tuple(len(canonical_bytes(r)) for r in rows))
     with tempfile.TemporaryDirectory(prefix="synod-bench-") as tmp:
-        state_dir = Path(tmp) / "devnet"
+        state_dir = args.keep if args.keep is not None else Path(tmp) / "devnet"
         try:
             state = up(DevnetSpec(state_dir=state_dir, model=args.model))
             env = state.requester_env()
