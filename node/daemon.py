@@ -126,6 +126,11 @@ class BatchAbandoned(SynodError):
     """A batch driver gives the batch up (the reason is recorded and logged)."""
 
 
+class SeatsFilled(SynodError):
+    """Other nodes filled the batch's k seats (or its commit phase ended) before this node
+    committed: the driver stops computing and records the batch as skipped (``closed``)."""
+
+
 @dataclass
 class NodeChain:
     """The node's chain handles: the async client (writer, watcher), the web3 facade in threads
@@ -183,6 +188,8 @@ class NodeDaemon:
         self._writer: TxWriter | None = None
         self._batches: trio.Nursery | None = None
         self._clock_offset = 0.0
+        self._seat_checks: dict[int, float] = {}
+        """batch id -> monotonic time of its last seat check that found a free seat."""
         self.watcher: Watcher | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -409,6 +416,9 @@ class NodeDaemon:
                     try:
                         await self._drive_once(batch_id)
                         return
+                    except SeatsFilled as exc:
+                        await self._skip_closed(batch_id, str(exc))
+                        return
                     except BatchAbandoned as exc:
                         await self._abandon(batch_id, str(exc))
                         return
@@ -422,9 +432,33 @@ class NodeDaemon:
                         log.warning("node_batch_retry", batch=batch_id, attempt=attempt, error=str(exc)[:300])
                         await trio.sleep(delay)
             finally:
+                self._seat_checks.pop(batch_id, None)
                 if self._drivers.get(batch_id) is driver:
                     del self._drivers[batch_id]
                 self.metrics.open_batches.set(len(self._drivers))
+
+    async def _skip_closed(self, batch_id: int, detail: str) -> None:
+        self.metrics.batches_skipped.labels(reason="closed").inc()
+        log.info("node_batch_skipped", batch=batch_id, reason="closed", detail=detail[:300])
+        await self._run(self.state.set_status, batch_id, BatchStatus.SKIPPED, f"closed: {detail}"[:500])
+
+    async def _seats_open(self, batch_id: int, k: int, max_age: float) -> bool:
+        """Whether the batch still takes a commit (Committing, fewer than ``k`` commits), read
+        from the chain unless a check less than ``max_age`` seconds ago found a free seat. An RPC
+        failure answers True (counted): the commit's own simulation decides then."""
+        checked = self._seat_checks.get(batch_id)
+        if checked is not None and time.monotonic() - checked < max_age:
+            return True
+        try:
+            view = await self._read(self._market.batch, batch_id)
+        except (ChainError, trio.TooSlowError) as exc:
+            self.metrics.rpc_errors.inc()
+            log.warning("node_batch_view_failed", batch=batch_id, error=str(exc)[:200])
+            return True
+        if view.phase is Phase.COMMITTING and view.commit_count < k:
+            self._seat_checks[batch_id] = time.monotonic()
+            return True
+        return False
 
     async def _abandon(self, batch_id: int, reason: str) -> None:
         self.metrics.batches_abandoned.inc()
@@ -472,9 +506,16 @@ class NodeDaemon:
                 raise BatchAbandoned("the job's model is no longer served")
             engine = self.engines[model]
             await self._sync_clock()
-            async with trio.open_nursery() as nursery:
-                for row in missing:
-                    nursery.start_soon(self._task, record, job, workflow, engine, model, row)
+            closed: list[int] = []  # set by the first task that finds the seats filled
+            with trio.CancelScope() as scope:
+                async with trio.open_nursery() as nursery:
+                    for row in missing:
+                        nursery.start_soon(
+                            self._task, record, job, workflow, engine, model, row, scope, closed
+                        )
+            if closed:
+                stored = len(await self._run(self.state.tasks, record.batch_id))
+                raise SeatsFilled(f"seats filled while computing: {stored} of {len(record.rows)} rows run")
         await self._run(self.state.set_status, record.batch_id, BatchStatus.COMPUTED)
         tasks = await self._run(self.state.tasks, record.batch_id)
         failed = {i: t.error for i, t in tasks.items() if t.error is not None}
@@ -482,9 +523,23 @@ class NodeDaemon:
         self._halt_if("after_workflows")
 
     async def _task(
-        self, record: BatchRecord, job: JobRecord, workflow: Workflow, engine: Engine, model: str, row: int
+        self,
+        record: BatchRecord,
+        job: JobRecord,
+        workflow: Workflow,
+        engine: Engine,
+        model: str,
+        row: int,
+        batch_scope: trio.CancelScope,
+        closed: list[int],
     ) -> None:
+        """Run one row (when a slot is free and the batch still has a free seat) and store it;
+        on filled seats: record the row in ``closed`` and cancel the batch's other tasks."""
         async with self._slots:
+            if not await self._seats_open(record.batch_id, int(job.params.k), self.settings.seat_check_s):
+                closed.append(row)
+                batch_scope.cancel()
+                return
             remaining = record.commit_deadline - self.settings.deadline_margin_s - self.chain_now()
             outcome = await run_task(engine, workflow, job.workflow_hash, record.rows[row], model, remaining)
         stored = await self.store.put_result_bytes(outcome.data)
@@ -572,6 +627,9 @@ class NodeDaemon:
             left = record.commit_deadline - self.chain_now()
             if left <= 0:  # (the simulation would refuse it too; this saves the round trip)
                 raise BatchAbandoned(f"commit window closed ({-left:.1f}s ago)")
+            job = await self._run(self.state.job, record.job_id)
+            if job is not None and not await self._seats_open(batch_id, int(job.params.k), 0.0):
+                raise SeatsFilled("seats filled before the commit")
         salt = await self._run(self.state.ensure_salt, batch_id, bytes(new_salt()))  # durable first
         commitment = result_commitment(batch_id, self.address, digests, salt)
         fn = self.chain.contracts.market.functions.commitResult(batch_id, commitment)
