@@ -29,14 +29,16 @@ import logging
 import os
 import signal
 import time
+from collections import deque
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
 from node.config import NodeRunSettings
-from node.decider import BatchOffer, NodeCapacity, commit_policy, decide
+from node.decider import BatchOffer, Decision, NodeCapacity, commit_policy, decide
 from node.metrics import NodeMetrics
 from node.state import BatchRecord, BatchStatus, JobRecord, NodeState, TaskRecord
 from node.work import run_task
@@ -71,6 +73,10 @@ WATCHED_EVENTS = ("JobPosted", "BatchPosted", "BatchSettled", "MisconductSlashed
 REVEALED_PHASES = frozenset({Phase.DRAWING, Phase.SCORE_COMMITTING, Phase.SCORE_REVEALING, Phase.SETTLED})
 """Phases after the reveals closed: results may be served to the committee and the requester."""
 RETRY_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+ACCESS_MEMORY_S = 10.0
+"""An account the access rule admitted for a batch is admitted again for this many seconds
+without re-reading the chain (a committee member fetches a whole batch: 2 chain reads per result
+overloaded the RPC). A member replaced by a new draw keeps access at most this long."""
 
 
 def halt(point: str) -> None:
@@ -189,6 +195,11 @@ class NodeDaemon:
         self._batches: trio.Nursery | None = None
         self._clock_offset = 0.0
         self._seat_checks: dict[int, float] = {}
+        self._access_ok: dict[tuple[int, Address], float] = {}
+        """(batch, account) -> monotonic time until which the access rule admits it unasked."""
+        self._waiting: deque[int] = deque()
+        """Batches skipped for ``capacity``, oldest first: re-decided when a driver ends."""
+        self._freed_send, self._freed = trio.open_memory_channel[None](1)
         """batch id -> monotonic time of its last seat check that found a free seat."""
         self.watcher: Watcher | None = None
 
@@ -266,6 +277,7 @@ class NodeDaemon:
             nursery.start_soon(self._consume, receive)
             await nursery.start(self.watcher.run, send)
             nursery.start_soon(self._claimer)
+            nursery.start_soon(self._take_waiting)
             nursery.start_soon(self._lag_meter)
             log.info("node_started", address=self.address, open_batches=len(self._drivers))
             task_status.started()
@@ -354,6 +366,33 @@ class NodeDaemon:
         self.metrics.batches_seen.inc()
         job = await self._run(self.state.job, int(args["jobId"]))
         rows = tuple(bytes(r) for r in args["rows"])
+        decision = await self._decide(batch_id, job, len(rows), int(args["commitDeadline"]))
+        record = BatchRecord(
+            batch_id=batch_id,
+            job_id=int(args["jobId"]),
+            first_row=int(args["firstRow"]),
+            commit_deadline=int(args["commitDeadline"]),
+            rows=rows,
+            status=BatchStatus.TAKEN if decision.take else BatchStatus.SKIPPED,
+            reason=decision.reason or "",
+            block=event.block_number,
+        )
+        await self._run(self.state.put_batch, record)
+        if not decision.take:
+            assert decision.reason is not None
+            self.metrics.batches_skipped.labels(reason=decision.reason).inc()
+            log.info("node_batch_skipped", batch=batch_id, reason=decision.reason, detail=decision.detail)
+            if decision.reason == "capacity":
+                self._waiting.append(batch_id)  # re-decided when a batch driver ends
+            return
+        self.metrics.batches_taken.inc()
+        log.info("node_batch_taken", batch=batch_id, rows=len(rows), detail=decision.detail)
+        self._start_driver(batch_id)
+
+    async def _decide(
+        self, batch_id: int, job: JobRecord | None, rows: int, commit_deadline: int
+    ) -> Decision:
+        """The decider's answer for the batch now (its view read from the chain)."""
         workflow_error = None
         params = job.params if job is not None else None
         if job is not None:
@@ -373,7 +412,7 @@ class NodeDaemon:
             except (ChainError, trio.TooSlowError) as exc:  # undecided: let the commit's simulation say
                 self.metrics.rpc_errors.inc()
                 log.warning("node_batch_view_failed", batch=batch_id, error=str(exc)[:200])
-        offer = BatchOffer(params, len(rows), int(args["commitDeadline"]), workflow_error, accepting)
+        offer = BatchOffer(params, rows, commit_deadline, workflow_error, accepting)
         capacity = NodeCapacity(
             served=frozenset(self.served),
             min_bounty_per_task=self.settings.min_bounty_per_task,
@@ -384,26 +423,36 @@ class NodeDaemon:
             margin_s=self.settings.deadline_margin_s,
         )
         await self._sync_clock()
-        decision = decide(offer, capacity, int(self.chain_now()))
-        record = BatchRecord(
-            batch_id=batch_id,
-            job_id=int(args["jobId"]),
-            first_row=int(args["firstRow"]),
-            commit_deadline=int(args["commitDeadline"]),
-            rows=rows,
-            status=BatchStatus.TAKEN if decision.take else BatchStatus.SKIPPED,
-            reason=decision.reason or "",
-            block=event.block_number,
-        )
-        await self._run(self.state.put_batch, record)
-        if not decision.take:
-            assert decision.reason is not None
-            self.metrics.batches_skipped.labels(reason=decision.reason).inc()
-            log.info("node_batch_skipped", batch=batch_id, reason=decision.reason, detail=decision.detail)
-            return
-        self.metrics.batches_taken.inc()
-        log.info("node_batch_taken", batch=batch_id, rows=len(rows), detail=decision.detail)
-        self._start_driver(batch_id)
+        return decide(offer, capacity, int(self.chain_now()))
+
+    async def _take_waiting(self) -> None:
+        """Batches skipped for ``capacity`` are re-decided, oldest first, whenever a batch driver
+        ends (so a job of more batches than ``run.max_open_batches`` is worked through, not
+        dropped); a batch that no longer fits (closed, deadline) stays skipped with the new reason.
+        The queue is in memory: after a restart, such batches stay skipped."""
+        while True:
+            await self._freed.receive()
+            while self._waiting and len(self._drivers) < self.settings.max_open_batches:
+                batch_id = self._waiting.popleft()
+                record = await self._run(self.state.batch, batch_id)
+                if record is None or record.status is not BatchStatus.SKIPPED:
+                    continue
+                job = await self._run(self.state.job, record.job_id)
+                decision = await self._decide(batch_id, job, len(record.rows), record.commit_deadline)
+                if not decision.take:
+                    assert decision.reason is not None
+                    await self._run(self.state.set_status, batch_id, BatchStatus.SKIPPED, decision.reason)
+                    log.info(
+                        "node_batch_skipped", batch=batch_id, reason=decision.reason, detail=decision.detail
+                    )
+                    if decision.reason == "capacity":
+                        self._waiting.appendleft(batch_id)
+                        break
+                    continue
+                await self._run(self.state.set_status, batch_id, BatchStatus.TAKEN)
+                self.metrics.batches_taken.inc()
+                log.info("node_batch_taken", batch=batch_id, rows=len(record.rows), detail=decision.detail)
+                self._start_driver(batch_id)
 
     # ------------------------------------------------------------------ one batch
 
@@ -435,6 +484,8 @@ class NodeDaemon:
                 self._seat_checks.pop(batch_id, None)
                 if self._drivers.get(batch_id) is driver:
                     del self._drivers[batch_id]
+                with suppress(trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+                    self._freed_send.send_nowait(None)  # wake the capacity queue
                 self.metrics.open_batches.set(len(self._drivers))
 
     async def _skip_closed(self, batch_id: int, detail: str) -> None:
@@ -719,12 +770,18 @@ class NodeDaemon:
     async def access(self, peer_id: str, digest: bytes, account: Address | None) -> bool:
         """The result server's rule: the signing ``account`` is on the committee of a batch holding
         ``digest`` and that batch is past its reveals, or it is the job's requester and the batch is
-        revealed (Drawing or later) or settled. Unsigned requests and everyone else are refused."""
+        revealed (Drawing or later) or settled. Unsigned requests and everyone else are refused.
+        An admission is remembered for :data:`ACCESS_MEMORY_S` per (batch, account)."""
         if account is None:
             return False
+        now = time.monotonic()
         for batch_id in await self._run(self.state.batches_of_digest, bytes(digest)):
+            if self._access_ok.get((batch_id, account), 0.0) > now:
+                return True  # admitted for this batch moments ago (ACCESS_MEMORY_S)
             record = await self._run(self.state.batch, batch_id)
-            if record is None or record.status is not BatchStatus.REVEALED:
+            # COMMITTED too: the chain's phase below is the authority, and the journal may not yet
+            # have recorded our reveal's receipt when a fast committee asks (it used to be denied)
+            if record is None or record.status not in (BatchStatus.COMMITTED, BatchStatus.REVEALED):
                 continue
             job = await self._run(self.state.job, record.job_id)
             try:
@@ -732,6 +789,7 @@ class NodeDaemon:
                 if phase not in REVEALED_PHASES:
                     continue
                 if job is not None and account == job.requester:
+                    self._access_ok[(batch_id, account)] = now + ACCESS_MEMORY_S
                     return True
                 if phase is Phase.DRAWING:
                     continue  # no committee drawn yet (or between rounds)
@@ -741,6 +799,9 @@ class NodeDaemon:
                 log.warning("node_access_check_failed", batch=batch_id, error=str(exc)[:200])
                 return False
             if any(seat.validator == account for seat in committee):
+                if len(self._access_ok) > 10_000:
+                    self._access_ok = {k: t for k, t in self._access_ok.items() if t > now}
+                self._access_ok[(batch_id, account)] = now + ACCESS_MEMORY_S
                 return True
         return False
 

@@ -3,10 +3,12 @@
 :func:`fetch_result` dials the peer's multiaddr (``/ip4/.../tcp/.../p2p/<peer id>``, as
 registered on chain) if not connected, opens a stream, sends one request and reads the answer
 under one ``trio.fail_after``; the bytes are returned only if keccak256 of them is the digest.
+:func:`fetch_results` asks one peer for many digests over one stream.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import suppress
 
 import multiaddr
@@ -144,3 +146,59 @@ async def fetch_result(
                 await stream.reset()
     log.debug("p2p_fetched", peer=str(info.peer_id), digest=bytes(digest), size=len(data))
     return data
+
+
+async def fetch_results(
+    host: IHost,
+    address: str,
+    digests: Sequence[bytes],
+    limits: FetchLimits,
+    signer: Signer | None = None,
+) -> list[bytes | FetchError]:
+    """Fetch many digests from one peer over ONE stream (the wire module's request sequence):
+    for each digest, in order, its verified bytes or the :class:`FetchError` it got.
+
+    A refusal (not found, denied) or a digest mismatch answers that digest only; when the stream
+    itself fails (closed, reset, rate limited, a result above ``limits.max_size``) the digests
+    not answered yet get that error, as they do when ``limits.deadline`` (seconds, for the whole
+    sequence) runs out. Never raises a :class:`FetchError`; each request is signed as
+    :func:`fetch_result`'s.
+    """
+    out: list[bytes | FetchError] = []
+    if not digests:
+        return out
+    info = peer_info(address)
+    stream: INetStream | None = None
+    finished = False
+    reason: FetchError | None = None
+    try:
+        with trio.fail_after(limits.deadline):
+            stream = await _open(host, info)
+            for digest in digests:
+                auth = sign_fetch(signer, str(host.get_id()), digest) if signer is not None else None
+                try:
+                    out.append(await _exchange(stream, digest, limits.max_size, auth))
+                except (NotFound, AccessDenied, DigestMismatch) as exc:
+                    out.append(exc)  # the answer was read whole: the stream is still in step
+            await stream.close()
+            finished = True
+    except trio.TooSlowError:
+        reason = Timeout(f"fetch of {len(digests)} digests from {info.peer_id} took over {limits.deadline}s")
+    except StreamError as exc:
+        reason = PeerProtocolError(f"stream to {info.peer_id} failed: {type(exc).__name__}")
+    except FetchError as exc:
+        reason = exc
+    finally:
+        if stream is not None and not finished:
+            with trio.CancelScope(shield=True), trio.move_on_after(1.0), suppress(StreamError):
+                await stream.reset()
+    if reason is not None:
+        log.warning(
+            "p2p_fetch_many_failed",
+            peer=str(info.peer_id),
+            answered=len(out),
+            of=len(digests),
+            error=type(reason).__name__,
+        )
+        out.extend(reason for _ in range(len(digests) - len(out)))
+    return out

@@ -337,3 +337,29 @@ def test_a_node_stops_computing_a_batch_whose_seats_other_nodes_filled(
             assert _metric(scrape, "synod_node_commits_total") == 0
             assert _node_txs(chain, node.address, first_block) == []
             assert daemon.stop() == 0
+
+
+def test_a_batch_over_capacity_waits_for_a_free_slot_instead_of_being_dropped(
+    net: tuple[Devnet, SynodContracts, Actors], ollama: ScriptedOllama, tmp_path: Path
+) -> None:
+    """``max_open_batches = 1`` and a job of 3 one-row batches: the 2nd and 3rd are skipped for
+    capacity at first, then taken one by one as drivers end, and all three are revealed."""
+    devnet, chain, actors = net
+    market = Market(chain)
+    node = _home(tmp_path, devnet, ollama, max_open_batches=1)
+    rows = [{"topic": "hail"}, {"topic": "snow"}, {"topic": "sleet"}]
+    with running(node) as daemon:
+        daemon.wait("node_started", 90)
+        posted = market.post_job(actors.requester, params(k=1, batch_size=1), WORKFLOW, rows)
+        ids = [b.batch_id for b in posted.batches]
+        assert len(ids) == 3
+        for batch_id in ids:
+            daemon.wait("node_revealed", 90, contains=f"batch={batch_id} ")
+        deferred = [ln.text for ln in daemon.events("node_batch_skipped") if "reason=capacity" in ln.text]
+        assert any(f"batch={ids[1]} " in t for t in deferred) and any(
+            f"batch={ids[2]} " in t for t in deferred
+        )
+        taken = [ln.text for ln in daemon.events("node_batch_taken")]
+        assert [sum(f"batch={i} " in t for t in taken) for i in ids] == [1, 1, 1]
+        assert ollama.requests == 3
+        assert daemon.stop() == 0
