@@ -195,12 +195,12 @@ class NodeDaemon:
         self._batches: trio.Nursery | None = None
         self._clock_offset = 0.0
         self._seat_checks: dict[int, float] = {}
+        """batch id -> monotonic time of its last seat check that found a free seat."""
         self._access_ok: dict[tuple[int, Address], float] = {}
         """(batch, account) -> monotonic time until which the access rule admits it unasked."""
         self._waiting: deque[int] = deque()
         """Batches skipped for ``capacity``, oldest first: re-decided when a driver ends."""
         self._freed_send, self._freed = trio.open_memory_channel[None](1)
-        """batch id -> monotonic time of its last seat check that found a free seat."""
         self.watcher: Watcher | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -384,6 +384,8 @@ class NodeDaemon:
             log.info("node_batch_skipped", batch=batch_id, reason=decision.reason, detail=decision.detail)
             if decision.reason == "capacity":
                 self._waiting.append(batch_id)  # re-decided when a batch driver ends
+                if len(self._drivers) < self.settings.max_open_batches:
+                    self._wake_waiting()  # a driver ended while this batch was being recorded
             return
         self.metrics.batches_taken.inc()
         log.info("node_batch_taken", batch=batch_id, rows=len(rows), detail=decision.detail)
@@ -424,6 +426,11 @@ class NodeDaemon:
         )
         await self._sync_clock()
         return decide(offer, capacity, int(self.chain_now()))
+
+    def _wake_waiting(self) -> None:
+        """Nudge :meth:`_take_waiting` (a nudge already pending is enough)."""
+        with suppress(trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            self._freed_send.send_nowait(None)
 
     async def _take_waiting(self) -> None:
         """Batches skipped for ``capacity`` are re-decided, oldest first, whenever a batch driver
@@ -484,8 +491,7 @@ class NodeDaemon:
                 self._seat_checks.pop(batch_id, None)
                 if self._drivers.get(batch_id) is driver:
                     del self._drivers[batch_id]
-                with suppress(trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
-                    self._freed_send.send_nowait(None)  # wake the capacity queue
+                self._wake_waiting()
                 self.metrics.open_batches.set(len(self._drivers))
 
     async def _skip_closed(self, batch_id: int, detail: str) -> None:
