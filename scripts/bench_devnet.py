@@ -4,10 +4,11 @@
 devnet (4 nodes, 3 validators as OS processes, one Anvil), posts ``N`` rows of the bundled
 passages (cycled) with ``examples/workflows/qa_pairs.json``, and measures from the post to the
 moment every batch is settled or refunded. Prints ``devnet_tasks_per_min=`` (scripted: the
-zero-latency model, so protocol only) or ``devnet_tasks_per_min_local_model=``, plus the accepted
-count, the wall time and the range of the 1-minute load average seen during the run; the
-devnet's start-up is not counted. ``--keep DIR`` keeps the devnet's state directory (every
-process's structured log) for a timeline.
+zero-latency model, so protocol only) or ``devnet_tasks_per_min_local_model=``: the tasks of the
+SETTLED batches per minute (a refunded batch ends early and proves nothing), the accepted tasks
+per minute, the settled/refunded/accepted counts, the wall time and the range of the 1-minute
+load average seen during the run; the devnet's start-up is not counted. ``--keep DIR`` keeps the
+devnet's state directory (every process's structured log) and prints a per-stage timeline.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from devnet.chain import ROOT
 from devnet.demo import demo_job_params
 from devnet.network import DevnetSpec, down, up
 from protocol.canonical import canonical_bytes
+from protocol.chain.models import Phase
 from protocol.log import configure
 from requester.connect import RequesterSettings, connect
 from requester.post import plan_job, post_planned
@@ -122,9 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         for stage, seconds in timeline(args.keep / "logs").items():
             print(f"devnet_{args.model}_median_s {stage}={seconds:.1f}")
     name = "devnet_tasks_per_min" if args.model == "scripted" else "devnet_tasks_per_min_local_model"
-    print(f"{name}={args.tasks / minutes:.1f}")
+    batches = [b for s in statuses for b in s.batches]
+    settled = sum(b.rows for b in batches if b.phase is Phase.SETTLED)
+    accepted = sum(s.accepted for s in statuses)
+    # a refunded batch ends fast and proves nothing: only settled tasks count
+    print(f"{name}={settled / minutes:.1f}")
+    print(f"devnet_{args.model}_accepted_tasks_per_min={accepted / minutes:.1f}")
     print(
-        f"devnet_{args.model}_accepted={sum(s.accepted for s in statuses)} tasks={args.tasks} "
+        f"devnet_{args.model}_settled={settled} refunded={args.tasks - settled} accepted={accepted} "
+        f"tasks={args.tasks} "
         f"wall_s={minutes * 60:.0f} load_average={loads[0]:.1f}..{loads[1]:.1f}"
     )
     return 0

@@ -76,7 +76,11 @@ async def _open(host: IHost, peer: PeerInfo) -> INetStream:
 
 async def _exchange(stream: INetStream, digest: bytes, max_size: int, auth: str | None) -> bytes:
     await stream.write(encode_message(FetchRequest.for_digest(digest, auth)))
-    reader = FrameReader(stream)
+    return await _answer(FrameReader(stream), digest, max_size)
+
+
+async def _answer(reader: FrameReader, digest: bytes, max_size: int) -> bytes:
+    """Read one answer (header, then the result frame if ok) and verify it against ``digest``."""
     try:
         header = decode_response(await reader.frame(MAX_CONTROL_FRAME))
     except FrameError as exc:
@@ -155,8 +159,9 @@ async def fetch_results(
     limits: FetchLimits,
     signer: Signer | None = None,
 ) -> list[bytes | FetchError]:
-    """Fetch many digests from one peer over ONE stream (the wire module's request sequence):
-    for each digest, in order, its verified bytes or the :class:`FetchError` it got.
+    """Fetch many digests from one peer over ONE stream (the wire module's request sequence, the
+    requests pipelined): for each digest, in order, its verified bytes or the :class:`FetchError`
+    it got.
 
     A refusal (not found, denied) or a digest mismatch answers that digest only; when the stream
     itself fails (closed, reset, rate limited, a result above ``limits.max_size``) the digests
@@ -171,13 +176,21 @@ async def fetch_results(
     stream: INetStream | None = None
     finished = False
     reason: FetchError | None = None
+    me = str(host.get_id())
+    # every request signed and written at once (pipelined): the server, which answers them in
+    # turn, never waits for the next one, and the sequence costs one round trip, not one each
+    requests = b"".join(
+        encode_message(FetchRequest.for_digest(d, sign_fetch(signer, me, d) if signer else None))
+        for d in digests
+    )
     try:
         with trio.fail_after(limits.deadline):
             stream = await _open(host, info)
+            await stream.write(requests)
+            reader = FrameReader(stream)
             for digest in digests:
-                auth = sign_fetch(signer, str(host.get_id()), digest) if signer is not None else None
                 try:
-                    out.append(await _exchange(stream, digest, limits.max_size, auth))
+                    out.append(await _answer(reader, digest, limits.max_size))
                 except (NotFound, AccessDenied, DigestMismatch) as exc:
                     out.append(exc)  # the answer was read whole: the stream is still in step
             await stream.close()
