@@ -41,7 +41,7 @@ from node.config import NodeRunSettings
 from node.decider import BatchOffer, Decision, NodeCapacity, commit_policy, decide
 from node.metrics import NodeMetrics
 from node.state import BatchRecord, BatchStatus, JobRecord, NodeState, TaskRecord
-from node.work import run_task
+from node.work import TaskOutcome, run_task
 from protocol.canonical import keccak256
 from protocol.chain.aio import AsyncRpc, TrioChain
 from protocol.chain.contracts import SynodContracts
@@ -599,6 +599,12 @@ class NodeDaemon:
                 return
             remaining = record.commit_deadline - self.settings.deadline_margin_s - self.chain_now()
             outcome = await run_task(engine, workflow, job.workflow_hash, record.rows[row], model, remaining)
+        with trio.CancelScope(shield=True):  # a row that ran is stored even if its batch is stopping
+            await self._store_outcome(record, job, row, outcome)
+
+    async def _store_outcome(
+        self, record: BatchRecord, job: JobRecord, row: int, outcome: TaskOutcome
+    ) -> None:
         stored = await self.store.put_result_bytes(outcome.data)
         assert bytes(stored) == outcome.digest
         await self._run(

@@ -5,8 +5,8 @@ devnet (4 nodes, 3 validators as OS processes, one Anvil), posts ``N`` rows of t
 passages (cycled) with ``examples/workflows/qa_pairs.json``, and measures from the post to the
 moment every batch is settled or refunded. Prints ``devnet_tasks_per_min=`` (scripted: the
 zero-latency model, so protocol only) or ``devnet_tasks_per_min_local_model=``: the tasks of the
-SETTLED batches per minute (a refunded batch ends early and proves nothing), the accepted tasks
-per minute, the settled/refunded/accepted counts, the wall time and the range of the 1-minute
+SETTLED batches per minute (a refunded batch ends early and proves nothing), the accepted results
+(k per task) per minute, the settled/refunded/accepted counts, the wall time and the range of the 1-minute
 load average seen during the run; the devnet's start-up is not counted. ``--keep DIR`` keeps the
 devnet's state directory (every process's structured log) and prints a per-stage timeline.
 """
@@ -129,9 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     accepted = sum(s.accepted for s in statuses)
     # a refunded batch ends fast and proves nothing: only settled tasks count
     print(f"{name}={settled / minutes:.1f}")
-    print(f"devnet_{args.model}_accepted_tasks_per_min={accepted / minutes:.1f}")
+    print(f"devnet_{args.model}_accepted_results_per_min={accepted / minutes:.1f}")  # k per task
     print(
-        f"devnet_{args.model}_settled={settled} refunded={args.tasks - settled} accepted={accepted} "
+        f"devnet_{args.model}_settled={settled} refunded={args.tasks - settled} "
+        f"accepted_results={accepted} "
         f"tasks={args.tasks} "
         f"wall_s={minutes * 60:.0f} load_average={loads[0]:.1f}..{loads[1]:.1f}"
     )
