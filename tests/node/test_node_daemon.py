@@ -333,7 +333,9 @@ def test_a_node_stops_computing_a_batch_whose_seats_other_nodes_filled(
             assert "reason=closed" in skipped.text and "1 of 5 rows run" in skipped.text
             assert ollama.requests == 1, "no row started after the seats were found filled"
             scrape = httpx.get(metrics_url.group(1), timeout=5).text
-            assert _metric(scrape, 'synod_node_batches_skipped_total{reason="closed"}') == 1
+            # (older batches of this module's chain, replayed on the fresh store, count as closed too)
+            closed = [ln for ln in daemon.events("node_batch_skipped") if "reason=closed" in ln.text]
+            assert _metric(scrape, 'synod_node_batches_skipped_total{reason="closed"}') == len(closed) >= 1
             assert _metric(scrape, "synod_node_commits_total") == 0
             assert _node_txs(chain, node.address, first_block) == []
             assert daemon.stop() == 0
