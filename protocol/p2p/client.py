@@ -3,10 +3,12 @@
 :func:`fetch_result` dials the peer's multiaddr (``/ip4/.../tcp/.../p2p/<peer id>``, as
 registered on chain) if not connected, opens a stream, sends one request and reads the answer
 under one ``trio.fail_after``; the bytes are returned only if keccak256 of them is the digest.
+:func:`fetch_results` asks one peer for many digests over one stream.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import suppress
 
 import multiaddr
@@ -74,7 +76,11 @@ async def _open(host: IHost, peer: PeerInfo) -> INetStream:
 
 async def _exchange(stream: INetStream, digest: bytes, max_size: int, auth: str | None) -> bytes:
     await stream.write(encode_message(FetchRequest.for_digest(digest, auth)))
-    reader = FrameReader(stream)
+    return await _answer(FrameReader(stream), digest, max_size)
+
+
+async def _answer(reader: FrameReader, digest: bytes, max_size: int) -> bytes:
+    """Read one answer (header, then the result frame if ok) and verify it against ``digest``."""
     try:
         header = decode_response(await reader.frame(MAX_CONTROL_FRAME))
     except FrameError as exc:
@@ -144,3 +150,68 @@ async def fetch_result(
                 await stream.reset()
     log.debug("p2p_fetched", peer=str(info.peer_id), digest=bytes(digest), size=len(data))
     return data
+
+
+async def fetch_results(
+    host: IHost,
+    address: str,
+    digests: Sequence[bytes],
+    limits: FetchLimits,
+    signer: Signer | None = None,
+) -> list[bytes | FetchError]:
+    """Fetch many digests from one peer over ONE stream (the wire module's request sequence, the
+    requests pipelined): for each digest, in order, its verified bytes or the :class:`FetchError`
+    it got.
+
+    A refusal (not found, denied) or a digest mismatch answers that digest only; when the stream
+    itself fails (closed, reset, rate limited, a result above ``limits.max_size``) the digests
+    not answered yet get that error, as they do when ``limits.deadline`` (seconds, for the whole
+    sequence) runs out. Never raises a :class:`FetchError`; each request is signed as
+    :func:`fetch_result`'s.
+    """
+    out: list[bytes | FetchError] = []
+    if not digests:
+        return out
+    info = peer_info(address)
+    stream: INetStream | None = None
+    finished = False
+    reason: FetchError | None = None
+    me = str(host.get_id())
+    # every request signed and written at once (pipelined): the server, which answers them in
+    # turn, never waits for the next one, and the sequence costs one round trip, not one each
+    requests = b"".join(
+        encode_message(FetchRequest.for_digest(d, sign_fetch(signer, me, d) if signer else None))
+        for d in digests
+    )
+    try:
+        with trio.fail_after(limits.deadline):
+            stream = await _open(host, info)
+            await stream.write(requests)
+            reader = FrameReader(stream)
+            for digest in digests:
+                try:
+                    out.append(await _answer(reader, digest, limits.max_size))
+                except (NotFound, AccessDenied, DigestMismatch) as exc:
+                    out.append(exc)  # the answer was read whole: the stream is still in step
+            await stream.close()
+            finished = True
+    except trio.TooSlowError:
+        reason = Timeout(f"fetch of {len(digests)} digests from {info.peer_id} took over {limits.deadline}s")
+    except StreamError as exc:
+        reason = PeerProtocolError(f"stream to {info.peer_id} failed: {type(exc).__name__}")
+    except FetchError as exc:
+        reason = exc
+    finally:
+        if stream is not None and not finished:
+            with trio.CancelScope(shield=True), trio.move_on_after(1.0), suppress(StreamError):
+                await stream.reset()
+    if reason is not None:
+        log.warning(
+            "p2p_fetch_many_failed",
+            peer=str(info.peer_id),
+            answered=len(out),
+            of=len(digests),
+            error=type(reason).__name__,
+        )
+        out.extend(reason for _ in range(len(digests) - len(out)))
+    return out

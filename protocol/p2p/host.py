@@ -12,7 +12,7 @@ The host runs inside ``host.run`` (py-libp2p's own service nursery) for the life
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -33,8 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress
 
 from protocol.chain.signer import Signer
 from protocol.log import get_logger
-from protocol.p2p.client import FetchLimits, fetch_result
-from protocol.p2p.errors import P2pError
+from protocol.p2p.client import FetchLimits, fetch_result, fetch_results
+from protocol.p2p.errors import FetchError, P2pError
 from protocol.p2p.identity import load_or_create_identity
 from protocol.p2p.server import AccessRule, ResultLookup, ResultServer, ServeLimits, allow_all
 from protocol.p2p.wire import PROTOCOL_ID
@@ -86,6 +86,18 @@ class P2pHost:
         ``signer`` the request is signed as that account (:mod:`protocol.p2p.auth`)."""
         default = FetchLimits(deadline=self.settings.fetch_timeout, max_size=self.settings.max_fetch_bytes)
         return await fetch_result(self.host, address, digest, limits or default, signer)
+
+    async def fetch_many(
+        self,
+        address: str,
+        digests: Sequence[bytes],
+        deadline: float,
+        signer: Signer | None = None,
+    ) -> list[bytes | FetchError]:
+        """:func:`~protocol.p2p.client.fetch_results`: many digests from one peer over one stream,
+        within ``deadline`` seconds in all; the size cap is the settings'."""
+        limits = FetchLimits(deadline=deadline, max_size=self.settings.max_fetch_bytes)
+        return await fetch_results(self.host, address, digests, limits, signer)
 
 
 async def _disconnect_all(host: IHost) -> None:

@@ -213,14 +213,30 @@ class ResultServer:
             await _reset(stream)
 
     async def _serve(self, stream: INetStream, peer_id: str) -> None:
+        """Answer the stream's requests in turn (the wire module's sequence) until the requester
+        closes its side or waits longer than ``request_timeout`` between two requests; every
+        request passes the rate limit, the queue bound and the access rule on its own."""
         reader = FrameReader(stream)
+        if not await self._serve_one(stream, reader, peer_id):
+            return
+        while True:
+            with trio.move_on_after(self.limits.request_timeout) as idle:
+                ended = await reader.at_eof()
+            if idle.cancelled_caught or ended:
+                await _close(stream)
+                return
+            if not await self._serve_one(stream, reader, peer_id):
+                return
+
+    async def _serve_one(self, stream: INetStream, reader: FrameReader, peer_id: str) -> bool:
+        """One request and its answer; False when the stream was closed or reset after it."""
         try:
             with trio.fail_after(self.limits.request_timeout):
                 request = decode_request(await reader.frame(MAX_CONTROL_FRAME))
         except trio.TooSlowError:
             self._refuse(peer_id, "request_timeout", timeout=self.limits.request_timeout)
             await _reset(stream)
-            return
+            return False
         except FrameError as exc:
             self._refuse(peer_id, exc.reason, detail=str(exc))
             if exc.reason == "truncated":
@@ -228,24 +244,24 @@ class ResultServer:
             else:
                 await self._answer(stream, Status.BAD_REQUEST, exc.reason)
                 await _close(stream)
-            return
+            return False
         digest = request.digest_bytes()
         peer = self._peer(peer_id)
         if not peer.bucket.take(self._clock()):
             self._refuse(peer_id, "rate_limited", digest=digest)
             await self._answer(stream, Status.RATE_LIMITED, "rate limit")
             await _close(stream)
-            return
+            return False
         if peer.waiting >= self.limits.peer_queue + self.limits.peer_concurrency:
             self._refuse(peer_id, "queue_full", digest=digest, waiting=peer.waiting)
             await self._answer(stream, Status.RATE_LIMITED, "queue full")
             await _close(stream)
-            return
+            return False
         if not self._bucket.take(self._clock()):
             self._refuse(peer_id, "busy", digest=digest)
             await self._answer(stream, Status.RATE_LIMITED, "server busy")
             await _close(stream)
-            return
+            return False
         # after the token: a signature recovery costs CPU, so bad ones must be throttled too
         account: Address | None = None
         if request.auth is not None:
@@ -255,7 +271,7 @@ class ResultServer:
                 self._refuse(peer_id, "bad_auth", detail=str(exc))
                 await self._answer(stream, Status.BAD_REQUEST, "bad_auth")
                 await _close(stream)
-                return
+                return False
         peer.waiting += 1
         try:
             with trio.fail_after(self.limits.response_timeout):
@@ -263,7 +279,7 @@ class ResultServer:
                     await self._respond(stream, peer_id, digest, account)
         finally:
             peer.waiting -= 1
-        await _close(stream)
+        return True
 
     async def _respond(
         self, stream: INetStream, peer_id: str, digest: Digest, account: Address | None

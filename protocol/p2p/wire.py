@@ -4,10 +4,13 @@ A frame is an unsigned LEB128 varint length (the multiformats ``uvarint`` that l
 its own length prefixes) followed by that many bytes; the reader checks the length against a cap
 *before* reading the body, so an oversized frame costs the reader nothing.
 
-One stream carries one exchange::
+One stream carries one exchange, or several in sequence (a requester fetching many digests from
+one peer saves a stream negotiation per digest; the server answers each request in turn until the
+requester closes its side)::
 
     requester -> server   frame(FetchRequest JSON)
     server -> requester   frame(FetchResponse JSON)  [frame(result bytes) if status == "ok"]
+    (requester -> server  frame(FetchRequest JSON) ... again, or EOF)
 
 The result bytes travel raw in their own frame (no base64), ``FetchResponse.size`` announces
 their length, and the requester checks ``keccak256(bytes) == digest``.
@@ -140,6 +143,10 @@ class FrameReader:
                 del self._buffer[: index + 1]
                 return value
         raise FrameError("bad_length", f"length prefix longer than {_MAX_VARINT_BYTES} bytes")
+
+    async def at_eof(self) -> bool:
+        """Whether the stream ended cleanly here (no byte of a further frame); waits for one."""
+        return not self._buffer and not await self._fill(1)
 
     async def frame(self, max_length: int) -> bytes:
         """Read one frame of at most ``max_length`` payload bytes."""

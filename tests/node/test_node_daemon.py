@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -297,3 +298,70 @@ def test_a_second_daemon_on_the_same_store_refuses_naming_the_first(
         assert str(first.process.pid) in second.stderr and "lock" in second.stderr.lower()
         assert first.process.poll() is None, "the first daemon runs on"
         assert first.stop() == 0
+
+
+def test_a_node_stops_computing_a_batch_whose_seats_other_nodes_filled(
+    net: tuple[Devnet, SynodContracts, Actors], tmp_path: Path
+) -> None:
+    """k = 1: another node commits while this node's first task is in the model; the node runs no
+    further row, sends no commit and records the batch as skipped (``closed``), metrics included."""
+    devnet, chain, actors = net
+    market = Market(chain)
+    in_model, release = threading.Event(), threading.Event()
+
+    def held(prompt: str) -> str:
+        in_model.set()
+        release.wait(60)
+        return "answer " + prompt[-12:]
+
+    with ScriptedModelServer(models=[DEMO_MODEL], answer=held) as ollama:
+        node = _home(tmp_path, devnet, ollama, concurrency=1, seat_check_s=0.0)
+        rows = [{"topic": f"seat {i}"} for i in range(5)]
+        with running(node) as daemon:
+            daemon.wait("node_started", 240)
+            metrics_url = re.search(r"url=(\S+)", daemon.wait("metrics_listening").text)
+            assert metrics_url
+            first_block = chain.head(0).number + 1  # (the head may hold this node's registration)
+            posted = market.post_job(actors.requester, params(k=1, batch_size=5), WORKFLOW, rows)
+            (batch,) = posted.batches
+            daemon.wait("node_batch_taken", 60, contains=f"batch={batch.batch_id}")
+            assert in_model.wait(60), "the node never asked the model"
+            seat, _ = market.commit_result(actors.nodes[0], batch.batch_id, [b"\x01" * 32] * 5, new_salt())
+            assert seat == 0
+            release.set()
+            skipped = daemon.wait("node_batch_skipped", 60, contains=f"batch={batch.batch_id}")
+            assert "reason=closed" in skipped.text and "1 of 5 rows run" in skipped.text
+            assert ollama.requests == 1, "no row started after the seats were found filled"
+            scrape = httpx.get(metrics_url.group(1), timeout=5).text
+            # (older batches of this module's chain, replayed on the fresh store, count as closed too)
+            closed = [ln for ln in daemon.events("node_batch_skipped") if "reason=closed" in ln.text]
+            assert _metric(scrape, 'synod_node_batches_skipped_total{reason="closed"}') == len(closed) >= 1
+            assert _metric(scrape, "synod_node_commits_total") == 0
+            assert _node_txs(chain, node.address, first_block) == []
+            assert daemon.stop() == 0
+
+
+def test_a_batch_over_capacity_waits_for_a_free_slot_instead_of_being_dropped(
+    net: tuple[Devnet, SynodContracts, Actors], ollama: ScriptedModelServer, tmp_path: Path
+) -> None:
+    """``max_open_batches = 1`` and a job of 3 one-row batches: the 2nd and 3rd are skipped for
+    capacity at first, then taken one by one as drivers end, and all three are revealed."""
+    devnet, chain, actors = net
+    market = Market(chain)
+    node = _home(tmp_path, devnet, ollama, max_open_batches=1)
+    rows = [{"topic": "hail"}, {"topic": "snow"}, {"topic": "sleet"}]
+    with running(node) as daemon:
+        daemon.wait("node_started", 240)
+        posted = market.post_job(actors.requester, params(k=1, batch_size=1), WORKFLOW, rows)
+        ids = [b.batch_id for b in posted.batches]
+        assert len(ids) == 3
+        for batch_id in ids:
+            daemon.wait("node_revealed", 90, contains=f"batch={batch_id} ")
+        deferred = [ln.text for ln in daemon.events("node_batch_skipped") if "reason=capacity" in ln.text]
+        assert any(f"batch={ids[1]} " in t for t in deferred) and any(
+            f"batch={ids[2]} " in t for t in deferred
+        )
+        taken = [ln.text for ln in daemon.events("node_batch_taken")]
+        assert [sum(f"batch={i} " in t for t in taken) for i in ids] == [1, 1, 1]
+        assert ollama.requests == 3
+        assert daemon.stop() == 0

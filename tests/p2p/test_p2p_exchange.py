@@ -37,7 +37,7 @@ from protocol.p2p.identity import load_or_create_identity
 from protocol.store import StoreError, open_store
 from protocol.types import Address
 from scripts.devnet import free_port
-from tests.p2p.helpers import dict_lookup, host
+from tests.p2p.helpers import dict_lookup, host, raw_stream
 
 pytestmark = pytest.mark.integration
 
@@ -260,3 +260,58 @@ def test_signed_fetch_admits_the_signing_account_only_from_its_own_peer(tmp_path
     assert seen[3] not in (None, member.address) and len(seen) == 4
     assert recover_fetch_signer(sign_fetch(member, "QmX", KEY), "QmX", KEY) == member.address
     assert fetch_auth_text("QmX", KEY) == f"synod-fetch/1 peer=QmX digest=0x{KEY.hex()}"
+
+
+def test_one_stream_carries_many_exchanges_each_answered_on_its_own(tmp_path: Path) -> None:
+    """:meth:`P2pHost.fetch_many`: five digests over one stream; a refusal or a lying answer
+    costs only its own digest; every request is signed and checked by the access rule."""
+    other = canonical_bytes({"task": 8, "text": "Copper moths hum at noon."})
+    missing, denied = keccak256(b"nobody stored this"), keccak256(b"secret")
+    liar = keccak256(b"the bytes it should be")
+    results = {KEY: DATA, keccak256(other): other, denied: b"secret", liar: b"other bytes"}
+    seen: list[tuple[bytes, Address | None]] = []
+    signer = anvil_dev_signer(4, 31337)
+
+    async def rule(peer_id: str, wanted: Digest, account: Address | None) -> bool:
+        seen.append((bytes(wanted), account))
+        return bytes(wanted) != denied
+
+    async def main() -> None:
+        async with (
+            host(tmp_path, "srv", lookup=dict_lookup(results), access=rule) as srv,
+            host(tmp_path, "cli") as cli,
+        ):
+            wanted = [KEY, missing, denied, keccak256(other), liar]
+            got = await cli.fetch_many(srv.multiaddr, wanted, 20.0, signer=signer)
+            assert got[0] == DATA and got[3] == other
+            assert isinstance(got[1], NotFound)
+            assert isinstance(got[2], AccessDenied)
+            assert isinstance(got[4], DigestMismatch)
+            assert seen == [(d, signer.address) for d in wanted]
+            assert await cli.fetch_many(srv.multiaddr, [], 20.0) == []
+            # the sequence at the wire level: two requests, two answers, on one raw stream
+            stream = await raw_stream(cli, srv)
+            assert await client_exchange(stream, KEY, 1 << 20, None) == DATA
+            assert await client_exchange(stream, keccak256(other), 1 << 20, None) == other
+            await stream.close()
+
+    trio.run(main)
+
+
+def test_a_dead_peer_fails_every_digest_of_the_sequence(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with host(tmp_path, "cli") as cli:
+            port = free_port()
+            address = f"/ip4/127.0.0.1/tcp/{port}/p2p/{cli.peer_id}"
+            got = await cli.fetch_many(
+                address.replace(cli.peer_id, _other_peer_id(tmp_path)), [KEY, KEY], 5.0
+            )
+            assert len(got) == 2 and all(isinstance(g, PeerUnreachable) for g in got)
+
+    trio.run(main)
+
+
+def _other_peer_id(tmp_path: Path) -> str:
+    from libp2p.peer.id import ID
+
+    return str(ID.from_pubkey(load_or_create_identity(tmp_path / "ghost.key").public_key))

