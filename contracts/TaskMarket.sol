@@ -25,7 +25,7 @@ import {Tally} from "./libraries/Tally.sol";
 ///    result commitment; [_COMMITTEE + s] weight(96, raw stake at the draw) | validator(160); [_SEALS + s] the
 ///    score commitment, then keccak256 of the revealed score vector. A reused page keeps its old words (so writes
 ///    rewrite live slots); reads are guarded by commitCount, committeeSize and the masks, never by the words.
-///  - `_accounts[a]`: balance(128) | claimed(120) | open(8).
+///  - `_accounts[a]`: balance(128) | claimed(104) | seats(16, seats held in unended batches) | open(8).
 /// Loops run over at most MAX_RESULTS / MAX_COMMITTEE seats, a batch's rows (<= MAX_BATCH_SIZE) or a post's
 /// batches (<= MAX_BATCHES_PER_POST); settlement does at most MAX_SCORE_CELLS * MAX_COMMITTEE score reads.
 contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
@@ -100,11 +100,14 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         bytes32 rowsHash;
     }
 
-    /// @dev One slot per account: balance(128) | claimed(120, lifetime total) | open(8). `openAccount` and
-    /// `claimed` keep the slot non-zero, so credits rewrite a live slot.
+    /// @dev One slot per account: balance(128) | claimed(104, lifetime total) | seats(16) | open(8).
+    /// `openAccount` and `claimed` keep the slot non-zero, so credits rewrite a live slot. `seats` counts the
+    /// seats the account holds in batches not ended yet (the registry's `withdraw` waits for 0): kept here, in
+    /// the slot a settlement writes anyway to credit the account, instead of in the registry.
     struct Account {
         uint128 balance;
-        uint120 claimed;
+        uint104 claimed;
+        uint16 seats;
         bool open;
     }
 
@@ -189,7 +192,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         }
         if (block.timestamp > deadline) revert BatchDeadlinePassed(batchId, deadline, block.timestamp);
         if (uint256(commitment) & _LOW224 == 0) revert BatchZeroCommitment(batchId);
-        uint256 id = _registry.lockNode(msg.sender, j.modelId);
+        uint256 id = _registry.requireEligibleNode(msg.sender, j.modelId);
         for (uint256 i; i < seat; ++i) {
             if (uint256(_page(batchId)[i]) >> 224 == id) {
                 revert BatchAlreadyCommitted(batchId, msg.sender);
@@ -197,6 +200,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         }
 
         _page(batchId)[seat] = bytes32((id << 224) | (uint256(commitment) & _LOW224));
+        _accounts[msg.sender].seats += 1;
         uint256 count = seat + 1;
         // forge-lint: disable-next-line(unsafe-typecast)
         b.commitCount = uint8(count); // <= k <= 16
@@ -279,7 +283,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     {
         uint256 round = b.round;
         bytes32 seed = _seed(batchId, b, seedBlock);
-        (address[] memory validators, uint96[] memory weights) = _registry.lockCommittee(seed, j.m);
+        (address[] memory validators, uint96[] memory weights) = _registry.drawValidators(seed, j.m);
         size = validators.length;
         // slither-disable-next-line incorrect-equality (an array length the registry produced: docs/audit.md)
         if (size == 0) {
@@ -289,6 +293,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         bytes32[48] storage page = _page(batchId);
         for (uint256 i; i < size; ++i) {
             page[_COMMITTEE + i] = bytes32((uint256(weights[i]) << 160) | uint256(uint160(validators[i])));
+            _accounts[validators[i]].seats += 1;
         }
         // forge-lint: disable-next-line(unsafe-typecast)
         b.committeeSize = uint8(size); // <= m <= 16
@@ -437,7 +442,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         if (amount == 0) revert MarketNothingToClaim(msg.sender);
         a.balance = 0;
         // forge-lint: disable-next-line(unsafe-typecast)
-        a.claimed += uint120(amount); // a lifetime total far below 2^120 (checked addition)
+        a.claimed += uint104(amount); // a lifetime total far below 2^104 (checked addition)
         emit Claimed(msg.sender, amount);
         // Checks-effects-interactions: the balance is zeroed before the tokens leave.
         _token.safeTransfer(msg.sender, amount);
@@ -566,6 +571,11 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     /// @inheritdoc ITaskMarket
     function claimedOf(address account) external view returns (uint256) {
         return _accounts[account].claimed;
+    }
+
+    /// @inheritdoc ITaskMarket
+    function openSeatsOf(address account) external view returns (uint256) {
+        return _accounts[account].seats;
     }
 
     /// @inheritdoc ITaskMarket
@@ -886,13 +896,18 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         return _registry.accountsOf(ids);
     }
 
-    /// @dev Release one seat of each of `accounts` in the registry, slashing those in `slashMask`, and report each
-    /// slash with its reason: the 2-bit code at bits 2i..2i+1 of `reasons` (a `SlashReason`; 0 = NoReveal).
+    /// @dev Release one seat of each of `accounts` (their account slots: usually just credited, so warm), slash
+    /// those in `slashMask` through the registry (called only when there is misconduct), and report each slash
+    /// with its reason: the 2-bit code at bits 2i..2i+1 of `reasons` (a `SlashReason`; 0 = NoReveal).
     function _release(uint256 batchId, address[] memory accounts, uint256 slashMask, uint256 reasons)
         private
     {
-        uint256[] memory amounts = _registry.releaseSeats(batchId, accounts, slashMask);
         uint256 n = accounts.length;
+        for (uint256 i; i < n; ++i) {
+            _accounts[accounts[i]].seats -= 1; // each holds this seat: >= 1
+        }
+        if (slashMask == 0) return;
+        uint256[] memory amounts = _registry.slash(batchId, accounts, slashMask);
         for (uint256 i; i < n; ++i) {
             if (slashMask & (1 << i) == 0) continue;
             emit MisconductSlashed(batchId, accounts[i], SlashReason((reasons >> (2 * i)) & 3), amounts[i]);
@@ -919,7 +934,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         } else if (b.round + 1 < MAX_ROUNDS) {
             _rescore(batchId, b, j, voters);
         } else {
-            _finish(batchId, b, j, _fallback(b, j));
+            _finish(batchId, b, j, Tally.fallbackOutcome(_rules(b, j), b.revealCount));
         }
     }
 
@@ -1032,7 +1047,12 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             seats[v] = s;
             ++v;
         }
-        Tally.Rules memory rules = Tally.Rules({
+        return Tally.tally(_rules(b, j), weights, seats, vectors);
+    }
+
+    /// @dev The job's rules and the batch's shape, for the `Tally` library.
+    function _rules(Batch storage b, Job storage j) private view returns (Tally.Rules memory) {
+        return Tally.Rules({
             rows: b.rows,
             seats: b.commitCount,
             revealed: b.revealedMask,
@@ -1042,28 +1062,6 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             bounty: j.bountyPerTask,
             validatorShareBps: j.validatorShareBps
         });
-        return Tally.tally(rules, weights, seats, vectors);
-    }
-
-    /// @dev No committee reached a majority in MAX_ROUNDS rounds: every revealed result is accepted (each row's
-    /// node pool split among the revealed seats); the validator pool goes back to the requester.
-    function _fallback(Batch storage b, Job storage j) private view returns (Tally.Outcome memory o) {
-        uint256 rows = b.rows;
-        uint256 seats = b.commitCount;
-        uint256 revealed = b.revealedMask;
-        o.medians = new bytes(seats * rows);
-        o.nodePaid = new uint256[](seats);
-        uint256 bounty = j.bountyPerTask;
-        uint256 nodePoolRow = bounty - bounty * j.validatorShareBps / Tally.BPS;
-        uint256 share = nodePoolRow / b.revealCount; // revealCount >= 1: a draw needs a reveal
-        uint256 paid = 0;
-        for (uint256 s; s < seats; ++s) {
-            if (revealed & (1 << s) != 0) {
-                o.nodePaid[s] = share * rows;
-                paid += share * rows;
-            }
-        }
-        o.refund = bounty * rows - paid;
     }
 
     function _popcount(uint256 x) private pure returns (uint256 n) {

@@ -389,6 +389,10 @@ interface ITaskMarket {
     function balanceOf(address account) external view returns (uint256);
     /// @notice Total `account` has claimed so far.
     function claimedOf(address account) external view returns (uint256);
+    /// @notice Seats `account` holds in batches not ended yet (a node seat from its commit, a committee seat from
+    /// the draw, each released when the batch settles, re-scores or is refunded). The registry's `withdraw`
+    /// waits for 0, and `IStakeRegistry.participant` reports it as `openSeats`.
+    function openSeatsOf(address account) external view returns (uint256);
     /// @notice Number of batches posted so far (ids 1..batchCount).
     function batchCount() external view returns (uint256);
     /// @notice Number of jobs posted so far (ids 1..jobCount).
