@@ -7,6 +7,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 
 import {IStakeRegistry} from "./interfaces/IStakeRegistry.sol";
 import {ITaskMarket} from "./interfaces/ITaskMarket.sol";
+import {JobRules} from "./libraries/JobRules.sol";
 import {Tally} from "./libraries/Tally.sol";
 
 /// @title TaskMarket (protocol v2)
@@ -32,23 +33,23 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     /// @notice Most rows per batch (B).
-    uint256 public constant MAX_BATCH_SIZE = 256;
+    uint256 public constant MAX_BATCH_SIZE = JobRules.MAX_BATCH_SIZE;
     /// @notice Most node seats per batch (k).
-    uint256 public constant MAX_RESULTS = 16;
+    uint256 public constant MAX_RESULTS = JobRules.MAX_RESULTS;
     /// @notice Most committee seats per batch (m).
-    uint256 public constant MAX_COMMITTEE = 16;
+    uint256 public constant MAX_COMMITTEE = JobRules.MAX_COMMITTEE;
     /// @notice Most score cells per batch (batchSize * k * m): bounds settlement gas.
-    uint256 public constant MAX_SCORE_CELLS = 4096;
+    uint256 public constant MAX_SCORE_CELLS = JobRules.MAX_SCORE_CELLS;
     /// @notice Most rows one `postJob` accepts (gas-safe size).
     uint256 public constant MAX_ROWS_PER_POST = 1024;
     /// @notice Most batches one `postJob` creates (gas-safe size).
     uint256 public constant MAX_BATCHES_PER_POST = 128;
     /// @notice Longest phase, seconds (fits the 24-bit duration fields).
-    uint256 public constant MAX_PHASE_DURATION = 30 days;
+    uint256 public constant MAX_PHASE_DURATION = JobRules.MAX_PHASE_DURATION;
     /// @notice Highest score, threshold and tolerance.
-    uint256 public constant MAX_SCORE = 100;
+    uint256 public constant MAX_SCORE = JobRules.MAX_SCORE;
     /// @notice Basis-point denominator of the validator share.
-    uint256 public constant BPS = 10_000;
+    uint256 public constant BPS = JobRules.BPS;
     /// @notice Blocks between closing the reveals (or arming) and the block whose hash seeds the draw.
     uint256 public constant SEED_DELAY = 2;
     /// @notice Blocks for which `blockhash` is available; a draw later than that re-arms.
@@ -153,7 +154,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     {
         uint256 n = rows.length;
         if (n == 0) revert JobNoRows();
-        _checkParams(params);
+        JobRules.check(params, _minPhaseDuration);
         uint256 size = params.batchSize;
         uint256 batches = (n + size - 1) / size;
         if (n > MAX_ROWS_PER_POST || batches > MAX_BATCHES_PER_POST) {
@@ -364,7 +365,29 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     /// @inheritdoc ITaskMarket
     function revealScores(uint256 batchId, uint256 seat, bytes calldata scores, bytes32 salt) external {
-        (Batch storage b, Job storage j) = _batchAndJob(batchId);
+        _revealScores(batchId, seat, scores, salt);
+    }
+
+    /// @inheritdoc ITaskMarket
+    function revealScoresAndSettle(
+        uint256 batchId,
+        uint256 seat,
+        bytes calldata scores,
+        bytes32 salt,
+        bytes[] calldata scoreVectors
+    ) external nonReentrant returns (bool settled) {
+        (Batch storage b, Job storage j) = _revealScores(batchId, seat, scores, salt);
+        // The reveal checked the deadline: the round ends early exactly when every committed seat has revealed.
+        settled = b.scoreRevealMask == b.scoreCommitMask;
+        if (settled) _endRound(batchId, b, j, scoreVectors);
+    }
+
+    /// @dev `revealScores`; returns the batch and its job.
+    function _revealScores(uint256 batchId, uint256 seat, bytes calldata scores, bytes32 salt)
+        private
+        returns (Batch storage b, Job storage j)
+    {
+        (b, j) = _batchAndJob(batchId);
         (Phase phase, uint256 deadline) = _effective(b, j);
         if (phase != Phase.ScoreRevealing) revert BatchWrongPhase(batchId, Phase.ScoreRevealing, phase);
         if (block.timestamp > deadline) revert BatchDeadlinePassed(batchId, deadline, block.timestamp);
@@ -664,32 +687,6 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             page = uint256(_pageCount) + 1;
             // forge-lint: disable-next-line(unsafe-typecast)
             _pageCount = uint32(page); // one page per open batch: never near 2^32
-        }
-    }
-
-    function _checkParams(JobParams calldata p) private view {
-        if (p.bountyPerTask == 0) revert JobZeroBounty();
-        if (p.model == bytes32(0)) revert JobZeroModel();
-        if (p.batchSize == 0 || p.batchSize > MAX_BATCH_SIZE) {
-            revert JobBatchSizeOutOfRange(p.batchSize, MAX_BATCH_SIZE);
-        }
-        if (p.k == 0 || p.k > MAX_RESULTS) revert JobResultCountOutOfRange(p.k, MAX_RESULTS);
-        if (p.m == 0 || p.m > MAX_COMMITTEE) revert JobCommitteeSizeOutOfRange(p.m, MAX_COMMITTEE);
-        uint256 cells = uint256(p.batchSize) * p.k * p.m;
-        if (cells > MAX_SCORE_CELLS) revert JobBatchTooLarge(cells, MAX_SCORE_CELLS);
-        if (p.threshold > MAX_SCORE) revert JobParamOutOfRange(p.threshold, MAX_SCORE);
-        if (p.tolerance > MAX_SCORE) revert JobParamOutOfRange(p.tolerance, MAX_SCORE);
-        if (p.junkFloor > p.threshold) revert JobParamOutOfRange(p.junkFloor, p.threshold);
-        if (p.validatorShareBps > BPS) revert JobParamOutOfRange(p.validatorShareBps, BPS);
-        _checkDuration(p.commitDuration);
-        _checkDuration(p.revealDuration);
-        _checkDuration(p.scoreCommitDuration);
-        _checkDuration(p.scoreRevealDuration);
-    }
-
-    function _checkDuration(uint256 d) private view {
-        if (d < _minPhaseDuration || d > MAX_PHASE_DURATION) {
-            revert JobDurationOutOfRange(d, _minPhaseDuration, MAX_PHASE_DURATION);
         }
     }
 

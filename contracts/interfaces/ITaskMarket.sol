@@ -337,6 +337,19 @@ interface ITaskMarket {
     /// s * rows + r scores node seat s's digest for row r (bytes of unrevealed seats are ignored).
     function revealScores(uint256 batchId, uint256 seat, bytes calldata scores, bytes32 salt) external;
 
+    /// @notice `revealScores`, then, when this reveal is the round's last (every committed seat has revealed),
+    /// `settle` in the same transaction: one transaction less per batch, paid by the last revealer. When other
+    /// committed seats have not revealed yet it only reveals (and returns false); `scoreVectors` is then ignored.
+    /// @param scoreVectors As for `settle`: the round's revealed vectors in committee-seat order, this one included.
+    /// @return settled Whether the round ended (settled, re-scored or settled by the fallback rule, as `settle`).
+    function revealScoresAndSettle(
+        uint256 batchId,
+        uint256 seat,
+        bytes calldata scores,
+        bytes32 salt,
+        bytes[] calldata scoreVectors
+    ) external returns (bool settled);
+
     // ----------------------------------------------------------------- anyone
 
     /// @notice Settle, re-score or refund a batch whose phase allows it (see `BatchNotSettleable`).
