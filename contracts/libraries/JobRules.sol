@@ -34,7 +34,9 @@ library JobRules {
             revert ITaskMarket.JobBatchSizeOutOfRange(p.batchSize, MAX_BATCH_SIZE);
         }
         if (p.k == 0 || p.k > MAX_RESULTS) revert ITaskMarket.JobResultCountOutOfRange(p.k, MAX_RESULTS);
-        if (p.m == 0 || p.m > MAX_COMMITTEE) revert ITaskMarket.JobCommitteeSizeOutOfRange(p.m, MAX_COMMITTEE);
+        if (p.m == 0 || p.m > MAX_COMMITTEE) {
+            revert ITaskMarket.JobCommitteeSizeOutOfRange(p.m, MAX_COMMITTEE);
+        }
         uint256 cells = uint256(p.batchSize) * p.k * p.m;
         if (cells > MAX_SCORE_CELLS) revert ITaskMarket.JobBatchTooLarge(cells, MAX_SCORE_CELLS);
         if (p.threshold > MAX_SCORE) revert ITaskMarket.JobParamOutOfRange(p.threshold, MAX_SCORE);

@@ -73,7 +73,11 @@ library Tally {
     /// the division dust go back to the requester (`o.refund`); nothing is scored (`o.scored` false, medians 0).
     /// @param rules The job's rules and the batch's shape.
     /// @param revealCount Node seats revealed (>= 1: a committee is drawn only after a reveal).
-    function fallbackOutcome(Rules memory rules, uint256 revealCount) external pure returns (Outcome memory o) {
+    function fallbackOutcome(Rules memory rules, uint256 revealCount)
+        external
+        pure
+        returns (Outcome memory o)
+    {
         uint256 rows = rules.rows;
         uint256 seats = rules.seats;
         o.medians = new bytes(seats * rows);
