@@ -88,7 +88,10 @@ library Tally {
         uint256 paid = 0;
         for (uint256 s; s < seats; ++s) {
             if (rules.revealed & (1 << s) != 0) {
+                // Rounded down on purpose: the dust is refunded below (docs/audit.md, divide-before-multiply).
+                // slither-disable-next-line divide-before-multiply
                 o.nodePaid[s] = share * rows;
+                // slither-disable-next-line divide-before-multiply
                 paid += share * rows;
             }
         }
