@@ -207,7 +207,9 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant("node_seat_not_locked", MARKET, "_accounts[msg.sender].seats += 1;", ""),
     Mutant("committee_seat_not_locked", MARKET, "_accounts[validators[i]].seats += 1;", ""),
-    Mutant("seat_release_skipped", MARKET, "_accounts[accounts[i]].seats -= 1; // each holds this seat", "//"),
+    Mutant(
+        "seat_release_skipped", MARKET, "_accounts[accounts[i]].seats -= 1; // each holds this seat", "//"
+    ),
     Mutant("lone_seat0_slash_skipped", MARKET, "if (slashMask == 0) return;", "if (slashMask <= 1) return;"),
     Mutant(
         "registry_slash_ignores_mask",
