@@ -193,7 +193,7 @@ contract StakeRegistry is IStakeRegistry, Ownable2Step, ReentrancyGuardTransient
         uint256 end = p.unbondingEnd;
         if (end == 0) revert RegistryNotUnbonding(msg.sender);
         if (block.timestamp < end) revert RegistryUnbondingNotElapsed(msg.sender, end, block.timestamp);
-        uint256 seats = p.openSeats;
+        uint256 seats = _openSeats(msg.sender);
         if (seats != 0) revert RegistrySeatsOpen(msg.sender, seats);
         uint256 amount = p.stake;
         if (p.role == Role.Node) _clearModels(msg.sender);
@@ -218,26 +218,7 @@ contract StakeRegistry is IStakeRegistry, Ownable2Step, ReentrancyGuardTransient
     // ----------------------------------------------------------------- TaskMarket only
 
     /// @inheritdoc IStakeRegistry
-    function lockNode(address node, uint32 modelId) external onlyTaskMarket returns (uint32 id) {
-        id = _requireEligibleNode(node, modelId);
-        _participants[node].openSeats += 1;
-    }
-
-    /// @inheritdoc IStakeRegistry
-    function lockCommittee(bytes32 seed, uint256 m)
-        external
-        onlyTaskMarket
-        returns (address[] memory validators, uint96[] memory weights)
-    {
-        (validators, weights) = _draw(seed, m);
-        uint256 n = validators.length;
-        for (uint256 i; i < n; ++i) {
-            _participants[validators[i]].openSeats += 1;
-        }
-    }
-
-    /// @inheritdoc IStakeRegistry
-    function releaseSeats(uint256 batchId, address[] calldata accounts, uint256 slashMask)
+    function slash(uint256 batchId, address[] calldata accounts, uint256 slashMask)
         external
         onlyTaskMarket
         returns (uint256[] memory amounts)
@@ -245,11 +226,10 @@ contract StakeRegistry is IStakeRegistry, Ownable2Step, ReentrancyGuardTransient
         uint256 n = accounts.length;
         amounts = new uint256[](n);
         for (uint256 i; i < n; ++i) {
+            if (slashMask & (1 << i) == 0) continue;
             address account = accounts[i];
-            Participant storage p = _participants[account];
-            // A seat holder can not withdraw, so it is still registered: openSeats >= 1 here.
-            p.openSeats -= 1;
-            if (slashMask & (1 << i) != 0) amounts[i] = _slash(account, p, batchId);
+            // A seat holder can not withdraw (the market counts its seat), so it is still registered here.
+            amounts[i] = _slash(account, _participants[account], batchId);
         }
     }
 
@@ -339,8 +319,10 @@ contract StakeRegistry is IStakeRegistry, Ownable2Step, ReentrancyGuardTransient
     }
 
     /// @inheritdoc IStakeRegistry
-    function participant(address account) external view returns (Participant memory) {
-        return _participants[account];
+    function participant(address account) external view returns (Participant memory p) {
+        p = _participants[account];
+        // forge-lint: disable-next-line(unsafe-typecast)
+        p.openSeats = uint16(_openSeats(account)); // the market's 16-bit seat counter
     }
 
     /// @inheritdoc IStakeRegistry
@@ -451,6 +433,13 @@ contract StakeRegistry is IStakeRegistry, Ownable2Step, ReentrancyGuardTransient
         uint256 treasuryBalance_ = _treasuryBalance + amount;
         _treasuryBalance = treasuryBalance_;
         emit Slashed(account, batchId, role, amount, treasuryBalance_);
+    }
+
+    /// @dev Seats `account` holds in unended batches, as the TaskMarket counts them (0 before it is wired).
+    function _openSeats(address account) private view returns (uint256) {
+        address market = _taskMarket;
+        if (market == address(0)) return 0;
+        return ITaskMarket(market).openSeatsOf(account);
     }
 
     function _minimumOf(Role role) private view returns (uint256) {

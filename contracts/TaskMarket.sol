@@ -7,6 +7,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 
 import {IStakeRegistry} from "./interfaces/IStakeRegistry.sol";
 import {ITaskMarket} from "./interfaces/ITaskMarket.sol";
+import {JobRules} from "./libraries/JobRules.sol";
 import {Tally} from "./libraries/Tally.sol";
 
 /// @title TaskMarket (protocol v2)
@@ -25,30 +26,30 @@ import {Tally} from "./libraries/Tally.sol";
 ///    result commitment; [_COMMITTEE + s] weight(96, raw stake at the draw) | validator(160); [_SEALS + s] the
 ///    score commitment, then keccak256 of the revealed score vector. A reused page keeps its old words (so writes
 ///    rewrite live slots); reads are guarded by commitCount, committeeSize and the masks, never by the words.
-///  - `_accounts[a]`: balance(128) | claimed(120) | open(8).
+///  - `_accounts[a]`: balance(128) | claimed(104) | seats(16, seats held in unended batches) | open(8).
 /// Loops run over at most MAX_RESULTS / MAX_COMMITTEE seats, a batch's rows (<= MAX_BATCH_SIZE) or a post's
 /// batches (<= MAX_BATCHES_PER_POST); settlement does at most MAX_SCORE_CELLS * MAX_COMMITTEE score reads.
 contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     /// @notice Most rows per batch (B).
-    uint256 public constant MAX_BATCH_SIZE = 256;
+    uint256 public constant MAX_BATCH_SIZE = JobRules.MAX_BATCH_SIZE;
     /// @notice Most node seats per batch (k).
-    uint256 public constant MAX_RESULTS = 16;
+    uint256 public constant MAX_RESULTS = JobRules.MAX_RESULTS;
     /// @notice Most committee seats per batch (m).
-    uint256 public constant MAX_COMMITTEE = 16;
+    uint256 public constant MAX_COMMITTEE = JobRules.MAX_COMMITTEE;
     /// @notice Most score cells per batch (batchSize * k * m): bounds settlement gas.
-    uint256 public constant MAX_SCORE_CELLS = 4096;
+    uint256 public constant MAX_SCORE_CELLS = JobRules.MAX_SCORE_CELLS;
     /// @notice Most rows one `postJob` accepts (gas-safe size).
     uint256 public constant MAX_ROWS_PER_POST = 1024;
     /// @notice Most batches one `postJob` creates (gas-safe size).
     uint256 public constant MAX_BATCHES_PER_POST = 128;
     /// @notice Longest phase, seconds (fits the 24-bit duration fields).
-    uint256 public constant MAX_PHASE_DURATION = 30 days;
+    uint256 public constant MAX_PHASE_DURATION = JobRules.MAX_PHASE_DURATION;
     /// @notice Highest score, threshold and tolerance.
-    uint256 public constant MAX_SCORE = 100;
+    uint256 public constant MAX_SCORE = JobRules.MAX_SCORE;
     /// @notice Basis-point denominator of the validator share.
-    uint256 public constant BPS = 10_000;
+    uint256 public constant BPS = JobRules.BPS;
     /// @notice Blocks between closing the reveals (or arming) and the block whose hash seeds the draw.
     uint256 public constant SEED_DELAY = 2;
     /// @notice Blocks for which `blockhash` is available; a draw later than that re-arms.
@@ -100,11 +101,14 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         bytes32 rowsHash;
     }
 
-    /// @dev One slot per account: balance(128) | claimed(120, lifetime total) | open(8). `openAccount` and
-    /// `claimed` keep the slot non-zero, so credits rewrite a live slot.
+    /// @dev One slot per account: balance(128) | claimed(104, lifetime total) | seats(16) | open(8).
+    /// `openAccount` and `claimed` keep the slot non-zero, so credits rewrite a live slot. `seats` counts the
+    /// seats the account holds in batches not ended yet (the registry's `withdraw` waits for 0): kept here, in
+    /// the slot a settlement writes anyway to credit the account, instead of in the registry.
     struct Account {
         uint128 balance;
-        uint120 claimed;
+        uint104 claimed;
+        uint16 seats;
         bool open;
     }
 
@@ -150,7 +154,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     {
         uint256 n = rows.length;
         if (n == 0) revert JobNoRows();
-        _checkParams(params);
+        JobRules.check(params, _minPhaseDuration);
         uint256 size = params.batchSize;
         uint256 batches = (n + size - 1) / size;
         if (n > MAX_ROWS_PER_POST || batches > MAX_BATCHES_PER_POST) {
@@ -189,7 +193,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         }
         if (block.timestamp > deadline) revert BatchDeadlinePassed(batchId, deadline, block.timestamp);
         if (uint256(commitment) & _LOW224 == 0) revert BatchZeroCommitment(batchId);
-        uint256 id = _registry.lockNode(msg.sender, j.modelId);
+        uint256 id = _registry.requireEligibleNode(msg.sender, j.modelId);
         for (uint256 i; i < seat; ++i) {
             if (uint256(_page(batchId)[i]) >> 224 == id) {
                 revert BatchAlreadyCommitted(batchId, msg.sender);
@@ -197,6 +201,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         }
 
         _page(batchId)[seat] = bytes32((id << 224) | (uint256(commitment) & _LOW224));
+        _accounts[msg.sender].seats += 1;
         uint256 count = seat + 1;
         // forge-lint: disable-next-line(unsafe-typecast)
         b.commitCount = uint8(count); // <= k <= 16
@@ -279,7 +284,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     {
         uint256 round = b.round;
         bytes32 seed = _seed(batchId, b, seedBlock);
-        (address[] memory validators, uint96[] memory weights) = _registry.lockCommittee(seed, j.m);
+        (address[] memory validators, uint96[] memory weights) = _registry.drawValidators(seed, j.m);
         size = validators.length;
         // slither-disable-next-line incorrect-equality (an array length the registry produced: docs/audit.md)
         if (size == 0) {
@@ -289,6 +294,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         bytes32[48] storage page = _page(batchId);
         for (uint256 i; i < size; ++i) {
             page[_COMMITTEE + i] = bytes32((uint256(weights[i]) << 160) | uint256(uint160(validators[i])));
+            _accounts[validators[i]].seats += 1;
         }
         // forge-lint: disable-next-line(unsafe-typecast)
         b.committeeSize = uint8(size); // <= m <= 16
@@ -359,7 +365,29 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     /// @inheritdoc ITaskMarket
     function revealScores(uint256 batchId, uint256 seat, bytes calldata scores, bytes32 salt) external {
-        (Batch storage b, Job storage j) = _batchAndJob(batchId);
+        _revealScores(batchId, seat, scores, salt);
+    }
+
+    /// @inheritdoc ITaskMarket
+    function revealScoresAndSettle(
+        uint256 batchId,
+        uint256 seat,
+        bytes calldata scores,
+        bytes32 salt,
+        bytes[] calldata scoreVectors
+    ) external nonReentrant returns (bool settled) {
+        (Batch storage b, Job storage j) = _revealScores(batchId, seat, scores, salt);
+        // The reveal checked the deadline: the round ends early exactly when every committed seat has revealed.
+        settled = b.scoreRevealMask == b.scoreCommitMask;
+        if (settled) _endRound(batchId, b, j, scoreVectors);
+    }
+
+    /// @dev `revealScores`; returns the batch and its job.
+    function _revealScores(uint256 batchId, uint256 seat, bytes calldata scores, bytes32 salt)
+        private
+        returns (Batch storage b, Job storage j)
+    {
+        (b, j) = _batchAndJob(batchId);
         (Phase phase, uint256 deadline) = _effective(b, j);
         if (phase != Phase.ScoreRevealing) revert BatchWrongPhase(batchId, Phase.ScoreRevealing, phase);
         if (block.timestamp > deadline) revert BatchDeadlinePassed(batchId, deadline, block.timestamp);
@@ -437,7 +465,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         if (amount == 0) revert MarketNothingToClaim(msg.sender);
         a.balance = 0;
         // forge-lint: disable-next-line(unsafe-typecast)
-        a.claimed += uint120(amount); // a lifetime total far below 2^120 (checked addition)
+        a.claimed += uint104(amount); // a lifetime total far below 2^104 (checked addition)
         emit Claimed(msg.sender, amount);
         // Checks-effects-interactions: the balance is zeroed before the tokens leave.
         _token.safeTransfer(msg.sender, amount);
@@ -569,6 +597,11 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc ITaskMarket
+    function openSeatsOf(address account) external view returns (uint256) {
+        return _accounts[account].seats;
+    }
+
+    /// @inheritdoc ITaskMarket
     function batchCount() external view returns (uint256) {
         return _batchCount;
     }
@@ -654,32 +687,6 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             page = uint256(_pageCount) + 1;
             // forge-lint: disable-next-line(unsafe-typecast)
             _pageCount = uint32(page); // one page per open batch: never near 2^32
-        }
-    }
-
-    function _checkParams(JobParams calldata p) private view {
-        if (p.bountyPerTask == 0) revert JobZeroBounty();
-        if (p.model == bytes32(0)) revert JobZeroModel();
-        if (p.batchSize == 0 || p.batchSize > MAX_BATCH_SIZE) {
-            revert JobBatchSizeOutOfRange(p.batchSize, MAX_BATCH_SIZE);
-        }
-        if (p.k == 0 || p.k > MAX_RESULTS) revert JobResultCountOutOfRange(p.k, MAX_RESULTS);
-        if (p.m == 0 || p.m > MAX_COMMITTEE) revert JobCommitteeSizeOutOfRange(p.m, MAX_COMMITTEE);
-        uint256 cells = uint256(p.batchSize) * p.k * p.m;
-        if (cells > MAX_SCORE_CELLS) revert JobBatchTooLarge(cells, MAX_SCORE_CELLS);
-        if (p.threshold > MAX_SCORE) revert JobParamOutOfRange(p.threshold, MAX_SCORE);
-        if (p.tolerance > MAX_SCORE) revert JobParamOutOfRange(p.tolerance, MAX_SCORE);
-        if (p.junkFloor > p.threshold) revert JobParamOutOfRange(p.junkFloor, p.threshold);
-        if (p.validatorShareBps > BPS) revert JobParamOutOfRange(p.validatorShareBps, BPS);
-        _checkDuration(p.commitDuration);
-        _checkDuration(p.revealDuration);
-        _checkDuration(p.scoreCommitDuration);
-        _checkDuration(p.scoreRevealDuration);
-    }
-
-    function _checkDuration(uint256 d) private view {
-        if (d < _minPhaseDuration || d > MAX_PHASE_DURATION) {
-            revert JobDurationOutOfRange(d, _minPhaseDuration, MAX_PHASE_DURATION);
         }
     }
 
@@ -886,13 +893,18 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         return _registry.accountsOf(ids);
     }
 
-    /// @dev Release one seat of each of `accounts` in the registry, slashing those in `slashMask`, and report each
-    /// slash with its reason: the 2-bit code at bits 2i..2i+1 of `reasons` (a `SlashReason`; 0 = NoReveal).
+    /// @dev Release one seat of each of `accounts` (their account slots: usually just credited, so warm), slash
+    /// those in `slashMask` through the registry (called only when there is misconduct), and report each slash
+    /// with its reason: the 2-bit code at bits 2i..2i+1 of `reasons` (a `SlashReason`; 0 = NoReveal).
     function _release(uint256 batchId, address[] memory accounts, uint256 slashMask, uint256 reasons)
         private
     {
-        uint256[] memory amounts = _registry.releaseSeats(batchId, accounts, slashMask);
         uint256 n = accounts.length;
+        for (uint256 i; i < n; ++i) {
+            _accounts[accounts[i]].seats -= 1; // each holds this seat: >= 1
+        }
+        if (slashMask == 0) return;
+        uint256[] memory amounts = _registry.slash(batchId, accounts, slashMask);
         for (uint256 i; i < n; ++i) {
             if (slashMask & (1 << i) == 0) continue;
             emit MisconductSlashed(batchId, accounts[i], SlashReason((reasons >> (2 * i)) & 3), amounts[i]);
@@ -919,7 +931,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         } else if (b.round + 1 < MAX_ROUNDS) {
             _rescore(batchId, b, j, voters);
         } else {
-            _finish(batchId, b, j, _fallback(b, j));
+            _finish(batchId, b, j, Tally.fallbackOutcome(_rules(b, j), b.revealCount));
         }
     }
 
@@ -1032,7 +1044,12 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             seats[v] = s;
             ++v;
         }
-        Tally.Rules memory rules = Tally.Rules({
+        return Tally.tally(_rules(b, j), weights, seats, vectors);
+    }
+
+    /// @dev The job's rules and the batch's shape, for the `Tally` library.
+    function _rules(Batch storage b, Job storage j) private view returns (Tally.Rules memory) {
+        return Tally.Rules({
             rows: b.rows,
             seats: b.commitCount,
             revealed: b.revealedMask,
@@ -1042,28 +1059,6 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             bounty: j.bountyPerTask,
             validatorShareBps: j.validatorShareBps
         });
-        return Tally.tally(rules, weights, seats, vectors);
-    }
-
-    /// @dev No committee reached a majority in MAX_ROUNDS rounds: every revealed result is accepted (each row's
-    /// node pool split among the revealed seats); the validator pool goes back to the requester.
-    function _fallback(Batch storage b, Job storage j) private view returns (Tally.Outcome memory o) {
-        uint256 rows = b.rows;
-        uint256 seats = b.commitCount;
-        uint256 revealed = b.revealedMask;
-        o.medians = new bytes(seats * rows);
-        o.nodePaid = new uint256[](seats);
-        uint256 bounty = j.bountyPerTask;
-        uint256 nodePoolRow = bounty - bounty * j.validatorShareBps / Tally.BPS;
-        uint256 share = nodePoolRow / b.revealCount; // revealCount >= 1: a draw needs a reveal
-        uint256 paid = 0;
-        for (uint256 s; s < seats; ++s) {
-            if (revealed & (1 << s) != 0) {
-                o.nodePaid[s] = share * rows;
-                paid += share * rows;
-            }
-        }
-        o.refund = bounty * rows - paid;
     }
 
     function _popcount(uint256 x) private pure returns (uint256 n) {

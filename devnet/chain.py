@@ -425,17 +425,28 @@ def run_batch(
                 if not folded or tuple(folded[0].validators) != tuple(seating.validators):
                     raise DevnetError(f"batch {batch_id}: the first score commit drew another committee")
         round_vectors: dict[int, bytes] = {}
-        for seat, validator in enumerate(seated):
-            if (round_, seat) not in silent:
+        revealing = [seat for seat in range(len(seated)) if (round_, seat) not in silent]
+        settlement = None
+        for seat in revealing:
+            validator = seated[seat]
+            round_vectors[seat] = scores[seat]
+            if seat == revealing[-1] and len(revealing) == len(seated):
+                # The last reveal settles in the same transaction (revealScoresAndSettle).
+                ordered = [round_vectors[s] for s in sorted(round_vectors)]
+                settlement = market.reveal_scores_and_settle(
+                    validator, batch_id, seat, scores[seat], salts[seat], ordered
+                )
+                record(validator, settlement.receipt)
+            else:
                 record(validator, market.reveal_scores(validator, batch_id, seat, scores[seat], salts[seat]))
-                round_vectors[seat] = scores[seat]
         vectors.append(round_vectors)
-        view = market.batch(batch_id, chain.head(0))
-        if view.score_reveal_mask != view.score_commit_mask:  # a silent seat: settle after the deadline
-            pass_deadline(Phase.SCORE_REVEALING)
-        ordered = market.settle_vectors(batch_id, round_vectors, chain.head(0))
-        settlement = market.settle(actors.requester, batch_id, ordered)
-        record(actors.requester, settlement.receipt)
+        if settlement is None:
+            view = market.batch(batch_id, chain.head(0))
+            if view.score_reveal_mask != view.score_commit_mask:  # a silent seat: settle after the deadline
+                pass_deadline(Phase.SCORE_REVEALING)
+            ordered = market.settle_vectors(batch_id, round_vectors, chain.head(0))
+            settlement = market.settle(actors.requester, batch_id, ordered)
+            record(actors.requester, settlement.receipt)
         if settlement.rescoring is None:
             break
     if settlement is None and refunded is None:

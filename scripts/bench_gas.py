@@ -5,8 +5,9 @@ Prints exactly two ``name=value`` lines on stdout (logs go to stderr):
 - ``gas_per_task_job100_k3_m3``: a job of 100 tasks (rows of 200 canonical-JSON bytes) posted as one
   batch (B = 100) with k=3 node seats and m=3 committee seats: the sum of ``gasUsed`` of every
   transaction (the post, 3 result commits, 3 reveals (the last arms the committee seed), 3 score
-  commits (the first one draws the committee: no separate draw transaction), 3 score reveals, the
-  settlement, and every participant's claim), divided by 100.
+  commits (the first one draws the committee: no separate draw transaction), 3 score reveals (the
+  last one settles, ``revealScoresAndSettle``: no separate settle transaction), and every
+  participant's claim), divided by 100.
 - ``gas_per_task_k3_m3``: one task alone (a job of one row, a batch of one), the same transactions.
 
 Both are steady-state figures, as on a network in use: one warm-up job of each kind runs first (their

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MARKET = "contracts/TaskMarket.sol"
 REGISTRY = "contracts/StakeRegistry.sol"
 TALLY = "contracts/libraries/Tally.sol"
+JOB_RULES = "contracts/libraries/JobRules.sol"
 UNIT = "tests/contracts/[TA]*.t.sol"  # TaskMarket, Attacks
 REGISTRY_UNIT = "tests/contracts/[SA]*.t.sol"  # StakeRegistry, Attacks
 # The gas test is not a behaviour test (and the `mutation` profile compiles without the optimizer).
@@ -186,8 +187,8 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "min_phase_ignored",
-        MARKET,
-        "if (d < _minPhaseDuration || d > MAX_PHASE_DURATION) {",
+        JOB_RULES,
+        "if (d < minPhaseDuration || d > MAX_PHASE_DURATION) {",
         "if (d < 1 || d > MAX_PHASE_DURATION) {",
     ),
     Mutant(
@@ -204,7 +205,26 @@ MUTANTS: tuple[Mutant, ...] = (
         "",
         REGISTRY_UNIT,
     ),
-    Mutant("node_seat_not_locked", REGISTRY, "_participants[node].openSeats += 1;", "", REGISTRY_UNIT),
+    Mutant("node_seat_not_locked", MARKET, "_accounts[msg.sender].seats += 1;", ""),
+    Mutant("committee_seat_not_locked", MARKET, "_accounts[validators[i]].seats += 1;", ""),
+    Mutant(
+        "seat_release_skipped", MARKET, "_accounts[accounts[i]].seats -= 1; // each holds this seat", "//"
+    ),
+    Mutant("lone_seat0_slash_skipped", MARKET, "if (slashMask == 0) return;", "if (slashMask <= 1) return;"),
+    Mutant(
+        "registry_slash_ignores_mask",
+        REGISTRY,
+        "if (slashMask & (1 << i) == 0) continue;",
+        "",
+        REGISTRY_UNIT,
+    ),
+    Mutant(
+        "last_reveal_settles_one_early",
+        MARKET,
+        "settled = b.scoreRevealMask == b.scoreCommitMask;",
+        "settled = _popcount(b.scoreRevealMask) + 1 >= _popcount(b.scoreCommitMask);",
+    ),
+    Mutant("last_reveal_never_settles", MARKET, "if (settled) _endRound(batchId, b, j, scoreVectors);", ""),
     Mutant(
         "slash_amount_zero",
         REGISTRY,

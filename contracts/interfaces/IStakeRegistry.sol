@@ -10,8 +10,9 @@ pragma solidity ^0.8.24;
 /// chain (a seat never revealed, a drawn committee seat that abstained, a node result scored below the job's
 /// junk floor), once per batch; slashed tokens are accounted to the treasury and swept to the `treasury`
 /// address by anyone. v2: every seat a participant takes in a batch (node seat at commit, committee seat at
-/// the draw) is counted in `openSeats` until the batch releases it; `withdraw` needs `openSeats == 0`, so
-/// nobody can leave before the batches it sits in are settled. Committee weights are raw stakes.
+/// the draw) is counted by the TaskMarket (`ITaskMarket.openSeatsOf`, in the account's own balance slot) until
+/// the batch releases it; `withdraw` needs it to be 0, so nobody can leave before the batches it sits in are
+/// settled. Committee weights are raw stakes.
 interface IStakeRegistry {
     /// @notice The role an address registered with.
     enum Role {
@@ -22,14 +23,15 @@ interface IStakeRegistry {
 
     /// @notice Registration record, one storage slot:
     /// [0..95] stake | [96..135] unbondingEnd | [136..143] role | [144..159] treeIndex | [160..167] modelCount |
-    /// [168..199] id | [200..215] openSeats
+    /// [168..199] id | [200..215] unused (`participant` fills `openSeats` from the TaskMarket)
     /// @param stake Tokens staked (slashable until withdrawn).
     /// @param unbondingEnd 0 while active; otherwise the timestamp from which `withdraw` is allowed.
     /// @param role Node or Validator.
     /// @param treeIndex Validators only: 1-based slot in the stake tree (0 when not in the tree).
     /// @param modelCount Nodes only: number of models served.
     /// @param id Registration id, sequential from 1, never reused (`accountOf(id)` stays valid forever).
-    /// @param openSeats Seats held in batches not yet settled (node or committee seats); blocks `withdraw`.
+    /// @param openSeats Seats held in batches not yet settled (node or committee seats); blocks `withdraw`. Kept
+    /// by the TaskMarket (`ITaskMarket.openSeatsOf`); `participant` reports it, the stored field stays 0.
     struct Participant {
         uint96 stake;
         uint40 unbondingEnd;
@@ -144,24 +146,12 @@ interface IStakeRegistry {
 
     // ----------------------------------------------------------------- TaskMarket only
 
-    /// @notice Take a node seat for `node` on a batch of model `modelId`: reverts with the precise error
-    /// unless `node` is eligible (see `requireEligibleNode`), then counts the seat in `openSeats`.
-    /// @dev Only the TaskMarket.
-    /// @return id The node's registration id.
-    function lockNode(address node, uint32 modelId) external returns (uint32 id);
-
-    /// @notice Draw a committee as `drawValidators(seed, m)` and count a seat in each drawn validator's
-    /// `openSeats`.
-    /// @dev Only the TaskMarket.
-    function lockCommittee(bytes32 seed, uint256 m)
-        external
-        returns (address[] memory validators, uint96[] memory weights);
-
-    /// @notice Release one seat of each of `accounts` (in unsettled batch `batchId`), slashing account i when
-    /// bit i of `slashMask` is set: min(stake, slashAmount(role)) goes to the treasury.
+    /// @notice Slash account i of `accounts` (seat holders of unsettled batch `batchId`) when bit i of
+    /// `slashMask` is set: min(stake, slashAmount(role)) goes to the treasury. Seat locks themselves are counted by
+    /// the TaskMarket (`ITaskMarket.openSeatsOf`), which calls this only when a batch it ends has misconduct.
     /// @dev Only the TaskMarket. `accounts.length <= 256`. Works on unbonding participants too.
     /// @return amounts The tokens slashed from each account (0 where not slashed).
-    function releaseSeats(uint256 batchId, address[] calldata accounts, uint256 slashMask)
+    function slash(uint256 batchId, address[] calldata accounts, uint256 slashMask)
         external
         returns (uint256[] memory amounts);
 
@@ -183,7 +173,7 @@ interface IStakeRegistry {
     function modelName(uint32 modelId) external view returns (bytes32);
 
     /// @notice Draw min(m, validators with weight) distinct active validators, weighted by their raw stake (no
-    /// scaling: a 6-decimal token weighs as an 18-decimal one), from `seed`. A view: what `lockCommittee` draws.
+    /// scaling: a 6-decimal token weighs as an 18-decimal one), from `seed`. A view: the TaskMarket seats this committee.
     /// @dev Successive sampling without replacement: draw i takes `keccak256(abi.encode(seed, i))` modulo the
     /// weight not drawn yet, maps it past the drawn ranges and finds its validator with a Fenwick search:
     /// O(m log n) reads, m <= 16, n <= 1024. Empty when no validator is active.

@@ -337,6 +337,19 @@ interface ITaskMarket {
     /// s * rows + r scores node seat s's digest for row r (bytes of unrevealed seats are ignored).
     function revealScores(uint256 batchId, uint256 seat, bytes calldata scores, bytes32 salt) external;
 
+    /// @notice `revealScores`, then, when this reveal is the round's last (every committed seat has revealed),
+    /// `settle` in the same transaction: one transaction less per batch, paid by the last revealer. When other
+    /// committed seats have not revealed yet it only reveals (and returns false); `scoreVectors` is then ignored.
+    /// @param scoreVectors As for `settle`: the round's revealed vectors in committee-seat order, this one included.
+    /// @return settled Whether the round ended (settled, re-scored or settled by the fallback rule, as `settle`).
+    function revealScoresAndSettle(
+        uint256 batchId,
+        uint256 seat,
+        bytes calldata scores,
+        bytes32 salt,
+        bytes[] calldata scoreVectors
+    ) external returns (bool settled);
+
     // ----------------------------------------------------------------- anyone
 
     /// @notice Settle, re-score or refund a batch whose phase allows it (see `BatchNotSettleable`).
@@ -389,6 +402,10 @@ interface ITaskMarket {
     function balanceOf(address account) external view returns (uint256);
     /// @notice Total `account` has claimed so far.
     function claimedOf(address account) external view returns (uint256);
+    /// @notice Seats `account` holds in batches not ended yet (a node seat from its commit, a committee seat from
+    /// the draw, each released when the batch settles, re-scores or is refunded). The registry's `withdraw`
+    /// waits for 0, and `IStakeRegistry.participant` reports it as `openSeats`.
+    function openSeatsOf(address account) external view returns (uint256);
     /// @notice Number of batches posted so far (ids 1..batchCount).
     function batchCount() external view returns (uint256);
     /// @notice Number of jobs posted so far (ids 1..jobCount).

@@ -4,7 +4,7 @@ pragma solidity ^0.8.24;
 /// @title Tally
 /// @notice The arithmetic of a scored settlement (protocol v2): per result the stake-weighted median of the
 /// revealed scores, acceptance against the threshold, junk seats, the agreeing validators and every credit.
-/// @dev An external library (deployed once, its one entry point `pure`), so that this code does not count
+/// @dev An external library (deployed once, its two entry points `pure`), so that this code does not count
 /// against TaskMarket's EIP-170 size. Forge links it at deployment (`scripts/Deploy.s.sol`, tests). Score vectors are read from the
 /// library call's own calldata; their hashes were checked by the market before the call.
 library Tally {
@@ -66,6 +66,36 @@ library Tally {
         bytes[] calldata vectors
     ) external pure returns (Outcome memory) {
         return _score(rules, _votes(rules, weights, seats, vectors));
+    }
+
+    /// @notice The outcome when no committee reached a majority in the market's last round: every revealed
+    /// result is accepted (each row's node pool split evenly among the revealed seats); the validator pool and
+    /// the division dust go back to the requester (`o.refund`); nothing is scored (`o.scored` false, medians 0).
+    /// @param rules The job's rules and the batch's shape.
+    /// @param revealCount Node seats revealed (>= 1: a committee is drawn only after a reveal).
+    function fallbackOutcome(Rules memory rules, uint256 revealCount)
+        external
+        pure
+        returns (Outcome memory o)
+    {
+        uint256 rows = rules.rows;
+        uint256 seats = rules.seats;
+        o.medians = new bytes(seats * rows);
+        o.nodePaid = new uint256[](seats);
+        uint256 bounty = rules.bounty;
+        uint256 nodePoolRow = bounty - bounty * rules.validatorShareBps / BPS;
+        uint256 share = nodePoolRow / revealCount;
+        uint256 paid = 0;
+        for (uint256 s; s < seats; ++s) {
+            if (rules.revealed & (1 << s) != 0) {
+                // Rounded down on purpose: the dust is refunded below (docs/audit.md, divide-before-multiply).
+                // slither-disable-next-line divide-before-multiply
+                o.nodePaid[s] = share * rows;
+                // slither-disable-next-line divide-before-multiply
+                paid += share * rows;
+            }
+        }
+        o.refund = bounty * rows - paid;
     }
 
     function _votes(

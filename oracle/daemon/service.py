@@ -12,7 +12,9 @@ restart at any point simply resumes (kubernetes-controller style reconciliation;
   the journal (``scored_r<round>@<batch>``) or are computed now (:mod:`oracle.daemon.work`) and
   journaled with their salt *before* ``commitScores`` is sent.
 * **ScoreRevealing**, a seat committed and not revealed: ``revealScores`` with the journaled vector
-  and salt. Without a journaled record the daemon never reveals (it would not be its own score).
+  and salt (``revealScoresAndSettle`` with the round's vectors when it is the last committed seat to
+  reveal and ``schedule.settle`` is on: the reveal settles the batch, no ``settle`` transaction
+  follows). Without a journaled record the daemon never reveals (it would not be its own score).
 * a batch that is due to settle (all committed seats revealed, or a deadline passed with the
   refund path open): ``settle`` with the round's revealed vectors, if ``schedule.settle``.
 * Settled / Refunded: dropped from the live set.
@@ -240,6 +242,8 @@ class OracleDaemon:
                 if seat[1] and not seat[2]:
                     await self._reveal(batch_id, view, seat[0], now, phase.deadline)
             view = await self.tc.run(self.market.batch, batch_id, await self.tc.head())
+            if view.phase in _TERMINAL:
+                return  # the last reveal settled (revealScoresAndSettle)
             all_in = view.score_commit_mask == view.score_reveal_mask
             if (all_in and view.score_reveal_mask != 0) or late:
                 await self._settle(batch_id, view, head)
@@ -370,8 +374,22 @@ class OracleDaemon:
         if now > deadline - self.settings.margins.reveal_margin:
             log.warning("reveal_late", batch=batch_id, seat=seat, deadline=deadline, now=now)
         vector, salt = bytes.fromhex(record["vector"][2:]), bytes.fromhex(record["salt"][2:])
-        fn = self.chain.market.functions.revealScores(batch_id, seat, vector, salt)
-        receipt = await self._send("revealScores", fn)
+        last = view.score_reveal_mask | (1 << seat) == view.score_commit_mask
+        if last and self.settings.schedule.settle:
+            # Every other committed seat has revealed: this reveal also settles (one transaction less).
+            # If another reveal races in meanwhile, the vectors miss it and the transaction reverts (a
+            # lost race); the next step reveals again with the fresh view.
+            head = await self.tc.head()
+            since = self.live.get(batch_id, self.chain.deployment.deploy_block)
+            revealed = await self.tc.run(self.market.revealed_score_vectors, batch_id, since, head)
+            revealed[seat] = vector
+            vectors = [revealed[s] for s in sorted(revealed) if view.score_commit_mask & (1 << s)]
+            fn = self.chain.market.functions.revealScoresAndSettle(batch_id, seat, vector, salt, vectors)
+            action = "revealScoresAndSettle"
+        else:
+            fn = self.chain.market.functions.revealScores(batch_id, seat, vector, salt)
+            action = "revealScores"
+        receipt = await self._send(action, fn)
         if receipt is not None:
             await self.journal.put(
                 entry_key(f"reveal_r{view.round}_s{seat}", batch_id),

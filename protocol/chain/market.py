@@ -10,7 +10,8 @@ What each role calls (``sender`` is the caller's :class:`TxSender`; ``block`` a 
     anyone:    draw_committee(sender, batch_id) -> (CommitteeDrawn | None, receipt)   (arm, then draw)
                settle(sender, batch_id, score_vectors) -> Settlement
                claim(sender) -> (amount, receipt)
-    committee: commit_scores(sender, batch_id, seat, scores, salt) / reveal_scores(...)
+    committee: commit_scores(sender, batch_id, seat, scores, salt) / reveal_scores(...) /
+               reveal_scores_and_settle(..., score_vectors) -> Settlement (the last reveal settles)
                (the first commit_scores in phase Drawing draws the committee: see committee_preview)
     reads:     phase, batch, job, node_seat, committee, committee_preview, balance_of, claimed_of, limits,
                revealed_score_vectors (from logs), settle_vectors (ordered and checked for settle)
@@ -197,7 +198,8 @@ class PartialPostError(ChainError):
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
-    """What one ``settle`` call did: exactly one of settled / refunded / rescoring, and the slashes."""
+    """What one ``settle`` call did: exactly one of settled / refunded / rescoring, and the slashes (for
+    ``reveal_scores_and_settle``: all empty when the reveal was not the round's last)."""
 
     settled: BatchSettled | None
     refunded: BatchRefunded | None
@@ -347,6 +349,25 @@ class Market:
             self._fns.revealScores(batch_id, seat, bytes(scores), salt), label="revealScores"
         )
 
+    def reveal_scores_and_settle(
+        self,
+        sender: TxSender,
+        batch_id: int,
+        seat: int,
+        scores: bytes,
+        salt: bytes,
+        score_vectors: Sequence[bytes],
+    ) -> Settlement:
+        """Reveal at committee ``seat`` and, when this reveal is the round's last, settle in the same
+        transaction (``revealScoresAndSettle``: one transaction less per batch). ``score_vectors`` are the
+        round's vectors as :meth:`settle_vectors` orders them once this seat has revealed (this one
+        included). When other committed seats have not revealed yet it only reveals: every field of the
+        returned :class:`Settlement` but ``receipt`` is then empty."""
+        fn = self._fns.revealScoresAndSettle(
+            batch_id, seat, bytes(scores), salt, [bytes(v) for v in score_vectors]
+        )
+        return self._settlement(sender.transact(fn, label="revealScoresAndSettle"))
+
     # ------------------------------------------------------------------ anyone
 
     def settle(self, sender: TxSender, batch_id: int, score_vectors: Sequence[bytes] = ()) -> Settlement:
@@ -355,7 +376,9 @@ class Market:
         Raises ``BatchNotSettleable`` (decoded, with ``readyAt``) when it is too early.
         """
         fn = self._fns.settle(batch_id, [bytes(v) for v in score_vectors])
-        receipt = sender.transact(fn, label="settle")
+        return self._settlement(sender.transact(fn, label="settle"))
+
+    def _settlement(self, receipt: Receipt) -> Settlement:
         settled = events(self.chain, receipt, BatchSettled)
         refunded = events(self.chain, receipt, BatchRefunded)
         rescoring = events(self.chain, receipt, BatchRescoring)

@@ -663,6 +663,7 @@ MARKET_VIEWS: dict[str, ViewOutput] = {
     "committeePreview": DrawnValidators,
     "balanceOf": Uint256,
     "claimedOf": Uint256,
+    "openSeatsOf": Uint256,
     "batchCount": Uint256,
     "jobCount": Uint256,
     "minPhaseDuration": Uint256,

@@ -8,6 +8,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {Fixture} from "./utils/Fixture.sol";
 import {StakeRegistry} from "../../contracts/StakeRegistry.sol";
 import {IStakeRegistry} from "../../contracts/interfaces/IStakeRegistry.sol";
+import {ITaskMarket} from "../../contracts/interfaces/ITaskMarket.sol";
 
 contract StakeRegistryTest is Fixture {
     address internal newcomer;
@@ -217,35 +218,24 @@ contract StakeRegistryTest is Fixture {
         vm.assertTrue(registry.participant(n).id != id);
     }
 
-    function test_lockNode_revertsWhenNotTaskMarket() public {
-        uint32 modelId = registry.modelIdOf(MODEL);
-        vm.expectRevert(abi.encodeWithSelector(IStakeRegistry.RegistryNotTaskMarket.selector, address(this)));
-        registry.lockNode(nodes[0], modelId);
-    }
-
-    function test_lockCommittee_revertsWhenNotTaskMarket() public {
-        vm.expectRevert(abi.encodeWithSelector(IStakeRegistry.RegistryNotTaskMarket.selector, stranger));
-        vm.prank(stranger);
-        registry.lockCommittee(keccak256("seed"), 3);
-    }
-
-    function test_releaseSeats_revertsWhenNotTaskMarket() public {
+    function test_slash_revertsWhenNotTaskMarket() public {
         address[] memory accounts = new address[](1);
         accounts[0] = nodes[0];
         vm.expectRevert(abi.encodeWithSelector(IStakeRegistry.RegistryNotTaskMarket.selector, nodes[0]));
         vm.prank(nodes[0]);
-        registry.releaseSeats(1, accounts, 1);
+        registry.slash(1, accounts, 1);
     }
 
-    /// @notice The market locks a seat per batch; `withdraw` waits for every seat to be released, even after the
-    /// unbonding delay (attack 5's closure at the registry level).
+    /// @notice The market counts a seat per batch (`openSeatsOf`, reported by `participant`); `withdraw` waits
+    /// for every seat to be released, even after the unbonding delay (attack 5's closure at the registry level).
     function test_withdraw_revertsWhileSeatsOpen() public {
-        uint32 modelId = registry.modelIdOf(MODEL);
-        vm.prank(address(market));
-        registry.lockNode(nodes[0], modelId);
-        vm.prank(address(market));
-        registry.lockNode(nodes[0], modelId);
-        vm.assertEq(uint256(registry.participant(nodes[0]).openSeats), 2);
+        ITaskMarket.JobParams memory p = _params();
+        p.k = 1;
+        uint256 first = _postRows(p, 2); // two batches of one row
+        _commit(first, 0);
+        _commit(first + 1, 0);
+        vm.assertEq(market.openSeatsOf(nodes[0]), 2, "market count");
+        vm.assertEq(uint256(registry.participant(nodes[0]).openSeats), 2, "reported by the registry");
         vm.prank(nodes[0]);
         registry.beginUnbonding();
         vm.warp(block.timestamp + UNBONDING + 1);
@@ -253,41 +243,47 @@ contract StakeRegistryTest is Fixture {
         vm.prank(nodes[0]);
         registry.withdraw();
 
-        address[] memory accounts = new address[](1);
-        accounts[0] = nodes[0];
-        vm.prank(address(market));
-        registry.releaseSeats(1, accounts, 0);
+        // Neither seat revealed: each refund releases one seat and slashes it.
+        market.settle(first, new bytes[](0));
+        vm.assertEq(uint256(registry.participant(nodes[0]).openSeats), 1);
         vm.expectRevert(abi.encodeWithSelector(IStakeRegistry.RegistrySeatsOpen.selector, nodes[0], 1));
         vm.prank(nodes[0]);
         registry.withdraw();
-        vm.prank(address(market));
-        uint256[] memory amounts = registry.releaseSeats(2, accounts, 1);
-        vm.assertEq(amounts[0], SLASH, "slashed on release");
+        market.settle(first + 1, new bytes[](0));
+        vm.assertEq(uint256(registry.participant(nodes[0]).openSeats), 0);
         uint256 before = token.balanceOf(nodes[0]);
         vm.prank(nodes[0]);
         registry.withdraw();
-        vm.assertEq(token.balanceOf(nodes[0]), before + MIN_STAKE - SLASH);
+        vm.assertEq(token.balanceOf(nodes[0]), before + MIN_STAKE - 2 * SLASH, "slashed twice, then paid");
     }
 
-    function test_releaseSeats_slashesCappedAtStakeAndMovesToTreasury() public {
+    function test_slash_cappedAtStakeMovesToTreasuryAndSkipsUnmasked() public {
         address v = validators[0];
-        vm.prank(address(market));
-        (address[] memory drawn,) = registry.lockCommittee(keccak256("seed"), 3);
-        vm.assertEq(drawn.length, 3);
         uint256 totalBefore = registry.totalValidatorStake();
-        uint256[] memory amounts;
-        address[] memory accounts = new address[](1);
+        address[] memory accounts = new address[](2);
         accounts[0] = v;
+        accounts[1] = validators[1];
         vm.prank(address(market));
-        amounts = registry.releaseSeats(7, accounts, 1);
+        uint256[] memory amounts = registry.slash(7, accounts, 1);
         vm.assertEq(amounts[0], SLASH);
+        vm.assertEq(amounts[1], 0, "bit 1 unset: not slashed");
         vm.assertEq(_stake(v), MIN_STAKE - SLASH);
+        vm.assertEq(_stake(validators[1]), _validatorStake(1), "untouched");
         vm.assertEq(registry.treasuryBalance(), SLASH);
         vm.assertEq(registry.totalStaked(), 10 * MIN_STAKE - SLASH, "4 nodes + 1+2+3 validators - slash");
         // Below the minimum stake: weight 0 in the draw.
         vm.assertEq(registry.totalValidatorStake(), totalBefore - MIN_STAKE);
+        // A stake below the slash amount loses what is left, no more.
+        for (uint256 i; i < 9; ++i) {
+            vm.prank(address(market));
+            registry.slash(8 + i, accounts, 1);
+        }
+        vm.assertEq(_stake(v), 0, "capped at the stake");
+        vm.prank(address(market));
+        amounts = registry.slash(20, accounts, 1);
+        vm.assertEq(amounts[0], 0, "nothing left to slash");
         registry.sweepTreasury();
-        vm.assertEq(token.balanceOf(treasury), SLASH);
+        vm.assertEq(token.balanceOf(treasury), MIN_STAKE);
     }
 
     function test_setTaskMarket_revertsWhenAlreadySet() public {

@@ -1259,6 +1259,149 @@ contract TaskMarketTest is Fixture {
         vm.assertEq(market.balanceOf(nodes[0]), 0, "not paid on half the votes");
     }
 
+    // ----------------------------------------------------------------- revealScoresAndSettle
+
+    /// @dev Seats 0 and 1 commit and reveal `v`, seat 2 commits `v`: the batch waits for seat 2's reveal.
+    function _waitingForLastReveal(bytes memory v) internal returns (uint256 batchId) {
+        batchId = _toScoring();
+        for (uint256 s; s < 3; ++s) {
+            _commitScores(batchId, s, v);
+        }
+        _revealScores(batchId, 0, v);
+        _revealScores(batchId, 1, v);
+    }
+
+    /// @notice The last reveal settles in its own transaction: same credits, releases and event as `settle`.
+    function test_revealScoresAndSettle_lastRevealSettles() public {
+        bytes memory v = _vec3(80, 90, 70);
+        uint256 batchId = _waitingForLastReveal(v);
+        (address v2,,,,) = market.committeeSeat(batchId, 2);
+        uint256[] memory paid = new uint256[](3);
+        paid[0] = 0.8e18;
+        paid[1] = 0.8e18;
+        paid[2] = 0.8e18;
+        vm.expectEmit();
+        emit ITaskMarket.ScoresRevealed(batchId, v2, 2, v);
+        vm.expectEmit();
+        emit ITaskMarket.BatchSettled(batchId, requester, 0, true, v, paid, 7, 0.2e18, 0);
+        vm.prank(v2);
+        bool settled = market.revealScoresAndSettle(batchId, 2, v, _salt(102), _same3(v));
+        vm.assertTrue(settled, "returns true");
+        vm.assertEq(uint256(market.batch(batchId).phase), uint256(ITaskMarket.Phase.Settled));
+        vm.assertEq(market.batch(batchId).scoreRevealMask, 7, "the reveal is recorded");
+        for (uint256 i; i < 3; ++i) {
+            vm.assertEq(market.balanceOf(nodes[i]), 0.8e18, "node paid");
+            vm.assertEq(market.balanceOf(validators[i]), 0.2e18, "validator paid");
+            vm.assertEq(market.openSeatsOf(nodes[i]), 0, "node released");
+            vm.assertEq(market.openSeatsOf(validators[i]), 0, "validator released");
+        }
+        vm.assertEq(market.balanceOf(requester), 0);
+        // Settled once: a later settle is refused as for any ended batch.
+        bytes[] memory vs = _same3(v);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ITaskMarket.BatchNotSettleable.selector, batchId, ITaskMarket.Phase.Settled, 0
+            )
+        );
+        market.settle(batchId, vs);
+    }
+
+    /// @notice A reveal that is not the last only reveals: the vectors are ignored, nothing is credited.
+    function test_revealScoresAndSettle_notLastOnlyReveals() public {
+        bytes memory v = _vec3(80, 80, 80);
+        uint256 batchId = _toScoring();
+        for (uint256 s; s < 3; ++s) {
+            _commitScores(batchId, s, v);
+        }
+        _revealScores(batchId, 0, v);
+        (address v1,,,,) = market.committeeSeat(batchId, 1);
+        vm.prank(v1);
+        bool settled = market.revealScoresAndSettle(batchId, 1, v, _salt(101), new bytes[](0));
+        vm.assertFalse(settled, "one committed seat has not revealed");
+        revealedScores[batchId][1] = v;
+        ITaskMarket.BatchView memory b = market.batch(batchId);
+        vm.assertEq(uint256(b.phase), uint256(ITaskMarket.Phase.ScoreRevealing));
+        vm.assertEq(b.scoreRevealMask, 3, "revealed");
+        vm.assertEq(market.balanceOf(nodes[0]), 0, "nothing credited");
+        vm.assertEq(market.openSeatsOf(nodes[0]), 1, "seat still held");
+        // The last plain reveal, then `settle`, still settle as before.
+        _revealScores(batchId, 2, v);
+        _settle(batchId);
+        vm.assertEq(uint256(market.batch(batchId).phase), uint256(ITaskMarket.Phase.Settled));
+        vm.assertEq(market.balanceOf(nodes[0]), 0.8e18);
+    }
+
+    /// @notice With a seat that never committed, the last committed seat's reveal ends the round (as `settle`
+    /// would): a majority of 2 of 3 settles and slashes the abstainer.
+    function test_revealScoresAndSettle_lastCommittedSeatEndsRound() public {
+        bytes memory v = _vec3(80, 80, 80);
+        uint256 batchId = _toScoring();
+        _commitScores(batchId, 0, v);
+        _commitScores(batchId, 1, v);
+        vm.warp(_deadline(batchId) + 1); // score commits closed: ScoreRevealing, seat 2 abstained
+        _revealScores(batchId, 0, v);
+        (address v1,,,,) = market.committeeSeat(batchId, 1);
+        (address v2,,,,) = market.committeeSeat(batchId, 2);
+        uint256 stakeBefore = _stake(v2);
+        bytes[] memory vs = new bytes[](2);
+        vs[0] = v;
+        vs[1] = v;
+        vm.prank(v1);
+        vm.assertTrue(market.revealScoresAndSettle(batchId, 1, v, _salt(101), vs), "settled");
+        vm.assertEq(uint256(market.batch(batchId).phase), uint256(ITaskMarket.Phase.Settled));
+        vm.assertEq(_stake(v2), stakeBefore - SLASH, "abstainer slashed");
+        vm.assertEq(market.openSeatsOf(v2), 0, "abstainer released");
+        vm.assertEq(market.balanceOf(v1), 0.3e18, "the two agreeing validators share the pool");
+    }
+
+    /// @notice Wrong vectors with the last reveal revert the whole transaction: the reveal is not kept.
+    function test_revealScoresAndSettle_revertsForWrongVectorsAndKeepsNothing() public {
+        bytes memory v = _vec3(80, 80, 80);
+        uint256 batchId = _waitingForLastReveal(v);
+        (address v2,,,,) = market.committeeSeat(batchId, 2);
+        bytes[] memory vs = _same3(v);
+        vs[0] = _vec3(80, 80, 81);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ITaskMarket.BatchScoreVectorMismatch.selector,
+                batchId,
+                0,
+                keccak256(v),
+                keccak256(_vec3(80, 80, 81))
+            )
+        );
+        vm.prank(v2);
+        market.revealScoresAndSettle(batchId, 2, v, _salt(102), vs);
+        vm.expectRevert(
+            abi.encodeWithSelector(ITaskMarket.BatchScoreVectorCountMismatch.selector, batchId, 3, 2)
+        );
+        vm.prank(v2);
+        market.revealScoresAndSettle(batchId, 2, v, _salt(102), new bytes[](2));
+        vm.assertEq(market.batch(batchId).scoreRevealMask, 3, "reveal rolled back");
+        // The same reveal with the right vectors settles.
+        vm.prank(v2);
+        vm.assertTrue(market.revealScoresAndSettle(batchId, 2, v, _salt(102), _same3(v)));
+    }
+
+    /// @notice The reveal's own checks come first (a late reveal reverts `BatchDeadlinePassed`).
+    function test_revealScoresAndSettle_boundaryAtScoreRevealDeadline() public {
+        bytes memory v = _vec3(80, 80, 80);
+        uint256 batchId = _waitingForLastReveal(v);
+        uint256 deadline = _deadline(batchId);
+        (address v2,,,,) = market.committeeSeat(batchId, 2);
+        uint256 snap = vm.snapshotState();
+        vm.warp(deadline + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(ITaskMarket.BatchDeadlinePassed.selector, batchId, deadline, deadline + 1)
+        );
+        vm.prank(v2);
+        market.revealScoresAndSettle(batchId, 2, v, _salt(102), _same3(v));
+        vm.revertToState(snap);
+        vm.warp(deadline);
+        vm.prank(v2);
+        vm.assertTrue(market.revealScoresAndSettle(batchId, 2, v, _salt(102), _same3(v)), "at the deadline");
+    }
+
     // ----------------------------------------------------------------- settle: refunds
 
     function test_settle_refundsWithoutCommits() public {

@@ -4,7 +4,8 @@ One batch of two rows (two labelled tasks, one in French) and three node seats: 
 answers, node2 a good answer and an off-topic one, node3 serves bytes that do not hash to the digest
 it revealed. The committee is all three validators: validator1 is the daemon, validators 2 (double
 stake) and 3 are scripted and score ``[80, 80, 80, 0, 0, 0]``. The daemon is killed with SIGKILL at
-each of its crash points in turn (``SYNOD_HALT_AT``) and restarted; the last run settles and claims.
+each of its crash points in turn (``SYNOD_HALT_AT``) and restarted; its last reveal settles the batch
+(``revealScoresAndSettle``) and the last run claims.
 Then: it committed and revealed exactly once, what it revealed is what it journaled, it agreed with
 the medians and was paid, nobody was slashed, and ``synod oracle explain`` reports the same values.
 """
@@ -294,22 +295,17 @@ def test_daemon_scores_survives_kill_at_every_point_and_explains(tmp_path: Path,
                 seat = _seat_of(market, chain, batch, v.address)
                 await trio.to_thread.run_sync(market.reveal_scores, v, batch, seat, vector, s)
 
-            # 4: reveals, killed right after (before it could settle)
+            # 4: the daemon's is the last reveal: it reveals and settles in one transaction
+            # (revealScoresAndSettle), killed right after
             await _killed_at(daemon, chain, "after_reveal_sent")
-            assert market.phase(batch, chain.head(0)).phase is Phase.SCORE_REVEALING
+            assert market.phase(batch, chain.head(0)).phase is Phase.SETTLED
 
-            # 5: a clean run settles and claims; SIGTERM stops it with exit 0
+            # 5: a clean run claims (nothing left to settle); SIGTERM stops it with exit 0
             proc = daemon.start(None)
             try:
-                await _until(
-                    chain,
-                    "settlement",
-                    lambda: market.phase(batch, chain.head(0)).phase is Phase.SETTLED,
-                    proc,
-                )
                 await _until(chain, "claim", lambda: market.claimed_of(me, chain.head(0)) > 0, proc)
                 metrics = await trio.to_thread.run_sync(_scrape, metrics_port)
-                assert 'synod_oracle_transactions_total{action="settle"} 1.0' in metrics
+                assert 'synod_oracle_transactions_total{action="settle"}' not in metrics
                 assert 'synod_oracle_transactions_total{action="claim"} 1.0' in metrics
                 assert "synod_oracle_live_batches 0.0" in metrics
             finally:
@@ -340,6 +336,8 @@ def test_daemon_scores_survives_kill_at_every_point_and_explains(tmp_path: Path,
     assert all(c["components"] is not None for k, c in cells.items() if k[0] < 2)
 
     (settled_entry,) = _events(chain, "BatchSettled", batch)
+    (my_reveal,) = [e for e in _events(chain, "ScoresRevealed", batch) if e["args"]["validator"] == me]
+    assert settled_entry["transactionHash"] == my_reveal["transactionHash"]  # the last reveal settled
     settled = BatchSettled.from_abi(settled_entry["args"])
     my_seat = mine[0].seat
     assert settled.agreed_mask >> my_seat & 1  # within tolerance of the medians: paid

@@ -441,7 +441,30 @@ contract MarketHandler {
         bytes32 salt = mode == 0 ? bytes32(seed) : _salt(id, v);
         bytes memory scores = vectors[id][b.round][seat];
         vm.prank(sender);
-        try market.revealScores(id, seat, scores, salt) {} catch {}
+        if (mode < 4) {
+            try market.revealScores(id, seat, scores, salt) {} catch {}
+        } else {
+            // The combined entry point, with the round's vectors as they will be once this seat revealed.
+            bytes[] memory vs = _roundVectors(id, b, b.scoreRevealMask | (1 << seat));
+            try market.revealScoresAndSettle(id, seat, scores, salt, vs) {} catch {}
+        }
+    }
+
+    /// @dev The recorded vectors of the seats in `mask`, in seat order (what `settle` takes).
+    function _roundVectors(uint256 id, ITaskMarket.BatchView memory b, uint256 mask)
+        internal
+        view
+        returns (bytes[] memory vs)
+    {
+        uint256 n = 0;
+        for (uint256 s; s < b.committeeSize; ++s) {
+            if (mask & (1 << s) != 0) ++n;
+        }
+        vs = new bytes[](n);
+        uint256 i = 0;
+        for (uint256 s; s < b.committeeSize; ++s) {
+            if (mask & (1 << s) != 0) vs[i++] = vectors[id][b.round][s];
+        }
     }
 
     function _settle(uint256 seed) internal {
@@ -459,15 +482,7 @@ contract MarketHandler {
             return;
         }
         ITaskMarket.BatchView memory b = market.batch(id);
-        uint256 n = 0;
-        for (uint256 s; s < b.committeeSize; ++s) {
-            if (b.scoreRevealMask & (1 << s) != 0) ++n;
-        }
-        bytes[] memory vs = new bytes[](n);
-        uint256 i = 0;
-        for (uint256 s; s < b.committeeSize; ++s) {
-            if (b.scoreRevealMask & (1 << s) != 0) vs[i++] = vectors[id][b.round][s];
-        }
+        bytes[] memory vs = _roundVectors(id, b, b.scoreRevealMask);
         try market.settle(id, vs) {} catch {}
     }
 
