@@ -175,6 +175,8 @@ class ValidatorActor:
     bias: int = 0
     """Subtracted from :data:`HONEST_SCORE` (honest members differ a little)."""
     host: P2pHost | None = None
+    fetch_deadline: float = FETCH_DEADLINE
+    """Seconds this member allows one fetch."""
     signer: Signer | None = None
     """Signs this member's fetches (a node daemon serves only signed requests of its committee)."""
     seat: int | None = None
@@ -221,7 +223,7 @@ async def _fetch_all(
     reveals = await call(batch_events, chain, ResultRevealed, batch_id, post_block)
     head = await call(chain.head, 0)
     fetched: dict[tuple[int, int], bytes | None] = {}
-    limits = FetchLimits(deadline=FETCH_DEADLINE, max_size=1024 * 1024)
+    limits = FetchLimits(deadline=me.fetch_deadline, max_size=1024 * 1024)
 
     async def one(seat: int, row: int, address: str, digest: bytes) -> None:
         try:

@@ -43,9 +43,10 @@ from typing import TypeVar
 
 import pytest
 import trio
+from eth_account import Account
 from web3.types import RPCEndpoint
 
-from devnet.chain import ROOT, advance_past
+from devnet.chain import ROOT, advance_past, dev_private_key_hex
 from devnet.demo import demo_job_params
 from devnet.network import DevnetSpec, DevnetState, status
 from protocol.chain.conservation import Holdings, check_conservation, holdings, token_transfers
@@ -64,13 +65,12 @@ from protocol.chain.models import (
 )
 from protocol.chain.registry import Registry
 from protocol.chain.sender import TxSender
-from protocol.chain.signer import anvil_dev_signer
+from protocol.chain.signer import Signer, anvil_dev_signer
 from protocol.p2p import P2pSettings, open_p2p_host
 from protocol.types import Address, BatchId, address_of
 from requester.connect import RequesterChain
 from requester.export import DatasetRow
 from tests.adversary.actors import (
-    FETCH_DEADLINE,
     HONEST_SCORE,
     Ending,
     NodeActor,
@@ -95,7 +95,7 @@ from tests.protocol.settlement_rules import Expected, expected_settlement
 
 E = TypeVar("E", bound=EventModel)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.adversary, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.adversary, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 H, V = NodeBehaviour, ValidatorBehaviour
 HONEST_NODES = 2
@@ -107,17 +107,21 @@ FIRST_ADVERSARY_KEY = 2 + HONEST_NODES + HONEST_VALIDATORS
 ROWS = 6
 BATCH_SIZE = 2
 BATCHES = ROWS // BATCH_SIZE
-PHASE_SECONDS = 600
-"""Long phases, closed early by time travel once every honest participant has acted."""
+PHASE_SECONDS = 1200
+"""Long phases, closed early by time travel once every honest participant has acted (a validator may
+spend half the time left before its score-commit deadline fetching)."""
+FETCH_TIMEOUT = 120.0
+"""Seconds per result fetch, daemons and scripted members alike: at a load average of 30-50 a node
+daemon takes over 20 s (the default) to answer a signed fetch, and a late result would score 0."""
 PARAMS = demo_job_params(10 * TOKEN + 7, BATCH_SIZE, PHASE_SECONDS).model_copy(
     update={
         "k": HONEST_NODES + len(NODE_ADVERSARIES),
         "m": HONEST_VALIDATORS + len(VALIDATOR_ADVERSARIES),
     }
 )  # an odd bounty: integer-division dust goes back to the requester
-RUN_LIMIT = 720.0
+RUN_LIMIT = 1200.0
 """Seconds the whole run may take once the devnet is up."""
-WAIT = 300.0
+WAIT = 480.0
 """Seconds the honest daemons have for one phase of every batch (a loaded 2-core machine)."""
 
 
@@ -157,14 +161,19 @@ class Adversaries:
         }
         members = {
             kind: ValidatorActor(
-                name=owner.name, sender=owner.sender, behaviour=kind, host=owner.host, signer=owner.signer
+                name=owner.name,
+                sender=owner.sender,
+                behaviour=kind,
+                host=owner.host,
+                fetch_deadline=FETCH_TIMEOUT,
+                signer=owner.signer,
             )
             for kind, owner in self.members.items()
         }
         return Seats(batch=batch, nodes=nodes, members=members)
 
     def senders(self) -> list[TxSender]:
-        return [a.sender for a in (*self.nodes.values(), *self.members.values())]
+        return [n.sender for n in self.nodes.values()] + [m.sender for m in self.members.values()]
 
     def accounts(self) -> list[Address]:
         return [s.address for s in self.senders()]
@@ -177,6 +186,7 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetState]:
         nodes=HONEST_NODES,
         validators=HONEST_VALIDATORS,
         model="scripted",
+        fetch_timeout=FETCH_TIMEOUT,
     )
     with running_devnet(spec) as state:
         yield state
@@ -195,40 +205,56 @@ def _fund(chain: SynodContracts, sender: TxSender) -> None:
     Registry(chain).mint(sender, sender.address, 10**24)
 
 
+def _enlist(chain: SynodContracts, sender: TxSender, role: Role, p2p: bytes) -> None:
+    """Register ``sender`` as ``role`` at the minimum stake, reachable at ``p2p``; an account already
+    registered (a second run on the same chain) is topped up to the minimum and re-pointed."""
+    registry = Registry(chain)
+    block = chain.head(0)
+    minimum = registry.min_stake(role, block)
+    me = registry.participant(sender.address, block)
+    if me.role is Role.NONE:
+        models = [bytes(PARAMS.model)] if role is Role.NODE else []
+        registry.register(sender, role, minimum, models, p2p)
+        return
+    if me.stake < minimum:
+        missing = minimum - me.stake
+        sender.transact(chain.token.functions.approve(chain.registry.address, missing), label="approve")
+        sender.transact(chain.registry.functions.addStake(missing), label="addStake")
+    sender.transact(chain.registry.functions.setP2pAddress(p2p), label="setP2pAddress")
+
+
 async def _open_adversaries(
     chain: SynodContracts, stack: AsyncExitStack, home: Path, answers: list[str]
 ) -> Adversaries:
-    """Register each adversary with the minimum stake and its host's address (as a real participant
-    would once its host listens)."""
-    registry = Registry(chain)
-    block = await call(chain.head, 0)
-    node_stake = await call(registry.min_stake, Role.NODE, block)
-    validator_stake = await call(registry.min_stake, Role.VALIDATOR, block)
-    key = FIRST_ADVERSARY_KEY
+    """Each adversary account funded, its libp2p host listening and registered at the minimum stake
+    with the host's address (as a real participant would once its host listens)."""
     nodes: dict[NodeBehaviour, NodeActor] = {}
     members: dict[ValidatorBehaviour, ValidatorActor] = {}
-    for kind in (*NODE_ADVERSARIES, *VALIDATOR_ADVERSARIES):
-        signer = anvil_dev_signer(key, chain.chain_id)
+    kinds: list[NodeBehaviour | ValidatorBehaviour] = [*NODE_ADVERSARIES, *VALIDATOR_ADVERSARIES]
+    for key, kind in enumerate(kinds, FIRST_ADVERSARY_KEY):
+        signer = Signer(Account.from_key(dev_private_key_hex(key)))  # past Anvil's 10 funded accounts
         sender = chain.sender(signer)
-        settings = P2pSettings(identity_file=home / f"adversary{key}.key", fetch_timeout=FETCH_DEADLINE)
+        settings = P2pSettings(identity_file=home / f"adversary{key}.key", fetch_timeout=FETCH_TIMEOUT)
         await call(_fund, chain, sender)
         if isinstance(kind, NodeBehaviour):
             node = NodeActor(name=f"{kind.name.lower()}-node", sender=sender, behaviour=kind, answers=answers)
             node.host = await stack.enter_async_context(open_p2p_host(settings, lookup=node.lookup))
-            models = [bytes(PARAMS.model)]
-            await call(registry.register, sender, Role.NODE, node_stake, models, node.host.multiaddr.encode())
+            await call(_enlist, chain, sender, Role.NODE, node.host.multiaddr.encode())
             nodes[kind] = node
         else:
             host = await stack.enter_async_context(open_p2p_host(settings))
-            member = ValidatorActor(
+            members[kind] = ValidatorActor(
                 name=f"{kind.name.lower()}-validator", sender=sender, behaviour=kind, host=host, signer=signer
             )
-            await call(
-                registry.register, sender, Role.VALIDATOR, validator_stake, [], host.multiaddr.encode()
-            )
-            members[kind] = member
-        key += 1
+            await call(_enlist, chain, sender, Role.VALIDATOR, host.multiaddr.encode())
     return Adversaries(nodes=nodes, members=members)
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups: trio nests one per host and nursery."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
 
 
 @dataclass(frozen=True)
@@ -325,7 +351,8 @@ def _play(devnet: DevnetState, rc: RequesterChain, home: Path) -> Played:
 
             await until("every node seat of every batch", all_seated, alive, WAIT)
             for one in seats:
-                one.node_seats = [address_of(e.node) for e in await call(events, ResultCommitted, one)]
+                commits = sorted(await call(events, ResultCommitted, one), key=lambda e: int(e.seat))
+                one.node_seats = [address_of(e.node) for e in commits]
 
             # ---- reveals: the copier once its victim revealed (the salt is public then)
             async def reveal(one: Seats) -> None:
@@ -444,8 +471,13 @@ def _play(devnet: DevnetState, rc: RequesterChain, home: Path) -> Played:
             )
 
     async def main() -> Played:
-        with trio.fail_after(RUN_LIMIT):
-            return await play()
+        try:
+            with trio.fail_after(RUN_LIMIT):
+                return await play()
+        except BaseExceptionGroup as group:  # the first real error, not ten levels of groups
+            first, *others = _leaves(group)
+            first.add_note(f"{len(others)} other error(s): {[repr(e)[:200] for e in others]}")
+            raise first from None
 
     return trio.run(main)
 
@@ -467,6 +499,7 @@ def _expected(played: Played, index: int) -> Expected:
     one, vectors = played.seats[index], played.vectors[index]
     revealing = played.honest_nodes | {one.nodes[k].sender.address for k in (H.GARBAGE, H.NO_SERVE)}
     all_100 = one.members[V.ALL_100].seat
+    assert all_100 is not None
     voters = sorted([i for i, a in enumerate(one.committee) if a in played.honest_validators] + [all_100])
     cells = PARAMS.k * BATCH_SIZE
     return expected_settlement(
@@ -527,7 +560,8 @@ def test_each_batch_settles_by_the_rules_and_each_adversary_meets_its_consequenc
             want.refund,
         )
         got = {(address_of(e.account), e.reason, e.amount) for e in ending.slashed}
-        assert got == _expected_slashes(played, index) and len(ending.slashed) == len(got)
+        assert got == _expected_slashes(played, index), ending.slashed
+        assert len(ending.slashed) == len(got), ending.slashed  # once per batch and holder
 
         daemons = [i for i, a in enumerate(one.committee) if a in played.honest_validators]
         honest_seats = [i for i, a in enumerate(one.node_seats) if a in played.honest_nodes]
@@ -560,6 +594,7 @@ def test_each_batch_settles_by_the_rules_and_each_adversary_meets_its_consequenc
         assert played.revealed[index] == played.honest_nodes | revealing
         # validator adversaries
         all_100 = one.members[V.ALL_100]
+        assert all_100.seat is not None
         assert all_100.revealed and played.vectors[index][all_100.seat] == bytes([100] * PARAMS.k * rows)
         assert not settled.agreed_mask >> all_100.seat & 1
         copy = one.members[V.COPY_REVEALED]
@@ -602,8 +637,7 @@ def test_tokens_are_conserved_and_every_account_changes_by_the_rules(played: Pla
     assert played.after.treasury_unswept - played.before.treasury_unswept == slashed
     assert played.after.escrow == played.before.escrow == 0
     assert all(v == 0 for v in played.after.claimable.values())  # everyone claimed
-    registry_block = played.after
-    assert registry_block.total_staked == played.before.total_staked - slashed
+    assert played.after.total_staked == played.before.total_staked - slashed
 
 
 def test_export_holds_only_accepted_results_and_verifies(
