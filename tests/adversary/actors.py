@@ -479,7 +479,8 @@ async def read_ending(chain: SynodContracts, batch_id: int, post_block: int) -> 
 
 async def draw_when_due(chain: SynodContracts, sender: TxSender, batch_id: int) -> None:
     """Arm and draw the committee of ``batch_id`` from ``sender`` until the batch leaves Drawing
-    (anyone may; a lost race with a daemon is a refused simulation). Mines up to the seed block."""
+    (anyone may; a race lost to a daemon is a refused simulation or a reverted transaction, and
+    is retried while the batch is still Drawing). Mines up to the seed block."""
     market = Market(chain)
     with trio.fail_after(120):
         while (await call(market.phase, batch_id, await call(chain.head, 0))).phase is Phase.DRAWING:
@@ -488,8 +489,9 @@ async def draw_when_due(chain: SynodContracts, sender: TxSender, batch_id: int) 
                 await call(mine_to, chain, current.seed_block + 1)
             try:
                 await call(market.draw_committee, sender, batch_id)
-            except ContractRevert as exc:
-                log.debug("adversary_draw_lost", reason=exc.name)
+            except (ContractRevert, ChainError) as exc:  # refused, or mined after a daemon's draw
+                log.debug("adversary_draw_lost", reason=type(exc).__name__)
+                await trio.sleep(0.2)
 
 
 async def settle_when_due(chain: SynodContracts, sender: TxSender, batch_id: int, post_block: int) -> None:
