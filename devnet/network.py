@@ -85,6 +85,9 @@ class DevnetSpec(BaseModel):
     build: bool = True
     netns: bool = False
     """Run each node in its own network namespace behind a veth pair (root only; :mod:`devnet.netns`)."""
+    fetch_timeout: float = Field(default=20.0, gt=0, le=600)
+    """The validators' ``run.p2p.fetch_timeout``: seconds per result fetch (raised by tests on a
+    loaded machine, where a node can take longer than the default to answer)."""
 
 
 class Proc(BaseModel):
@@ -312,6 +315,7 @@ def _write_operator(
         run.add("metrics", {"port": -1})
     else:
         run.add("poll_interval", 0.2)
+        p2p_table.add("fetch_timeout", spec.fetch_timeout)
         run.add("p2p", p2p_table)
         run.add("scoring", {"judge": "off"})
         run.add("schedule", {"claim_interval": 5.0})

@@ -18,7 +18,9 @@ or by copying its commitment), or score with a fixed rubric (:func:`judge`: fetc
 result over libp2p, check it against its digest, the job and the row), commit and never reveal.
 
 :func:`run_batch` carries one posted batch through its whole lifecycle with these actors; the caller
-computes what the batch must pay from the rules and compares.
+computes what the batch must pay from the rules and compares. Its steps (:func:`learn_batch`,
+:func:`commit_node`, :func:`reveal_node`, :func:`commit_member`, :func:`reveal_member`) are public so
+that a devnet test (tests/e2e/test_devnet_adversaries.py) can drive the same actors beside real daemons.
 """
 
 from __future__ import annotations
@@ -42,7 +44,6 @@ from protocol.chain.models import (
     BatchRefunded,
     BatchRescoring,
     BatchSettled,
-    BatchView,
     CommitteeDrawn,
     EventModel,
     JobParams,
@@ -54,6 +55,7 @@ from protocol.chain.models import (
     ScoresRevealed,
 )
 from protocol.chain.sender import TxSender
+from protocol.chain.signer import Signer
 from protocol.commitments import encode_scores, new_salt, score_commitment
 from protocol.envelope import EnvelopeError, ResultEnvelope, success
 from protocol.log import get_logger
@@ -143,6 +145,8 @@ class NodeActor:
     salt: bytes = b""
     revealed: bool = False
     reveal_refused: ContractRevert | None = None
+    copied: str | None = None
+    """For a copier: the node whose commitment it copied."""
     host: P2pHost | None = None
 
     def results(self, workflow_hash: bytes, rows: Sequence[bytes]) -> list[bytes]:
@@ -171,6 +175,10 @@ class ValidatorActor:
     bias: int = 0
     """Subtracted from :data:`HONEST_SCORE` (honest members differ a little)."""
     host: P2pHost | None = None
+    fetch_deadline: float = FETCH_DEADLINE
+    """Seconds this member allows one fetch."""
+    signer: Signer | None = None
+    """Signs this member's fetches (a node daemon serves only signed requests of its committee)."""
     seat: int | None = None
     vector: bytes | None = None
     """The vector this member committed to (``None``: it never committed)."""
@@ -215,11 +223,11 @@ async def _fetch_all(
     reveals = await call(batch_events, chain, ResultRevealed, batch_id, post_block)
     head = await call(chain.head, 0)
     fetched: dict[tuple[int, int], bytes | None] = {}
-    limits = FetchLimits(deadline=FETCH_DEADLINE, max_size=1024 * 1024)
+    limits = FetchLimits(deadline=me.fetch_deadline, max_size=1024 * 1024)
 
     async def one(seat: int, row: int, address: str, digest: bytes) -> None:
         try:
-            fetched[(seat, row)] = await host.fetch(address, digest, limits)
+            fetched[(seat, row)] = await host.fetch(address, digest, limits, signer=me.signer)
         except P2pError:
             fetched[(seat, row)] = None
 
@@ -310,6 +318,198 @@ async def run_batch(
         return await _lifecycle(chain, market, requester, nodes, validators, params, workflow, rows, alive)
 
 
+@dataclass(frozen=True)
+class PostedBatch:
+    """What every actor learns of one posted batch from the chain alone."""
+
+    chain: SynodContracts
+    batch_id: BatchId
+    post_block: int
+    rows: list[bytes]
+    """The rows' canonical bytes (the ``BatchPosted`` event)."""
+    workflow_hash: bytes
+    """The job's workflow hash (the job view)."""
+
+
+async def learn_batch(chain: SynodContracts, batch_id: BatchId, post_block: int) -> PostedBatch:
+    """Read batch ``batch_id`` (posted in block ``post_block``) as a node would: its rows from the
+    ``BatchPosted`` event, the workflow hash from its job."""
+    (event,) = await call(batch_events, chain, BatchPosted, batch_id, post_block)
+    head = await call(chain.head, 0)
+    job = await call(Market(chain).job, event.job_id, head)
+    return PostedBatch(chain, batch_id, post_block, [bytes(r) for r in event.rows], bytes(job.workflow_hash))
+
+
+async def commit_node(batch: PostedBatch, node: NodeActor, copy_from: str | None = None) -> None:
+    """``node`` takes a seat of ``batch`` (sets ``node.seat``). An honest-looking node commits to its
+    own results (and serves them from then on); a copier commits the first commitment on chain (of
+    ``copy_from``, when given) as its own. Raises :class:`LookupError` when a copier finds nothing to
+    copy, :class:`ContractRevert` when the contract refuses the seat."""
+    chain = batch.chain
+    if node.behaviour is NodeBehaviour.COPY_COMMITMENT:
+        seen = await call(batch_events, chain, ResultCommitted, batch.batch_id, batch.post_block)
+        victims = [e for e in seen if copy_from is None or e.node == copy_from]
+        if not victims:
+            raise LookupError(f"no commitment of {copy_from or 'anyone'} to copy in batch {batch.batch_id}")
+        node.copied = victims[0].node
+        fn = chain.market.functions.commitResult(batch.batch_id, bytes(victims[0].commitment))
+        receipt = await call(node.sender.transact, fn, label="commitResult")
+        (mine,) = [
+            e
+            for e in await call(batch_events, chain, ResultCommitted, batch.batch_id, receipt.block_number)
+            if e.node == node.sender.address
+        ]
+        node.seat = int(mine.seat)
+        return
+    data = node.results(batch.workflow_hash, batch.rows)
+    node.served.update({keccak256(d): d for d in data})
+    node.digests = [keccak256(d) for d in data]
+    node.salt = new_salt()
+    node.seat, _ = await call(
+        Market(chain).commit_result, node.sender, batch.batch_id, node.digests, node.salt
+    )
+
+
+async def reveal_node(batch: PostedBatch, node: NodeActor) -> None:
+    """``node`` reveals as its behaviour says (a silent node does nothing). A copier reveals the
+    digests and salt its victim revealed (the first reveal when it copied nobody in particular);
+    the contract's refusal is kept in ``node.reveal_refused``."""
+    chain = batch.chain
+    assert node.seat is not None
+    if node.behaviour is NodeBehaviour.NO_REVEAL:
+        return
+    if node.behaviour is NodeBehaviour.COPY_COMMITMENT:
+        # the copied seat's digests and salt are public now: reveal them as its own
+        reveals = await call(batch_events, chain, ResultRevealed, batch.batch_id, batch.post_block)
+        victim = next(r for r in reveals if node.copied is None or r.node == node.copied)
+        fn = chain.market.functions.revealResult(
+            batch.batch_id, node.seat, [bytes(d) for d in victim.digests], bytes(victim.salt)
+        )
+        try:
+            await call(node.sender.transact, fn, label="revealResult")
+            node.revealed = True
+        except ContractRevert as exc:
+            node.reveal_refused = exc
+        return
+    await call(Market(chain).reveal_result, node.sender, batch.batch_id, node.seat, node.digests, node.salt)
+    node.revealed = True
+
+
+async def commit_member(batch: PostedBatch, member: ValidatorActor, commit_count: int) -> None:
+    """Committee member ``member`` (``member.seat`` set) commits its scores as its behaviour says:
+    a silent member scores with the rubric (:func:`judge`, fetching over libp2p), the copier of
+    revealed vectors commits nothing while none is public (``member.seen_at_commit`` counts them),
+    the commitment copier commits the first score commitment on chain. Daemons do nothing here."""
+    chain, batch_id, post_block = batch.chain, batch.batch_id, batch.post_block
+    assert member.seat is not None
+    behaviour = member.behaviour
+    if behaviour is ValidatorBehaviour.DAEMON:
+        return
+    if behaviour is ValidatorBehaviour.NO_REVEAL:
+        member.vector = await _honest_vector(
+            chain, member, batch.rows, batch.workflow_hash, batch_id, post_block, commit_count
+        )
+    elif behaviour is ValidatorBehaviour.ALL_100:
+        member.vector = bytes([100] * (commit_count * len(batch.rows)))
+    elif behaviour is ValidatorBehaviour.COPY_REVEALED:
+        public = await call(batch_events, chain, ScoresRevealed, batch_id, post_block)
+        member.seen_at_commit = len(public)
+        if not public:
+            return  # nothing to copy yet: it waits, and the commit window closes
+        member.vector = bytes(public[0].scores)
+    elif behaviour is ValidatorBehaviour.COPY_COMMITMENT:
+        commitments = await call(batch_events, chain, ScoresCommitted, batch_id, post_block)
+        member.seen_at_commit = len(await call(batch_events, chain, ScoresRevealed, batch_id, post_block))
+        fn = chain.market.functions.commitScores(batch_id, member.seat, bytes(commitments[0].commitment))
+        await call(member.sender.transact, fn, label="commitScores")
+        return
+    assert member.vector is not None
+    member.salt = new_salt()
+    await call(Market(chain).commit_scores, member.sender, batch_id, member.seat, member.vector, member.salt)
+
+
+async def reveal_member(batch: PostedBatch, member: ValidatorActor) -> None:
+    """Committee member ``member`` reveals as its behaviour says, once some vector is public: the
+    copier of revealed vectors now tries to commit a copy (refused: the commit window is closed),
+    the commitment copier reveals the copied member's vector and salt (refused: the commitment binds
+    its maker); refusals are kept in ``member.refused``. Daemons and silent members do nothing."""
+    chain, batch_id, post_block = batch.chain, batch.batch_id, batch.post_block
+    assert member.seat is not None
+    behaviour = member.behaviour
+    if behaviour in (ValidatorBehaviour.NO_REVEAL, ValidatorBehaviour.DAEMON):
+        return
+    if behaviour is ValidatorBehaviour.COPY_REVEALED and member.vector is None:
+        # the first vector is public now: too late, the commit window is closed
+        first = (await call(batch_events, chain, ScoresRevealed, batch_id, post_block))[0]
+        copy = bytes(first.scores)
+        salt = new_salt()
+        commitment = score_commitment(batch_id, member.sender.address, copy, salt)
+        fn = chain.market.functions.commitScores(batch_id, member.seat, commitment)
+        try:
+            await call(member.sender.transact, fn, label="commitScores")
+            member.vector, member.salt = copy, salt
+        except ContractRevert as exc:
+            member.refused.append(exc)
+            return
+    if behaviour is ValidatorBehaviour.COPY_COMMITMENT:
+        # reveal the copied member's vector and salt (both public once it revealed)
+        first = (await call(batch_events, chain, ScoresRevealed, batch_id, post_block))[0]
+        their_salt = await call(_revealed_salt, chain, batch_id, int(first.seat), post_block)
+        fn = chain.market.functions.revealScores(batch_id, member.seat, bytes(first.scores), their_salt)
+        try:
+            await call(member.sender.transact, fn, label="revealScores")
+            member.vector, member.revealed = bytes(first.scores), True
+        except ContractRevert as exc:
+            member.refused.append(exc)
+        return
+    assert member.vector is not None
+    await call(Market(chain).reveal_scores, member.sender, batch_id, member.seat, member.vector, member.salt)
+    member.revealed = True
+
+
+async def read_ending(chain: SynodContracts, batch_id: int, post_block: int) -> Ending:
+    """How batch ``batch_id`` ended, from its events."""
+    return Ending(
+        settled=_one_or_none(await call(batch_events, chain, BatchSettled, batch_id, post_block)),
+        refunded=_one_or_none(await call(batch_events, chain, BatchRefunded, batch_id, post_block)),
+        rescoring=tuple(await call(batch_events, chain, BatchRescoring, batch_id, post_block)),
+        slashed=tuple(await call(batch_events, chain, MisconductSlashed, batch_id, post_block)),
+    )
+
+
+async def draw_when_due(chain: SynodContracts, sender: TxSender, batch_id: int) -> None:
+    """Arm and draw the committee of ``batch_id`` from ``sender`` until the batch leaves Drawing
+    (anyone may; a race lost to a daemon is a refused simulation or a reverted transaction, and
+    is retried while the batch is still Drawing). Mines up to the seed block."""
+    market = Market(chain)
+    with trio.fail_after(120):
+        while (await call(market.phase, batch_id, await call(chain.head, 0))).phase is Phase.DRAWING:
+            current = await call(market.batch, batch_id, await call(chain.head, 0))
+            if current.seed_block != 0:
+                await call(mine_to, chain, current.seed_block + 1)
+            try:
+                await call(market.draw_committee, sender, batch_id)
+            except (ContractRevert, ChainError) as exc:  # refused, or mined after a daemon's draw
+                log.debug("adversary_draw_lost", reason=type(exc).__name__)
+                await trio.sleep(0.2)
+
+
+async def settle_when_due(chain: SynodContracts, sender: TxSender, batch_id: int, post_block: int) -> None:
+    """Send the settlement of ``batch_id`` from ``sender`` until the batch is Settled (anyone may;
+    a lost race with a daemon is a refused simulation, retried)."""
+    market = Market(chain)
+    with trio.fail_after(120):
+        while (await call(market.phase, batch_id, await call(chain.head, 0))).phase is not Phase.SETTLED:
+            head = await call(chain.head, 0)
+            vectors = await call(market.revealed_score_vectors, batch_id, post_block, head)
+            try:
+                ordered_vectors = await call(market.settle_vectors, batch_id, vectors, head)
+                await call(market.settle, sender, batch_id, ordered_vectors)
+            except (ContractRevert, ChainError) as exc:
+                log.debug("adversary_settle_lost", reason=type(exc).__name__)
+                await trio.sleep(0.2)
+
+
 async def _lifecycle(
     chain: SynodContracts,
     market: Market,
@@ -322,17 +522,9 @@ async def _lifecycle(
     alive: Callable[[], None],
 ) -> BatchRun:
     posted = await call(market.post_job, requester, params, workflow, list(rows_in))
-    (batch,) = posted.batches
-    batch_id = batch.batch_id
-    post_block = posted.receipts[-1].block_number
-    # what a node learns from the chain: the rows' bytes (BatchPosted) and the workflow hash (the job)
-    (event,) = await call(batch_events, chain, BatchPosted, batch_id, post_block)
-    rows = [bytes(r) for r in event.rows]
-    head = await call(chain.head, 0)
-    workflow_hash = bytes((await call(market.job, batch.job_id, head)).workflow_hash)
-
-    async def view() -> BatchView:
-        return await call(market.batch, batch_id, await call(chain.head, 0))
+    (posted_batch,) = posted.batches
+    batch = await learn_batch(chain, posted_batch.batch_id, posted.receipts[-1].block_number)
+    batch_id, post_block = batch.batch_id, batch.post_block
 
     async def phase() -> tuple[Phase, int]:
         now = await call(market.phase, batch_id, await call(chain.head, 0))
@@ -346,56 +538,17 @@ async def _lifecycle(
     # ---- commit: honest-looking nodes first, copiers last (they need something to copy)
     ordered = sorted(nodes, key=lambda n: n.behaviour is NodeBehaviour.COPY_COMMITMENT)
     for node in ordered:
-        if node.behaviour is NodeBehaviour.COPY_COMMITMENT:
-            seen = await call(batch_events, chain, ResultCommitted, batch_id, post_block)
-            fn = chain.market.functions.commitResult(batch_id, bytes(seen[0].commitment))
-            receipt = await call(node.sender.transact, fn, label="commitResult")
-            (mine,) = [
-                e
-                for e in await call(batch_events, chain, ResultCommitted, batch_id, receipt.block_number)
-                if e.node == node.sender.address
-            ]
-            node.seat = int(mine.seat)
-            continue
-        data = node.results(workflow_hash, rows)
-        node.served = {keccak256(d): d for d in data}
-        node.digests = [keccak256(d) for d in data]
-        node.salt = new_salt()
-        node.seat, _ = await call(market.commit_result, node.sender, batch_id, node.digests, node.salt)
+        await commit_node(batch, node)
     await close(Phase.COMMITTING)
     by_seat = sorted(nodes, key=lambda n: n.seat if n.seat is not None else 99)
 
     # ---- reveal
     for node in ordered:
-        assert node.seat is not None
-        if node.behaviour is NodeBehaviour.NO_REVEAL:
-            continue
-        if node.behaviour is NodeBehaviour.COPY_COMMITMENT:
-            # the copied seat's digests and salt are public now: reveal them as its own
-            victim = (await call(batch_events, chain, ResultRevealed, batch_id, post_block))[0]
-            fn = chain.market.functions.revealResult(
-                batch_id, node.seat, [bytes(d) for d in victim.digests], bytes(victim.salt)
-            )
-            try:
-                await call(node.sender.transact, fn, label="revealResult")
-                node.revealed = True
-            except ContractRevert as exc:
-                node.reveal_refused = exc
-            continue
-        await call(market.reveal_result, node.sender, batch_id, node.seat, node.digests, node.salt)
-        node.revealed = True
+        await reveal_node(batch, node)
     await close(Phase.REVEALING)
 
-    # ---- committee draw: anyone may call it (the daemons do too; a lost race is a refused simulation)
-    with trio.fail_after(120):
-        while (await phase())[0] is Phase.DRAWING:
-            current = await view()
-            if current.seed_block != 0:
-                await call(mine_to, chain, current.seed_block + 1)
-            try:
-                await call(market.draw_committee, requester, batch_id)
-            except ContractRevert as exc:
-                log.debug("adversary_draw_lost", reason=exc.name)
+    # ---- committee draw: anyone may call it (the daemons do too)
+    await draw_when_due(chain, requester, batch_id)
     (drawn,) = await call(batch_events, chain, CommitteeDrawn, batch_id, post_block)
     by_address = {v.sender.address: v for v in validators}
     committee = [by_address[a] for a in drawn.validators]
@@ -416,31 +569,7 @@ async def _lifecycle(
 
     await until("the daemons' score commits", daemons_committed, alive)
     for member in sorted(committee, key=late):
-        assert member.seat is not None
-        behaviour = member.behaviour
-        if behaviour is ValidatorBehaviour.DAEMON:
-            continue
-        if behaviour is ValidatorBehaviour.NO_REVEAL:
-            member.vector = await _honest_vector(
-                chain, member, rows, workflow_hash, batch_id, post_block, commit_count
-            )
-        elif behaviour is ValidatorBehaviour.ALL_100:
-            member.vector = bytes([100] * (commit_count * len(rows)))
-        elif behaviour is ValidatorBehaviour.COPY_REVEALED:
-            public = await call(batch_events, chain, ScoresRevealed, batch_id, post_block)
-            member.seen_at_commit = len(public)
-            if not public:
-                continue  # nothing to copy yet: it waits, and the commit window closes
-            member.vector = bytes(public[0].scores)
-        elif behaviour is ValidatorBehaviour.COPY_COMMITMENT:
-            commitments = await call(batch_events, chain, ScoresCommitted, batch_id, post_block)
-            member.seen_at_commit = len(await call(batch_events, chain, ScoresRevealed, batch_id, post_block))
-            fn = chain.market.functions.commitScores(batch_id, member.seat, bytes(commitments[0].commitment))
-            await call(member.sender.transact, fn, label="commitScores")
-            continue
-        assert member.vector is not None
-        member.salt = new_salt()
-        await call(market.commit_scores, member.sender, batch_id, member.seat, member.vector, member.salt)
+        await commit_member(batch, member, commit_count)
     await close(Phase.SCORE_COMMITTING)
 
     # ---- score reveals: the daemons reveal on their own as soon as the phase opens
@@ -449,70 +578,25 @@ async def _lifecycle(
 
     await until("the daemons' score reveals", daemons_revealed, alive)
     for member in sorted(committee, key=late):
-        assert member.seat is not None
-        behaviour = member.behaviour
-        if behaviour in (ValidatorBehaviour.NO_REVEAL, ValidatorBehaviour.DAEMON):
-            continue
-        if behaviour is ValidatorBehaviour.COPY_REVEALED and member.vector is None:
-            # the first vector is public now: too late, the commit window is closed
-            first = (await call(batch_events, chain, ScoresRevealed, batch_id, post_block))[0]
-            copy = bytes(first.scores)
-            salt = new_salt()
-            commitment = score_commitment(batch_id, member.sender.address, copy, salt)
-            fn = chain.market.functions.commitScores(batch_id, member.seat, commitment)
-            try:
-                await call(member.sender.transact, fn, label="commitScores")
-                member.vector, member.salt = copy, salt
-            except ContractRevert as exc:
-                member.refused.append(exc)
-                continue
-        if behaviour is ValidatorBehaviour.COPY_COMMITMENT:
-            # reveal the copied member's vector and salt (both public once it revealed)
-            first = (await call(batch_events, chain, ScoresRevealed, batch_id, post_block))[0]
-            their_salt = await call(_revealed_salt, chain, batch_id, int(first.seat), post_block)
-            fn = chain.market.functions.revealScores(batch_id, member.seat, bytes(first.scores), their_salt)
-            try:
-                await call(member.sender.transact, fn, label="revealScores")
-                member.vector, member.revealed = bytes(first.scores), True
-            except ContractRevert as exc:
-                member.refused.append(exc)
-            continue
-        assert member.vector is not None
-        await call(market.reveal_scores, member.sender, batch_id, member.seat, member.vector, member.salt)
-        member.revealed = True
+        await reveal_member(batch, member)
     for member in committee:
         if member.behaviour is ValidatorBehaviour.DAEMON:
             member.revealed = True
     await close(Phase.SCORE_REVEALING)
 
     # ---- settle: anyone (the daemons settle batches they sit in; the requester tries too)
-    with trio.fail_after(120):
-        while (await phase())[0] is not Phase.SETTLED:
-            head = await call(chain.head, 0)
-            vectors = await call(market.revealed_score_vectors, batch_id, post_block, head)
-            try:
-                ordered_vectors = await call(market.settle_vectors, batch_id, vectors, head)
-                await call(market.settle, requester, batch_id, ordered_vectors)
-            except (ContractRevert, ChainError) as exc:
-                log.debug("adversary_settle_lost", reason=type(exc).__name__)
-                await trio.sleep(0.2)
+    await settle_when_due(chain, requester, batch_id, post_block)
     head = await call(chain.head, 0)
     vectors = await call(market.revealed_score_vectors, batch_id, post_block, head)
-    ending = Ending(
-        settled=_one_or_none(await call(batch_events, chain, BatchSettled, batch_id, post_block)),
-        refunded=_one_or_none(await call(batch_events, chain, BatchRefunded, batch_id, post_block)),
-        rescoring=tuple(await call(batch_events, chain, BatchRescoring, batch_id, post_block)),
-        slashed=tuple(await call(batch_events, chain, MisconductSlashed, batch_id, post_block)),
-    )
     return BatchRun(
         batch_id=batch_id,
         post_block=post_block,
-        rows=rows,
-        workflow_hash=workflow_hash,
+        rows=batch.rows,
+        workflow_hash=batch.workflow_hash,
         nodes=by_seat,
         committee=committee,
         weights=[int(w) for w in drawn.weights],
-        settlement=ending,
+        settlement=await read_ending(chain, batch_id, post_block),
         vectors=dict(vectors),
     )
 

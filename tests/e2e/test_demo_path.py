@@ -7,24 +7,18 @@ dropped, and verify names each.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trio
 
-from devnet.chain import ROOT
-from devnet.network import DevnetSpec, DevnetState, down, group_members, up
-from protocol.chain.market import model_id
-from protocol.chain.models import JobParams
-from requester.connect import RequesterChain, RequesterSettings, connect
-from requester.export import DatasetRow, export_rows, write_jsonl
-from requester.history import load_history, p2p_addresses
-from requester.post import plan_job, post_planned
-from requester.rows import Dataset, load_dataset
+from devnet.demo import demo_job_params
+from devnet.network import DevnetSpec, DevnetState
+from requester.connect import RequesterChain
+from requester.export import DatasetRow, write_jsonl
 from requester.status import job_status
 from requester.verify import read_dataset, verify_dataset
+from tests.e2e.helpers import TOKEN, export_job, post_passages, requester_of, running_devnet, wait_terminal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -33,72 +27,22 @@ ROWS = 8
 
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetState]:
-    state_dir = tmp_path_factory.mktemp("devnet")
-    try:
-        yield up(DevnetSpec(state_dir=state_dir, nodes=4, validators=3, model="scripted"))
-    finally:
-        down(state_dir)
-    pgid = int((state_dir / "pgid").read_text())
-    assert group_members(pgid) == [], "devnet processes outlived `down`"
+    spec = DevnetSpec(state_dir=tmp_path_factory.mktemp("devnet"), nodes=4, validators=3, model="scripted")
+    with running_devnet(spec) as state:
+        yield state
 
 
 @pytest.fixture(scope="module")
 def requester(devnet: DevnetState) -> RequesterChain:
-    env = devnet.requester_env()
-    return connect(
-        RequesterSettings(
-            rpc_url=env["SYNOD_RPC_URL"],
-            deployment=Path(env["SYNOD_DEPLOYMENT"]),
-            artifacts_dir=ROOT / "out",
-            dev_key=1,
-        )
-    )
+    return requester_of(devnet)
 
 
 @pytest.fixture(scope="module")
 def exported(requester: RequesterChain, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
-    full = load_dataset(
-        ROOT / "examples" / "workflows" / "qa_pairs.json", ROOT / "examples" / "data" / "passages.jsonl"
-    )
-    dataset = Dataset(full.workflow, full.spec, full.rows[:ROWS], full.sizes[:ROWS])
-    params = JobParams(
-        model=model_id("gemma3:270m"),
-        bounty_per_task=10 * 10**18,
-        batch_size=4,
-        k=3,
-        m=3,
-        threshold=60,
-        tolerance=20,
-        junk_floor=20,
-        validator_share_bps=2000,
-        commit_duration=300,
-        reveal_duration=300,
-        score_commit_duration=300,
-        score_reveal_duration=300,
-    )
-    sender = requester.sender()
-    posted = post_planned(
-        requester.chain, sender, plan_job(requester.chain, sender, params, dataset, requester.units)
-    )
-    (job_id,) = posted.job_ids
-    deadline = time.monotonic() + 1200
-    while not job_status(requester.chain, job_id).terminal:
-        assert time.monotonic() < deadline, "the job did not finish in 20 minutes"
-        time.sleep(1.0)  # polling interval
-    chain = requester.chain
-    block = chain.head(0)
-    history = load_history(chain, job_id, block)
-    nodes = sorted({b.reveals[s].event.node for b, s, _ in history.accepted()})
-    addresses = {str(k): v for k, v in p2p_addresses(chain, nodes, block).items()}
-    signer = requester.signer()
-
-    async def fetch() -> list[DatasetRow]:
-        result = await export_rows(chain.chain_id, chain.market.address, [history], addresses, signer)
-        assert result.failures == ()
-        return list(result.rows)
-
+    job_id = post_passages(requester, demo_job_params(10 * TOKEN, batch_size=4, phase_seconds=300), ROWS)
+    wait_terminal(requester, job_id, limit=1200)
     path = tmp_path_factory.mktemp("out") / "dataset.jsonl"
-    write_jsonl(trio.run(fetch), path)
+    write_jsonl(export_job(requester, job_id), path)
     return job_id, path
 
 
