@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -326,6 +327,30 @@ def _write_operator(
     return path, str(address), p2p
 
 
+_RUN_DIR = re.compile(r"(node|validator)\d+")
+
+
+def clear_previous_run(state_dir: Path) -> list[str]:
+    """Delete what an earlier (stopped) devnet left in ``state_dir``: the operator homes
+    (``node<N>``, ``validator<N>``: keystores, journals, node state, p2p keys), ``logs`` and
+    ``deployment.json``; anything else in the directory is left alone. Every ``up`` starts a new
+    chain, and a journal of the old one would make its daemon wait for blocks that never come and
+    then see a reorg deeper than its window. Returns the names deleted, sorted."""
+    gone: list[str] = []
+    for entry in sorted(state_dir.iterdir()) if state_dir.is_dir() else []:
+        if (
+            entry.is_dir()
+            and not entry.is_symlink()
+            and (_RUN_DIR.fullmatch(entry.name) or entry.name == "logs")
+        ):
+            shutil.rmtree(entry)
+            gone.append(entry.name)
+        elif entry.name == "deployment.json" and entry.is_file():
+            entry.unlink()
+            gone.append(entry.name)
+    return gone
+
+
 def up(spec: DevnetSpec, env: Mapping[str, str] | None = None) -> DevnetState:
     """Start the devnet (see the module docstring); returns its state, also written to
     ``devnet.json``. On any failure every process started so far is stopped before
@@ -347,6 +372,7 @@ def up(spec: DevnetSpec, env: Mapping[str, str] | None = None) -> DevnetState:
     (state_dir / STATE_FILE).unlink(missing_ok=True)
     (state_dir / PGID_FILE).unlink(missing_ok=True)
     _delete_namespaces(state_dir)
+    clear_previous_run(state_dir)
     password = state_dir / "password"
     password.unlink(missing_ok=True)
     password.touch(mode=0o600)
