@@ -25,7 +25,9 @@ pre-fills the key, and the writers' schemas are equal. Then the returned text is
 
 A writer's JSON schema that is not a valid JSON Schema (draft 2020-12, ``jsonschema``'s
 ``check_schema``) makes the contract *malformed* (``schema_error``): the declared output cannot be
-checked. A format constraint (base64 of text that is not a JSON object) is not a JSON schema: no
+checked; so does a schema string (or its base64 text) nested deeper than ``MAX_DEPTH`` brackets,
+refused before it is decoded (the C JSON parser and ``check_schema`` recurse once per level).
+A format constraint (base64 of text that is not a JSON object) is not a JSON schema: no
 schema. A malformed schema on a task whose result is not returned is not looked at (nothing of it
 reaches the result).
 
@@ -45,6 +47,8 @@ reaches the result).
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
@@ -67,7 +71,7 @@ from workflow.model import (
     Workflow,
 )
 from workflow.schema import JsonSchema, SchemaError, decode_schema
-from workflow.validate import first_edges
+from workflow.validate import MAX_DEPTH, _text_depth, first_edges
 
 MODEL_OPERATORS = frozenset({Operator.GENERATION, Operator.FUNCTION_CALLING, Operator.FUNCTION_CALLING_RAW})
 """Operators that call the model."""
@@ -146,6 +150,16 @@ def _changes_text(step: TaskPostProcess) -> bool:
     return True  # to_lower, to_upper
 
 
+def _schema_text_depth(value: str) -> int:
+    """The bracket nesting of a task's ``schema`` string, or of its base64 decoding if it has one."""
+    found = _text_depth(value)
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return found
+    return max(found, _text_depth(decoded))
+
+
 def _schema(
     workflow: Workflow, tasks: list[tuple[int, Task]]
 ) -> tuple[dict[str, Any] | None, str, str | None]:
@@ -184,10 +198,20 @@ def _schema(
             return None, f"no output schema: {where} writes a literal to {key!r}", None
         if task.schema_ is None:
             return None, f"no output schema: {where} writes {key!r} without a schema", None
+        nesting = _schema_text_depth(task.schema_)
+        if nesting > MAX_DEPTH:  # decoding it could overflow the C stack (the limit is raised by py_ecc)
+            problem = f"malformed workflow schema: {where}: nested {nesting} levels deep (limit {MAX_DEPTH})"
+            return None, f"malformed workflow schema: {where}", problem
         try:
             constraint = decode_schema(task.schema_)
         except SchemaError as exc:
             return None, f"malformed workflow schema: {where}", f"malformed workflow schema: {where}: {exc}"
+        except RecursionError:  # json.loads of a schema string nested thousands of levels deep
+            return (
+                None,
+                f"malformed workflow schema: {where}",
+                f"malformed workflow schema: {where}: too deep",
+            )
         if not isinstance(constraint, JsonSchema):
             return None, f"no output schema: {where} has a format constraint, not a JSON schema", None
         try:
@@ -195,6 +219,12 @@ def _schema(
         except JsonSchemaError as exc:
             problem = f"malformed workflow schema: {where}: {exc.message[:200]}"
             return None, f"malformed workflow schema: {where}", problem
+        except RecursionError:
+            return (
+                None,
+                f"malformed workflow schema: {where}",
+                f"malformed workflow schema: {where}: too deep",
+            )
         schemas.append(constraint.schema)
     if any(s != schemas[0] for s in schemas[1:]):
         return (

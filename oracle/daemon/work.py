@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from oracle.scoring.model import MAX_RESULTS, MAX_SOURCES, MAX_TASK_CHARS, ResultScore, ScoreRequest
 from oracle.scoring.safejson import UnsafeJsonError, loads
+from oracle.scoring.schemas import schema_problem
 from protocol.canonical import has_utf8_form, keccak256
 from protocol.envelope import EnvelopeError, ResultEnvelope
 from protocol.log import get_logger
@@ -117,10 +118,12 @@ def job_contract(workflow: bytes) -> JobContract:
             reason=f"workflow not parsed ({type(exc).__name__}: {str(exc)[:200]}): no contract"
         )
     contract = declared_output(parsed)
-    if contract.schema_error is not None:
-        return JobContract(
-            determinism=contract.determinism.value, refused=contract.schema_error, reason=contract.reason
-        )
+    problem = contract.schema_error
+    if problem is None and contract.schema is not None:
+        unsafe = schema_problem(contract.schema)  # e.g. a backtracking-only regex, a remote $ref
+        problem = None if unsafe is None else f"malformed workflow schema: {unsafe}"
+    if problem is not None:
+        return JobContract(determinism=contract.determinism.value, refused=problem, reason=contract.reason)
     return JobContract(
         output_schema=contract.schema,
         schema_digest=None if contract.schema is None else schema_digest(contract.schema),
