@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -301,3 +302,26 @@ def test_the_examples_derive_a_contract() -> None:
             continue
         contract = declared_output(parse_workflow(json.loads(path.read_text(encoding="utf-8"))))
         assert contract.schema_error is None and contract.reason
+
+
+@pytest.mark.parametrize("encode", [False, True])
+@pytest.mark.parametrize("levels", [32, 33, 20_000])
+def test_a_schema_string_nested_too_deep_is_refused_before_it_is_decoded(encode: bool, levels: int) -> None:
+    """Review finding (rev4): a 20,000-level schema string segfaulted the validator daemon (py_ecc
+    raises the recursion limit, so decoding and ``check_schema`` overflowed the C stack)."""
+    text = '{"items":' * (levels - 1) + "{}" + "}" * (levels - 1)
+    schema = base64.b64encode(text.encode()).decode() if encode else text
+    data = _wf([_gen("A", "out", schema=schema)], _chain("A"), {"input": {"type": "read", "key": "out"}})
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)  # as in the daemon: py_ecc sets it on import
+    try:
+        contract = declared_output(parse_workflow(data))
+    finally:
+        sys.setrecursionlimit(limit)
+    if levels <= 32:
+        assert contract.schema_error is None and contract.schema is not None
+    else:
+        assert contract.schema is None
+        assert contract.schema_error == (
+            f"malformed workflow schema: tasks[0] ('A'): nested {levels} levels deep (limit 32)"
+        )
