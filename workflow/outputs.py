@@ -11,8 +11,10 @@ every ``target``, ``target_if_not`` and ``fallback``) whose outputs write that k
 ``check`` and ``end`` tasks never write (the engine applies no outputs for them). A schema is declared
 when every writer is a ``generation`` task whose ``schema`` decodes (:func:`workflow.schema.decode_schema`)
 to a JSON schema, every writer stores ``__result`` (not a literal), no ``external_memory`` entry
-pre-fills the key, and the writers' schemas are equal. Then the returned text is that JSON document
-(the engine stores a reply that parses as JSON as a JSON entry and renders it compact):
+pre-fills the key (nor the engine: it writes the entry input to ``__input`` before the first step,
+so a path that skips the writers returns the row), and the writers' schemas are equal. Then the
+returned text is that JSON document (the engine stores a reply that parses as JSON as a JSON
+entry and renders it compact):
 
 * ``read`` / ``pop`` / ``peek``: the schema itself, unless the text path's ``post_process`` changes the
   text: ``trim``, ``trim_start`` and ``trim_end`` leave compact JSON as it is, and a ``replace`` /
@@ -59,6 +61,7 @@ from jsonschema.exceptions import SchemaError as JsonSchemaError
 
 from workflow.model import (
     R_END,
+    R_INPUT,
     R_OUTPUT,
     Expression,
     InputValue,
@@ -177,6 +180,8 @@ def _schema(
     key = read.key
     if read.type is InputValueType.GET_ALL and not (rv.to_json and rv.structured):
         return None, f"no output schema: get_all {key!r} is returned as text, not as JSON values", None
+    if key == R_INPUT and namespace is OutputType.WRITE:
+        return None, f"no output schema: the engine pre-fills {R_INPUT!r} with the entry input", None
     external = workflow.external_memory or {}
     if key in external and isinstance(external[key], list) == (namespace is OutputType.PUSH):
         return None, f"no output schema: external_memory pre-fills {key!r}", None

@@ -325,3 +325,30 @@ def test_a_schema_string_nested_too_deep_is_refused_before_it_is_decoded(encode:
         assert contract.schema_error == (
             f"malformed workflow schema: tasks[0] ('A'): nested {levels} levels deep (limit 32)"
         )
+
+
+def test_the_entry_input_key_is_prefilled_so_it_declares_no_schema() -> None:
+    """Review finding (rev4): the engine writes the job's row to ``__input`` before the first step,
+    so a returned ``read __input`` is the row itself on any path where the schema task does not run
+    (here a condition skips it); the schema must not be declared (an honest node would score 0)."""
+    skip = {
+        "source": "A",
+        "target": "__end",
+        "condition": {
+            "input": {"type": "input", "key": ""},
+            "expression": "Equal",
+            "expected": "skip",
+            "target_if_not": "B",
+        },
+    }
+    check_task = {"id": "A", "operator": "end", "inputs": [], "outputs": []}
+    steps = [skip, {"source": "B", "target": "__end"}]
+    data = _wf(
+        [check_task, _gen("B", "__input", schema=ANSWER)],
+        steps,
+        {"input": {"type": "read", "key": "__input"}},
+    )
+    workflow = parse_workflow(data)
+    contract = declared_output(workflow)
+    assert contract.schema is None and contract.schema_error is None
+    assert "__input" in contract.reason, contract.reason
