@@ -18,6 +18,10 @@ then misses its commit and is slashed):
 * ``unevaluatedProperties`` next to ``patternProperties`` would run Python ``re`` inside
   ``jsonschema``'s annotation collection: refused (see :func:`schema_problem`).
 
+* ``uniqueItems`` compares every pair of items in ``jsonschema`` when they are objects (quadratic:
+  4,000 small objects, 43 KB, took 37.6 s in review): here items are hashed in a canonical form
+  (linear).
+
 ``format`` stays an annotation (no format checker), as before: every validator treats it alike.
 """
 
@@ -87,12 +91,43 @@ def _additional_properties(
         )
 
 
+def _canonical(value: Any) -> Any:
+    """A hashable form of a JSON value equal exactly when JSON Schema calls the values equal
+    (``1 == 1.0``; ``true`` is not ``1``; object key order ignored)."""
+    if isinstance(value, bool) or value is None:
+        return ("b", value)
+    if isinstance(value, int | float):
+        return ("n", value)
+    if isinstance(value, str):
+        return ("s", value)
+    if isinstance(value, list):
+        return ("a", tuple(_canonical(v) for v in value))
+    if isinstance(value, dict):
+        return ("o", frozenset((k, _canonical(v)) for k, v in value.items()))
+    return ("?", repr(value))
+
+
+def _unique_items(
+    validator: Any, unique: bool, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    if not unique or not validator.is_type(instance, "array"):
+        return
+    seen: set[Any] = set()
+    for item in instance:
+        key = _canonical(item)
+        if key in seen:
+            yield ValidationError(f"{repr(instance)[:80]} has non-unique elements")
+            return
+        seen.add(key)
+
+
 SafeValidator = extend(  # type: ignore[no-untyped-call]
     Draft202012Validator,
     validators={
         "pattern": _pattern,
         "patternProperties": _pattern_properties,
         "additionalProperties": _additional_properties,
+        "uniqueItems": _unique_items,
     },
 )
 """Draft 2020-12 with RE2 for every regular expression it runs (see the module docstring)."""
