@@ -11,8 +11,10 @@ every ``target``, ``target_if_not`` and ``fallback``) whose outputs write that k
 ``check`` and ``end`` tasks never write (the engine applies no outputs for them). A schema is declared
 when every writer is a ``generation`` task whose ``schema`` decodes (:func:`workflow.schema.decode_schema`)
 to a JSON schema, every writer stores ``__result`` (not a literal), no ``external_memory`` entry
-pre-fills the key, and the writers' schemas are equal. Then the returned text is that JSON document
-(the engine stores a reply that parses as JSON as a JSON entry and renders it compact):
+pre-fills the key (nor the engine: it writes the entry input to ``__input`` before the first step,
+so a path that skips the writers returns the row), and the writers' schemas are equal. Then the
+returned text is that JSON document (the engine stores a reply that parses as JSON as a JSON
+entry and renders it compact):
 
 * ``read`` / ``pop`` / ``peek``: the schema itself, unless the text path's ``post_process`` changes the
   text: ``trim``, ``trim_start`` and ``trim_end`` leave compact JSON as it is, and a ``replace`` /
@@ -25,7 +27,9 @@ pre-fills the key, and the writers' schemas are equal. Then the returned text is
 
 A writer's JSON schema that is not a valid JSON Schema (draft 2020-12, ``jsonschema``'s
 ``check_schema``) makes the contract *malformed* (``schema_error``): the declared output cannot be
-checked. A format constraint (base64 of text that is not a JSON object) is not a JSON schema: no
+checked; so does a schema string (or its base64 text) nested deeper than ``MAX_DEPTH`` brackets,
+refused before it is decoded (the C JSON parser and ``check_schema`` recurse once per level).
+A format constraint (base64 of text that is not a JSON object) is not a JSON schema: no
 schema. A malformed schema on a task whose result is not returned is not looked at (nothing of it
 reaches the result).
 
@@ -45,6 +49,8 @@ reaches the result).
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
@@ -55,6 +61,7 @@ from jsonschema.exceptions import SchemaError as JsonSchemaError
 
 from workflow.model import (
     R_END,
+    R_INPUT,
     R_OUTPUT,
     Expression,
     InputValue,
@@ -67,7 +74,7 @@ from workflow.model import (
     Workflow,
 )
 from workflow.schema import JsonSchema, SchemaError, decode_schema
-from workflow.validate import first_edges
+from workflow.validate import MAX_DEPTH, _text_depth, first_edges
 
 MODEL_OPERATORS = frozenset({Operator.GENERATION, Operator.FUNCTION_CALLING, Operator.FUNCTION_CALLING_RAW})
 """Operators that call the model."""
@@ -146,6 +153,16 @@ def _changes_text(step: TaskPostProcess) -> bool:
     return True  # to_lower, to_upper
 
 
+def _schema_text_depth(value: str) -> int:
+    """The bracket nesting of a task's ``schema`` string, or of its base64 decoding if it has one."""
+    found = _text_depth(value)
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return found
+    return max(found, _text_depth(decoded))
+
+
 def _schema(
     workflow: Workflow, tasks: list[tuple[int, Task]]
 ) -> tuple[dict[str, Any] | None, str, str | None]:
@@ -163,6 +180,8 @@ def _schema(
     key = read.key
     if read.type is InputValueType.GET_ALL and not (rv.to_json and rv.structured):
         return None, f"no output schema: get_all {key!r} is returned as text, not as JSON values", None
+    if key == R_INPUT and namespace is OutputType.WRITE:
+        return None, f"no output schema: the engine pre-fills {R_INPUT!r} with the entry input", None
     external = workflow.external_memory or {}
     if key in external and isinstance(external[key], list) == (namespace is OutputType.PUSH):
         return None, f"no output schema: external_memory pre-fills {key!r}", None
@@ -184,10 +203,20 @@ def _schema(
             return None, f"no output schema: {where} writes a literal to {key!r}", None
         if task.schema_ is None:
             return None, f"no output schema: {where} writes {key!r} without a schema", None
+        nesting = _schema_text_depth(task.schema_)
+        if nesting > MAX_DEPTH:  # decoding it could overflow the C stack (the limit is raised by py_ecc)
+            problem = f"malformed workflow schema: {where}: nested {nesting} levels deep (limit {MAX_DEPTH})"
+            return None, f"malformed workflow schema: {where}", problem
         try:
             constraint = decode_schema(task.schema_)
         except SchemaError as exc:
             return None, f"malformed workflow schema: {where}", f"malformed workflow schema: {where}: {exc}"
+        except RecursionError:  # json.loads of a schema string nested thousands of levels deep
+            return (
+                None,
+                f"malformed workflow schema: {where}",
+                f"malformed workflow schema: {where}: too deep",
+            )
         if not isinstance(constraint, JsonSchema):
             return None, f"no output schema: {where} has a format constraint, not a JSON schema", None
         try:
@@ -195,6 +224,12 @@ def _schema(
         except JsonSchemaError as exc:
             problem = f"malformed workflow schema: {where}: {exc.message[:200]}"
             return None, f"malformed workflow schema: {where}", problem
+        except RecursionError:
+            return (
+                None,
+                f"malformed workflow schema: {where}",
+                f"malformed workflow schema: {where}: too deep",
+            )
         schemas.append(constraint.schema)
     if any(s != schemas[0] for s in schemas[1:]):
         return (

@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from oracle.scoring.model import MAX_RESULTS, MAX_SOURCES, MAX_TASK_CHARS, ResultScore, ScoreRequest
 from oracle.scoring.safejson import UnsafeJsonError, loads
+from oracle.scoring.schemas import schema_problem
 from protocol.canonical import has_utf8_form, keccak256
 from protocol.envelope import EnvelopeError, ResultEnvelope
 from protocol.log import get_logger
@@ -117,10 +118,12 @@ def job_contract(workflow: bytes) -> JobContract:
             reason=f"workflow not parsed ({type(exc).__name__}: {str(exc)[:200]}): no contract"
         )
     contract = declared_output(parsed)
-    if contract.schema_error is not None:
-        return JobContract(
-            determinism=contract.determinism.value, refused=contract.schema_error, reason=contract.reason
-        )
+    problem = contract.schema_error
+    if problem is None and contract.schema is not None:
+        unsafe = schema_problem(contract.schema)  # e.g. a backtracking-only regex, a remote $ref
+        problem = None if unsafe is None else f"malformed workflow schema: {unsafe}"
+    if problem is not None:
+        return JobContract(determinism=contract.determinism.value, refused=problem, reason=contract.reason)
     return JobContract(
         output_schema=contract.schema,
         schema_digest=None if contract.schema is None else schema_digest(contract.schema),
@@ -129,11 +132,35 @@ def job_contract(workflow: bytes) -> JobContract:
     )
 
 
+def _rebased(value: Any, prefix: str) -> Any:
+    """``value`` with every local ``$ref`` (``#``, ``#/...``) moved under ``#`` + ``prefix``."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key == "$ref" and isinstance(item, str) and (item == "#" or item.startswith("#/")):
+                out[key] = "#" + prefix + item[1:]
+            else:
+                out[key] = _rebased(item, prefix)
+        return out
+    if isinstance(value, list):
+        return [_rebased(item, prefix) for item in value]
+    return value
+
+
 def applied_schema(workflow: dict[str, Any] | None, row: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The schema a result of a row must satisfy: the workflow's, the row's, or both (``allOf``)."""
+    """The schema a result of a row must satisfy: the workflow's, the row's, or both (``allOf``).
+
+    Both: ``{"allOf": [workflow's, row's]}``, each with its local ``$ref`` pointers rebased
+    (``#/$defs/x`` -> ``#/allOf/0/$defs/x``) and its root ``$id`` dropped, so each schema's references
+    still name its own parts under the new root. Never raises; the inputs are not changed.
+    """
     if workflow is None or row is None or workflow == row:
         return workflow if workflow is not None else row
-    return {"allOf": [workflow, row]}
+    parts = [
+        _rebased({k: v for k, v in schema.items() if k != "$id"}, f"/allOf/{i}")
+        for i, schema in enumerate((workflow, row))
+    ]
+    return {"allOf": parts}
 
 
 class BatchWork(BaseModel):

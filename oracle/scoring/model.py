@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from oracle.scoring.schemas import schema_problem
 
 MAX_TASK_CHARS = 100_000
 """A task text longer than this is refused (it is the prompt of one workflow run)."""
@@ -25,7 +25,8 @@ class ScoreRequest(BaseModel):
 
     ``results``: text (already decoded) or raw bytes (as fetched over p2p; decoded strictly as
     UTF-8 by the validity stage). ``schema``: the output JSON Schema (draft 2020-12), checked when
-    the request is built (a malformed schema raises ``ValueError``). ``language``: ISO 639-1 code
+    the request is built by :func:`.schemas.schema_problem` (a malformed or unsafe schema: a
+    backtracking-only regex, a remote ``$ref``, too deep; raises ``ValueError``). ``language``: ISO 639-1 code
     the results must be written in. ``deterministic``: the workflow calls no model and does not
     search (:class:`workflow.outputs.Determinism` ``exact``), so honest results are byte-identical
     and a result whose digest differs from most others' is an outlier (the ``digest`` factor).
@@ -49,10 +50,9 @@ class ScoreRequest(BaseModel):
     @classmethod
     def _schema_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
-            try:
-                Draft202012Validator.check_schema(value)
-            except SchemaError as exc:
-                raise ValueError(f"malformed JSON Schema: {exc.message}") from None
+            problem = schema_problem(value)
+            if problem is not None:
+                raise ValueError(f"malformed JSON Schema: {problem}")
         return value
 
     @field_validator("sources")

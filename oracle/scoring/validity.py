@@ -20,12 +20,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
 from oracle.scoring.language import LanguageIdentifier
 from oracle.scoring.model import Validity
 from oracle.scoring.safejson import UnsafeJsonError, loads
+from oracle.scoring.schemas import first_error
 
 MAX_RESULT_BYTES = 64 * 1024
 """Largest result scored (a workflow's return value; the p2p layer caps fetches too)."""
@@ -84,10 +82,9 @@ def check(
             document = loads(text)
         except UnsafeJsonError as exc:
             return Validity(valid=False, reason=f"schema: {exc}", text=text)
-        error = best_match(Draft202012Validator(schema).iter_errors(document))
+        error = first_error(schema, document)
         if error is not None:
-            where = "/".join(str(p) for p in error.absolute_path) or "$"
-            return Validity(valid=False, reason=f"schema: at {where}: {error.message[:200]}", text=text)
+            return Validity(valid=False, reason=f"schema: {error}", text=text)
         prose, is_json = "\n".join(_strings(document)), True
     found: str | None = None
     if language is not None and sum(c.isalpha() for c in prose) >= MIN_LETTERS:

