@@ -74,7 +74,8 @@ from workflow.model import (
     Workflow,
 )
 from workflow.schema import JsonSchema, SchemaError, decode_schema
-from workflow.validate import MAX_DEPTH, _text_depth, first_edges
+from workflow.schema import json_text_depth as _text_depth
+from workflow.validate import MAX_DEPTH, first_edges
 
 MODEL_OPERATORS = frozenset({Operator.GENERATION, Operator.FUNCTION_CALLING, Operator.FUNCTION_CALLING_RAW})
 """Operators that call the model."""

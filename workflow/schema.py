@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,10 +61,31 @@ def _lower_types(node: Any) -> Any:
     return node
 
 
+MAX_SCHEMA_DEPTH = 32
+"""A schema nested deeper than this many brackets is refused before it is parsed."""
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_text_depth(text: str) -> int:
+    """The deepest bracket nesting of JSON text, brackets inside strings not counted.
+
+    Checked before ``json.loads``: the C parser recurses once per level and, with a raised
+    recursion limit (py_ecc raises it to 100,000 when imported), a hostile ``[[[[...`` can
+    overflow the C stack and kill the process instead of raising ``RecursionError``.
+    """
+    brackets = _BRACKET.findall(_JSON_STRING.sub('""', text))
+    steps = (1 if b in "[{" else -1 for b in brackets)
+    return max(itertools.accumulate(steps, initial=0))
+
+
 def _as_object(text: str) -> dict[str, Any] | None:
     stripped = text.strip()
     if not stripped.startswith("{"):
         return None
+    if json_text_depth(stripped) > MAX_SCHEMA_DEPTH:
+        raise SchemaError(f"a JSON schema nested deeper than {MAX_SCHEMA_DEPTH} levels")
     try:
         value = json.loads(stripped)
     except ValueError:

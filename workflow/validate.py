@@ -16,9 +16,7 @@ for authors who want a typo to be an error.
 from __future__ import annotations
 
 import copy
-import itertools
 import json
-import re
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +41,7 @@ from workflow.model import (
 )
 from workflow.prompt import placeholders
 from workflow.schema import SchemaError, decode_schema
+from workflow.schema import json_text_depth as _text_depth
 from workflow.tools.registry import ALL, ORIGINAL_TOOL_NAMES, SYNOD_TOOL_NAMES, known_tool_name
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -158,21 +157,6 @@ def inspect_workflow_file(path: str | Path, *, strict: bool = False) -> CheckedW
 def load_workflow(path: str | Path, *, strict: bool = False) -> Workflow:
     """Read, parse and check a workflow file (warnings dropped; see :func:`inspect_workflow_file`)."""
     return inspect_workflow_file(path, strict=strict).workflow
-
-
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-_BRACKET = re.compile(r"[\[\]{}]")
-
-
-def _text_depth(text: str) -> int:
-    """The deepest bracket nesting of JSON text, brackets inside strings not counted.
-
-    Checked before ``json.loads``: the C parser recurses once per level and, with a raised
-    recursion limit, a hostile ``[[[[...`` can overflow the C stack instead of raising.
-    """
-    brackets = _BRACKET.findall(_JSON_STRING.sub('""', text))
-    steps = (1 if b in "[{" else -1 for b in brackets)
-    return max(itertools.accumulate(steps, initial=0))
 
 
 def inspect_workflow_text(text: str, *, strict: bool = False) -> CheckedWorkflow:

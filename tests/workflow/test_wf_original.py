@@ -168,6 +168,26 @@ def test_a_schema_in_no_form_is_rejected(bad: str) -> None:
         decode_schema(bad)
 
 
+def _nested(levels: int) -> str:
+    return '{"type": "object", "properties": {"a": ' * levels + '{"type": "string"}' + "}}" * levels
+
+
+@pytest.mark.parametrize("encode", [lambda s: s, _b64], ids=["raw", "base64"])
+def test_a_schema_nested_too_deeply_is_refused_before_parsing(encode: Any) -> None:
+    # the schema is a string inside the workflow, so the workflow's own depth check never saw it;
+    # json.loads of 20,000 levels raised RecursionError, or, with py_ecc's raised recursion limit
+    # (the node and the validator import it), overflowed the C stack and killed the process
+    assert decode_schema(encode(_nested(15))) == JsonSchema(json.loads(_nested(15)))  # 31 brackets deep
+    with pytest.raises(SchemaError, match="nested deeper than 32 levels"):
+        decode_schema(encode(_nested(16)))  # 33
+    with pytest.raises(SchemaError, match="nested deeper than 32 levels"):
+        decode_schema(encode(_nested(20_000)))
+    data = workflow_dict()
+    data["tasks"][0]["schema"] = encode(_nested(20_000))
+    with pytest.raises(WorkflowValidationError, match="nested deeper than 32 levels"):
+        parse_workflow(data)
+
+
 def test_raw_schema_reaches_the_provider_and_a_text_constraint_leads_the_chat() -> None:
     data = workflow_dict()
     data["tasks"][0]["schema"] = json.dumps(SCHEMA)
