@@ -188,6 +188,8 @@ library Tally {
             for (uint256 s; s < rules.seats; ++s) {
                 if (acceptedMask & (1 << s) != 0) o.nodePaid[s] += share;
             }
+            // Rounding down is intended: the remainder goes back to the requester (docs/audit.md).
+            // slither-disable-next-line divide-before-multiply
             paid = share * accepted;
         }
     }
