@@ -201,6 +201,7 @@ class OracleDaemon:
             log.error("batch_step_crashed", batch=batch_id, error=type(exc).__name__, reason=str(exc)[:300])
         finally:
             self._stepping.discard(batch_id)
+            self.metrics.live_batches.set(len(self.live))  # a finished batch leaves the gauge at once
 
     async def _scan(self, first: int, last: int) -> None:
         """Add the batches posted in ``first..last``, ``log_range`` blocks per ``eth_getLogs``."""

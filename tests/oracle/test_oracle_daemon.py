@@ -304,6 +304,14 @@ def test_daemon_scores_survives_kill_at_every_point_and_explains(tmp_path: Path,
             proc = daemon.start(None)
             try:
                 await _until(chain, "claim", lambda: market.claimed_of(me, chain.head(0)) > 0, proc)
+                # the claim and the settled batch's last step run concurrently in the same pass: the
+                # batch leaves the live set (and the gauge) at the end of that step, maybe after the claim
+                await _until(
+                    chain,
+                    "no live batch",
+                    lambda: "synod_oracle_live_batches 0.0" in _scrape(metrics_port),
+                    proc,
+                )
                 metrics = await trio.to_thread.run_sync(_scrape, metrics_port)
                 assert 'synod_oracle_transactions_total{action="settle"}' not in metrics
                 assert 'synod_oracle_transactions_total{action="claim"} 1.0' in metrics
