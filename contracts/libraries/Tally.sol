@@ -232,6 +232,8 @@ library Tally {
                 let score := and(shr(shl(3, v), packed), 0xff)
                 let dist := sub(score, med)
                 if lt(score, med) { dist := sub(med, score) }
+                // shl(shift, value): `1 << v`, as intended (slither reads the operands the other way round)
+                // slither-disable-next-line incorrect-shift
                 if gt(dist, tolerance) { far := or(far, shl(v, 1)) }
             }
         }
