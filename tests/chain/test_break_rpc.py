@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 
@@ -13,19 +15,28 @@ pytestmark = pytest.mark.integration
 BODY = b'{"jsonrpc":"2.0","id":1,"result":"0x10"}' + b" " * 200
 
 
-class TricklingServer:
+class _LocalServer:
+    """An HTTP endpoint on 127.0.0.1 (a free port) answering each connection with ``_handle``."""
+
+    port = 0
+
+    async def run(self, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started(self)
+        await trio.serve_listeners(self._handle, listeners)
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        raise NotImplementedError
+
+
+class TricklingServer(_LocalServer):
     """Answers every request with a valid reply, one byte every ``gap`` seconds (a slowloris
     endpoint: each read completes well within httpx's per-read timeout)."""
 
     def __init__(self, gap: float) -> None:
         self.gap = gap
         self.port = 0
-
-    async def run(self, task_status: trio.TaskStatus[TricklingServer] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        task_status.started(self)
-        await trio.serve_listeners(self._handle, listeners)
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         async with stream:
@@ -54,7 +65,7 @@ def test_a_trickling_endpoint_times_out_at_the_request_timeout() -> None:
     assert trio.run(scenario) < 1.0 + DEADLINE_MARGIN + 0.5
 
 
-class FloodServer:
+class FloodServer(_LocalServer):
     """Answers every request with a reply of ``size`` bytes: ``declared`` sends a Content-Length
     header, otherwise the body is chunked (so only counting the bytes can stop it). ``sent``
     records how many body bytes each connection managed to send before the client hung up."""
@@ -65,12 +76,6 @@ class FloodServer:
         self.port = 0
         self.sent: list[int] = []
         self.two_done = trio.Event()
-
-    async def run(self, task_status: trio.TaskStatus[FloodServer] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        task_status.started(self)
-        await trio.serve_listeners(self._handle, listeners)
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         async with stream:
