@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from functools import partial
 from pathlib import Path
@@ -28,7 +27,6 @@ from devnet.chain import (
     Actors,
     Devnet,
     fund_and_register,
-    local_devnet,
     run_batch,
 )
 from protocol.canonical import Digest, keccak256
@@ -50,17 +48,6 @@ pytestmark = pytest.mark.integration
 
 TOKEN = 10**18
 WORKFLOW = ROOT / "examples" / "workflows" / "qa_pairs.json"
-
-
-@pytest.fixture(scope="module")
-def devnet() -> Iterator[Devnet]:
-    with local_devnet(ROOT) as net:
-        yield net
-
-
-@pytest.fixture(scope="module")
-def chain(devnet: Devnet) -> SynodContracts:
-    return SynodContracts.connect(devnet.settings, ROOT)
 
 
 @pytest.fixture(scope="module")

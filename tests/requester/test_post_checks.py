@@ -12,13 +12,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devnet.chain import DEMO_MODEL, ROOT, Devnet, local_devnet
+from devnet.chain import DEMO_MODEL, ROOT, Devnet
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.market import model_id
 from protocol.chain.models import JobParams
@@ -36,17 +35,6 @@ TOKEN = 10**18
 KEY = 9
 WORKFLOW = ROOT / "examples" / "workflows" / "qa_pairs.json"
 UNITS = TokenUnits(18, "SYN")
-
-
-@pytest.fixture(scope="module")
-def devnet() -> Iterator[Devnet]:
-    with local_devnet(ROOT) as net:
-        yield net
-
-
-@pytest.fixture(scope="module")
-def chain(devnet: Devnet) -> SynodContracts:
-    return SynodContracts.connect(devnet.settings, ROOT)
 
 
 @pytest.fixture(scope="module")
