@@ -12,9 +12,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from cli import operator_cmds
+from cli.run_table import append_run_table, config_path
 from protocol.operator.config import OperatorRole
 
 ROLE = OperatorRole.NODE
@@ -42,34 +45,17 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _config_path(args: argparse.Namespace) -> Path:
-    from protocol.operator.config import default_config_path
-
-    path: Path | None = args.config
-    return path.expanduser() if path is not None else default_config_path(ROLE)
-
-
-def _append_run_table(path: Path) -> None:
-    """Add the default ``[run]`` table to the config ``init`` just wrote (if it has none)."""
-    import tomlkit
-
+def _default_run_table(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The node's default ``[run]`` table for the config ``init`` just wrote: its models, and its
+    p2p port taken from ``p2p_address`` (4001 when that has no tcp port)."""
     from node.config import default_run_table
 
-    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
-    if "run" in doc:
-        return
     models = [str(m) for m in doc.get("models", [])]
-    p2p = str(doc.get("p2p_address", ""))
+    parts = str(doc.get("p2p_address", "")).split("/")
     port = 4001
-    parts = p2p.split("/")
     if "tcp" in parts and parts.index("tcp") + 1 < len(parts) and parts[parts.index("tcp") + 1].isdigit():
         port = int(parts[parts.index("tcp") + 1])
-    table = tomlkit.table()
-    table.add(tomlkit.comment("The node daemon's settings (synod node run); see docs/node.md."))
-    for key, value in default_run_table(models, port).items():
-        table.add(key, value)
-    doc.add("run", table)
-    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    return default_run_table(models, port)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,8 +73,12 @@ def run(args: argparse.Namespace) -> int:
         for noisy in ("httpx", "httpcore", "libp2p", "multiaddr", "urllib3", "web3"):
             logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
-        exit_daemon(run_daemon(_config_path(args), args.password_file))
+        exit_daemon(run_daemon(config_path(args, ROLE), args.password_file))
     code = operator_cmds.run(args, ROLE, args.role_command)
     if args.role_command == "init" and code == operator_cmds.EXIT_OK:
-        _append_run_table(_config_path(args))
+        append_run_table(
+            config_path(args, ROLE),
+            "The node daemon's settings (synod node run); see docs/node.md.",
+            _default_run_table,
+        )
     return code

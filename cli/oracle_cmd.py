@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cli import operator_cmds
 from cli.oracle_score_cmd import register_score, run_score
+from cli.run_table import append_run_table, config_path
 from protocol.operator.config import OperatorRole
 
 if TYPE_CHECKING:
@@ -54,28 +56,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     explain.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _config_path(args: argparse.Namespace) -> Path:
-    from protocol.operator.config import default_config_path
-
-    path: Path | None = args.config
-    return path.expanduser() if path is not None else default_config_path(ROLE)
-
-
-def _append_run_table(path: Path) -> None:
-    import tomlkit
-
+def _default_run_table(_doc: Mapping[str, Any]) -> Mapping[str, Any]:
     from oracle.daemon.config import default_run_table
 
-    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
-    if "run" in doc:
-        return
-    table = tomlkit.table()
-    table.add(tomlkit.comment("The validator daemon's settings (synod oracle run); see docs/validator.md."))
-    for key, value in default_run_table().items():
-        table.add(key, value)
-    doc.add(tomlkit.nl())
-    doc.add("run", table)
-    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    return default_run_table()
 
 
 def _print_explanation(report: Explanation) -> None:
@@ -131,7 +115,7 @@ def _explain(args: argparse.Namespace) -> int:
     from protocol.operator.keys import keystore_address
 
     prog = "synod oracle explain"
-    path = _config_path(args)
+    path = config_path(args, ROLE)
     try:
         config = operator_cmds._load(args, ROLE)
         settings = load_run_settings(config.run, path)
@@ -168,10 +152,14 @@ def run(args: argparse.Namespace) -> int:
         from cli.daemon_exit import exit_daemon
         from oracle.daemon.main import run_daemon
 
-        exit_daemon(run_daemon(_config_path(args), args.password_file))
+        exit_daemon(run_daemon(config_path(args, ROLE), args.password_file))
     if args.role_command == "explain":
         return _explain(args)
     code = operator_cmds.run(args, ROLE, args.role_command)
     if args.role_command == "init" and code == operator_cmds.EXIT_OK:
-        _append_run_table(_config_path(args))
+        append_run_table(
+            config_path(args, ROLE),
+            "The validator daemon's settings (synod oracle run); see docs/validator.md.",
+            _default_run_table,
+        )
     return code

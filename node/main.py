@@ -45,6 +45,7 @@ from protocol.operator.config import OperatorConfig, OperatorRole, describe_vali
 from protocol.operator.connect import OperatorChain
 from protocol.p2p.host import P2pSettings, open_p2p_host
 from protocol.store import Store
+from protocol.store.binding import bind_store
 from workflow.engine import Engine
 from workflow.providers.base import LLMProvider, ProviderSettings
 
@@ -188,6 +189,8 @@ async def serve(
     from workflow.providers.factory import build_provider
 
     settings.store_dir.mkdir(parents=True, exist_ok=True)
+    # refuse a journal written for another chain (same chain id, new anvil) before opening it
+    await trio.to_thread.run_sync(bind_store, settings.store_dir, op.binding)
     store = await Store.open(settings.store_dir / "journal.sqlite")
     state = await trio.to_thread.run_sync(NodeState.open, settings.store_dir)
     providers: list[LLMProvider] = []

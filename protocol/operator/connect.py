@@ -3,7 +3,9 @@
 Before anything is read or sent: the RPC endpoint answers ``eth_chainId``; that chain is the one
 the config expects (``chain.chain_id``, when set) and the one the deployment file is for; the
 ABIs load (configured forge output or the packaged copies); every contract of the deployment has
-code. Any failure raises :class:`StartRefused` with what to change.
+code. Any failure raises :class:`StartRefused` with what to change. It also reads the genesis
+block's hash, so that a daemon can refuse a store written for another chain
+(:mod:`protocol.store.binding`).
 """
 
 from __future__ import annotations
@@ -19,16 +21,19 @@ from protocol.chain.rpc import make_web3, translated
 from protocol.operator.amounts import TokenUnits
 from protocol.operator.config import OperatorConfig
 from protocol.operator.errors import StartRefused
+from protocol.store.binding import ChainBinding
 
 
 @dataclass(frozen=True)
 class OperatorChain:
-    """The contracts on the configured chain, and the token's unit (``decimals()``, ``symbol()``)."""
+    """The contracts on the configured chain, the token's unit (``decimals()``, ``symbol()``) and
+    the chain's identity (chain id, genesis hash, market address) for store binding."""
 
     config: OperatorConfig
     chain: SynodContracts
     units: TokenUnits
     deployment_path: Path
+    binding: ChainBinding
 
 
 def connect(config: OperatorConfig) -> OperatorChain:
@@ -81,4 +86,12 @@ def connect(config: OperatorConfig) -> OperatorChain:
         raise StartRefused(
             f"the token at {chain.token.address} does not answer decimals()/symbol(): {exc}"
         ) from None
-    return OperatorChain(config=config, chain=chain, units=units, deployment_path=path)
+    try:
+        with translated(RevertCatalog({}), "eth_getBlockByNumber"):
+            genesis = bytes(chain.w3.eth.get_block(0)["hash"])
+    except RpcError as exc:
+        raise StartRefused(f"the chain at {rpc_url} does not serve its genesis block: {exc}") from None
+    binding = ChainBinding(
+        chain_id=chain_id, genesis_hash="0x" + genesis.hex(), market=str(chain.market.address)
+    )
+    return OperatorChain(config=config, chain=chain, units=units, deployment_path=path, binding=binding)
