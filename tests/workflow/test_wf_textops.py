@@ -640,7 +640,7 @@ def test_extract_record_replaces_an_invented_year_and_summary() -> None:
     assert json.loads(outcome.result.value) == {
         "name": "Ilse Marrow",  # as the text writes it
         "category": "person",
-        "year": 0,  # 1901 is not in the text
+        "year": 1887,  # the text's first year, copied (the model is not asked; its 1901 is never used)
         "summary": "The naturalist Ilse Marrow first described the glass owl in 1887.",  # its first sentence
     }
 
