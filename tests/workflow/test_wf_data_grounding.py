@@ -254,6 +254,31 @@ def test_dialogue_rejects_a_visitor_turn_with_an_invented_name_and_tries_the_nex
     ]
 
 
+def test_dialogue_guide_recombining_the_sentences_words_quotes_the_sentence_instead() -> None:
+    doc = "The Moon takes about 27 days to orbit the Earth. Its surface is covered in craters."
+
+    def reply(prompt: str) -> str:
+        sentence = sentence_of(prompt)
+        if prompt.endswith("Visitor:"):
+            return (
+                " How long does the Moon take to orbit?"
+                if "orbit" in sentence
+                else " Is its surface covered?"
+            )
+        # every word is the document's, but the first answer states what it does not say
+        return (
+            " The Earth takes about 27 days to orbit the Moon."
+            if "orbit" in sentence
+            else " covered in craters"
+        )
+
+    outcome, _ = run_example("persona_dialogue", {"document": doc}, reply)
+    assert outcome.result is not None, outcome.error
+    _, turns = json.loads(outcome.result.value)
+    assert turns[1] == "The Moon takes about 27 days to orbit the Earth."  # the quote
+    assert turns[3] == "covered in craters"  # a run of the sentence's words is kept
+
+
 def test_dialogue_rejects_a_visitor_turn_about_another_sentence_and_one_with_a_new_number() -> None:
     doc = "The Ossel rises near Darnford. It flows for 120 kilometres to the sea."
 
