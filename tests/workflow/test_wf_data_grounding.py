@@ -359,3 +359,37 @@ def test_dialogue_scores_visitor_and_guide_turns_and_quotes() -> None:
         "The Ossel rises.", doc, "en"
     )
     assert dialogue_turns(["Persona: x", ["a", "b"]]) == ["a", "b"] and dialogue_turns("x") is None
+
+
+# --- scripts/bench_data.py on a scripted model --------------------------------------------------------
+
+
+def test_bench_figures_on_a_scripted_model() -> None:
+    from scripts.bench_data import bench_dialogue, bench_extract
+    from scripts.bench_qa import Dump, load_passages
+    from workflow.eval.language import LanguageIdentifier
+
+    passages = [p for p in load_passages() if p.id in ("en-danube", "fr-loire")]
+
+    def reply(prompt: str) -> str:
+        if prompt.endswith("Visitor:"):
+            return " Is that so, Odessa?"  # an invented name: every visitor turn is rejected
+        if prompt.endswith("Name:"):
+            return " Danube" if "Danube" in prompt.rsplit("Text: ", 1)[1] else " Loire"
+        if prompt.endswith("Category:"):
+            return '"place"'
+        return " It has 7 bridges."  # an invented summary: the first sentence instead
+
+    provider = ScriptedProvider(reply)
+
+    async def run() -> dict[str, float]:
+        figures = await bench_extract(provider, passages, Dump(None))
+        return figures | await bench_dialogue(provider, passages, LanguageIdentifier(), Dump(None))
+
+    figures = trio.run(run)
+    assert figures["extract_grounded_field_rate"] == 1.0  # name, year, first sentence: all copied
+    assert figures["extract_empty_field_rate"] == 0  # both write a year: 1948 and 2000
+    assert figures["extract_failed_documents"] == 0 and figures["extract_example_leak_rate"] == 0
+    # no visitor turn passes: both dialogues fail clearly, and no turn is counted
+    assert figures["dialogue_failed_documents"] == 2 and figures["dialogue_turns_per_document"] == 0
+    assert figures["dialogue_grounded_turn_rate"] == 0

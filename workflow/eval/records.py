@@ -2,8 +2,8 @@
 """Years of a text, and the scores of the dialogue and extraction workflows' outputs.
 
 Years (:func:`years`): what ``extract_record`` copies into its ``year`` field, without the model
-(a 270M model asked for "the first year the text mentions" gave a later year, a year the text
-does not have, or 0 for 5 of 13 dev-set passages). A *year* is a run of four digits from 1000 to
+(a 270M model asked for "the first year the text mentions" gave a later year or 0 for 6 of 13
+dev-set passages). A *year* is a run of four digits from 1000 to
 2099 written without a group separator and not glued to other digits, separators or letters:
 ``in 1847``, ``1453 yılında``, ``1453'te`` and ``14. Juli 1789`` hold one; ``1.230 Kilometern``,
 ``2,850 kilometres``, ``1 000 kilomètres``, ``3.300`` and ``the 1450s`` do not (the last is a
