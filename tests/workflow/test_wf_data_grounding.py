@@ -393,3 +393,17 @@ def test_bench_figures_on_a_scripted_model() -> None:
     # no visitor turn passes: both dialogues fail clearly, and no turn is counted
     assert figures["dialogue_failed_documents"] == 2 and figures["dialogue_turns_per_document"] == 0
     assert figures["dialogue_grounded_turn_rate"] == 0
+
+
+def test_one_sentence_documents_give_one_round_and_a_full_record() -> None:
+    doc = "Founded in 1998 in Menlo Park, the Orvel Company began as a research project of two students."
+
+    def dialogue(prompt: str) -> str:
+        return " When was the Orvel Company founded?" if prompt.endswith("Visitor:") else " in 1998"
+
+    outcome, _ = run_example("persona_dialogue", {"document": doc}, dialogue)
+    assert outcome.result is not None, outcome.error
+    assert json.loads(outcome.result.value)[1] == ["When was the Orvel Company founded?", "in 1998"]
+    outcome, prompts = run_example("extract_record", {"text": doc}, extract_reply("Orvel Company", doc))
+    assert record(outcome) == {"name": "Orvel Company", "category": "place", "year": 1998, "summary": doc}
+    assert len(prompts) == 3
