@@ -16,8 +16,10 @@ Scores (what ``scripts/bench_data.py`` reports):
   a visitor turn (a question, in a persona's voice) with its first word exempt (``Und``, ``Ahoy``,
   ``Dis``), a quarter of its content words instead of 75% (a question's own words, ``many``,
   ``does``, ``long``, count as content words, and a four-letter word matches no inflection:
-  ``How many kilometres does it flow to the sea?`` has 1 of 4 in its passage), and names not checked in German, which capitalises every noun
-  (:data:`VISITOR_SHARE`; the workflow checks its visitor turns the same way);
+  ``How many kilometres does it flow to the sea?`` has 1 of 4 in its passage), and names not
+  checked in German, which capitalises every noun (:data:`VISITOR_SHARE`; the workflow checks its
+  visitor turns the same way);
+  the workflow's guide turns are runs of their sentence's words (``span``), so they pass;
 - an *extracted field* of ``extract_record`` is grounded when its value occurs in the passage:
   ``name`` a span of it (:func:`workflow.eval.text.locate`), ``year`` one of its :func:`years`,
   ``summary`` grounded by the default check. ``category`` is a label of a fixed list, not text, so
