@@ -62,6 +62,10 @@ Functions (inputs in brackets, ``?`` optional; a check returns its ``text`` unch
   ``external_memory`` entry): few-shot examples by language, say; fails when there is none.
 - ``object`` [any inputs]: a JSON object of the inputs by name, each value as stored (a JSON
   entry stays a number, list, ...; a string stays a string): builds a record from checked fields.
+- ``year`` [text, index?]: the ``index``-th (default 0: the first) year ``text`` writes, as a JSON
+  number (four digits from 1000 to 2099, no separator, not a decade:
+  :func:`workflow.eval.records.years`); fails when there is none (a record's year copied from the
+  text, never invented).
 - ``copy`` [text]: returns ``text`` (to push a value that the steps before have checked).
 - ``fail`` [message]: always fails, with ``message`` as the reason: a clear end for a workflow.
 
@@ -75,6 +79,7 @@ from dataclasses import dataclass
 
 from workflow.eval.grounding import MIN_CONTENT_SHARE, example_markers, grounding, leaked_markers
 from workflow.eval.language import LanguageIdentifier
+from workflow.eval.records import years
 from workflow.eval.roundtrip import DEFAULT_SLACK, disagreement
 from workflow.eval.scores import GAP
 from workflow.eval.spans import answer_candidates
@@ -316,6 +321,17 @@ def _object(args: Args, lang: LanguageIdentifier) -> Entry:
     return Entry({name: value.to_json_value() for name, value in args.items()}, True)
 
 
+def _year(args: Args, lang: LanguageIdentifier) -> Entry:
+    text, raw_index = _text(args, "text"), _text(args, "index") or "0"
+    if not raw_index.isdigit():
+        raise TextCheckFailed(f"index {_short(raw_index)} is not a whole number")
+    found = years(text)
+    index = int(raw_index)
+    if index >= len(found):
+        raise TextCheckFailed(f"the text writes {len(found)} year(s); there is no year {index}")
+    return Entry(int(found[index]), True)
+
+
 def _copy(args: Args, lang: LanguageIdentifier) -> Entry:
     return Entry(_text(args, "text"), False)
 
@@ -342,6 +358,7 @@ FUNCTIONS: Mapping[str, TextFunction] = {
     "language": TextFunction(("text",), (), _language),
     "lookup": TextFunction(("key", "table"), (), _lookup),
     "object": TextFunction((), None, _object),
+    "year": TextFunction(("text",), ("index",), _year),
     "copy": TextFunction(("text",), (), _copy),
     "fail": TextFunction(("message",), (), _fail),
 }

@@ -579,12 +579,8 @@ def test_dialogue_guide_quotes_the_sentence_when_its_answer_is_not_grounded() ->
                 if "rises" in sentence
                 else " How far does it flow to the Black Sea?"
             )
-        # first answer grounded, second invented
-        return (
-            " It rises in the Black Forest."
-            if "rises" in sentence
-            else " It flows 3,000 kilometres to Odessa."
-        )
+        # first answer a run of the sentence's words (case aside), second invented
+        return " in the black forest." if "rises" in sentence else " It flows 3,000 kilometres to Odessa."
 
     outcome = run_example_scripted("persona_dialogue", {"document": doc}, reply)
     assert outcome.result is not None, outcome.error
@@ -592,7 +588,7 @@ def test_dialogue_guide_quotes_the_sentence_when_its_answer_is_not_grounded() ->
     assert persona.startswith("Persona: ")
     assert turns == [
         "Where does the Danube rise?",
-        "It rises in the Black Forest.",
+        "in the black forest.",  # its words are the sentence's
         "How far does it flow to the Black Sea?",
         "It flows for about 2,850 kilometres to the Black Sea.",  # the quote, not the invention
     ]
@@ -640,7 +636,7 @@ def test_extract_record_replaces_an_invented_year_and_summary() -> None:
     assert json.loads(outcome.result.value) == {
         "name": "Ilse Marrow",  # as the text writes it
         "category": "person",
-        "year": 0,  # 1901 is not in the text
+        "year": 1887,  # the text's first year, copied (the model is not asked; its 1901 is never used)
         "summary": "The naturalist Ilse Marrow first described the glass owl in 1887.",  # its first sentence
     }
 
