@@ -132,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--phase-seconds", type=int, default=900)
     parser.add_argument(
+        "--node-concurrency",
+        type=int,
+        default=16,
+        help="rows a node runs at once (scripted model only; the local model keeps the devnet's 2)",
+    )
+    parser.add_argument(
         "--workflow",
         action="append",
         choices=sorted(WORKFLOWS),
@@ -152,7 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="synod-bench-") as tmp:
         state_dir = args.keep if args.keep is not None else Path(tmp) / "devnet"
         try:
-            state = up(DevnetSpec(state_dir=state_dir, model=args.model))
+            spec = DevnetSpec(state_dir=state_dir, model=args.model)
+            if args.model == "scripted":
+                # the zero-latency model: a node's rows wait on HTTP round trips, not a model
+                spec = spec.model_copy(
+                    update={"node_concurrency": args.node_concurrency, "node_task_seconds": 1.0}
+                )
+            state = up(spec)
             env = state.requester_env()
             rc = connect(
                 RequesterSettings(
