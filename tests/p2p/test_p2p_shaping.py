@@ -17,7 +17,7 @@ from tests.p2p.helpers import dict_lookup, host
 pytestmark = pytest.mark.integration
 
 ROWS = [canonical_bytes({"row": i, "text": f"Result number {i}."}) for i in range(20)]
-RESULTS = {keccak256(r): r for r in ROWS}
+RESULTS = {bytes(keccak256(r)): r for r in ROWS}
 DIGESTS = list(RESULTS)
 
 
