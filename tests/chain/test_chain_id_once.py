@@ -55,13 +55,13 @@ def test_eth_calls_ask_the_chain_id_once(rpc: tuple[str, Counter[str]]) -> None:
     w3 = make_web3(ChainSettings(rpc_url=url))
     to = "0x" + "11" * 20
     for _ in range(5):
-        assert w3.eth.call({"to": to, "data": "0x"}) == bytes.fromhex("00" * 31 + "2a")
+        assert w3.eth.call({"to": to, "data": b""}) == bytes.fromhex("00" * 31 + "2a")
     assert seen["eth_call"] == 5
     # web3's validation middleware asked eth_chainId before each of them (5 more requests); now
     # it is asked when first needed (and once more by web3's cache set-up), then never again
     asked = seen["eth_chainId"]
     assert asked <= 2
     for _ in range(5):
-        w3.eth.call({"to": to, "data": "0x"})
+        w3.eth.call({"to": to, "data": b""})
     assert w3.eth.chain_id == 31337
     assert seen["eth_call"] == 10 and seen["eth_chainId"] == asked
