@@ -40,7 +40,7 @@ def test_a_batch_is_stepped_again_only_at_a_new_head_or_after_a_failure(rpc_url:
         ref = BlockRef(number=head, hash=b"\x00" * 32)
         async with trio.open_nursery() as steps:
             for batch in sorted(daemon.live):
-                if daemon.due(batch, head):
+                if daemon.due(batch, head, 0):
                     steps.start_soon(daemon._guarded_step, batch, ref, 0)
 
     try:
@@ -49,7 +49,23 @@ def test_a_batch_is_stepped_again_only_at_a_new_head_or_after_a_failure(rpc_url:
         trio.run(step_due, HEAD + 1)  # a new block: every live batch
     finally:
         journal.close()
-    assert daemon.calls == [(5, HEAD), (6, HEAD), (7, HEAD), (6, HEAD), (5, HEAD + 1), (6, HEAD + 1)]
+    # (the steps of one poll run concurrently, in no set order)
+    assert sorted(daemon.calls) == sorted(
+        [(5, HEAD), (6, HEAD), (7, HEAD), (6, HEAD), (5, HEAD + 1), (6, HEAD + 1)]
+    )
     assert daemon.live == {5: 0, 6: 0}
     assert 7 not in daemon._stepped  # a batch that left the live set is forgotten
-    assert not daemon.due(5, HEAD + 1) and daemon.due(6, HEAD + 1) and daemon.due(5, HEAD + 2)
+    assert not daemon.due(5, HEAD + 1, 0) and daemon.due(6, HEAD + 1, 0) and daemon.due(5, HEAD + 2, 0)
+
+
+@pytest.mark.unit
+def test_a_batch_in_a_nodes_phase_waits_for_its_deadline_or_a_phase_change(tmp_path: Path) -> None:
+    daemon, journal = _daemon("http://127.0.0.1:9", tmp_path)  # no RPC is made
+    journal.close()
+    grace = daemon.settings.margins.settle_grace
+    daemon._quiet[5] = 1000 + grace  # stepped in Committing, deadline 1000
+    assert not daemon.due(5, HEAD, 1000 + grace)  # up to deadline + grace: nothing to do
+    assert daemon.due(5, HEAD, 1000 + grace + 1)  # past it: the refund path may be due
+    assert daemon.due(6, HEAD, 0)  # a batch never stepped
+    daemon._quiet.pop(5)  # what _scan does on a BatchPhaseChanged of batch 5
+    assert daemon.due(5, HEAD, 0)
