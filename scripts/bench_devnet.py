@@ -21,6 +21,11 @@ The workflows:
 ``--model local`` with the default workflow list runs ``qa_pairs`` only and prints
 ``devnet_tasks_per_min_local_model=``.
 
+With the scripted model the nodes run ``--node-concurrency`` rows at once (default 16: a row waits
+on an HTTP round trip, not on a model) and start from a 1 s task estimate (``run.default_task_seconds``;
+the node default of 30 s, a local model's pace, made every node skip a 64-row batch as too long for
+its commit window). ``--model local`` keeps the devnet's defaults (2 rows at once, 30 s).
+
 A requester with 1,000 rows picks the largest batch the contract allows that still spreads the
 work over the nodes: ``--batch-size`` defaults to 128 (the contract's maximum is 256). A larger
 batch means fewer transactions per task (one commit, reveal, score commit and score reveal per
