@@ -154,7 +154,8 @@ class OracleDaemon:
         self._quiet: dict[int, float] = {}
         """batch id -> block time until which the batch is in a nodes' phase (Committing,
         Revealing) with nothing for a validator to do: its deadline plus ``settle_grace``. Dropped
-        when a ``BatchPhaseChanged`` of the batch is seen (all seats acted before the deadline)."""
+        when any event of the batch is seen (its k-th commit or last reveal moves the phase on
+        without a ``BatchPhaseChanged``)."""
         self._send_lock = trio.Lock()
         self._contracts: dict[int, JobContract] = {}
         """job id -> what its workflow declares (:func:`job_contract`), derived and logged once."""
@@ -199,8 +200,9 @@ class OracleDaemon:
         chain's state at the head and the head's timestamp only, so it would read the same state
         (a phase, a batch view, the committee: up to six eth_calls) and do nothing again. Nor while
         the batch is in a nodes' phase (Committing, Revealing) before its deadline plus
-        ``settle_grace`` and no ``BatchPhaseChanged`` of it was seen since (:meth:`_scan`): nothing
-        but a phase change or that deadline gives a validator work there. Every poll of every live
+        ``settle_grace`` and no event of it was seen since (:meth:`_scan`; a fill of its seats or
+        reveals, a lazy ``BatchPhaseChanged``): nothing but a phase change or that deadline gives
+        a validator work there. Every poll of every live
         batch used to re-read its phase and view (a third of a devnet validator's CPU in the
         bench's profile). A failed step is retried at the next poll all the same."""
         if self._stepped.get(batch_id) == head:
@@ -233,13 +235,20 @@ class OracleDaemon:
     async def _scan(self, first: int, last: int) -> None:
         """Add the batches posted in ``first..last``, ``log_range`` blocks per ``eth_getLogs``."""
 
-        events = self.chain.market.events
+        market = self.chain.market
 
         def get(start: int, end: int) -> tuple[list[Any], list[Any]]:
             with translated(self.chain.errors, "eth_getLogs"):
                 return (
-                    list(events.BatchPosted.get_logs(from_block=start, to_block=end)),
-                    list(events.BatchPhaseChanged.get_logs(from_block=start, to_block=end)),
+                    list(market.events.BatchPosted.get_logs(from_block=start, to_block=end)),
+                    # every event of the market: a batch's phase moves on a commit or reveal that
+                    # fills it (ResultCommitted, ResultRevealed), a draw, or a deadline
+                    # (BatchPhaseChanged); each names its batch as its first indexed topic
+                    list(
+                        self.chain.w3.eth.get_logs(
+                            {"address": market.address, "fromBlock": start, "toBlock": end}
+                        )
+                    ),
                 )
 
         for start in range(first, last + 1, self.log_range):
@@ -249,7 +258,8 @@ class OracleDaemon:
                 event = BatchPosted.from_abi(entry["args"])
                 self.live.setdefault(event.batch_id, int(entry["blockNumber"]))
             for entry in changed:
-                self._quiet.pop(int(entry["args"]["batchId"]), None)  # due at the next poll
+                if len(entry["topics"]) > 1:  # (JobPosted's is a job id: a harmless extra step)
+                    self._quiet.pop(int.from_bytes(bytes(entry["topics"][1]), "big"), None)
             self.cursor = end
 
     # ------------------------------------------------------------------ one batch
