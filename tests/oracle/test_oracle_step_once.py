@@ -3,7 +3,11 @@ the same chain state and do nothing (the bench's profile: a third of a validator
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -11,7 +15,7 @@ import trio
 from oracle.daemon.service import OracleDaemon
 from protocol.chain.errors import ChainError
 from protocol.chain.rpc import BlockRef
-from tests.oracle.test_oracle_review import HEAD, _daemon, rpc_url  # noqa: F401  (fixture)
+from tests.oracle.test_oracle_review import HEAD, MARKET, _daemon, rpc_url  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -69,3 +73,62 @@ def test_a_batch_in_a_nodes_phase_waits_for_its_deadline_or_a_phase_change(tmp_p
     assert daemon.due(6, HEAD, 0)  # a batch never stepped
     daemon._quiet.pop(5)  # what _scan does on a BatchPhaseChanged of batch 5
     assert daemon.due(5, HEAD, 0)
+
+
+class _LogsRpc(BaseHTTPRequestHandler):
+    """eth_getLogs only: the market's unfiltered logs hold one event of batch 5 (a ResultRevealed
+    filling it, say); the BatchPosted query (filtered by its topic) finds nothing."""
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request["id"]}
+        query = request["params"][0] if request["params"] else {}
+        if request["method"] != "eth_getLogs":
+            reply["error"] = {"code": -32601, "message": "not served here"}
+        elif query.get("topics"):
+            reply["result"] = []
+        else:
+            reply["result"] = [
+                {
+                    "address": MARKET,
+                    "topics": ["0x" + "ab" * 32, "0x" + f"{5:064x}", "0x" + "00" * 12 + "22" * 20],
+                    "data": "0x",
+                    "blockNumber": hex(HEAD),
+                    "blockHash": "0x" + "01" * 32,
+                    "transactionHash": "0x" + "02" * 32,
+                    "transactionIndex": "0x0",
+                    "logIndex": "0x0",
+                    "removed": False,
+                }
+            ]
+        body = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_any_event_of_a_quiet_batch_makes_it_due(tmp_path: Path) -> None:
+    # the k-th commit and the last reveal move a batch's phase without a BatchPhaseChanged: when
+    # only that event cleared the quiet time, validators waited for the commit deadline (900 s)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _LogsRpc)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        daemon, journal = _daemon(f"http://127.0.0.1:{server.server_address[1]}", tmp_path)
+        try:
+            daemon._quiet = {5: 10_000.0, 6: 10_000.0}
+            trio.run(daemon._scan, 1, HEAD)
+        finally:
+            journal.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert daemon._quiet == {6: 10_000.0}
+    assert daemon.due(5, HEAD, 0) and not daemon.due(6, HEAD, 0)
+    assert daemon.cursor == HEAD
