@@ -143,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         help="rows a node runs at once (scripted model only; the local model keeps the devnet's 2)",
     )
     parser.add_argument(
+        "--fetch-timeout",
+        type=float,
+        default=20.0,
+        help="the validators' run.p2p.fetch_timeout (s); their one-stream prefetch of a node gets 3x this",
+    )
+    parser.add_argument(
         "--workflow",
         action="append",
         choices=sorted(WORKFLOWS),
@@ -163,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="synod-bench-") as tmp:
         state_dir = args.keep if args.keep is not None else Path(tmp) / "devnet"
         try:
-            spec = DevnetSpec(state_dir=state_dir, model=args.model)
+            spec = DevnetSpec(state_dir=state_dir, model=args.model, fetch_timeout=args.fetch_timeout)
             if args.model == "scripted":
                 # the zero-latency model: a node's rows wait on HTTP round trips, not a model
                 spec = spec.model_copy(
