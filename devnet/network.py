@@ -79,6 +79,11 @@ class DevnetSpec(BaseModel):
     """Tokens (base units) minted to every account."""
     min_phase_duration: int = Field(default=30, ge=1)
     node_concurrency: int = Field(default=2, ge=1, le=64)
+    node_task_seconds: float | None = Field(default=None, gt=0, le=3600)
+    """The nodes' ``run.default_task_seconds`` (their estimate of one task's time before they have
+    measured one, which decides whether a batch fits its commit window); ``None``: the node's own
+    default (30 s, a local model's pace). The protocol-only bench sets it for the zero-latency
+    scripted model, where 30 s per row made every node skip a 64-row batch (``deadline``)."""
     model_parallel: int = Field(default=2, ge=1, le=16)
     """``synod model serve --parallel`` (local model only)."""
     ready_timeout: float = Field(default=600.0, gt=0)
@@ -303,6 +308,8 @@ def _write_operator(
     p2p_table.add("identity_file", "p2p.key")
     if role is OperatorRole.NODE:
         run.add("concurrency", spec.node_concurrency)
+        if spec.node_task_seconds is not None:
+            run.add("default_task_seconds", spec.node_task_seconds)
         run.add("claim_interval_s", 5.0)
         run.add("deadline_margin_s", 5.0)
         run.add("poll_interval_s", 0.2)

@@ -149,6 +149,13 @@ class OracleDaemon:
         self.p2p: P2pHost | None = None
         self._stepping: set[int] = set()
         """Batches whose step task is running (at most one per batch)."""
+        self._stepped: dict[int, int] = {}
+        """batch id -> the head block number of its last step that ended without an error."""
+        self._quiet: dict[int, float] = {}
+        """batch id -> block time until which the batch is in a nodes' phase (Committing,
+        Revealing) with nothing for a validator to do: its deadline plus ``settle_grace``. Dropped
+        when any event of the batch is seen (its k-th commit or last reveal moves the phase on
+        without a ``BatchPhaseChanged``)."""
         self._send_lock = trio.Lock()
         self._contracts: dict[int, JobContract] = {}
         """job id -> what its workflow declares (:func:`job_contract`), derived and logged once."""
@@ -180,11 +187,28 @@ class OracleDaemon:
         self.metrics.head.set(head.number)
         now = await self.tc.run(self._block_time, head.number)
         for batch_id in sorted(self.live):
-            if batch_id not in self._stepping:
+            if batch_id not in self._stepping and self.due(batch_id, head.number, now):
                 self._stepping.add(batch_id)
                 steps.start_soon(self._guarded_step, batch_id, head, now)
         self.metrics.live_batches.set(len(self.live))
         await self._claim(head)
+
+    def due(self, batch_id: int, head: int, now: float) -> bool:
+        """Whether ``batch_id`` needs a step at head block ``head`` (block time ``now``).
+
+        Not when its last step ended without an error at this same head: a step decides from the
+        chain's state at the head and the head's timestamp only, so it would read the same state
+        (a phase, a batch view, the committee: up to six eth_calls) and do nothing again. Nor while
+        the batch is in a nodes' phase (Committing, Revealing) before its deadline plus
+        ``settle_grace`` and no event of it was seen since (:meth:`_scan`; a fill of its seats or
+        reveals, a lazy ``BatchPhaseChanged``): nothing but a phase change or that deadline gives
+        a validator work there. Every poll of every live
+        batch used to re-read its phase and view (a third of a devnet validator's CPU in the
+        bench's profile). A failed step is retried at the next poll all the same."""
+        if self._stepped.get(batch_id) == head:
+            return False
+        quiet = self._quiet.get(batch_id)
+        return quiet is None or now > quiet
 
     def _block_time(self, number: int) -> int:
         """Block ``number``'s timestamp (unix seconds); RPC failures raise :class:`ChainError` (the
@@ -195,6 +219,11 @@ class OracleDaemon:
     async def _guarded_step(self, batch_id: int, head: BlockRef, now: int) -> None:
         try:
             await self.step(batch_id, head, now)
+            if batch_id in self.live:
+                self._stepped[batch_id] = head.number
+            else:
+                self._stepped.pop(batch_id, None)
+                self._quiet.pop(batch_id, None)
         except ChainError as exc:
             log.warning("batch_step_failed", batch=batch_id, error=type(exc).__name__, reason=str(exc)[:300])
         except Exception as exc:  # one batch's bug or hostile input must not end every batch's daemon
@@ -206,15 +235,31 @@ class OracleDaemon:
     async def _scan(self, first: int, last: int) -> None:
         """Add the batches posted in ``first..last``, ``log_range`` blocks per ``eth_getLogs``."""
 
-        def get(start: int, end: int) -> list[Any]:
+        market = self.chain.market
+
+        def get(start: int, end: int) -> tuple[list[Any], list[Any]]:
             with translated(self.chain.errors, "eth_getLogs"):
-                return list(self.chain.market.events.BatchPosted.get_logs(from_block=start, to_block=end))
+                return (
+                    list(market.events.BatchPosted.get_logs(from_block=start, to_block=end)),
+                    # every event of the market: a batch's phase moves on a commit or reveal that
+                    # fills it (ResultCommitted, ResultRevealed), a draw, or a deadline
+                    # (BatchPhaseChanged); each names its batch as its first indexed topic
+                    list(
+                        self.chain.w3.eth.get_logs(
+                            {"address": market.address, "fromBlock": start, "toBlock": end}
+                        )
+                    ),
+                )
 
         for start in range(first, last + 1, self.log_range):
             end = min(last, start + self.log_range - 1)
-            for entry in await self.tc.run(get, start, end):
+            posted, changed = await self.tc.run(get, start, end)
+            for entry in posted:
                 event = BatchPosted.from_abi(entry["args"])
                 self.live.setdefault(event.batch_id, int(entry["blockNumber"]))
+            for entry in changed:
+                if len(entry["topics"]) > 1:  # (JobPosted's is a job id: a harmless extra step)
+                    self._quiet.pop(int.from_bytes(bytes(entry["topics"][1]), "big"), None)
             self.cursor = end
 
     # ------------------------------------------------------------------ one batch
@@ -228,6 +273,10 @@ class OracleDaemon:
             return
         view = await self.tc.run(self.market.batch, batch_id, head)
         late = now > phase.deadline + self.settings.margins.settle_grace
+        if phase.phase in (Phase.COMMITTING, Phase.REVEALING) and not late:
+            self._quiet[batch_id] = phase.deadline + self.settings.margins.settle_grace
+        else:
+            self._quiet.pop(batch_id, None)
         if phase.phase is Phase.DRAWING:
             if now > phase.deadline:
                 if late:

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import trio
+import trio.lowlevel
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from oracle.scoring.model import MAX_RESULTS, MAX_SOURCES, MAX_TASK_CHARS, ResultScore, ScoreRequest
@@ -313,10 +314,16 @@ async def score_fetched(
     scorer: Scorer,
     max_result_chars: int,
 ) -> list[Cell]:
-    """Score every (revealed seat, row); unrevealed seats get no cell (their bytes are ignored)."""
+    """Score every (revealed seat, row); unrevealed seats get no cell (their bytes are ignored).
+
+    A trio checkpoint between rows: scoring is synchronous CPU work whenever the embeddings come
+    from the cache (no thread hop), and a 128-row batch held the validator's event loop for
+    seconds under load: its other batches' pipelined fetches then sat unwritten past the nodes'
+    request timeout and were reset (the devnet bench's run lost hundreds of results that way)."""
     cells: list[Cell] = []
     contract = work.contract
     for row in range(len(work.rows)):
+        await trio.lowlevel.checkpoint()
         spec = row_task(work.rows[row])
         refused = contract.refused or spec.refused
         live: list[tuple[RevealedSeat, str]] = []

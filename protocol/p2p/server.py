@@ -10,7 +10,13 @@ Per stream, in order, each step bounded:
    the server's own bucket (``total_rate``, ``total_burst``) must hold one, else ``busy`` (answered
    ``rate_limited``). Peer ids cost nothing to make, so per-peer limits alone let a flood from fresh
    ids through in full; the server-wide bucket bounds the work (signature recovery, access rules
-   that may read the chain) whatever the number of ids;
+   that may read the chain) whatever the number of ids. A stream's LATER requests (a pipelined
+   sequence, after its first request was admitted) are shaped instead of policed: when a bucket
+   is empty the server waits for its next token, at most ``sequence_wait`` seconds, and only then
+   refuses. A committee member fetching a whole batch over one stream (up to 256 rows) is slowed
+   to the buckets' rates, not cut off mid-sequence (which cost it every digest after the refusal
+   and a per-digest retry each, again throttled); the waits are bounded by the peer's streams
+   (``peer_concurrency`` + ``peer_queue``), so shaping gives a flood no extra throughput;
 4. at most ``peer_concurrency`` streams of one peer and ``total_concurrency`` overall are served
    at once, the rest wait in their queue (a signed request's signature is recovered only after
    its token is taken, so bad signatures are throttled like any request);
@@ -19,7 +25,8 @@ Per stream, in order, each step bounded:
 
 Every refusal is logged as ``p2p_refused peer=... reason=...``; a peer's misbehaviour only ever
 ends its own stream. Token buckets after the classic network-policer design (RFC 2697's single
-rate); per-peer state is kept for the ``max_tracked_peers`` most recent peers.
+rate; the shaping of sequences after the traffic shaper of RFC 2475, section 2.3.3.3); per-peer
+state is kept for the ``max_tracked_peers`` most recent peers.
 """
 
 from __future__ import annotations
@@ -78,10 +85,12 @@ class ServeLimits(BaseModel):
     """Seconds a requester has to deliver its whole request frame."""
     response_timeout: float = Field(default=30.0, gt=0)
     """Seconds to decide and write one answer, including the wait in the peer's queue."""
-    peer_rate: float = Field(default=50.0, gt=0)
-    """Requests per second one peer may make, on average."""
-    peer_burst: int = Field(default=100, ge=1)
-    """Requests one peer may make at once after being idle (the bucket's depth)."""
+    peer_rate: float = Field(default=200.0, gt=0)
+    """Requests per second one peer may make, on average (a validator of a devnet bench asks one
+    node for up to 3,000 results of a 1,000-task job within about a minute)."""
+    peer_burst: int = Field(default=512, ge=1)
+    """Requests one peer may make at once after being idle (the bucket's depth: two whole batches
+    of the contract's largest size, 256 rows)."""
     peer_concurrency: int = Field(default=8, ge=1)
     """Streams of one peer served at the same time."""
     peer_queue: int = Field(default=256, ge=0)
@@ -93,6 +102,9 @@ class ServeLimits(BaseModel):
     total_burst: int = Field(default=1000, ge=1)
     """Requests the server accepts at once over all peers after being idle."""
     max_tracked_peers: int = Field(default=10_000, ge=1)
+    sequence_wait: float = Field(default=5.0, ge=0)
+    """Seconds a later request of a stream may wait for a token before it is refused (0: police
+    sequences like first requests)."""
 
 
 @dataclass
@@ -114,6 +126,10 @@ class _Bucket:
             return False
         self.tokens -= 1.0
         return True
+
+    def due(self) -> float:
+        """Seconds from the last call until the bucket holds one whole token (0 when it does)."""
+        return max(0.0, (1.0 - self.tokens) / self.rate)
 
 
 @dataclass
@@ -225,11 +241,29 @@ class ResultServer:
             if idle.cancelled_caught or ended:
                 await _close(stream)
                 return
-            if not await self._serve_one(stream, reader, peer_id):
+            if not await self._serve_one(stream, reader, peer_id, sequel=True):
                 return
 
-    async def _serve_one(self, stream: INetStream, reader: FrameReader, peer_id: str) -> bool:
-        """One request and its answer; False when the stream was closed or reset after it."""
+    async def _shaped(self, bucket: _Bucket, peer: _Peer) -> bool:
+        """Take a token from ``bucket``, waiting for it up to ``sequence_wait`` seconds in all; a
+        waiting stream counts among the peer's waiting ones (the ``peer_queue`` bound)."""
+        deadline = self._clock() + self.limits.sequence_wait
+        while not bucket.take(self._clock()):
+            wait = bucket.due()
+            if self._clock() + wait > deadline:
+                return False
+            peer.waiting += 1
+            try:
+                await trio.sleep(wait)
+            finally:
+                peer.waiting -= 1
+        return True
+
+    async def _serve_one(
+        self, stream: INetStream, reader: FrameReader, peer_id: str, sequel: bool = False
+    ) -> bool:
+        """One request and its answer; False when the stream was closed or reset after it.
+        ``sequel``: a later request of the stream, whose empty buckets are waited for (shaped)."""
         try:
             with trio.fail_after(self.limits.request_timeout):
                 request = decode_request(await reader.frame(MAX_CONTROL_FRAME))
@@ -247,7 +281,7 @@ class ResultServer:
             return False
         digest = request.digest_bytes()
         peer = self._peer(peer_id)
-        if not peer.bucket.take(self._clock()):
+        if not (await self._shaped(peer.bucket, peer) if sequel else peer.bucket.take(self._clock())):
             self._refuse(peer_id, "rate_limited", digest=digest)
             await self._answer(stream, Status.RATE_LIMITED, "rate limit")
             await _close(stream)
@@ -257,7 +291,7 @@ class ResultServer:
             await self._answer(stream, Status.RATE_LIMITED, "queue full")
             await _close(stream)
             return False
-        if not self._bucket.take(self._clock()):
+        if not (await self._shaped(self._bucket, peer) if sequel else self._bucket.take(self._clock())):
             self._refuse(peer_id, "busy", digest=digest)
             await self._answer(stream, Status.RATE_LIMITED, "server busy")
             await _close(stream)

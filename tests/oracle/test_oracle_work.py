@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 from oracle.daemon.config import load_run_settings
@@ -31,7 +32,7 @@ from oracle.daemon.work import (
     score_vector,
 )
 from oracle.scoring.language import LanguageIdentifier
-from oracle.scoring.model import ResultScore, ScoreRequest
+from oracle.scoring.model import Components, ResultScore, ScoreRequest
 from oracle.scoring.pipeline import score_task
 from oracle.scoring.schemas import schema_problem
 from oracle.scoring.validity import check
@@ -444,3 +445,44 @@ def test_score_fetched_applies_the_workflows_schema_and_determinism(embedder: Na
     for cell in cells:
         assert cell.score == 0 and cell.components is None
         assert str(cell.reason).startswith("malformed workflow schema: tasks[0] ('A'): ")
+
+
+def test_scoring_a_batch_yields_to_other_tasks_between_rows() -> None:
+    # a scorer that never awaits anything (cache hits are synchronous): without a checkpoint per
+    # row the validator's loop ran no other task (fetches, stream answers) until the batch ended
+    rows = tuple(canonical_bytes({"question": f"Question {i}?"}) for i in range(6))
+    served = {i: _envelope(i, f"Answer {i}.", rows) for i in range(6)}
+    seat = RevealedSeat(
+        seat=0,
+        node="0x" + "1" * 40,
+        address="/n",
+        digests=tuple(keccak256(served[i]) for i in range(6)),
+    )
+    work = _work((seat,), rows)
+    fetched: dict[tuple[int, int], tuple[str | None, str]] = {(0, i): (f"Answer {i}.", "") for i in range(6)}
+    ticks: list[int] = []
+    scored: list[int] = []
+
+    async def scorer(request: ScoreRequest) -> list[ResultScore]:
+        scored.append(len(ticks))
+        return [ResultScore(index=0, score=70, accepted=True, components=Components(valid=True))]
+
+    async def main() -> list[Cell]:
+        async with trio.open_nursery() as nursery:
+
+            async def other() -> None:
+                while True:
+                    ticks.append(1)
+                    await trio.lowlevel.checkpoint()
+
+            nursery.start_soon(other)
+            await trio.lowlevel.checkpoint()
+            cells = await score_fetched(work, fetched, scorer, max_result_chars=10_000)
+            nursery.cancel_scope.cancel()
+        return cells
+
+    cells = trio.run(main)
+    assert [c.score for c in cells] == [70] * 6
+    # the other task ran while the rows were scored (once per trio scheduling batch, so at least
+    # 4 times over the 5 checkpoints between the first and the last row; 0 times before the fix)
+    assert scored[-1] - scored[0] >= 4, scored
