@@ -14,7 +14,8 @@ several languages) and prints ``name=value`` lines (definitions in :mod:`workflo
   reply gave the planned answer;
 - ``qa_pairs_per_document`` (the workflow returns up to three; fewer when its checks reject the
   rest), ``qa_failed_documents`` (runs that ended in the workflow's clear failure),
-  ``qa_seconds_per_document`` (wall time of a run, model loading excluded);
+  ``qa_seconds_per_document`` (wall time of a run, model loading excluded), ``qa_model_calls_per_document``
+  (generation steps of a run: the figure that does not depend on the machine's load);
 - ``dialogue_grounded_turn_rate``: guide turns of ``persona_dialogue.json`` grounded in the passage;
 - ``extract_field_copy_rate``: fields of ``extract_record.json`` copied from the passage.
 
@@ -104,7 +105,8 @@ def example_questions(texts: Sequence[str]) -> list[str]:
 
 class Run(BaseModel):
     """One workflow run: its return value (None on failure), the error, the wall time in seconds
-    and the status of every step by task id, in order (``[("roundtrip", "failed"), ...]``)."""
+    and the status of every step by task id, in order (``[("roundtrip", "failed"), ...]``); the ids
+    of the workflow's generation tasks (``generations``: what :meth:`calls` counts)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -112,6 +114,11 @@ class Run(BaseModel):
     error: str | None
     seconds: float
     steps: tuple[tuple[str, str], ...]
+    generations: frozenset[str] = frozenset()
+
+    def calls(self) -> int:
+        """How many model calls (generation steps) the run made."""
+        return sum(1 for t, _ in self.steps if t in self.generations)
 
     def count(self, task_id: str, status: str) -> int:
         """How many times the task ``task_id`` ended with ``status`` (``ok``, ``failed``)."""
@@ -127,9 +134,14 @@ async def _execute(engine: Engine, workflow: Workflow, inputs: dict[str, Any]) -
         f"bench_qa: {workflow.name}: {len(outcome.trace.steps)} steps; rejected: {rejected}", file=sys.stderr
     )
     steps = tuple((s.task_id, s.status) for s in outcome.trace.steps)
+    generations = frozenset(t.id for t in workflow.tasks if t.operator is Operator.GENERATION)
     if outcome.result is None:
-        return Run(value=None, error=str(outcome.error), seconds=elapsed, steps=steps)
-    return Run(value=outcome.result.json_value(), error=None, seconds=elapsed, steps=steps)
+        return Run(
+            value=None, error=str(outcome.error), seconds=elapsed, steps=steps, generations=generations
+        )
+    return Run(
+        value=outcome.result.json_value(), error=None, seconds=elapsed, steps=steps, generations=generations
+    )
 
 
 async def _run(engine: Engine, workflow: Workflow, inputs: dict[str, Any]) -> tuple[Any, str | None, float]:
@@ -163,12 +175,13 @@ async def bench_qa(
     shots = few_shot_texts(workflow)
     markers, questions_seen = example_markers(shots), example_questions(shots)
     engine = Engine(provider)
-    pairs, seconds, failed = [], 0.0, 0
+    pairs, seconds, failed, calls = [], 0.0, 0, 0
     trips = trips_passed = 0
     for passage in passages:
         done = await _execute(engine, workflow, {"document": passage.text})
         value, error, elapsed = done.value, done.error, done.seconds
         seconds += elapsed
+        calls += done.calls()
         passed = done.count("roundtrip", "ok")
         trips, trips_passed = trips + passed + done.count("roundtrip", "failed"), trips_passed + passed
         scored = []
@@ -194,6 +207,7 @@ async def bench_qa(
                 "error": error,
                 "roundtrips": done.count("roundtrip", "ok") + done.count("roundtrip", "failed"),
                 "roundtrips_passed": passed,
+                "model_calls": done.calls(),
                 "pairs": [s.model_dump() for s in scored],
             }
         )
@@ -210,6 +224,7 @@ async def bench_qa(
         "qa_pairs_per_document": n / len(passages),
         "qa_failed_documents": float(failed),
         "qa_seconds_per_document": seconds / len(passages),
+        "qa_model_calls_per_document": calls / len(passages),
     }
 
 

@@ -1,12 +1,12 @@
 """What ``scripts/bench_qa.py`` counts as the few-shot examples of ``qa_pairs.json`` (for the leak
-rate), and how it reads ``extract_record``'s return value."""
+rate), how it reads ``extract_record``'s return value, and how it counts model calls."""
 
 from __future__ import annotations
 
 import pytest
 from wf_helpers import EXAMPLES
 
-from scripts.bench_qa import example_questions, few_shot_texts, record_of
+from scripts.bench_qa import Run, example_questions, few_shot_texts, record_of
 from workflow.eval.grounding import example_markers
 from workflow.eval.scores import copied_fields
 from workflow.validate import load_workflow
@@ -33,3 +33,10 @@ def test_extract_record_json_text_is_parsed() -> None:
     assert copied_fields(text, record_of(value)) == (3, 3)
     assert copied_fields(text, value) == (0, 3)  # what the bench scored before: a string is no record
     assert record_of("not json") == "not json" and record_of({"a": 1}) == {"a": 1}
+
+
+def test_model_calls_are_the_generation_steps_of_a_run() -> None:
+    steps = (("pick", "ok"), ("ask", "ok"), ("q_about", "failed"), ("ask", "ok"), ("reply", "ok"))
+    run = Run(value=None, error=None, seconds=1.0, steps=steps, generations=frozenset({"ask", "reply"}))
+    assert run.calls() == 3 and run.count("ask", "ok") == 2 and run.count("q_about", "failed") == 1
+    assert Run(value=None, error=None, seconds=1.0, steps=steps).calls() == 0

@@ -315,11 +315,11 @@ FRENCH = (
 )
 
 
-def qa_script(replies: Mapping[str, tuple[str, str]], roundtrip: Mapping[str, str] | None = None) -> Any:
-    """Answer the ask prompts of qa_pairs.json by the answer they give: (the continuation of the
-    question word of the first try, the question of the second try); and the round-trip prompts
-    (the sentence and the question, ending with ``Answer:``) by the question: ``roundtrip`` gives
-    the reply, by default the answer the question was asked for (the round trip passes)."""
+def qa_script(replies: Mapping[str, str], roundtrip: Mapping[str, str] | None = None) -> Any:
+    """Answer the ask prompts of qa_pairs.json by the answer they give (the continuation of the
+    question word the prompt ends with); and the round-trip prompts (the sentence and the question,
+    ending with ``Answer:``) by the question: ``roundtrip`` gives the reply, by default the answer
+    the question was asked for (the round trip passes)."""
     asked: list[str] = []
 
     def reply(prompt: str) -> str:
@@ -328,14 +328,13 @@ def qa_script(replies: Mapping[str, tuple[str, str]], roundtrip: Mapping[str, st
             return f" {(roundtrip or {}).get(question, asked[-1])}"
         answer = prompt.rsplit("Answer: ", 1)[1].split("\n", 1)[0]
         asked.append(answer)
-        primed, plain = replies[answer]
-        return f" {plain}" if prompt.endswith("Question:") else f" {primed}"
+        return f" {replies[answer]}"
 
     return reply
 
 
 def run_qa(
-    document: str, replies: Mapping[str, tuple[str, str]], roundtrip: Mapping[str, str] | None = None
+    document: str, replies: Mapping[str, str], roundtrip: Mapping[str, str] | None = None
 ) -> tuple[RunOutcome, list[str]]:
     workflow = load_workflow(EXAMPLES / "qa_pairs.json")
     provider = ScriptedProvider(qa_script(replies, roundtrip))
@@ -347,66 +346,58 @@ def failed_steps(outcome: RunOutcome) -> list[str]:
     return [st.task_id for st in outcome.trace.steps if st.status == "failed"]
 
 
-def test_qa_pairs_asks_for_chosen_answers_retries_then_falls_back_to_a_gap_question() -> None:
+def test_qa_pairs_sets_a_failed_question_aside_then_falls_back_to_a_gap_question() -> None:
     replies = {
-        # a name: the first try, started with "Quel", passes every check
-        "Loire": ("est le plus long fleuve de France ?", "unused"),
-        # a list of names: the first try copies a name of an example (Sorbelle, not in the document),
-        # the second passes
-        "Orléans, Tours et Nantes": (
-            "fleuve traverse Orléans et Sorbelle ?",
-            "Quelles villes la Loire traverse-t-elle ?",
-        ),
-        # a year: about no word of the sentence, then a question giving the year away: set aside
-        "2000": ("When was it?", "Quand la vallée a-t-elle été inscrite, en 2000 ?"),
-        # the last candidate: nothing after "Quel", then nothing: set aside
-        "France": ("", ""),
+        # a name: the question, started with "Quel", passes every check and its round trip
+        "Loire": "est le plus long fleuve de France ?",
+        # a list of names: the question copies a name of an example (Sorbelle, not in the
+        # document): set aside, no second try
+        "Orléans, Tours et Nantes": "fleuve traverse Orléans et Sorbelle ?",
+        # a year: about no word of the sentence: set aside
+        "2000": "When was it?",
+        # the last candidate: nothing after "Quel": set aside
+        "France": "",
     }
     outcome, prompts = run_qa(FRENCH, replies)
     assert outcome.result is not None, outcome.error
-    # no candidate left: the last answer set aside gets the gap question (a stack: the last first)
+    # no candidate left: the answers set aside get gap questions (a stack: the last first)
     assert json.loads(outcome.result.value) == [
         [
             "Quel est le plus long fleuve de France ?",
-            "Quelles villes la Loire traverse-t-elle ?",
             "Quels mots complètent le blanc dans « La Loire est le plus long fleuve de ___. » ?",
+            "Quels mots complètent le blanc dans « En ___, une partie de la vallée a été inscrite au "
+            "patrimoine mondial. » ?",
         ],
-        ["Loire", "Orléans, Tours et Nantes", "France"],
+        ["Loire", "France", "2000"],
     ]
-    # (the second "again": no third try for France; "where": no candidate left)
-    assert failed_steps(outcome) == [
-        *("q_grounded", "q_about", "q_apart", "again", "is_question", "is_question", "again", "where")
-    ]
-    # one sentence per prompt, the answer given, French examples; the first try starts the question;
-    # a question that passes its checks goes back to the model without its answer (the round trip)
-    assert len(prompts) == 9
+    # "where": no candidate left (again after the first gap pair: the loop goes back to "where")
+    assert failed_steps(outcome) == ["q_grounded", "q_about", "is_question", "where", "where"]
+    # one call per question, one per round trip: Loire's two, then one for each question set aside
+    assert len(prompts) == 5
+    # one sentence per prompt, the answer given, French examples; the prompt starts the question
     assert prompts[0].endswith(
         "Sentence: La Loire est le plus long fleuve de France.\nAnswer: Loire\nQuestion: Quel"
     )
     assert "Sentence: Il compte 212 habitants" in prompts[0] and "Lake Ormel" not in prompts[0]
-    assert prompts[1].endswith(
-        "Sentence: La Loire est le plus long fleuve de France.\n"
-        "Question: Quel est le plus long fleuve de France ?\nAnswer:"
-    )
-    assert (
-        "Question: Combien d'habitants compte le village de Valdrôme ?\nAnswer: 212 habitants" in prompts[1]
-    )
-    assert "Answer: Loire" not in prompts[1]
-    assert prompts[3].endswith("Answer: Orléans, Tours et Nantes\nQuestion:")
-    assert prompts[4].endswith("Question: Quelles villes la Loire traverse-t-elle ?\nAnswer:")
-    assert prompts[5].endswith("Answer: 2000\nQuestion: Quand")
+    # the round trip: the same text as the question's prompt up to the sentence (the examples and
+    # the sentence, evaluated once by llama.cpp), then the question, without its answer
+    head = prompts[0].rsplit("Answer: Loire\n", 1)[0]
+    assert head.endswith("?\n\nSentence: La Loire est le plus long fleuve de France.\n")
+    assert prompts[1] == head + "Question: Quel est le plus long fleuve de France ?\nAnswer:"
+    assert prompts[2].endswith("Answer: Orléans, Tours et Nantes\nQuestion: Quel")
+    assert prompts[3].endswith("Answer: 2000\nQuestion: Quand")
+    assert prompts[4].endswith("Answer: France\nQuestion: Quel")
 
 
-def test_qa_pairs_checks_kind_topic_language_and_repeats() -> None:
+def test_qa_pairs_checks_topic_language_and_repeats() -> None:
     replies = {
-        # about no word of the sentence but the answer; then a good question
-        "Loire": ("Quand la Loire fut-elle nommée ?", "Quel fleuve traverse la France ?"),
-        # a repeated question; then one about no word of its sentence: set aside
-        "Orléans, Tours et Nantes": ("fleuve traverse la France ?", "Quelle est la ville ?"),
-        # English; then a question that does not ask "when" for a year: set aside
-        "2000": ("was the valley listed?", "Quelle partie de la vallée fut inscrite au patrimoine ?"),
+        "Loire": "fleuve traverse la France ?",
+        # the same question again: set aside
+        "Orléans, Tours et Nantes": "fleuve traverse la France ?",
+        # English: set aside
+        "2000": "was the valley listed?",
         # a good question for the last candidate
-        "France": ("pays traverse la Loire ?", "unused"),
+        "France": "pays traverse la Loire ?",
     }
     outcome, _ = run_qa(FRENCH, replies)
     assert outcome.result is not None, outcome.error
@@ -415,15 +406,13 @@ def test_qa_pairs_checks_kind_topic_language_and_repeats() -> None:
     assert answers == ["Loire", "France", "2000"]
     assert questions[:2] == ["Quel fleuve traverse la France ?", "Quel pays traverse la Loire ?"]
     assert questions[2].startswith("Quels mots complètent le blanc dans « En ___, une partie")
-    assert failed_steps(outcome) == [
-        *("q_about", "q_new", "q_about", "again", "q_language", "q_kind", "again", "where")
-    ]
+    assert failed_steps(outcome) == ["q_new", "q_language", "where"]
 
 
 def test_qa_pairs_stops_at_three_pairs() -> None:
     towns = ["Arden", "Belmoor", "Calder", "Dunmore", "Eskdale"]
     doc = " ".join(f"The tower of {t} is {i}0 metres tall." for i, t in enumerate(towns, 1))
-    replies = {f"{i}0 metres": (f"tall is the tower of {t}?", "unused") for i, t in enumerate(towns, 1)}
+    replies = {f"{i}0 metres": f"tall is the tower of {t}?" for i, t in enumerate(towns, 1)}
     outcome, prompts = run_qa(doc, replies)
     assert outcome.result is not None, outcome.error
     questions, answers = json.loads(outcome.result.value)
@@ -434,9 +423,10 @@ def test_qa_pairs_stops_at_three_pairs() -> None:
 
 def test_qa_pairs_keeps_a_question_only_when_the_model_answers_it_with_the_planned_answer() -> None:
     replies = {
-        "Loire": ("est le plus long fleuve de France ?", "unused"),
-        "Orléans, Tours et Nantes": ("villes la Loire traverse-t-elle ?", "unused"),
-        "2000": ("une partie de la vallée a-t-elle été inscrite au patrimoine ?", "unused"),
+        "Loire": "est le plus long fleuve de France ?",
+        "Orléans, Tours et Nantes": "villes la Loire traverse-t-elle ?",
+        "2000": "une partie de la vallée a-t-elle été inscrite au patrimoine ?",
+        "France": "pays traverse la Loire ?",  # its reply: "France" (the default)
     }
     roundtrip = {
         # the reply gives the planned answer with a few more words: kept
@@ -448,7 +438,6 @@ def test_qa_pairs_keeps_a_question_only_when_the_model_answers_it_with_the_plann
             "En 2000, une partie de la vallée a été inscrite"
         ),
     }
-    replies["France"] = ("pays traverse la Loire ?", "unused")  # its reply: "France" (the default)
     outcome, prompts = run_qa(FRENCH, replies, roundtrip)
     assert outcome.result is not None, outcome.error
     questions, answers = json.loads(outcome.result.value)
@@ -456,7 +445,7 @@ def test_qa_pairs_keeps_a_question_only_when_the_model_answers_it_with_the_plann
     assert questions[:2] == ["Quel est le plus long fleuve de France ?", "Quel pays traverse la Loire ?"]
     assert questions[2].startswith("Quels mots complètent le blanc dans « En ___, une partie")
     assert failed_steps(outcome) == ["roundtrip", "roundtrip", "where"]
-    assert len(prompts) == 8  # no second try after a failed round trip: at most three calls a candidate
+    assert len(prompts) == 8  # no second try after a failed round trip: two calls a candidate
 
 
 TURKISH = (
@@ -467,12 +456,12 @@ TURKISH = (
 
 def test_qa_pairs_turkish_question_without_a_mark_counts_by_its_question_word() -> None:
     replies = {
-        # nothing after the question word, then a statement: the gap question
-        "Köprüsü Sorgun Çayı": ("", "Köprü Sorgun Çayı üzerindedir."),
-        # the first try, started with "Hangi yılda", has no mark: it counts by its question word
-        "1723": ("Kervanlı Köprüsü yapılmıştır", "unused"),
-        # nothing after "Kaç"; the second try, with "ne" ("ne kadar") and a full stop, counts too
-        "84 metredir": ("", "Kervanlı Köprüsünün uzunluğu ne kadardır."),
+        # nothing after the question word: set aside
+        "Köprüsü Sorgun Çayı": "",
+        # the question, started with "Hangi yılda", has no mark: it counts by its question word
+        "1723": "Kervanlı Köprüsü yapılmıştır",
+        # "Kaç" then the sentence itself, which gives the answer away: set aside
+        "84 metredir": "Köprünün uzunluğu 84 metredir.",
     }
     outcome, prompts = run_qa(TURKISH, replies, {})
     assert outcome.result is not None, outcome.error
@@ -480,27 +469,30 @@ def test_qa_pairs_turkish_question_without_a_mark_counts_by_its_question_word() 
     assert answers == ["1723", "84 metredir", "Köprüsü Sorgun Çayı"]
     assert questions == [
         "Hangi yılda Kervanlı Köprüsü yapılmıştır?",
-        "Kervanlı Köprüsünün uzunluğu ne kadardır?",
+        '"Köprünün uzunluğu ___." cümlesindeki boşluğu hangi sözcükler doldurur?',
         '"Kervanlı ___ üzerindedir." cümlesindeki boşluğu hangi sözcükler doldurur?',
     ]
-    assert failed_steps(outcome) == ["is_question", "is_question", "again", "is_question", "where"]
+    assert failed_steps(outcome) == ["is_question", "q_apart", "where", "where"]
     assert prompts[0].endswith("Answer: Köprüsü Sorgun Çayı\nQuestion: Hangi")
-    assert prompts[2].endswith("Answer: 1723\nQuestion: Hangi yılda")
-    assert prompts[3].endswith("Question: Hangi yılda Kervanlı Köprüsü yapılmıştır?\nAnswer:")
-    # the examples for a year end with the year's example, next to the question
-    assert prompts[2].count("Sentence: ") == 4
-    assert prompts[2].rsplit("Sentence: ", 2)[1].startswith("Kervanlı Köprüsü 1723 yılında")
+    assert prompts[1].endswith("Answer: 1723\nQuestion: Hangi yılda")
+    assert prompts[2].endswith("Question: Hangi yılda Kervanlı Köprüsü yapılmıştır?\nAnswer:")
+    assert prompts[3].endswith("Answer: 84 metredir\nQuestion: Kaç")
+    # the examples for a year end with the year's example, next to the question; the round trip
+    # has the same examples
+    assert prompts[1].count("Sentence: ") == 4
+    assert prompts[1].rsplit("Sentence: ", 2)[1].startswith("Kervanlı Köprüsü 1723 yılında")
+    assert prompts[2].rsplit("Sentence: ", 1)[0] == prompts[1].rsplit("Sentence: ", 1)[0]
 
 
 def test_qa_pairs_tries_six_candidates_then_fills_with_gap_questions() -> None:
     towns = ["Arden", "Belmoor", "Calder", "Dunmore", "Eskdale", "Farleigh", "Glenrock"]
     doc = " ".join(f"The tower of {t} is {i}0 metres tall." for i, t in enumerate(towns, 1))
-    replies = {f"{i}0 metres": ("", "") for i in range(1, 8)}  # no question ever passes
+    replies = {f"{i}0 metres": "" for i in range(1, 8)}  # no question ever passes
     outcome, prompts = run_qa(doc, replies)
     assert outcome.result is not None, outcome.error
     questions, answers = json.loads(outcome.result.value)
-    # six candidates tried, two calls each; the seventh never asked about; the last set aside first
-    assert len(prompts) == 12
+    # six candidates tried, one call each; the seventh never asked about; the last set aside first
+    assert len(prompts) == 6
     assert answers == ["60 metres", "50 metres", "40 metres"]
     assert questions == [
         f'Which words fill the gap in "The tower of {t} is ___ tall."?' for t in towns[5:2:-1]
@@ -515,7 +507,7 @@ def test_qa_pairs_with_no_candidate_fails_clearly() -> None:
 
 
 def test_qa_pairs_one_candidate_gives_one_pair() -> None:
-    outcome, _ = run_qa("The lake is 64 metres deep.", {"64 metres": ("deep is the lake?", "unused")})
+    outcome, _ = run_qa("The lake is 64 metres deep.", {"64 metres": "deep is the lake?"})
     assert outcome.result is not None, outcome.error
     assert json.loads(outcome.result.value) == [["How many deep is the lake?"], ["64 metres"]]
 
