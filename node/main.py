@@ -15,12 +15,14 @@ store; 3: chain, account, model server):
    local GGUF file exists; a missing one refuses to start, naming it.
 
 Then one trio nursery: the libp2p host serving results (access rule :meth:`NodeDaemon.access`),
-the metrics endpoint (unless ``run.metrics.port = -1``), the daemon, and a signal watcher that
-cancels everything on SIGINT/SIGTERM (exit 0 after the clean shutdown).
+the metrics endpoint (unless ``run.metrics.port = -1``), the workflow worker process
+(:mod:`node.worker`, unless ``run.workflow_process = false``), the daemon, and a signal watcher
+that cancels everything on SIGINT/SIGTERM (exit 0 after the clean shutdown).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -33,6 +35,8 @@ from node.config import HALT_POINTS, NodeRunSettings
 from node.daemon import NodeChain, NodeDaemon
 from node.metrics import NodeMetrics
 from node.state import NodeState
+from node.work import InlineRunner, TaskRunner
+from node.worker import WorkerSetup, WorkflowWorker, provider_settings
 from protocol.chain.aio import AsyncRpc
 from protocol.chain.deployment import load_deployment
 from protocol.chain.events import EventCatalog
@@ -78,32 +82,7 @@ def load_run_settings(config: OperatorConfig, config_path: Path) -> NodeRunSetti
     return settings.resolved(config_path.resolve().parent)
 
 
-def provider_settings(settings: NodeRunSettings, chain_model: str) -> ProviderSettings:
-    """The :class:`ProviderSettings` serving ``chain_model`` under ``run.provider``."""
-    provider = settings.provider
-    fields: dict[str, object] = {
-        "kind": provider.kind,
-        "timeout_s": provider.timeout_s,
-        "stall_timeout_s": provider.stall_timeout_s,
-        "max_retries": provider.max_retries,
-        "n_threads": provider.n_threads,
-        "n_ctx": provider.n_ctx,
-    }
-    if provider.kind == "local":
-        fields["model"] = chain_model
-        path = provider.models.get(chain_model)
-        if path:
-            fields["model_path"] = path
-    else:
-        fields["model"] = provider.provider_model(chain_model)
-        if provider.url:
-            fields["base_url"] = provider.url
-        if provider.api_key_env and os.environ.get(provider.api_key_env):
-            fields["api_key"] = os.environ[provider.api_key_env]
-    return ProviderSettings.model_validate(fields)
-
-
-async def check_provider(provider: LLMProvider, settings: ProviderSettings, chain_model: str) -> None:
+async def check_provider(provider: LLMProvider | None, settings: ProviderSettings, chain_model: str) -> None:
     """Refuse to start unless the provider serves ``chain_model`` (:class:`StartError`, exit 3)."""
     from workflow.errors import ProviderError
 
@@ -118,7 +97,7 @@ async def check_provider(provider: LLMProvider, settings: ProviderSettings, chai
                     EXIT_CHAIN,
                 )
             return
-        check = getattr(provider, "check_model", None)
+        check = getattr(provider, "check_model", None) if provider is not None else None
         if check is not None:
             with trio.fail_after(settings.timeout_s):
                 await check()
@@ -193,12 +172,24 @@ async def serve(
     providers: list[LLMProvider] = []
     try:
         engines: dict[str, Engine] = {}
-        for name in sorted(set(served.values())):
+        names = sorted(set(served.values()))
+        for name in names:
             ps = provider_settings(settings, name)
+            if settings.workflow_process and ps.kind == "local":
+                await check_provider(None, ps, name)  # the GGUF file; the worker loads it
+                continue
             provider = build_provider(ps)
             providers.append(provider)
             await check_provider(provider, ps, name)
             engines[name] = Engine(provider)
+        worker: WorkflowWorker | None = None
+        runner: TaskRunner
+        if settings.workflow_process:
+            level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+            worker = WorkflowWorker(WorkerSetup(run=settings, models=tuple(names), log_level=level))
+            runner = worker
+        else:
+            runner = InlineRunner(engines)
         registry = new_registry("node")
         metrics = NodeMetrics(registry)
         deployment = load_deployment(op.deployment_path)
@@ -216,7 +207,7 @@ async def serve(
                 start_block=start,
                 confirmations=config.chain.confirmations,
             )
-            daemon = NodeDaemon(chain, signer, settings, store, state, engines, served, metrics, halt_at)
+            daemon = NodeDaemon(chain, signer, settings, store, state, runner, served, metrics, halt_at)
             p2p = P2pSettings(
                 identity_file=settings.p2p.identity_file,
                 listen_host=settings.p2p.listen_host,
@@ -235,6 +226,8 @@ async def serve(
                         MetricsSettings(host=settings.metrics.host, port=settings.metrics.port),
                     )
                     log.info("metrics_listening", url=endpoint.url)
+                if worker is not None:
+                    await nursery.start(worker.run)
                 await nursery.start(daemon.run)
                 with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for signum in signals:
