@@ -79,6 +79,8 @@ class DevnetSpec(BaseModel):
     """Tokens (base units) minted to every account."""
     min_phase_duration: int = Field(default=30, ge=1)
     node_concurrency: int = Field(default=2, ge=1, le=64)
+    node_split: dict[str, float] = Field(default_factory=dict)
+    """The nodes' ``[run.split]`` table (node/split.py: backup_delay, safety), default if empty."""
     model_parallel: int = Field(default=2, ge=1, le=16)
     """``synod model serve --parallel`` (local model only)."""
     ready_timeout: float = Field(default=600.0, gt=0)
@@ -314,6 +316,8 @@ def _write_operator(
         provider.add("models", {DEVNET_MODEL: DEVNET_MODEL})
         run.add("provider", provider)
         run.add("metrics", {"port": -1})
+        if spec.node_split:
+            run.add("split", dict(spec.node_split))
     else:
         run.add("poll_interval", 0.2)
         p2p_table.add("fetch_timeout", spec.fetch_timeout)
