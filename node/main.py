@@ -36,7 +36,7 @@ from node.daemon import NodeChain, NodeDaemon
 from node.metrics import NodeMetrics
 from node.state import NodeState
 from node.work import InlineRunner, TaskRunner
-from node.worker import WorkerSetup, WorkflowWorker, provider_settings
+from node.worker import WorkerFailed, WorkerSetup, WorkflowWorker, provider_settings
 from protocol.chain.aio import AsyncRpc
 from protocol.chain.deployment import load_deployment
 from protocol.chain.events import EventCatalog
@@ -170,6 +170,7 @@ async def serve(
     store = await Store.open(settings.store_dir / "journal.sqlite")
     state = await trio.to_thread.run_sync(NodeState.open, settings.store_dir)
     providers: list[LLMProvider] = []
+    failed: str | None = None
     try:
         engines: dict[str, Engine] = {}
         names = sorted(set(served.values()))
@@ -227,8 +228,13 @@ async def serve(
                     )
                     log.info("metrics_listening", url=endpoint.url)
                 if worker is not None:
-                    await nursery.start(worker.run)
-                await nursery.start(daemon.run)
+                    try:
+                        await nursery.start(worker.run)
+                    except WorkerFailed as exc:
+                        failed = str(exc)
+                        nursery.cancel_scope.cancel()
+                if failed is None:
+                    await nursery.start(daemon.run)
                 with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for signum in signals:
                         log.info("node_stopping", signal=signal.Signals(signum).name)
@@ -240,6 +246,8 @@ async def serve(
                 await provider.aclose()
         state.close()
         store.close()
+    if failed is not None:
+        raise StartError(failed, EXIT_CHAIN)
     log.info("node_stopped")
 
 

@@ -53,6 +53,7 @@ from node.config import NodeRunSettings
 from node.work import TaskOutcome, run_task
 from protocol.canonical import keccak256
 from protocol.envelope import EnvelopeError, ResultEnvelope, failure
+from protocol.errors import SynodError
 from protocol.log import configure, get_logger
 from workflow.model import Workflow
 from workflow.providers.base import ProviderSettings
@@ -66,6 +67,10 @@ RESTART_DELAY_S = 1.0
 MAX_LINE_BYTES = 4 * 1024 * 1024
 """A reply line is at most the envelope cap (256 KiB) in hex plus a little; longer is a broken worker."""
 WORKFLOW_CACHE = 64
+
+
+class WorkerFailed(SynodError):
+    """The first worker process exited before it was ready (a broken install or provider)."""
 
 
 class _Message(BaseModel):
@@ -206,10 +211,13 @@ class WorkflowWorker:
         return self._setup.models
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Keep a worker running until cancelled; reports started once the first one is ready."""
+        """Keep a worker running until cancelled; reports started once the first one is ready.
+        Raises :class:`WorkerFailed` if the first one exits before it is ready."""
         first = True
         while True:
             code = await self._one_worker(task_status if first else None)
+            if first and self.pid is None:
+                raise WorkerFailed(f"the workflow worker exited at start-up (code {code}): see its log above")
             first = False
             self._stdin = None
             self._ready = trio.Event()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -198,3 +199,22 @@ def test_the_event_loop_keeps_ticking_while_the_worker_computes(tmp_path: Path) 
         f"loop_max_stall_worker_ms={worker_gap * 1000:.0f} ({worker_s:.1f} s)"
     )
     assert worker_gap < inline_gap / 2
+
+
+def test_a_worker_that_cannot_start_fails_the_start_up_with_its_exit_code() -> None:
+    from node.worker import WorkerFailed
+
+    setup = WorkerSetup(run=_settings("http://127.0.0.1:9"), models=(DEMO_MODEL,))
+    worker = WorkflowWorker(setup, command=[sys.executable, "-c", "import sys; sys.exit(4)"])
+
+    async def start() -> str:
+        async with trio.open_nursery() as nursery:
+            try:
+                with trio.fail_after(60):
+                    await nursery.start(worker.run)
+            except WorkerFailed as exc:  # raised by start() itself, as node/main.py catches it
+                return str(exc)
+        return "started"
+
+    assert trio.run(start) == "the workflow worker exited at start-up (code 4): see its log above"
+    assert worker.restarts == 0
