@@ -2,12 +2,13 @@
 
 Every node serving a batch's model sees every batch, and only the first k commits get seats: when
 all n nodes compute every batch, (n - k) / n of the network's model time is wasted (a quarter with
-4 nodes and k = 3, the demo). The split gives each (batch, node) pair a deterministic priority,
-``keccak256(uint256 batchId || address node)`` (the same "rendezvous hashing" idea as
-Thaler and Ravishankar's highest-random-weight mapping, here with keccak), and ranks the nodes
-eligible for the batch by it (lowest first). Every node computes the same ranking from the chain
-alone (:func:`load_roster`: registered nodes, not unbonding, staked at least the minimum, serving
-the model), so they agree without talking to each other:
+4 nodes and k = 3, the demo). The split ranks the nodes eligible for a batch by rotation: the
+roster (:func:`load_roster`: registered nodes, not unbonding, staked at least the minimum, serving
+the model) sorted by address, and node ``p`` of ``n`` has rank ``(p - batchId) mod n``. Every node
+computes the same ranking from the chain alone, so they agree without talking to each other, and
+over any n consecutive batches each node owns exactly k of them (a keccak ranking per (batch,
+node), tried first, gave one of the demo's 4 nodes all 6 of its batches: the busiest node is the
+demo's critical path):
 
 * a node ranked below k (one of the batch's k "owners") computes it at once;
 * any other node is a **backup**: it waits until :func:`backup_start` (a fraction of the commit
@@ -28,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from protocol.canonical import keccak256
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.models import Role
 from protocol.chain.registry import Registry
@@ -39,18 +39,11 @@ ROSTER_PAGE = 64
 """Registration ids read per ``accountsOf`` call while enumerating the registry."""
 
 
-def priority(batch_id: int, node: str) -> bytes:
-    """The (batch, node) priority: ``keccak256(uint256 batchId || address node)`` (32 bytes);
-    the lowest values own the batch."""
-    return keccak256(batch_id.to_bytes(32, "big") + bytes.fromhex(node[2:].lower()))
-
-
 def rank_of(batch_id: int, node: str, roster: Sequence[str]) -> tuple[int, int]:
-    """``(rank, size)``: ``node``'s 0-based place among ``roster`` (itself added if missing) by
-    :func:`priority`, and the roster's size."""
-    members = {a.lower() for a in roster} | {node.lower()}
-    ordered = sorted(members, key=lambda a: priority(batch_id, a))
-    return ordered.index(node.lower()), len(ordered)
+    """``(rank, size)``: ``node``'s 0-based rank for the batch among ``roster`` (itself added if
+    missing), ``(position by address - batch_id) mod size``, and the roster's size."""
+    ordered = sorted({a.lower() for a in roster} | {node.lower()})
+    return (ordered.index(node.lower()) - batch_id) % len(ordered), len(ordered)
 
 
 def backup_start(

@@ -1,6 +1,6 @@
-"""The work split's pure parts (node/split.py) and its settings: the ranking every node computes
-alike, owners vs backups at the exact k boundary, the backup's start time, the spread over many
-batches, and the ``[run.split]`` validation."""
+"""The work split's pure parts (node/split.py) and its settings: the rotation every node computes
+alike, owners vs backups at the exact k boundary, the backup's start time, the exact spread over
+consecutive batches, and the ``[run.split]`` validation."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from node.config import NodeRunSettings
-from node.split import backup_start, plan, priority, rank_of
-from protocol.canonical import keccak256
+from node.split import backup_start, plan, rank_of
 from protocol.chain.signer import anvil_dev_signer
 
 pytestmark = pytest.mark.unit
@@ -17,11 +16,12 @@ pytestmark = pytest.mark.unit
 NODES = [anvil_dev_signer(i, 31337).address for i in (1, 2, 3, 8)]
 
 
-def test_the_priority_is_keccak_of_the_batch_word_and_the_address() -> None:
-    node = NODES[0]
-    assert priority(5, node) == keccak256((5).to_bytes(32, "big") + bytes.fromhex(node[2:]))
-    assert priority(5, node.lower()) == priority(5, node), "case does not matter"
-    assert priority(5, node) != priority(6, node)
+def test_the_rank_rotates_over_the_roster_sorted_by_address() -> None:
+    ordered = sorted(a.lower() for a in NODES)
+    for batch in range(0, 9):
+        for position, node in enumerate(ordered):
+            assert rank_of(batch, node, NODES) == ((position - batch) % 4, 4)
+    assert rank_of(5, NODES[0].upper().replace("0X", "0x"), NODES) == rank_of(5, NODES[0], NODES)
 
 
 def test_every_node_computes_the_same_ranking() -> None:
@@ -61,15 +61,16 @@ def test_a_backup_starts_at_the_fraction_or_when_its_estimate_barely_fits() -> N
     assert backup_start(1000, 400, 0.0, 1.0, 1.0, 0.0) == 600.0, "delay 0: at once"
 
 
-def test_four_nodes_own_about_three_quarters_of_the_batches_each() -> None:
-    owned = dict.fromkeys(NODES, 0)
-    batches = range(1, 1201)
-    for batch in batches:
-        for node in NODES:
-            owned[node] += rank_of(batch, node, NODES)[0] < 3
-    assert sum(owned.values()) == 3 * len(batches)
-    for node, count in owned.items():
-        assert 0.70 < count / len(batches) < 0.80, (node, count)
+def test_four_nodes_own_exactly_three_of_every_four_consecutive_batches() -> None:
+    for first in (1, 2, 7, 1000):
+        owned = dict.fromkeys(NODES, 0)
+        for batch in range(first, first + 4):
+            for node in NODES:
+                owned[node] += rank_of(batch, node, NODES)[0] < 3
+        assert sorted(owned.values()) == [3, 3, 3, 3]
+    # the demo's 6 batches: every node owns 4 or 5 of them (18 owner seats)
+    six = [sum(rank_of(b, n, NODES)[0] < 3 for b in range(1, 7)) for n in NODES]
+    assert sum(six) == 18 and set(six) <= {4, 5}
 
 
 def test_the_split_settings_are_validated() -> None:
