@@ -22,8 +22,10 @@ The worker runs the requests concurrently on its own trio loop (the daemon's ``r
 limits how many are in flight) with :func:`node.work.run_task`, so failure envelopes, deadlines and
 the envelope cap behave exactly as in-process. Its stdout is kept for the protocol (fd 1 is
 pointed at stderr, so a library's stray print cannot corrupt it); it logs to stderr like the
-daemon; it ignores SIGINT (a terminal's Ctrl-C reaches the whole process group; the daemon stops
-it) and exits at the end of its stdin, so a daemon killed with SIGKILL leaves no worker behind.
+daemon; it ignores SIGINT and SIGTERM (a terminal's Ctrl-C or a service manager's SIGTERM reaches
+the whole process group: were the worker to die first, the daemon would store its rows in flight
+as failures) and exits at the end of its stdin or when the daemon SIGKILLs it on shutdown, so a
+daemon killed with SIGKILL leaves no worker behind.
 :class:`WorkflowWorker` (daemon side) restarts a worker that died, failing the rows that were in
 flight with the reason (explicit failure envelopes, as for an engine crash).
 
@@ -182,6 +184,12 @@ class LineReader:
 # ---------------------------------------------------------------------- the daemon's side
 
 
+async def _kill(process: trio.Process) -> None:
+    """Stop a worker when the daemon stops: SIGKILL (it holds nothing to save, and it ignores
+    SIGTERM so that a signal to the whole process group cannot end it before the daemon)."""
+    process.kill()
+
+
 @dataclass
 class _Pending:
     done: trio.Event = field(default_factory=trio.Event)
@@ -231,7 +239,12 @@ class WorkflowWorker:
     async def _one_worker(self, task_status: trio.TaskStatus[None] | None) -> int | None:
         async with trio.open_nursery() as nursery:
             start = partial(
-                trio.run_process, self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, check=False
+                trio.run_process,
+                self._command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                check=False,
+                deliver_cancel=_kill,
             )
             process: trio.Process = await nursery.start(start)
             assert process.stdin is not None and process.stdout is not None
@@ -418,7 +431,11 @@ async def _serve(out_fd: int) -> None:
 
 def main() -> int:
     """``python -m node.worker``: serve the pipe protocol until stdin ends (module docstring)."""
+    # a terminal's Ctrl-C or a service manager's SIGTERM reaches the whole process group: the
+    # worker must not die first (the daemon would store its rows in flight as failures); the
+    # daemon stops it (SIGKILL), and it exits by itself at the end of its stdin
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     out_fd = os.dup(1)
     os.dup2(2, 1)  # stray prints go to stderr, never into the protocol
     configure("WARNING")  # until the setup gives the daemon's level
