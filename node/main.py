@@ -227,14 +227,20 @@ async def serve(
                         MetricsSettings(host=settings.metrics.host, port=settings.metrics.port),
                     )
                     log.info("metrics_listening", url=endpoint.url)
-                if worker is not None:
+
+                async def run_worker(worker: WorkflowWorker) -> None:
+                    # boots beside the daemon (rows wait for it); a worker that cannot start ends
+                    # the node with its reason (exit 3) instead of restarting forever
+                    nonlocal failed
                     try:
-                        await nursery.start(worker.run)
+                        await worker.run()
                     except WorkerFailed as exc:
                         failed = str(exc)
                         nursery.cancel_scope.cancel()
-                if failed is None:
-                    await nursery.start(daemon.run)
+
+                if worker is not None:
+                    nursery.start_soon(run_worker, worker)
+                await nursery.start(daemon.run)
                 with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for signum in signals:
                         log.info("node_stopping", signal=signal.Signals(signum).name)
