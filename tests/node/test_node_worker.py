@@ -110,14 +110,14 @@ def test_the_worker_gives_the_in_process_envelopes_and_survives_cancels_and_cras
                 lost = await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, slow_topic, 10.0)
             assert lost.error == "the workflow worker exited (code -9)"
             assert not lost.envelope.ok
-            after = await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, rows[2], 20.0)
+            after = await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, rows[2], 120.0)  # a new boot
             assert after.data == expected[2].data
             assert worker.restarts == 1 and worker.pid != pid
             # a SIGTERM to the process group (a service manager stopping the node) does not end the
             # worker before the daemon: it ignores it, the row completes
             assert worker.pid is not None
             os.kill(worker.pid, signal.SIGTERM)
-            survived = await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, rows[0], 20.0)
+            survived = await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, rows[0], 60.0)
             assert survived.data == expected[0].data and worker.restarts == 1
 
         trio.run(_with_worker, server.url, body)
