@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -56,7 +56,7 @@ def _committers(chain: SynodContracts, batch_id: int) -> list[str]:
 
 
 def _wait_revealing(
-    chain: SynodContracts, batch_ids: list[int], timeout: float, daemons: dict[int, NodeProcess]
+    chain: SynodContracts, batch_ids: Sequence[int], timeout: float, daemons: dict[int, NodeProcess]
 ) -> None:
     market = Market(chain)
     deadline = time.monotonic() + timeout

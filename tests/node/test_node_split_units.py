@@ -43,12 +43,12 @@ def test_owners_are_the_k_lowest_ranks_and_backups_get_a_start_time() -> None:
         "safety": 2.0,
         "margin_s": 5.0,
     }
-    third = plan(batch, by_rank[2], NODES, 3, **common)  # type: ignore[arg-type]
-    fourth = plan(batch, by_rank[3], NODES, 3, **common)  # type: ignore[arg-type]
+    third = plan(batch, by_rank[2], NODES, 3, **common)
+    fourth = plan(batch, by_rank[3], NODES, 3, **common)
     assert third.owner and third.rank == 2 and third.start_at == 0.0
     assert not fourth.owner and fourth.rank == 3 and fourth.size == 4
     assert fourth.start_at == 600.0 + 0.5 * 400.0
-    assert plan(batch, by_rank[3], NODES, 4, **common).owner  # type: ignore[arg-type]
+    assert plan(batch, by_rank[3], NODES, 4, **common).owner
 
 
 def test_a_backup_starts_at_the_fraction_or_when_its_estimate_barely_fits() -> None:

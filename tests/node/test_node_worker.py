@@ -20,11 +20,12 @@ import trio
 from devnet.scripted_model import ScriptedModelServer, hashed_reply, scripted_reply
 from node.config import NodeRunSettings
 from node.work import InlineRunner, TaskOutcome
-from node.worker import WorkerSetup, WorkflowWorker
+from node.worker import WorkerSetup, WorkflowWorker, provider_settings
 from protocol.canonical import canonical_bytes, keccak256
 from scripts.devnet import DEMO_MODEL, ROOT
 from tests.node.helpers import WORKFLOW
 from workflow.engine import Engine
+from workflow.providers.base import ProviderSettings
 from workflow.providers.ollama import OllamaProvider
 from workflow.validate import parse_workflow_text
 
@@ -123,9 +124,7 @@ def test_the_worker_gives_the_in_process_envelopes_and_survives_cancels_and_cras
         trio.run(_with_worker, server.url, body)
 
 
-def _settings_provider(url: str):  # type: ignore[no-untyped-def]
-    from node.worker import provider_settings
-
+def _settings_provider(url: str) -> ProviderSettings:
     return provider_settings(_settings(url), DEMO_MODEL)
 
 
