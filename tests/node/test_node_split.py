@@ -86,6 +86,7 @@ def test_four_nodes_split_the_batches_and_three_still_fill_every_batch(
         metrics = {}
         for i, daemon in daemons.items():
             daemon.wait("node_started", 180)
+            daemon.wait("node_worker_ready", 180)  # an owner still booting its worker is a slow owner
             found = re.search(r"url=(\S+)", daemon.wait("metrics_listening").text)
             assert found
             metrics[i] = found.group(1)
