@@ -147,6 +147,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         model=args.model,
         # one shared local model: one workflow per node at a time keeps each under its max_time
         node_concurrency=1 if args.model == "local" else 2,
+        # one shared local model: a backup node adds no model capacity, only contention, so the
+        # work split's backups wait most of the commit window (node/split.py; docs/node.md)
+        node_split={"backup_delay": 0.8, "safety": 1.2} if args.model == "local" else {},
     )
     dataset = load_dataset(WORKFLOW, PASSAGES)
     if args.rows:
@@ -243,7 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rows", type=int, default=12, help="post the first N passages (default 12; 0: all 16)"
     )
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=2,
+        help="rows per batch (default 2: 6 batches, so validators score early batches while nodes compute)",
+    )
     parser.add_argument("--bounty", default="10", help="token units per task (default 10)")
     parser.add_argument(
         "--phase-seconds", type=int, default=0, help="each phase's duration (default 900 local, 300 scripted)"

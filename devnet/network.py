@@ -84,6 +84,8 @@ class DevnetSpec(BaseModel):
     measured one, which decides whether a batch fits its commit window); ``None``: the node's own
     default (30 s, a local model's pace). The protocol-only bench sets it for the zero-latency
     scripted model, where 30 s per row made every node skip a 64-row batch (``deadline``)."""
+    node_split: dict[str, float] = Field(default_factory=dict)
+    """The nodes' ``[run.split]`` table (node/split.py: backup_delay, safety), default if empty."""
     model_parallel: int = Field(default=2, ge=1, le=16)
     """``synod model serve --parallel`` (local model only)."""
     ready_timeout: float = Field(default=600.0, gt=0)
@@ -321,6 +323,8 @@ def _write_operator(
         provider.add("models", {DEVNET_MODEL: DEVNET_MODEL})
         run.add("provider", provider)
         run.add("metrics", {"port": -1})
+        if spec.node_split:
+            run.add("split", dict(spec.node_split))
     else:
         run.add("poll_interval", 0.2)
         p2p_table.add("fetch_timeout", spec.fetch_timeout)

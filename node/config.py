@@ -16,6 +16,11 @@ complete table, as ``synod node init`` writes it::
     start_block = -1                 # first block to watch on a fresh store (-1: deployment block)
     halt_at = ""                     # (tests) same as $SYNOD_HALT_AT
 
+    [run.split]                      # node/split.py: n nodes do about k/n of the batches
+    enabled = true
+    backup_delay = 0.5               # a backup waits at most this fraction of the commit window
+    safety = 2.0                     # ... and starts by the deadline minus safety x its estimate
+
     [run.p2p]
     listen_host = "127.0.0.1"
     listen_port = 4001               # 0: any free port
@@ -123,6 +128,23 @@ class NodeMetricsSettings(_Table):
     """-1: no endpoint; 0: any free port (the chosen port is logged as ``metrics_listening``)."""
 
 
+class NodeSplitSettings(_Table):
+    """``[run.split]``: the work split of :mod:`node.split` (n nodes do about k/n of the batches).
+
+    A node ranked k or later for a batch (by ``keccak256(batchId, address)`` among the eligible
+    nodes) waits as a backup until ``backup_delay`` of the commit window passed, or until only
+    ``safety`` times its estimate of the batch (plus ``run.deadline_margin_s``) is left, whichever
+    comes first; it skips the batch if the owners filled its k seats meanwhile."""
+
+    enabled: bool = True
+    backup_delay: float = Field(default=0.5, ge=0, le=1)
+    """Fraction of the commit window a backup waits at most (0: every node computes every batch)."""
+    safety: float = Field(default=2.0, ge=1, le=100)
+    """A backup starts no later than ``safety`` x the batch's estimated run time before the deadline."""
+    roster_refresh_s: float = Field(default=60.0, gt=0, le=86_400)
+    """Seconds the list of eligible nodes (read from the StakeRegistry) is reused."""
+
+
 class NodeRunSettings(_Table):
     """The ``[run]`` table of a node config: everything ``synod node run`` needs beyond the
     operator config (chain, account, models). All durations in seconds, amounts in token base
@@ -149,6 +171,9 @@ class NodeRunSettings(_Table):
     """Weight of the newest measurement in the per-workflow moving average of task seconds."""
     poll_interval_s: float = Field(default=1.0, gt=0, le=600)
     """Seconds between head polls once the watcher caught up."""
+    workflow_process: bool = True
+    """Run the workflows in a worker process (:mod:`node.worker`) so their CPU work does not stall
+    the daemon's event loop (p2p serving, the chain watcher); false runs them in the daemon."""
     seat_check_s: float = Field(default=1.0, ge=0, le=600)
     """While a batch computes, its seats are re-read from the chain before a task starts, at most
     once per this many seconds per batch (0: before every task); the node stops computing a batch
@@ -157,6 +182,8 @@ class NodeRunSettings(_Table):
     """First block watched on a fresh store; -1 = the deployment's block (or 0)."""
     halt_at: str = ""
     """Fault tests: crash (SIGKILL self) the first time this point is reached; ``$SYNOD_HALT_AT`` wins."""
+    split: NodeSplitSettings = Field(default_factory=NodeSplitSettings)
+    """The work split between nodes (docs/node.md, "Scheduling")."""
     p2p: NodeP2pSettings = Field(default_factory=NodeP2pSettings)
     provider: NodeProviderSettings = Field(default_factory=NodeProviderSettings)
     metrics: NodeMetricsSettings = Field(default_factory=NodeMetricsSettings)

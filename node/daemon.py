@@ -38,10 +38,11 @@ from typing import Any
 import trio
 
 from node.config import NodeRunSettings
-from node.decider import BatchOffer, Decision, NodeCapacity, commit_policy, decide
+from node.decider import BatchOffer, Decision, NodeCapacity, commit_policy, decide, estimated_seconds
 from node.metrics import NodeMetrics
+from node.split import load_roster, plan
 from node.state import BatchRecord, BatchStatus, JobRecord, NodeState, TaskRecord
-from node.work import TaskOutcome, run_task
+from node.work import TaskOutcome, TaskRunner
 from protocol.canonical import keccak256
 from protocol.chain.aio import AsyncRpc, TrioChain
 from protocol.chain.contracts import SynodContracts
@@ -62,7 +63,6 @@ from protocol.store.chain_adapters import JournalTxLog, journal_watcher_store
 from protocol.store.errors import ChainLookupFailed
 from protocol.store.recovery import MinedTx, recover
 from protocol.types import Address
-from workflow.engine import Engine
 from workflow.errors import WorkflowError
 from workflow.model import Workflow
 from workflow.validate import parse_workflow_text
@@ -161,8 +161,9 @@ class _Driver:
 
 
 class NodeDaemon:
-    """One node account's daemon. ``engines`` maps each served on-chain model name to the engine
-    running it; ``served`` maps model ids (bytes32) to those names."""
+    """One node account's daemon. ``runner`` runs the rows (:class:`node.work.InlineRunner` or the
+    worker process :class:`node.worker.WorkflowWorker`) for each served on-chain model name;
+    ``served`` maps model ids (bytes32) to those names."""
 
     def __init__(
         self,
@@ -171,7 +172,7 @@ class NodeDaemon:
         settings: NodeRunSettings,
         store: Store,
         state: NodeState,
-        engines: Mapping[str, Engine],
+        runner: TaskRunner,
         served: Mapping[bytes, str],
         metrics: NodeMetrics,
         halt_at: str | None = None,
@@ -182,7 +183,7 @@ class NodeDaemon:
         self.settings = settings
         self.store = store
         self.state = state
-        self.engines = dict(engines)
+        self.runner = runner
         self.served = dict(served)
         self.metrics = metrics
         self.halt_at = halt_at or None
@@ -201,6 +202,8 @@ class NodeDaemon:
         self._waiting: deque[int] = deque()
         """Batches skipped for ``capacity``, oldest first: re-decided when a driver ends."""
         self._freed_send, self._freed = trio.open_memory_channel[None](1)
+        self._rosters: dict[bytes, tuple[float, tuple[Address, ...]]] = {}
+        """model id -> (monotonic time read, the nodes eligible for it): the work split's roster."""
         self.watcher: Watcher | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -551,6 +554,8 @@ class NodeDaemon:
         """Run every row not yet stored (a restart recomputes nothing already stored)."""
         done = await self._run(self.state.tasks, record.batch_id)
         missing = [i for i in range(len(record.rows)) if i not in done]
+        if missing and not done:
+            await self._defer(record, job)
         if missing:
             workflow = self._workflows.get(record.batch_id)
             if workflow is None:
@@ -561,15 +566,12 @@ class NodeDaemon:
             model = self.served.get(bytes(job.params.model))
             if model is None:
                 raise BatchAbandoned("the job's model is no longer served")
-            engine = self.engines[model]
             await self._sync_clock()
             closed: list[int] = []  # set by the first task that finds the seats filled
             with trio.CancelScope() as scope:
                 async with trio.open_nursery() as nursery:
                     for row in missing:
-                        nursery.start_soon(
-                            self._task, record, job, workflow, engine, model, row, scope, closed
-                        )
+                        nursery.start_soon(self._task, record, job, workflow, model, row, scope, closed)
             if closed:
                 stored = len(await self._run(self.state.tasks, record.batch_id))
                 raise SeatsFilled(f"seats filled while computing: {stored} of {len(record.rows)} rows run")
@@ -579,12 +581,77 @@ class NodeDaemon:
         log.info("node_batch_computed", batch=record.batch_id, rows=len(record.rows), failed=len(failed))
         self._halt_if("after_workflows")
 
+    async def _roster(self, model: bytes) -> tuple[Address, ...]:
+        """The nodes eligible for ``model`` (:func:`node.split.load_roster`), re-read at most
+        every ``run.split.roster_refresh_s``. Raises the chain's errors and ``trio.TooSlowError``."""
+        cached = self._rosters.get(model)
+        if cached is not None and time.monotonic() - cached[0] < self.settings.split.roster_refresh_s:
+            return cached[1]
+        roster: tuple[Address, ...] = await self._read(load_roster, self.chain.contracts, model)
+        self._rosters[model] = (time.monotonic(), roster)
+        return roster
+
+    async def _defer(self, record: BatchRecord, job: JobRecord) -> None:
+        """The work split (:mod:`node.split`): return at once if this node owns the batch (ranked
+        below k), the split is off or the roster cannot be read; else wait as a backup until the
+        plan's start, re-reading the seats, and raise :class:`SeatsFilled` when the owners filled
+        them (no row run). Deterministic from the chain, so a restart waits the same way."""
+        split = self.settings.split
+        if not split.enabled:
+            return
+        k = int(job.params.k)
+        try:
+            roster = await self._roster(bytes(job.params.model))
+        except (ChainError, trio.TooSlowError) as exc:
+            self.metrics.rpc_errors.inc()
+            log.warning("node_split_unavailable", batch=record.batch_id, error=str(exc)[:200])
+            return
+        measured = await self._run(self.state.speed, job.workflow_hash)
+        task_seconds = measured if measured is not None else self.settings.default_task_seconds
+        place = plan(
+            record.batch_id,
+            self.address,
+            roster,
+            k,
+            commit_deadline=record.commit_deadline,
+            commit_duration=int(job.params.commit_duration),
+            delay_fraction=split.backup_delay,
+            estimated_s=estimated_seconds(len(record.rows), self.settings.concurrency, task_seconds),
+            safety=split.safety,
+            margin_s=self.settings.deadline_margin_s,
+        )
+        if place.owner:
+            log.info("node_batch_owned", batch=record.batch_id, rank=place.rank + 1, of=place.size, k=k)
+            return
+        await self._sync_clock()
+        self.metrics.batches_deferred.inc()
+        log.info(
+            "node_batch_deferred",
+            batch=record.batch_id,
+            rank=place.rank + 1,
+            of=place.size,
+            k=k,
+            start_in_s=round(place.start_at - self.chain_now(), 1),
+        )
+        interval = max(self.settings.poll_interval_s, self.settings.seat_check_s, 0.2)
+        while True:
+            if not await self._seats_open(record.batch_id, k, 0.0):
+                self.metrics.split_saved.inc()
+                raise SeatsFilled(
+                    f"work split: rank {place.rank + 1} of {place.size}, the batch's {k} seats were "
+                    f"filled while this node waited as a backup (0 of {len(record.rows)} rows run)"
+                )
+            left = place.start_at - self.chain_now()
+            if left <= 0:
+                break
+            await trio.sleep(min(interval, left))
+        log.info("node_batch_backup_started", batch=record.batch_id, rank=place.rank + 1, of=place.size)
+
     async def _task(
         self,
         record: BatchRecord,
         job: JobRecord,
         workflow: Workflow,
-        engine: Engine,
         model: str,
         row: int,
         batch_scope: trio.CancelScope,
@@ -598,7 +665,10 @@ class NodeDaemon:
                 batch_scope.cancel()
                 return
             remaining = record.commit_deadline - self.settings.deadline_margin_s - self.chain_now()
-            outcome = await run_task(engine, workflow, job.workflow_hash, record.rows[row], model, remaining)
+            text = job.workflow.decode("utf-8")
+            outcome = await self.runner.execute(
+                model, workflow, text, job.workflow_hash, record.rows[row], remaining
+            )
         with trio.CancelScope(shield=True):  # a row that ran is stored even if its batch is stopping
             await self._store_outcome(record, job, row, outcome)
 

@@ -15,12 +15,14 @@ store; 3: chain, account, model server):
    local GGUF file exists; a missing one refuses to start, naming it.
 
 Then one trio nursery: the libp2p host serving results (access rule :meth:`NodeDaemon.access`),
-the metrics endpoint (unless ``run.metrics.port = -1``), the daemon, and a signal watcher that
-cancels everything on SIGINT/SIGTERM (exit 0 after the clean shutdown).
+the metrics endpoint (unless ``run.metrics.port = -1``), the workflow worker process
+(:mod:`node.worker`, unless ``run.workflow_process = false``), the daemon, and a signal watcher
+that cancels everything on SIGINT/SIGTERM (exit 0 after the clean shutdown).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -33,6 +35,8 @@ from node.config import HALT_POINTS, NodeRunSettings
 from node.daemon import NodeChain, NodeDaemon
 from node.metrics import NodeMetrics
 from node.state import NodeState
+from node.work import InlineRunner, TaskRunner
+from node.worker import WorkerFailed, WorkerSetup, WorkflowWorker, provider_settings
 from protocol.chain.aio import AsyncRpc
 from protocol.chain.deployment import load_deployment
 from protocol.chain.events import EventCatalog
@@ -79,32 +83,7 @@ def load_run_settings(config: OperatorConfig, config_path: Path) -> NodeRunSetti
     return settings.resolved(config_path.resolve().parent)
 
 
-def provider_settings(settings: NodeRunSettings, chain_model: str) -> ProviderSettings:
-    """The :class:`ProviderSettings` serving ``chain_model`` under ``run.provider``."""
-    provider = settings.provider
-    fields: dict[str, object] = {
-        "kind": provider.kind,
-        "timeout_s": provider.timeout_s,
-        "stall_timeout_s": provider.stall_timeout_s,
-        "max_retries": provider.max_retries,
-        "n_threads": provider.n_threads,
-        "n_ctx": provider.n_ctx,
-    }
-    if provider.kind == "local":
-        fields["model"] = chain_model
-        path = provider.models.get(chain_model)
-        if path:
-            fields["model_path"] = path
-    else:
-        fields["model"] = provider.provider_model(chain_model)
-        if provider.url:
-            fields["base_url"] = provider.url
-        if provider.api_key_env and os.environ.get(provider.api_key_env):
-            fields["api_key"] = os.environ[provider.api_key_env]
-    return ProviderSettings.model_validate(fields)
-
-
-async def check_provider(provider: LLMProvider, settings: ProviderSettings, chain_model: str) -> None:
+async def check_provider(provider: LLMProvider | None, settings: ProviderSettings, chain_model: str) -> None:
     """Refuse to start unless the provider serves ``chain_model`` (:class:`StartError`, exit 3)."""
     from workflow.errors import ProviderError
 
@@ -119,7 +98,7 @@ async def check_provider(provider: LLMProvider, settings: ProviderSettings, chai
                     EXIT_CHAIN,
                 )
             return
-        check = getattr(provider, "check_model", None)
+        check = getattr(provider, "check_model", None) if provider is not None else None
         if check is not None:
             with trio.fail_after(settings.timeout_s):
                 await check()
@@ -194,14 +173,27 @@ async def serve(
     store = await Store.open(settings.store_dir / "journal.sqlite")
     state = await trio.to_thread.run_sync(NodeState.open, settings.store_dir)
     providers: list[LLMProvider] = []
+    failed: str | None = None
     try:
         engines: dict[str, Engine] = {}
-        for name in sorted(set(served.values())):
+        names = sorted(set(served.values()))
+        for name in names:
             ps = provider_settings(settings, name)
+            if settings.workflow_process and ps.kind == "local":
+                await check_provider(None, ps, name)  # the GGUF file; the worker loads it
+                continue
             provider = build_provider(ps)
             providers.append(provider)
             await check_provider(provider, ps, name)
             engines[name] = Engine(provider)
+        worker: WorkflowWorker | None = None
+        runner: TaskRunner
+        if settings.workflow_process:
+            level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+            worker = WorkflowWorker(WorkerSetup(run=settings, models=tuple(names), log_level=level))
+            runner = worker
+        else:
+            runner = InlineRunner(engines)
         registry = new_registry("node")
         metrics = NodeMetrics(registry)
         deployment = load_deployment(op.deployment_path)
@@ -219,7 +211,7 @@ async def serve(
                 start_block=start,
                 confirmations=config.chain.confirmations,
             )
-            daemon = NodeDaemon(chain, signer, settings, store, state, engines, served, metrics, halt_at)
+            daemon = NodeDaemon(chain, signer, settings, store, state, runner, served, metrics, halt_at)
             p2p = P2pSettings(
                 identity_file=settings.p2p.identity_file,
                 listen_host=settings.p2p.listen_host,
@@ -238,6 +230,19 @@ async def serve(
                         MetricsSettings(host=settings.metrics.host, port=settings.metrics.port),
                     )
                     log.info("metrics_listening", url=endpoint.url)
+
+                async def run_worker(worker: WorkflowWorker) -> None:
+                    # boots beside the daemon (rows wait for it); a worker that cannot start ends
+                    # the node with its reason (exit 3) instead of restarting forever
+                    nonlocal failed
+                    try:
+                        await worker.run()
+                    except WorkerFailed as exc:
+                        failed = str(exc)
+                        nursery.cancel_scope.cancel()
+
+                if worker is not None:
+                    nursery.start_soon(run_worker, worker)
                 await nursery.start(daemon.run)
                 with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for signum in signals:
@@ -250,6 +255,8 @@ async def serve(
                 await provider.aclose()
         state.close()
         store.close()
+    if failed is not None:
+        raise StartError(failed, EXIT_CHAIN)
     log.info("node_stopped")
 
 

@@ -30,6 +30,16 @@ class NodeMetrics:
             "batches taken then given up (see the log's reason)",
             registry=registry,
         )
+        self.batches_deferred = Counter(
+            "synod_node_batches_deferred",
+            "batches this node waited on as a backup of the work split (node/split.py)",
+            registry=registry,
+        )
+        self.split_saved = Counter(
+            "synod_node_split_skipped",
+            "deferred batches whose seats the owners filled: skipped without running a row",
+            registry=registry,
+        )
         self.tasks = Counter("synod_node_tasks", "tasks run, by outcome", ["outcome"], registry=registry)
         self.workflow_seconds = Histogram(
             "synod_node_workflow_seconds",

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import trio
 
@@ -105,3 +107,51 @@ async def run_task(
     except EnvelopeError as exc:
         return failed(f"result too large: {exc}")
     return _outcome(envelope, started)
+
+
+class TaskRunner(Protocol):
+    """Where the daemon runs a row: :class:`InlineRunner` (on the daemon's own event loop) or
+    :class:`node.worker.WorkflowWorker` (a child process). Both never raise for the task's own
+    failures (:func:`run_task`)."""
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The on-chain model names it serves."""
+        ...
+
+    async def execute(
+        self,
+        model: str,
+        workflow: Workflow,
+        workflow_text: str,
+        workflow_hash: bytes,
+        row: bytes,
+        deadline_s: float,
+    ) -> TaskOutcome:
+        """Run ``row`` through the workflow on ``model`` under ``deadline_s`` seconds."""
+        ...
+
+
+class InlineRunner:
+    """Rows run on the caller's event loop with the given engines (on-chain model name -> engine):
+    ``run.workflow_process = false``, and the unit tests."""
+
+    def __init__(self, engines: Mapping[str, Engine]) -> None:
+        self._engines = dict(engines)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The on-chain model names it serves."""
+        return tuple(self._engines)
+
+    async def execute(
+        self,
+        model: str,
+        workflow: Workflow,
+        workflow_text: str,
+        workflow_hash: bytes,
+        row: bytes,
+        deadline_s: float,
+    ) -> TaskOutcome:
+        """:func:`run_task` with the model's engine."""
+        return await run_task(self._engines[model], workflow, workflow_hash, row, model, deadline_s)

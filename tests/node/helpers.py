@@ -128,6 +128,8 @@ def node_home(home: Path, devnet: Devnet, run: Mapping[str, Any], index: int = N
         "poll_interval_s": 0.2,
         "deadline_margin_s": 2.0,
         "default_task_seconds": 1.0,
+        # a lone daemon among the scripted nodes 1-3 (registered, not running): no backup waits
+        "split": {"enabled": False},
         "p2p": {"listen_host": "127.0.0.1", "listen_port": free_port(), "identity_file": "p2p.key"},
         "metrics": {"port": 0},
     }

@@ -1,0 +1,225 @@
+"""The workflow worker process (node/worker.py): a real ``python -m node.worker`` child and a
+scripted Ollama-API server on 127.0.0.1. Its envelopes are byte for byte the in-process ones; a
+cancelled row stops in the worker and the worker goes on; a killed worker fails the rows in
+flight with the reason and is restarted; and the daemon's event loop keeps ticking while the
+worker computes, where running the same rows in-process stalls it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+
+from devnet.scripted_model import ScriptedModelServer, hashed_reply, scripted_reply
+from node.config import NodeRunSettings
+from node.work import InlineRunner, TaskOutcome
+from node.worker import WorkerSetup, WorkflowWorker, provider_settings
+from protocol.canonical import canonical_bytes, keccak256
+from scripts.devnet import DEMO_MODEL, ROOT
+from tests.node.helpers import WORKFLOW
+from workflow.engine import Engine
+from workflow.providers.base import ProviderSettings
+from workflow.providers.ollama import OllamaProvider
+from workflow.validate import parse_workflow_text
+
+pytestmark = pytest.mark.integration
+
+TEXT = json.dumps(WORKFLOW)
+HASH = keccak256(TEXT.encode())
+QA_PAIRS = (ROOT / "examples" / "workflows" / "qa_pairs.json").read_text(encoding="utf-8")
+PASSAGES = [
+    line for line in (ROOT / "examples" / "data" / "passages.jsonl").read_text().splitlines() if line.strip()
+]
+
+
+@pytest.fixture(autouse=True)
+def _worktree_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the worker imports this checkout's node/
+
+
+def _settings(url: str) -> NodeRunSettings:
+    return NodeRunSettings.model_validate(
+        {"provider": {"kind": "ollama", "url": url, "models": {DEMO_MODEL: DEMO_MODEL}, "max_retries": 0}}
+    )
+
+
+async def _with_worker(url: str, body: Callable[[WorkflowWorker], object]) -> object:
+    worker = WorkflowWorker(WorkerSetup(run=_settings(url), models=(DEMO_MODEL,)))
+    async with trio.open_nursery() as nursery:
+        with trio.fail_after(120):
+            await nursery.start(worker.run)
+        result = await body(worker)  # type: ignore[misc]
+        nursery.cancel_scope.cancel()
+    return result
+
+
+def test_the_worker_gives_the_in_process_envelopes_and_survives_cancels_and_crashes() -> None:
+    workflow = parse_workflow_text(TEXT)
+    rows = [canonical_bytes({"topic": t}) for t in ("tide", "moss", "salt")]
+    slow_topic = canonical_bytes({"topic": "slow"})
+
+    def answer(prompt: str) -> str:
+        if "slow" in prompt:
+            time.sleep(3.0)  # a model call still running when the row is cancelled
+        return hashed_reply(prompt)
+
+    with ScriptedModelServer(models=[DEMO_MODEL], answer=answer) as server:
+
+        async def inline() -> list[TaskOutcome]:
+            provider = OllamaProvider(_settings_provider(server.url))
+            try:
+                runner = InlineRunner({DEMO_MODEL: Engine(provider)})
+                return [await runner.execute(DEMO_MODEL, workflow, TEXT, HASH, r, 10.0) for r in rows]
+            finally:
+                await provider.aclose()
+
+        expected = trio.run(inline)
+
+        async def body(worker: WorkflowWorker) -> None:
+            got = [await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, r, 10.0) for r in rows]
+            assert [o.data for o in got] == [o.data for o in expected]
+            assert [o.digest for o in got] == [keccak256(o.data) for o in expected]
+            assert all(o.error is None for o in got)
+            # a malformed row and an unserved model: failure envelopes with the reason
+            bad = await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, b"[1]", 10.0)
+            assert bad.error == "malformed row: a JSON list, not an object"
+            other = await worker.execute("other:1b", workflow, TEXT, HASH, rows[0], 10.0)
+            assert other.error == "model 'other:1b' is not served here"
+            # cancelled mid-call: the worker drops the row and serves the next one
+            with trio.move_on_after(1.0) as scope:
+                await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, slow_topic, 10.0)
+            assert scope.cancelled_caught
+            again = await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, rows[1], 10.0)
+            assert again.data == expected[1].data
+            # killed while a row runs: that row fails naming the exit, the next runs in a new worker
+            pid = worker.pid
+            assert pid is not None
+
+            async def kill_soon() -> None:
+                await trio.sleep(0.5)
+                os.kill(pid, signal.SIGKILL)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(kill_soon)
+                lost = await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, slow_topic, 10.0)
+            assert lost.error == "the workflow worker exited (code -9)"
+            assert not lost.envelope.ok
+            after = await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, rows[2], 120.0)  # a new boot
+            assert after.data == expected[2].data
+            assert worker.restarts == 1 and worker.pid != pid
+            # a SIGTERM to the process group (a service manager stopping the node) does not end the
+            # worker before the daemon: it ignores it, the row completes
+            assert worker.pid is not None
+            os.kill(worker.pid, signal.SIGTERM)
+            survived = await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, rows[0], 60.0)
+            assert survived.data == expected[0].data and worker.restarts == 1
+
+        trio.run(_with_worker, server.url, body)
+
+
+def _settings_provider(url: str) -> ProviderSettings:
+    return provider_settings(_settings(url), DEMO_MODEL)
+
+
+def _max_loop_gap(run_rows: Callable[[], object]) -> tuple[float, float]:
+    """(max gap between 5 ms ticks of the trio loop, seconds) while ``run_rows`` runs."""
+
+    async def measure() -> tuple[float, float]:
+        gaps: list[float] = []
+        started = time.perf_counter()
+
+        async def ticker(cancel: trio.CancelScope) -> None:
+            last = time.perf_counter()
+            with cancel:
+                while True:
+                    await trio.sleep(0.005)
+                    now = time.perf_counter()
+                    gaps.append(now - last)
+                    last = now
+
+        cancel = trio.CancelScope()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker, cancel)
+            await run_rows()  # type: ignore[misc]
+            cancel.cancel()
+        return max(gaps), time.perf_counter() - started
+
+    return trio.run(measure)
+
+
+@pytest.mark.slow
+def test_the_event_loop_keeps_ticking_while_the_worker_computes(tmp_path: Path) -> None:
+    """qa_pairs on the scripted model (the bench's CPU-bound case), 2 rows at a time: the daemon
+    loop's longest stall in-process vs with the worker (printed; the worker's must be far lower)."""
+    workflow = parse_workflow_text(QA_PAIRS)
+    qa_hash = keccak256(QA_PAIRS.encode())
+    rows = [p.encode() for p in PASSAGES[:8]]
+    with ScriptedModelServer(models=[DEMO_MODEL], answer=scripted_reply) as server:
+        settings = _settings(server.url)
+
+        async def inline_rows() -> None:
+            provider = OllamaProvider(_settings_provider(server.url))
+            runner = InlineRunner({DEMO_MODEL: Engine(provider)})
+            limit = trio.CapacityLimiter(2)
+
+            async def one(row: bytes) -> None:
+                async with limit:
+                    outcome = await runner.execute(DEMO_MODEL, workflow, QA_PAIRS, qa_hash, row, 120.0)
+                    assert outcome.error is None, outcome.error
+
+            try:
+                async with trio.open_nursery() as nursery:
+                    for row in rows:
+                        nursery.start_soon(one, row)
+            finally:
+                await provider.aclose()
+
+        async def worker_rows() -> None:
+            worker = WorkflowWorker(WorkerSetup(run=settings, models=(DEMO_MODEL,)))
+            async with trio.open_nursery() as outer:
+                await outer.start(worker.run)
+                limit = trio.CapacityLimiter(2)
+
+                async def one(row: bytes) -> None:
+                    async with limit:
+                        outcome = await worker.execute(DEMO_MODEL, workflow, QA_PAIRS, qa_hash, row, 120.0)
+                        assert outcome.error is None, outcome.error
+
+                async with trio.open_nursery() as nursery:
+                    for row in rows:
+                        nursery.start_soon(one, row)
+                outer.cancel_scope.cancel()
+
+        inline_gap, inline_s = _max_loop_gap(inline_rows)
+        worker_gap, worker_s = _max_loop_gap(worker_rows)
+    print(
+        f"loop_max_stall_inline_ms={inline_gap * 1000:.0f} ({inline_s:.1f} s) "
+        f"loop_max_stall_worker_ms={worker_gap * 1000:.0f} ({worker_s:.1f} s)"
+    )
+    assert worker_gap < inline_gap / 2
+
+
+def test_a_worker_that_cannot_start_fails_the_start_up_with_its_exit_code() -> None:
+    from node.worker import WorkerFailed
+
+    setup = WorkerSetup(run=_settings("http://127.0.0.1:9"), models=(DEMO_MODEL,))
+    worker = WorkflowWorker(setup, command=[sys.executable, "-c", "import sys; sys.exit(4)"])
+
+    async def start() -> str:
+        async with trio.open_nursery() as nursery:
+            try:
+                with trio.fail_after(60):
+                    await nursery.start(worker.run)
+            except WorkerFailed as exc:  # raised by start() itself, as node/main.py catches it
+                return str(exc)
+        return "started"
+
+    assert trio.run(start) == "the workflow worker exited at start-up (code 4): see its log above"
+    assert worker.restarts == 0
