@@ -145,7 +145,9 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             revert JobTooLarge(n, batches, MAX_ROWS_PER_POST, MAX_BATCHES_PER_POST);
         }
         (jobId, firstBatchId) = _openJob(params, workflow, n, batches);
-        _createBatches(jobId, firstBatchId, size, block.timestamp + params.commitDuration, keccak256(workflow), rows);
+        _createBatches(
+            jobId, firstBatchId, size, block.timestamp + params.commitDuration, keccak256(workflow), rows
+        );
 
         uint256 amount = uint256(params.bountyPerTask) * n;
         uint256 before = _token.balanceOf(address(this));
@@ -792,7 +794,11 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     /// @dev The phase after the deadline transitions that need no action: commits closed with >= 1 commit,
     /// reveals closed with >= 1 reveal, score commits closed.
-    function _effective(Batch storage b, JobRules.Job storage j) private view returns (Phase phase, uint256 deadline) {
+    function _effective(Batch storage b, JobRules.Job storage j)
+        private
+        view
+        returns (Phase phase, uint256 deadline)
+    {
         phase = b.phase;
         deadline = b.deadline;
         if (phase == Phase.Committing && block.timestamp > deadline && b.commitCount != 0) {
@@ -895,7 +901,9 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     }
 
     /// @dev End of a scoring round: verify the vectors, then settle, re-score, or settle by the fallback rule.
-    function _endRound(uint256 batchId, Batch storage b, JobRules.Job storage j, bytes[] calldata vectors) private {
+    function _endRound(uint256 batchId, Batch storage b, JobRules.Job storage j, bytes[] calldata vectors)
+        private
+    {
         uint256 size = b.committeeSize;
         uint256 revealMask = b.scoreRevealMask;
         uint256 voters = _popcount(revealMask);
@@ -961,7 +969,9 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     }
 
     /// @dev Credit the outcome, mark the batch Settled, release every seat (slashing misconduct).
-    function _finish(uint256 batchId, Batch storage b, JobRules.Job storage j, Tally.Outcome memory o) private {
+    function _finish(uint256 batchId, Batch storage b, JobRules.Job storage j, Tally.Outcome memory o)
+        private
+    {
         b.phase = Phase.Settled;
         uint256 commits = b.commitCount;
         address[] memory nodes = _nodeAccounts(batchId, commits);
@@ -1011,10 +1021,13 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     /// @dev Medians, acceptance, agreement and credits of a round with a majority of revealed vectors: the
     /// revealed seats' weights from the page, the arithmetic in the `Tally` library (kept out of this contract's
     /// code size, EIP-170).
-    function _tally(uint256 batchId, Batch storage b, JobRules.Job storage j, bytes[] calldata vectors, uint256 voters)
-        private
-        returns (Tally.Outcome memory)
-    {
+    function _tally(
+        uint256 batchId,
+        Batch storage b,
+        JobRules.Job storage j,
+        bytes[] calldata vectors,
+        uint256 voters
+    ) private returns (Tally.Outcome memory) {
         uint256 size = b.committeeSize;
         uint256 revealMask = b.scoreRevealMask;
         bytes32[49] storage page = _page(batchId);

@@ -777,6 +777,36 @@ contract TaskMarketTest is Fixture {
         vm.assertEq(uint256(_phase(next)), uint256(ITaskMarket.Phase.Settled));
     }
 
+    /// @notice The input hash lives in the batch's seat page: stored while the batch is open, zero in the view
+    /// once it ended (and unchanged after), and the next batch on the recycled page shows its own hash, not the
+    /// old one nor the free-list link.
+    function test_inputHash_storedWhileOpen_zeroOnceEnded_pageReused() public {
+        bytes[] memory rowsA = _rows(2);
+        uint256 a = _postBatch(2);
+        bytes32 expectedA = keccak256(abi.encode(keccak256(WORKFLOW), market.rowsHash(rowsA)));
+        vm.assertEq(market.batch(a).inputHash, expectedA, "open batch: stored");
+        vm.prank(requester);
+        market.cancel(a);
+        vm.assertEq(market.batch(a).inputHash, bytes32(0), "ended: the page serves another batch");
+
+        ITaskMarket.JobParams memory p = _params();
+        p.batchSize = 3;
+        bytes[] memory rowsB = new bytes[](3);
+        for (uint256 r; r < 3; ++r) {
+            rowsB[r] = abi.encodePacked("other row ", r);
+        }
+        vm.prank(requester);
+        (, uint256 b) = market.postJob(p, WORKFLOW, rowsB);
+        bytes32 expectedB = keccak256(abi.encode(keccak256(WORKFLOW), market.rowsHash(rowsB)));
+        vm.assertTrue(expectedB != expectedA);
+        vm.assertEq(market.batch(b).inputHash, expectedB, "recycled page: the new batch's hash");
+        vm.assertEq(market.batch(a).inputHash, bytes32(0), "the ended batch's view does not change");
+        uint256 c = _postBatch(1); // a fresh page (b holds the only free one): its hash as well
+        vm.assertEq(
+            market.batch(c).inputHash, keccak256(abi.encode(keccak256(WORKFLOW), market.rowsHash(_rows(1))))
+        );
+    }
+
     function test_drawCommittee_armsWhenRevealsClosedByDeadline() public {
         uint256 batchId = _post();
         for (uint256 i; i < 3; ++i) {
