@@ -93,7 +93,8 @@ interface ITaskMarket {
 
     /// @notice A batch as stored (see `batch`). Masks: bit i = node seat i / committee seat i.
     /// @param inputHash `keccak256(abi.encode(keccak256(workflow), rowsHash(rows)))`: the job's workflow bytes and
-    /// this batch's rows in one stored word (both travel in `JobPosted` / `BatchPosted`).
+    /// this batch's rows in one stored word (both travel in `JobPosted` / `BatchPosted`), while the batch is open;
+    /// 0 once it is Settled or Refunded (the word lived in its recycled seat page).
     /// @param seedBlock Block whose hash seeds the committee draw (0 while not armed).
     /// @param round Scoring round, 0-based (a round without quorum is re-scored by a new committee once).
     struct BatchView {
