@@ -15,16 +15,18 @@ import {Tally} from "./libraries/Tally.sol";
 /// stake from a future block hash, commit-reveal score vectors, stake-weighted medians per result, pull payments
 /// credited once per batch. See `ITaskMarket` and docs/contracts.md ("Protocol v2").
 /// @dev Storage (per-row data lives only in calldata and events):
-///  - `_jobs[jobId]`: 3 slots. slot0 requester(160) | bountyPerTask(96); slot1 batchSize(16) | k, m, threshold,
+///  - `_jobs[jobId]`: 2 slots. slot0 requester(160) | bountyPerTask(96); slot1 batchSize(16) | k, m, threshold,
 ///    tolerance, junkFloor (8 each) | validatorShareBps(16) | 4 durations (24 each) | modelId(32, the registry's
-///    interned id) | firstBatchId(40) | batchCount(16); slot2 workflowHash.
-///  - `_batches[batchId]`: 2 slots. slot0 jobId(40) | deadline(40) | phase(8) | rows(16) | round(8) |
+///    interned id) | firstBatchId(40) | batchCount(16). The workflow hash is bound in each batch's inputHash.
+///  - `_batches[batchId]`: 1 slot. jobId(40) | deadline(40) | phase(8) | rows(16) | round(8) |
 ///    commitCount(8) | revealCount(8) | revealedMask(16) | committeeSize(8) | scoreCommitMask(16) |
-///    scoreRevealMask(16) | seedBlock(40) | page(32, the seat page while the batch is open); slot1 rowsHash.
-///  - `_pages[page]`, 48 slots, one open batch's seat words (pages are recycled through a free list whose head is
-///    `_freePage`; a free page's slot 0 holds `_LINK | next`): [s] nodeId(32, registry id) | low 224 bits of the
-///    result commitment; [_COMMITTEE + s] weight(96, raw stake at the draw) | validator(160); [_SEALS + s] the
-///    score commitment, then keccak256 of the revealed score vector. A reused page keeps its old words (so writes
+///    scoreRevealMask(16) | seedBlock(40) | page(32, the seat page while the batch is open).
+///  - `_pages[page]`, 49 slots, one open batch's words (pages are recycled through a free list whose head is
+///    `_freePage`): [s] nodeId(32, registry id) | low 224 bits of the result commitment; [_COMMITTEE + s]
+///    weight(96, raw stake at the draw) | validator(160); [_SEALS + s] the score commitment, then keccak256 of the
+///    revealed score vector; [_INPUT] the batch's input hash `keccak256(abi.encode(keccak256(workflow),
+///    rowsHash))` while the batch is open (one word for the job's workflow and the batch's rows; both travel in
+///    the events), `_LINK | next free page` while the page is free. A reused page keeps its old words (so writes
 ///    rewrite live slots); reads are guarded by commitCount, committeeSize and the masks, never by the words.
 ///  - `_accounts[a]`: balance(128) | claimed(104) | seats(16, seats held in unended batches) | open(8).
 /// Loops run over at most MAX_RESULTS / MAX_COMMITTEE seats, a batch's rows (<= MAX_BATCH_SIZE) or a post's
@@ -61,28 +63,10 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     /// @dev Offsets in a seat page: node seats at 0.., committee seats at _COMMITTEE.., score seals at _SEALS...
     uint256 private constant _COMMITTEE = 16;
     uint256 private constant _SEALS = 32;
-    /// @dev Marks the link word a freed page keeps in its slot 0 (so the slot stays non-zero).
+    /// @dev The page slot of the open batch's input hash, and of the free-list link while the page is free.
+    uint256 private constant _INPUT = 48;
+    /// @dev Marks the link word a freed page keeps in slot `_INPUT` (so the slot stays non-zero).
     uint256 private constant _LINK = 1 << 255;
-
-    struct Job {
-        address requester;
-        uint96 bountyPerTask;
-        uint16 batchSize;
-        uint8 k;
-        uint8 m;
-        uint8 threshold;
-        uint8 tolerance;
-        uint8 junkFloor;
-        uint16 validatorShareBps;
-        uint24 commitDuration;
-        uint24 revealDuration;
-        uint24 scoreCommitDuration;
-        uint24 scoreRevealDuration;
-        uint32 modelId;
-        uint40 firstBatchId;
-        uint16 batchCount;
-        bytes32 workflowHash;
-    }
 
     struct Batch {
         uint40 jobId;
@@ -98,7 +82,6 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         uint16 scoreRevealMask;
         uint40 seedBlock;
         uint32 page;
-        bytes32 rowsHash;
     }
 
     /// @dev One slot per account: balance(128) | claimed(104, lifetime total) | seats(16) | open(8).
@@ -122,11 +105,11 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     uint32 private _freePage;
     uint32 private _pageCount;
 
-    mapping(uint256 jobId => Job) private _jobs;
+    mapping(uint256 jobId => JobRules.Job) private _jobs;
     mapping(uint256 batchId => Batch) private _batches;
     /// @dev Seat pages (see the storage notes above): a page holds one open batch's seat words and is recycled
     /// when the batch ends, so seat writes rewrite live slots instead of filling empty ones.
-    mapping(uint256 page => bytes32[48]) private _pages;
+    mapping(uint256 page => bytes32[49]) private _pages;
     mapping(address account => Account) private _accounts;
     /// @dev Cache of the registry's interned model ids (saves the registry call when posting).
     mapping(bytes32 model => uint32) private _modelIds;
@@ -154,14 +137,17 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     {
         uint256 n = rows.length;
         if (n == 0) revert JobNoRows();
-        JobRules.check(params, _minPhaseDuration);
+        // The bounds inline; the library call (which reverts with the precise error) only for a bad job.
+        if (!JobRules.valid(params, _minPhaseDuration)) JobRules.check(params, _minPhaseDuration);
         uint256 size = params.batchSize;
         uint256 batches = (n + size - 1) / size;
         if (n > MAX_ROWS_PER_POST || batches > MAX_BATCHES_PER_POST) {
             revert JobTooLarge(n, batches, MAX_ROWS_PER_POST, MAX_BATCHES_PER_POST);
         }
         (jobId, firstBatchId) = _openJob(params, workflow, n, batches);
-        _createBatches(jobId, firstBatchId, size, block.timestamp + params.commitDuration, rows);
+        _createBatches(
+            jobId, firstBatchId, size, block.timestamp + params.commitDuration, keccak256(workflow), rows
+        );
 
         uint256 amount = uint256(params.bountyPerTask) * n;
         uint256 before = _token.balanceOf(address(this));
@@ -171,8 +157,8 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc ITaskMarket
-    function cancel(uint256 batchId) external nonReentrant {
-        (Batch storage b, Job storage j) = _batchAndJob(batchId);
+    function cancel(uint256 batchId) external {
+        (Batch storage b, JobRules.Job storage j) = _batchAndJob(batchId);
         address requester = j.requester;
         if (msg.sender != requester) revert BatchNotRequester(batchId, msg.sender, requester);
         if (b.phase != Phase.Committing) revert BatchWrongPhase(batchId, Phase.Committing, b.phase);
@@ -183,8 +169,8 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     // ----------------------------------------------------------------- nodes
 
     /// @inheritdoc ITaskMarket
-    function commitResult(uint256 batchId, bytes32 commitment) external nonReentrant returns (uint256 seat) {
-        (Batch storage b, Job storage j) = _batchAndJob(batchId);
+    function commitResult(uint256 batchId, bytes32 commitment) external returns (uint256 seat) {
+        (Batch storage b, JobRules.Job storage j) = _batchAndJob(batchId);
         (Phase phase, uint256 deadline) = _effective(b, j);
         seat = b.commitCount;
         if (phase != Phase.Committing) {
@@ -210,11 +196,8 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc ITaskMarket
-    function revealResult(uint256 batchId, uint256 seat, bytes32[] calldata digests, bytes32 salt)
-        external
-        nonReentrant
-    {
-        (Batch storage b, Job storage j) = _batchAndJob(batchId);
+    function revealResult(uint256 batchId, uint256 seat, bytes32[] calldata digests, bytes32 salt) external {
+        (Batch storage b, JobRules.Job storage j) = _batchAndJob(batchId);
         (Phase phase, uint256 deadline) = _effective(b, j);
         if (phase != Phase.Revealing) revert BatchWrongPhase(batchId, Phase.Revealing, phase);
         if (block.timestamp > deadline) revert BatchDeadlinePassed(batchId, deadline, block.timestamp);
@@ -260,8 +243,8 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     // ----------------------------------------------------------------- committee
 
     /// @inheritdoc ITaskMarket
-    function drawCommittee(uint256 batchId) external nonReentrant returns (bool drawn) {
-        (Batch storage b, Job storage j) = _batchAndJob(batchId);
+    function drawCommittee(uint256 batchId) external returns (bool drawn) {
+        (Batch storage b, JobRules.Job storage j) = _batchAndJob(batchId);
         (Phase phase, uint256 deadline) = _effective(b, j);
         if (phase != Phase.Drawing) revert BatchWrongPhase(batchId, Phase.Drawing, phase);
         if (block.timestamp > deadline) revert BatchDeadlinePassed(batchId, deadline, block.timestamp);
@@ -278,7 +261,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     /// @dev Draw and lock the committee from the armed `seedBlock` (ready: `_seedUsable`); with no active
     /// validator, refund the batch instead. Returns the committee size (0: refunded).
-    function _drawNow(uint256 batchId, Batch storage b, Job storage j, uint256 seedBlock)
+    function _drawNow(uint256 batchId, Batch storage b, JobRules.Job storage j, uint256 seedBlock)
         private
         returns (uint256 size)
     {
@@ -291,7 +274,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             _refund(batchId, b, j, RefundReason.NoValidator);
             return 0;
         }
-        bytes32[48] storage page = _page(batchId);
+        bytes32[49] storage page = _page(batchId);
         for (uint256 i; i < size; ++i) {
             page[_COMMITTEE + i] = bytes32((uint256(weights[i]) << 160) | uint256(uint160(validators[i])));
             _accounts[validators[i]].seats += 1;
@@ -322,7 +305,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     {
         Batch storage b = _batches[batchId];
         if (b.phase == Phase.None) return (validators, weights);
-        Job storage j = _jobs[b.jobId];
+        JobRules.Job storage j = _jobs[b.jobId];
         (Phase phase, uint256 deadline) = _effective(b, j);
         uint256 seedBlock = b.seedBlock;
         if (phase != Phase.Drawing || block.timestamp > deadline || !_seedUsable(seedBlock)) {
@@ -332,8 +315,8 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc ITaskMarket
-    function commitScores(uint256 batchId, uint256 seat, bytes32 commitment) external nonReentrant {
-        (Batch storage b, Job storage j) = _batchAndJob(batchId);
+    function commitScores(uint256 batchId, uint256 seat, bytes32 commitment) external {
+        (Batch storage b, JobRules.Job storage j) = _batchAndJob(batchId);
         (Phase phase, uint256 deadline) = _effective(b, j);
         if (phase == Phase.Drawing && block.timestamp <= deadline && _seedUsable(b.seedBlock)) {
             // The first score commit draws the committee (as `drawCommittee` would) and then commits.
@@ -375,8 +358,8 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         bytes calldata scores,
         bytes32 salt,
         bytes[] calldata scoreVectors
-    ) external nonReentrant returns (bool settled) {
-        (Batch storage b, Job storage j) = _revealScores(batchId, seat, scores, salt);
+    ) external returns (bool settled) {
+        (Batch storage b, JobRules.Job storage j) = _revealScores(batchId, seat, scores, salt);
         // The reveal checked the deadline: the round ends early exactly when every committed seat has revealed.
         settled = b.scoreRevealMask == b.scoreCommitMask;
         if (settled) _endRound(batchId, b, j, scoreVectors);
@@ -385,7 +368,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     /// @dev `revealScores`; returns the batch and its job.
     function _revealScores(uint256 batchId, uint256 seat, bytes calldata scores, bytes32 salt)
         private
-        returns (Batch storage b, Job storage j)
+        returns (Batch storage b, JobRules.Job storage j)
     {
         (b, j) = _batchAndJob(batchId);
         (Phase phase, uint256 deadline) = _effective(b, j);
@@ -427,8 +410,8 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     // ----------------------------------------------------------------- anyone
 
     /// @inheritdoc ITaskMarket
-    function settle(uint256 batchId, bytes[] calldata scoreVectors) external nonReentrant {
-        (Batch storage b, Job storage j) = _batchAndJob(batchId);
+    function settle(uint256 batchId, bytes[] calldata scoreVectors) external {
+        (Batch storage b, JobRules.Job storage j) = _batchAndJob(batchId);
         (Phase phase, uint256 deadline) = _effective(b, j);
         bool late = block.timestamp > deadline;
         if (late && phase == Phase.Committing) {
@@ -521,15 +504,15 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             scoreCommitMask: b.scoreCommitMask,
             scoreRevealMask: b.scoreRevealMask,
             seedBlock: b.seedBlock,
-            rowsHash: b.rowsHash
+            // An ended batch's page serves another batch now (the inputs are in `JobPosted` / `BatchPosted`).
+            inputHash: _ended(b.phase) ? bytes32(0) : _page(batchId)[_INPUT]
         });
     }
 
     /// @inheritdoc ITaskMarket
     function job(uint256 jobId) external view returns (JobView memory v) {
-        Job storage j = _jobs[jobId];
+        JobRules.Job storage j = _jobs[jobId];
         v.requester = j.requester;
-        v.workflowHash = j.workflowHash;
         v.firstBatchId = j.firstBatchId;
         v.batchCount = j.batchCount;
         if (j.batchCount != 0) {
@@ -578,7 +561,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         revealed = b.scoreRevealMask & (1 << seat) != 0;
         // An ended batch's page serves another batch now (its committee is in the `CommitteeDrawn` event).
         if (_ended(b.phase)) return (address(0), 0, committed, revealed, bytes32(0));
-        bytes32[48] storage page = _page(batchId);
+        bytes32[49] storage page = _page(batchId);
         uint256 word = uint256(page[_COMMITTEE + seat]);
         validator = address(uint160(word));
         // forge-lint: disable-next-line(unsafe-typecast)
@@ -641,16 +624,18 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         _jobCount = uint64(jobId); // one job per transaction: 2^64 is out of reach
         // forge-lint: disable-next-line(unsafe-typecast)
         _batchCount = uint64(firstBatchId - 1 + batches); // batches <= MAX_BATCHES_PER_POST per transaction
-        _storeJob(jobId, params, modelId, firstBatchId, batches, keccak256(workflow));
+        _storeJob(jobId, params, modelId, firstBatchId, batches);
         emit JobPosted(jobId, msg.sender, params.model, firstBatchId, batches, n, params, workflow);
     }
 
-    /// @dev Split `rows` in order into batches of `size` rows, ids from `firstBatchId`.
+    /// @dev Split `rows` in order into batches of `size` rows, ids from `firstBatchId`; `workflowHash` goes into
+    /// each batch's input hash.
     function _createBatches(
         uint256 jobId,
         uint256 firstBatchId,
         uint256 size,
         uint256 deadline,
+        bytes32 workflowHash,
         bytes[] calldata rows
     ) private {
         uint256 n = rows.length;
@@ -668,7 +653,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             for (uint256 r = lo; r < hi; ++r) {
                 slice[r - lo] = rows[r];
             }
-            _createBatch(batchId, jobId, _takePage(), deadline, slice, lo);
+            _createBatch(batchId, jobId, _takePage(), deadline, workflowHash, slice, lo);
             assembly ("memory-safe") {
                 mstore(0x40, freePointer)
             }
@@ -677,12 +662,13 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     }
 
     /// @dev A seat page for a new batch: the head of the free list, else a new one. The counters' slot was
-    /// written by `_openJob` in this transaction, so these writes are warm.
+    /// written by `_openJob` in this transaction, so these writes are warm; the link read warms the slot that
+    /// `_createBatch` then overwrites with the input hash.
     function _takePage() private returns (uint256 page) {
         page = _freePage;
         if (page != 0) {
             // forge-lint: disable-next-line(unsafe-typecast)
-            _freePage = uint32(uint256(_pages[page][0]) & ~_LINK); // a page id
+            _freePage = uint32(uint256(_pages[page][_INPUT]) & ~_LINK); // a page id
         } else {
             page = uint256(_pageCount) + 1;
             // forge-lint: disable-next-line(unsafe-typecast)
@@ -704,11 +690,10 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         JobParams calldata p,
         uint32 modelId,
         uint256 firstBatchId,
-        uint256 batches,
-        bytes32 workflowHash
+        uint256 batches
     ) private {
         // Durations were checked <= MAX_PHASE_DURATION < 2^24; batches <= MAX_BATCHES_PER_POST < 2^16; ids < 2^40.
-        _jobs[jobId] = Job({
+        _jobs[jobId] = JobRules.Job({
             requester: msg.sender,
             bountyPerTask: p.bountyPerTask,
             batchSize: p.batchSize,
@@ -730,8 +715,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             // forge-lint: disable-next-line(unsafe-typecast)
             firstBatchId: uint40(firstBatchId),
             // forge-lint: disable-next-line(unsafe-typecast)
-            batchCount: uint16(batches),
-            workflowHash: workflowHash
+            batchCount: uint16(batches)
         });
     }
 
@@ -740,6 +724,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
         uint256 jobId,
         uint256 page,
         uint256 deadline,
+        bytes32 workflowHash,
         bytes[] memory rows,
         uint256 firstRow
     ) private {
@@ -758,10 +743,10 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
             scoreCommitMask: 0,
             scoreRevealMask: 0,
             seedBlock: 0,
-            page: uint32(page), // a page id
-            rowsHash: h
+            page: uint32(page) // a page id
         });
         // forge-lint: disable-end(unsafe-typecast)
+        _pages[page][_INPUT] = keccak256(abi.encode(workflowHash, h));
         emit BatchPosted(batchId, jobId, firstRow, deadline, h, rows);
     }
 
@@ -777,22 +762,22 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     // ----------------------------------------------------------------- internals: lifecycle
 
     /// @dev The batch and its job; reverts `BatchNotFound` for an unknown batch.
-    function _batchAndJob(uint256 batchId) private view returns (Batch storage b, Job storage j) {
+    function _batchAndJob(uint256 batchId) private view returns (Batch storage b, JobRules.Job storage j) {
         b = _batches[batchId];
         if (b.phase == Phase.None) revert BatchNotFound(batchId);
         j = _jobs[b.jobId];
     }
 
     /// @dev The seat page of `batchId` (valid while the batch is open).
-    function _page(uint256 batchId) private view returns (bytes32[48] storage) {
+    function _page(uint256 batchId) private view returns (bytes32[49] storage) {
         return _pages[_batches[batchId].page];
     }
 
-    /// @dev Return an ended batch's page to the free list: its slot 0 links to the next free page (kept
+    /// @dev Return an ended batch's page to the free list: its slot `_INPUT` links to the next free page (kept
     /// non-zero by `_LINK`); the other words stay as they are, so the next batch rewrites live slots.
     function _freePageOf(Batch storage b) private {
         uint256 page = b.page;
-        _pages[page][0] = bytes32(_LINK | _freePage);
+        _pages[page][_INPUT] = bytes32(_LINK | _freePage);
         // forge-lint: disable-next-line(unsafe-typecast)
         _freePage = uint32(page); // a page id
     }
@@ -803,13 +788,17 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     /// @dev Index of the batch's first row in its job.
     function _firstRow(uint256 batchId, Batch storage b) private view returns (uint256) {
-        Job storage j = _jobs[b.jobId];
+        JobRules.Job storage j = _jobs[b.jobId];
         return (batchId - j.firstBatchId) * j.batchSize;
     }
 
     /// @dev The phase after the deadline transitions that need no action: commits closed with >= 1 commit,
     /// reveals closed with >= 1 reveal, score commits closed.
-    function _effective(Batch storage b, Job storage j) private view returns (Phase phase, uint256 deadline) {
+    function _effective(Batch storage b, JobRules.Job storage j)
+        private
+        view
+        returns (Phase phase, uint256 deadline)
+    {
         phase = b.phase;
         deadline = b.deadline;
         if (phase == Phase.Committing && block.timestamp > deadline && b.commitCount != 0) {
@@ -865,7 +854,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     }
 
     /// @dev Whole-bounty refund; releases the node seats (slashing every node that never revealed).
-    function _refund(uint256 batchId, Batch storage b, Job storage j, RefundReason reason) private {
+    function _refund(uint256 batchId, Batch storage b, JobRules.Job storage j, RefundReason reason) private {
         address requester = j.requester;
         uint256 amount = uint256(j.bountyPerTask) * b.rows;
         b.phase = Phase.Refunded;
@@ -884,7 +873,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
 
     function _nodeAccounts(uint256 batchId, uint256 seats) private view returns (address[] memory) {
         if (seats == 0) return new address[](0);
-        bytes32[48] storage page = _page(batchId);
+        bytes32[49] storage page = _page(batchId);
         uint32[] memory ids = new uint32[](seats);
         for (uint256 i; i < seats; ++i) {
             // forge-lint: disable-next-line(unsafe-typecast)
@@ -912,7 +901,9 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     }
 
     /// @dev End of a scoring round: verify the vectors, then settle, re-score, or settle by the fallback rule.
-    function _endRound(uint256 batchId, Batch storage b, Job storage j, bytes[] calldata vectors) private {
+    function _endRound(uint256 batchId, Batch storage b, JobRules.Job storage j, bytes[] calldata vectors)
+        private
+    {
         uint256 size = b.committeeSize;
         uint256 revealMask = b.scoreRevealMask;
         uint256 voters = _popcount(revealMask);
@@ -936,7 +927,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     }
 
     /// @dev No majority: slash and release the round's committee, arm a new draw.
-    function _rescore(uint256 batchId, Batch storage b, Job storage j, uint256 voters) private {
+    function _rescore(uint256 batchId, Batch storage b, JobRules.Job storage j, uint256 voters) private {
         uint256 size = b.committeeSize;
         uint256 round = b.round;
         (address[] memory members, uint256 slashMask, uint256 reasons) = _committeeRelease(batchId, b, 0);
@@ -978,7 +969,9 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     }
 
     /// @dev Credit the outcome, mark the batch Settled, release every seat (slashing misconduct).
-    function _finish(uint256 batchId, Batch storage b, Job storage j, Tally.Outcome memory o) private {
+    function _finish(uint256 batchId, Batch storage b, JobRules.Job storage j, Tally.Outcome memory o)
+        private
+    {
         b.phase = Phase.Settled;
         uint256 commits = b.commitCount;
         address[] memory nodes = _nodeAccounts(batchId, commits);
@@ -1028,13 +1021,16 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     /// @dev Medians, acceptance, agreement and credits of a round with a majority of revealed vectors: the
     /// revealed seats' weights from the page, the arithmetic in the `Tally` library (kept out of this contract's
     /// code size, EIP-170).
-    function _tally(uint256 batchId, Batch storage b, Job storage j, bytes[] calldata vectors, uint256 voters)
-        private
-        returns (Tally.Outcome memory)
-    {
+    function _tally(
+        uint256 batchId,
+        Batch storage b,
+        JobRules.Job storage j,
+        bytes[] calldata vectors,
+        uint256 voters
+    ) private returns (Tally.Outcome memory) {
         uint256 size = b.committeeSize;
         uint256 revealMask = b.scoreRevealMask;
-        bytes32[48] storage page = _page(batchId);
+        bytes32[49] storage page = _page(batchId);
         uint256[] memory weights = new uint256[](voters);
         uint256[] memory seats = new uint256[](voters);
         uint256 v = 0;
@@ -1048,7 +1044,7 @@ contract TaskMarket is ITaskMarket, ReentrancyGuardTransient {
     }
 
     /// @dev The job's rules and the batch's shape, for the `Tally` library.
-    function _rules(Batch storage b, Job storage j) private view returns (Tally.Rules memory) {
+    function _rules(Batch storage b, JobRules.Job storage j) private view returns (Tally.Rules memory) {
         return Tally.Rules({
             rows: b.rows,
             seats: b.commitCount,

@@ -10,6 +10,7 @@ hypothesis test on a real Anvil proves both sides agree on random inputs::
     score commitment:   keccak256(abi.encode(uint256 batchId, address validator, bytes32 keccak256(scores),
                                              bytes32 salt))
     rows hash:          keccak256(abi.encodePacked(keccak256(row_0), ..., keccak256(row_{n-1})))
+    input hash:         keccak256(abi.encode(bytes32 keccak256(workflow), bytes32 rowsHash))   (BatchView)
     committee seed:     keccak256(abi.encode(bytes32 blockhash(seedBlock), bytes32 entropy, uint256 batchId,
                                              uint256 round))
     entropy:            XOR over node seats of (nodeId << 224 | low 224 bits of the seat's commitment)
@@ -132,10 +133,18 @@ def decode_scores(scores: bytes, rows: int) -> list[list[int]]:
 
 
 def rows_hash(rows: Sequence[bytes]) -> Bytes32:
-    """keccak256 of the concatenated keccak256 of each row's bytes (``BatchView.rowsHash``)."""
+    """keccak256 of the concatenated keccak256 of each row's bytes (``BatchPosted.rowsHash``)."""
     if isinstance(rows, bytes | bytearray | str):
         raise CommitmentError("rows must be a sequence of bytes values, not one bytes/str value")
     return Bytes32(keccak256(b"".join(keccak256(bytes(row)) for row in rows)))
+
+
+def input_hash(workflow_hash: bytes, rows: Sequence[bytes]) -> Bytes32:
+    """The word an open batch stores for its inputs (``BatchView.inputHash``): keccak256 of the ABI
+    encoding of (``workflow_hash`` = keccak256 of the job's workflow bytes, :func:`rows_hash` of the
+    batch's rows)."""
+    encoded = encode(["bytes32", "bytes32"], [bytes32_of(workflow_hash), rows_hash(rows)])
+    return Bytes32(keccak256(encoded))
 
 
 def seat_word(node_id: int, commitment: bytes) -> int:

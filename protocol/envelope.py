@@ -9,7 +9,7 @@ canonical JSON (:mod:`protocol.canonical`) of::
      "output": "...",                     # the workflow's return value as text ("" when error is set)
      "output_is_json": true | false,      # whether ``output`` parses as JSON (strict, no NaN)
      "v": 1,                              # envelope version
-     "workflow": "0x.."}                  # keccak256 of the job's workflow bytes (JobView.workflowHash)
+     "workflow": "0x.."}                  # keccak256 of the job's workflow bytes (JobPosted.workflow)
 
 The node (to commit), the validator (to check fetched bytes and read the output) and the dataset
 export and verifier (to prove a row from chain data) all use :class:`ResultEnvelope`, so the three

@@ -226,6 +226,30 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant("last_reveal_never_settles", MARKET, "if (settled) _endRound(batchId, b, j, scoreVectors);", ""),
     Mutant(
+        "valid_job_min_phase_ignored",
+        JOB_RULES,
+        "return d >= minPhaseDuration && d <= MAX_PHASE_DURATION;",
+        "return d >= 1 && d <= MAX_PHASE_DURATION;",
+    ),
+    Mutant(
+        "valid_job_cells_exclusive",
+        JOB_RULES,
+        "size * k * m <= MAX_SCORE_CELLS",
+        "size * k * m < MAX_SCORE_CELLS",
+    ),
+    Mutant(
+        "input_hash_not_stored",
+        MARKET,
+        "_pages[page][_INPUT] = keccak256(abi.encode(workflowHash, h));",
+        "",
+    ),
+    Mutant(
+        "input_hash_shown_after_end",
+        MARKET,
+        "inputHash: _ended(b.phase) ? bytes32(0) : _page(batchId)[_INPUT]",
+        "inputHash: _page(batchId)[_INPUT]",
+    ),
+    Mutant(
         "slash_amount_zero",
         REGISTRY,
         "amount = _minimumOf(role) / SLASH_DIVISOR;\n        if (amount > oldStake)",

@@ -81,10 +81,10 @@ interface ITaskMarket {
         uint32 scoreRevealDuration;
     }
 
-    /// @notice A job as stored (see `job`).
+    /// @notice A job as stored (see `job`). The workflow hash is not stored per job: each batch stores its
+    /// `inputHash`, which binds it (the workflow bytes are in `JobPosted`).
     struct JobView {
         address requester;
-        bytes32 workflowHash;
         uint64 firstBatchId;
         uint32 batchCount;
         uint32 rowCount;
@@ -92,7 +92,9 @@ interface ITaskMarket {
     }
 
     /// @notice A batch as stored (see `batch`). Masks: bit i = node seat i / committee seat i.
-    /// @param rowsHash keccak256 of the concatenated keccak256 of each row's bytes (`rowsHash` formula).
+    /// @param inputHash `keccak256(abi.encode(keccak256(workflow), rowsHash(rows)))`: the job's workflow bytes and
+    /// this batch's rows in one stored word (both travel in `JobPosted` / `BatchPosted`), while the batch is open;
+    /// 0 once it is Settled or Refunded (the word lived in its recycled seat page).
     /// @param seedBlock Block whose hash seeds the committee draw (0 while not armed).
     /// @param round Scoring round, 0-based (a round without quorum is re-scored by a new committee once).
     struct BatchView {
@@ -109,7 +111,7 @@ interface ITaskMarket {
         uint16 scoreCommitMask;
         uint16 scoreRevealMask;
         uint40 seedBlock;
-        bytes32 rowsHash;
+        bytes32 inputHash;
     }
 
     // ----------------------------------------------------------------- errors
@@ -202,7 +204,8 @@ interface ITaskMarket {
     // ----------------------------------------------------------------- events
 
     /// @notice Job `jobId` posted by `requester`: batches `firstBatchId`..`firstBatchId + batchCount - 1` over
-    /// `rowCount` rows, `params`, and the workflow spec bytes (canonical JSON; stored as keccak256).
+    /// `rowCount` rows, `params`, and the workflow spec bytes (canonical JSON; their keccak256 is bound in each
+    /// batch's stored `inputHash`).
     event JobPosted(
         uint256 indexed jobId,
         address indexed requester,
@@ -214,7 +217,8 @@ interface ITaskMarket {
         bytes workflow
     );
     /// @notice Batch `batchId` of `jobId` holds the job's rows `firstRow`..`firstRow + rows.length - 1`
-    /// (canonical JSON each); `rowsHash` is stored; commits are due by `commitDeadline`.
+    /// (canonical JSON each); `rowsHash` = `rowsHash(rows)`, stored inside the batch's `inputHash` with the job's
+    /// workflow hash; commits are due by `commitDeadline`.
     event BatchPosted(
         uint256 indexed batchId,
         uint256 indexed jobId,

@@ -4,10 +4,36 @@ pragma solidity ^0.8.24;
 import {ITaskMarket} from "../interfaces/ITaskMarket.sol";
 
 /// @title JobRules
-/// @notice The bounds of a job's parameters (protocol v2) and the check `TaskMarket.postJob` runs on them.
-/// @dev An external library (deployed once, linked by forge like `Tally`), so that this code does not count
-/// against TaskMarket's EIP-170 size; TaskMarket's public constants of the same names read these.
+/// @notice A stored job (protocol v2): its layout, and the bounds of its parameters with the checks
+/// `TaskMarket.postJob` runs on them.
+/// @dev `valid` is internal (inlined into `TaskMarket.postJob`: a valid job costs no library call); `check` is
+/// external (deployed once, linked by forge like `Tally`; its error encoding stays out of TaskMarket's EIP-170
+/// size) and runs only when `valid` is false, to revert with the precise error. Both test the same bounds
+/// (`testFuzz_jobRules_validIffCheckPasses`). TaskMarket's public constants of the same names read these.
 library JobRules {
+    /// @notice A job as TaskMarket stores it, 2 slots: slot0 requester(160) | bountyPerTask(96); slot1
+    /// batchSize(16) | k, m, threshold, tolerance, junkFloor (8 each) | validatorShareBps(16) | 4 durations
+    /// (24 each) | modelId(32, the registry's interned id) | firstBatchId(40) | batchCount(16). The workflow hash
+    /// is not kept here: each batch's `inputHash` binds it.
+    struct Job {
+        address requester;
+        uint96 bountyPerTask;
+        uint16 batchSize;
+        uint8 k;
+        uint8 m;
+        uint8 threshold;
+        uint8 tolerance;
+        uint8 junkFloor;
+        uint16 validatorShareBps;
+        uint24 commitDuration;
+        uint24 revealDuration;
+        uint24 scoreCommitDuration;
+        uint24 scoreRevealDuration;
+        uint32 modelId;
+        uint40 firstBatchId;
+        uint16 batchCount;
+    }
+
     /// @notice Most rows per batch (B).
     uint256 internal constant MAX_BATCH_SIZE = 256;
     /// @notice Most node seats per batch (k).
@@ -47,6 +73,25 @@ library JobRules {
         _checkDuration(p.revealDuration, minPhaseDuration);
         _checkDuration(p.scoreCommitDuration, minPhaseDuration);
         _checkDuration(p.scoreRevealDuration, minPhaseDuration);
+    }
+
+    /// @notice Whether `p` lies within every bound `check` enforces (the same bounds, without the errors).
+    /// @param minPhaseDuration The market's shortest phase, seconds.
+    function valid(ITaskMarket.JobParams calldata p, uint256 minPhaseDuration) internal pure returns (bool) {
+        uint256 size = p.batchSize;
+        uint256 k = p.k;
+        uint256 m = p.m;
+        return p.bountyPerTask != 0 && p.model != bytes32(0) && size != 0 && size <= MAX_BATCH_SIZE && k != 0
+            && k <= MAX_RESULTS && m != 0 && m <= MAX_COMMITTEE && size * k * m <= MAX_SCORE_CELLS
+            && p.threshold <= MAX_SCORE && p.tolerance <= MAX_SCORE && p.junkFloor <= p.threshold
+            && p.validatorShareBps <= BPS && _durationValid(p.commitDuration, minPhaseDuration)
+            && _durationValid(p.revealDuration, minPhaseDuration)
+            && _durationValid(p.scoreCommitDuration, minPhaseDuration)
+            && _durationValid(p.scoreRevealDuration, minPhaseDuration);
+    }
+
+    function _durationValid(uint256 d, uint256 minPhaseDuration) private pure returns (bool) {
+        return d >= minPhaseDuration && d <= MAX_PHASE_DURATION;
     }
 
     function _checkDuration(uint256 d, uint256 minPhaseDuration) private pure {

@@ -61,7 +61,7 @@ from protocol.chain.models import BatchPosted, BatchView, JobPosted, Phase, Resu
 from protocol.chain.rpc import BlockRef, translated
 from protocol.chain.sender import TxSender
 from protocol.chain.signer import Signer
-from protocol.commitments import new_salt, score_commitment
+from protocol.commitments import input_hash, new_salt, score_commitment
 from protocol.log import get_logger
 from protocol.p2p.host import P2pHost
 
@@ -157,7 +157,7 @@ class OracleDaemon:
         when any event of the batch is seen (its k-th commit or last reveal moves the phase on
         without a ``BatchPhaseChanged``)."""
         self._send_lock = trio.Lock()
-        self._contracts: dict[int, JobContract] = {}
+        self._contracts: dict[int, tuple[bytes, JobContract]] = {}
         """job id -> what its workflow declares (:func:`job_contract`), derived and logged once."""
 
     # ------------------------------------------------------------------ loop
@@ -476,9 +476,12 @@ class OracleDaemon:
         posted_logs, revealed_logs = await self.tc.run(logs)
         posted = BatchPosted.from_abi(posted_logs[0]["args"])
         job = await self.tc.run(self.market.job, posted.job_id, head)
-        contract = await self._contract(
-            posted.job_id, bytes(job.workflow_hash), int(posted_logs[0]["blockNumber"])
-        )
+        workflow_hash, contract = await self._contract(posted.job_id, int(posted_logs[0]["blockNumber"]))
+        rows = tuple(bytes(r) for r in posted.rows)
+        if bytes(view.input_hash) != input_hash(workflow_hash, rows):  # cannot happen with a correct contract
+            contract = JobContract(
+                reason="the posted workflow and rows do not hash to the batch's input hash: no contract"
+            )
         revealed_seats = set(view.revealed_seats())
         seats: list[RevealedSeat] = []
         for entry in revealed_logs:
@@ -499,19 +502,20 @@ class OracleDaemon:
             batch_id=batch_id,
             round=view.round,
             commit_count=view.commit_count,
-            rows=tuple(bytes(r) for r in posted.rows),
-            workflow_hash=bytes(job.workflow_hash),
+            rows=rows,
+            workflow_hash=workflow_hash,
             model_id=bytes(job.params.model),
             revealed=tuple(sorted(seats, key=lambda s: s.seat)),
             contract=contract,
         )
 
-    async def _contract(self, job_id: int, workflow_hash: bytes, block: int) -> JobContract:
-        """The job's :class:`JobContract`: from the workflow bytes of its ``JobPosted`` (emitted in
-        the transaction, so the block, of its batches' ``BatchPosted``), checked against the job's
-        stored hash; derived once per job and process, and logged then (``job_contract``, and
-        ``job_refused`` with the reason when every result of the job will score 0). Raises
-        :class:`ChainError` when the event cannot be read (the step is retried next poll)."""
+    async def _contract(self, job_id: int, block: int) -> tuple[bytes, JobContract]:
+        """The job's workflow hash and :class:`JobContract`: from the workflow bytes of its
+        ``JobPosted`` (emitted in the transaction, so the block, of its batches' ``BatchPosted``; the
+        caller checks them with the rows against the batch's stored input hash); derived once per job
+        and process, and logged then (``job_contract``, and ``job_refused`` with the reason when every
+        result of the job will score 0). Raises :class:`ChainError` when the event cannot be read (the
+        step is retried next poll)."""
         cached = self._contracts.get(job_id)
         if cached is not None:
             return cached
@@ -530,13 +534,10 @@ class OracleDaemon:
         if not posted:
             raise ChainError(f"JobPosted of job {job_id} not found in block {block}")
         workflow = bytes(posted[0].workflow)
-        if keccak256(workflow) != workflow_hash:  # cannot happen with a correct contract: read nothing
-            contract = JobContract(
-                reason="the posted workflow bytes do not hash to the job's hash: no contract"
-            )
-        else:  # parsing a large workflow is CPU work: off the event loop
-            contract = await trio.to_thread.run_sync(job_contract, workflow)
-        self._contracts[job_id] = contract
+        # parsing a large workflow is CPU work: off the event loop
+        contract = await trio.to_thread.run_sync(job_contract, workflow)
+        entry = (bytes(keccak256(workflow)), contract)
+        self._contracts[job_id] = entry
         while len(self._contracts) > MAX_CACHED_CONTRACTS:  # oldest first (insertion order)
             self._contracts.pop(next(iter(self._contracts)))
         log.info(
@@ -548,7 +549,7 @@ class OracleDaemon:
         )
         if contract.refused is not None:
             log.warning("job_refused", job=job_id, reason=contract.refused)
-        return contract
+        return entry
 
 
 def claim_threshold(claim_min: str, decimals: int) -> int:

@@ -191,7 +191,6 @@ class JobView(AbiModel):
     """``ITaskMarket.JobView``: a stored job (``job(jobId)``)."""
 
     requester: AddressField
-    workflow_hash: Word
     first_batch_id: Uint64
     batch_count: Uint32
     row_count: Uint32
@@ -214,7 +213,10 @@ class BatchView(AbiModel):
     score_commit_mask: Uint16
     score_reveal_mask: Uint16
     seed_block: Uint40
-    rows_hash: Word
+    input_hash: Word
+    """``keccak256(abi.encode(keccak256(workflow), rowsHash))`` while the batch is open
+    (:func:`protocol.commitments.input_hash`), zero once it ended (the parts are in ``JobPosted`` /
+    ``BatchPosted``)."""
 
     def revealed_seats(self) -> list[int]:
         """Node seats that revealed, ascending."""

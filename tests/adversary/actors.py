@@ -47,6 +47,7 @@ from protocol.chain.models import (
     CommitteeDrawn,
     EventModel,
     JobParams,
+    JobPosted,
     MisconductSlashed,
     Phase,
     ResultCommitted,
@@ -328,16 +329,26 @@ class PostedBatch:
     rows: list[bytes]
     """The rows' canonical bytes (the ``BatchPosted`` event)."""
     workflow_hash: bytes
-    """The job's workflow hash (the job view)."""
+    """The job's workflow hash (of the ``JobPosted`` workflow bytes; bound in the batch's input hash)."""
+
+
+def _job_workflow(chain: SynodContracts, job_id: int, block: int) -> bytes:
+    """The workflow bytes of job ``job_id``'s ``JobPosted`` (emitted in ``block``, with its batches)."""
+    logs = chain.market.events.JobPosted.get_logs(
+        from_block=block, to_block=block, argument_filters={"jobId": job_id}
+    )
+    (posted,) = [p for p in (JobPosted.from_abi(e["args"]) for e in logs) if p.job_id == job_id]
+    return bytes(posted.workflow)
 
 
 async def learn_batch(chain: SynodContracts, batch_id: BatchId, post_block: int) -> PostedBatch:
     """Read batch ``batch_id`` (posted in block ``post_block``) as a node would: its rows from the
-    ``BatchPosted`` event, the workflow hash from its job."""
+    ``BatchPosted`` event, the workflow hash from its job's ``JobPosted``."""
     (event,) = await call(batch_events, chain, BatchPosted, batch_id, post_block)
-    head = await call(chain.head, 0)
-    job = await call(Market(chain).job, event.job_id, head)
-    return PostedBatch(chain, batch_id, post_block, [bytes(r) for r in event.rows], bytes(job.workflow_hash))
+    workflow = await call(_job_workflow, chain, event.job_id, post_block)
+    return PostedBatch(
+        chain, batch_id, post_block, [bytes(r) for r in event.rows], bytes(keccak256(workflow))
+    )
 
 
 async def commit_node(batch: PostedBatch, node: NodeActor, copy_from: str | None = None) -> None:

@@ -4,6 +4,18 @@ pragma solidity ^0.8.24;
 import {Fixture} from "./utils/Fixture.sol";
 import {IStakeRegistry} from "../../contracts/interfaces/IStakeRegistry.sol";
 import {ITaskMarket} from "../../contracts/interfaces/ITaskMarket.sol";
+import {JobRules} from "../../contracts/libraries/JobRules.sol";
+
+/// @notice Exposes `JobRules.valid` (internal: TaskMarket's inline test) beside the library's `check`.
+contract JobRulesHarness {
+    function valid(ITaskMarket.JobParams calldata p, uint256 minPhaseDuration) external pure returns (bool) {
+        return JobRules.valid(p, minPhaseDuration);
+    }
+
+    function check(ITaskMarket.JobParams calldata p, uint256 minPhaseDuration) external pure {
+        JobRules.check(p, minPhaseDuration);
+    }
+}
 
 /// @notice Property tests of TaskMarket v2 and StakeRegistry (forge fuzzing; `bound`, no `assume`).
 contract FuzzTest is Fixture {
@@ -11,6 +23,77 @@ contract FuzzTest is Fixture {
         for (uint256 i; i < 3; ++i) {
             s += market.balanceOf(a[i]);
         }
+    }
+
+    /// @notice `JobRules.valid` (TaskMarket's inline test, no library call) accepts exactly the parameters the
+    /// library's `check` accepts: each field drawn around its bounds, so both sides of every bound are hit.
+    function testFuzz_jobRules_validIffCheckPasses(uint256 seed, uint256 minPhase) public {
+        JobRulesHarness h = new JobRulesHarness();
+        minPhase = bound(minPhase, 1, 120);
+        ITaskMarket.JobParams memory p;
+        uint256[12] memory x;
+        for (uint256 i; i < 12; ++i) {
+            x[i] = uint256(keccak256(abi.encode(seed, i)));
+        }
+        // forge-lint: disable-start(unsafe-typecast)
+        p.model = x[0] % 8 == 0 ? bytes32(0) : MODEL;
+        p.bountyPerTask = uint96(x[0] % 7 == 0 ? 0 : 1 + (x[0] >> 8) % 1e18);
+        p.batchSize = uint16(bound(x[1], 0, 260));
+        p.k = uint8(bound(x[2], 0, 17));
+        p.m = uint8(bound(x[3], 0, 17));
+        p.threshold = uint8(bound(x[4], 0, 102));
+        p.tolerance = uint8(bound(x[5], 95, 102));
+        p.junkFloor = uint8(bound(x[6], 0, 102));
+        p.validatorShareBps = uint16(bound(x[7], 9_990, 10_010));
+        p.commitDuration =
+            uint32(x[8] % 5 == 0 ? bound(x[8] >> 8, 0, 2 * minPhase) : bound(x[8] >> 8, minPhase, 31 days));
+        p.revealDuration =
+            uint32(x[9] % 5 == 0 ? bound(x[9] >> 8, 0, 2 * minPhase) : bound(x[9] >> 8, minPhase, 31 days));
+        p.scoreCommitDuration = uint32(
+            x[10] % 5 == 0 ? bound(x[10] >> 8, 0, 2 * minPhase) : bound(x[10] >> 8, minPhase, 30 days + 2)
+        );
+        p.scoreRevealDuration = uint32(
+            x[11] % 5 == 0 ? bound(x[11] >> 8, 0, 2 * minPhase) : bound(x[11] >> 8, 30 days - 2, 30 days + 2)
+        );
+        // forge-lint: disable-end(unsafe-typecast)
+        bool ok = h.valid(p, minPhase);
+        bool passes = true;
+        try h.check(p, minPhase) {}
+        catch {
+            passes = false;
+        }
+        vm.assertEq(ok, passes, "valid disagrees with check");
+    }
+
+    /// @notice The bounds' exact edges: the largest valid job passes both, one step past any edge fails both.
+    function test_jobRules_validAtEveryEdge() public {
+        JobRulesHarness h = new JobRulesHarness();
+        ITaskMarket.JobParams memory p = _params();
+        p.batchSize = 16;
+        p.k = 16;
+        p.m = 16; // 16 * 16 * 16 = 4096 cells: the most allowed
+        p.threshold = 100;
+        p.tolerance = 100;
+        p.junkFloor = 100;
+        p.validatorShareBps = 10_000;
+        p.commitDuration = 30 days;
+        p.revealDuration = 30;
+        vm.assertTrue(h.valid(p, 30), "edges valid");
+        h.check(p, 30);
+        p.revealDuration = 29;
+        vm.assertFalse(h.valid(p, 30), "a duration below the minimum");
+        p.revealDuration = 30;
+        p.commitDuration = 30 days + 1;
+        vm.assertFalse(h.valid(p, 30), "a duration above 30 days");
+        p.commitDuration = 30 days;
+        p.batchSize = 17;
+        vm.assertFalse(h.valid(p, 30), "4352 cells");
+        p.batchSize = 16;
+        p.junkFloor = 101;
+        vm.assertFalse(h.valid(p, 30), "junk floor above the threshold");
+        p.junkFloor = 100;
+        p.validatorShareBps = 10_001;
+        vm.assertFalse(h.valid(p, 30), "share above 100%");
     }
 
     /// @notice Rows are split in order into ceil(n / B) batches, the last holding the remainder.

@@ -90,20 +90,23 @@ contract TaskMarketTest is Fixture {
             for (uint256 r; r < sizes[i]; ++r) {
                 slice[r] = rows[2 * i + r];
             }
-            vm.assertEq(b.rowsHash, market.rowsHash(slice), "rows hash");
+            // One stored word binds the job's workflow and the batch's rows.
+            vm.assertEq(
+                b.inputHash, keccak256(abi.encode(keccak256(WORKFLOW), market.rowsHash(slice))), "input hash"
+            );
         }
         ITaskMarket.JobView memory j = market.job(jobId);
         vm.assertEq(j.requester, requester);
         vm.assertEq(j.firstBatchId, 1);
         vm.assertEq(j.batchCount, 3);
         vm.assertEq(j.rowCount, 5);
-        vm.assertEq(j.workflowHash, keccak256(WORKFLOW));
         vm.assertEq(j.params.model, MODEL);
         vm.assertEq(j.params.batchSize, 2);
         vm.assertEq(j.params.junkFloor, 10);
         vm.assertEq(j.params.scoreRevealDuration, PHASE);
     }
 
+    /// @notice The rows and the workflow, taken from the events alone, hash to each batch's stored input hash.
     function test_postJob_emitsRowsOfEachBatch() public {
         ITaskMarket.JobParams memory p = _params();
         p.batchSize = 2;
@@ -112,9 +115,19 @@ contract TaskMarketTest is Fixture {
         vm.prank(requester);
         market.postJob(p, WORKFLOW, rows);
         Vm_Log[] memory logs = _logs();
+        bytes32 jobTopic = keccak256(
+            "JobPosted(uint256,address,bytes32,uint256,uint256,uint256,(bytes32,uint96,uint16,uint8,uint8,uint8,uint8,uint8,uint16,uint32,uint32,uint32,uint32),bytes)"
+        );
         bytes32 topic = keccak256("BatchPosted(uint256,uint256,uint256,uint256,bytes32,bytes[])");
+        bytes32 workflowHash;
         uint256 seen = 0;
         for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].topics[0] == jobTopic) {
+                (,,,, bytes memory workflow) =
+                    abi.decode(logs[i].data, (uint256, uint256, uint256, ITaskMarket.JobParams, bytes));
+                workflowHash = keccak256(workflow);
+                continue;
+            }
             if (logs[i].topics[0] != topic) continue;
             (uint256 firstRow,, bytes32 h, bytes[] memory got) =
                 abi.decode(logs[i].data, (uint256, uint256, bytes32, bytes[]));
@@ -122,9 +135,15 @@ contract TaskMarketTest is Fixture {
             for (uint256 r; r < got.length; ++r) {
                 vm.assertEq(keccak256(got[r]), keccak256(rows[firstRow + r]), "row bytes");
             }
-            vm.assertEq(h, market.batch(uint256(logs[i].topics[1])).rowsHash);
+            vm.assertEq(h, market.rowsHash(got), "event rows hash");
+            vm.assertEq(
+                keccak256(abi.encode(workflowHash, market.rowsHash(got))),
+                market.batch(uint256(logs[i].topics[1])).inputHash,
+                "rows and workflow from the events match the stored input hash"
+            );
             ++seen;
         }
+        vm.assertEq(workflowHash, keccak256(WORKFLOW), "JobPosted seen first");
         vm.assertEq(seen, 2);
     }
 
@@ -756,6 +775,36 @@ contract TaskMarketTest is Fixture {
         _score(next, _same3(_vec3(90, 90, 90)));
         _settle(next);
         vm.assertEq(uint256(_phase(next)), uint256(ITaskMarket.Phase.Settled));
+    }
+
+    /// @notice The input hash lives in the batch's seat page: stored while the batch is open, zero in the view
+    /// once it ended (and unchanged after), and the next batch on the recycled page shows its own hash, not the
+    /// old one nor the free-list link.
+    function test_inputHash_storedWhileOpen_zeroOnceEnded_pageReused() public {
+        bytes[] memory rowsA = _rows(2);
+        uint256 a = _postBatch(2);
+        bytes32 expectedA = keccak256(abi.encode(keccak256(WORKFLOW), market.rowsHash(rowsA)));
+        vm.assertEq(market.batch(a).inputHash, expectedA, "open batch: stored");
+        vm.prank(requester);
+        market.cancel(a);
+        vm.assertEq(market.batch(a).inputHash, bytes32(0), "ended: the page serves another batch");
+
+        ITaskMarket.JobParams memory p = _params();
+        p.batchSize = 3;
+        bytes[] memory rowsB = new bytes[](3);
+        for (uint256 r; r < 3; ++r) {
+            rowsB[r] = abi.encodePacked("other row ", r);
+        }
+        vm.prank(requester);
+        (, uint256 b) = market.postJob(p, WORKFLOW, rowsB);
+        bytes32 expectedB = keccak256(abi.encode(keccak256(WORKFLOW), market.rowsHash(rowsB)));
+        vm.assertTrue(expectedB != expectedA);
+        vm.assertEq(market.batch(b).inputHash, expectedB, "recycled page: the new batch's hash");
+        vm.assertEq(market.batch(a).inputHash, bytes32(0), "the ended batch's view does not change");
+        uint256 c = _postBatch(1); // a fresh page (b holds the only free one): its hash as well
+        vm.assertEq(
+            market.batch(c).inputHash, keccak256(abi.encode(keccak256(WORKFLOW), market.rowsHash(_rows(1))))
+        );
     }
 
     function test_drawCommittee_armsWhenRevealsClosedByDeadline() public {

@@ -23,7 +23,7 @@ from protocol.chain.market import Market
 from protocol.chain.models import Phase
 from protocol.chain.signer import anvil_dev_signer
 from protocol.chain.writer import TxCall
-from protocol.commitments import encode_scores, new_salt
+from protocol.commitments import encode_scores, input_hash, new_salt
 from protocol.envelope import ResultEnvelope
 from protocol.p2p.errors import AccessDenied
 from protocol.p2p.host import P2pSettings, open_p2p_host
@@ -134,7 +134,10 @@ def test_a_batch_is_taken_computed_committed_revealed_served_settled_and_claimed
         (revealed,) = logs
         assert revealed["args"]["node"] == node.address
         digests = [bytes(d) for d in revealed["args"]["digests"]]
-        job = market.job(batch.job_id, chain.head(0))
+        # the envelopes name the job's workflow: with the rows it hashes to the batch's stored input hash
+        workflow_hash = keccak256(canonical_bytes(WORKFLOW))
+        stored = market.batch(batch.batch_id, chain.head(0)).input_hash
+        assert stored == input_hash(workflow_hash, [canonical_bytes(r) for r in rows])
         # the requester may fetch once reveals closed; an outsider and unsigned requests may not
         fetched = _fetch(multiaddr.group(1), digests, 7, tmp_path)
         for row, data, digest in zip(rows, fetched, digests, strict=True):
@@ -142,7 +145,7 @@ def test_a_batch_is_taken_computed_committed_revealed_served_settled_and_claimed
             envelope = ResultEnvelope.from_bytes(data, expect_digest=digest)
             assert envelope.ok and envelope.output.startswith("answer ")
             assert envelope.input == "0x" + keccak256(canonical_bytes(row)).hex()
-            assert envelope.workflow == "0x" + bytes(job.workflow_hash).hex()
+            assert envelope.workflow == "0x" + bytes(workflow_hash).hex()
             assert envelope.model == DEMO_MODEL
         assert len(set(digests)) == 3, "different rows, different results"
         assert all(isinstance(r, AccessDenied) for r in _fetch(multiaddr.group(1), digests[:1], 9, tmp_path))

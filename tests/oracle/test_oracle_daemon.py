@@ -30,7 +30,7 @@ from oracle.daemon.explain import weighted_median
 from oracle.daemon.journal import OracleJournal, entry_key
 from oracle.daemon.service import HALT_POINTS
 from oracle.daemon.work import schema_digest
-from protocol.canonical import canonical_bytes
+from protocol.canonical import canonical_bytes, digest
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.market import Market, model_id
 from protocol.chain.models import (
@@ -232,7 +232,7 @@ def test_daemon_scores_survives_kill_at_every_point_and_explains(tmp_path: Path,
     posted = market.post_job(actors.requester, _params(), WORKFLOW, rows)
     (batch_ref,) = posted.batches
     batch = batch_ref.batch_id
-    workflow_hash = market.job(posted.job_ids[0], chain.head(0)).workflow_hash
+    workflow_hash = digest(WORKFLOW)  # the job's workflow bytes (JobPosted), bound in the batch's inputHash
     served: list[dict[bytes, bytes]] = []
     digests: list[list[bytes]] = []
     for i, node_texts in enumerate(texts):
@@ -464,10 +464,9 @@ def test_daemon_applies_the_workflows_schema_and_survives_a_malformed_one(tmp_pa
         good = '{"answer":"Paris is the capital of France."}'
         params_a = _params().model_copy(update={"batch_size": 1, "k": 2})
         params_b = _params().model_copy(update={"batch_size": 1, "k": 1})
-        posted_a = market.post_job(actors.requester, params_a, _answer_workflow(ANSWER_SCHEMA), [question])
-        posted_b = market.post_job(
-            actors.requester, params_b, _answer_workflow({"type": "objekt"}), [question]
-        )
+        workflow_a, workflow_b = _answer_workflow(ANSWER_SCHEMA), _answer_workflow({"type": "objekt"})
+        posted_a = market.post_job(actors.requester, params_a, workflow_a, [question])
+        posted_b = market.post_job(actors.requester, params_b, workflow_b, [question])
         batch_a, batch_b = posted_a.batches[0].batch_id, posted_b.batches[0].batch_id
         job_b = posted_b.job_ids[0]
         outputs = {  # node index -> (batch, job, output)
@@ -475,9 +474,10 @@ def test_daemon_applies_the_workflows_schema_and_survives_a_malformed_one(tmp_pa
             1: (batch_a, posted_a.job_ids[0], "Paris is the capital of France."),
             2: (batch_b, job_b, good),
         }
+        workflow_hashes = {posted_a.job_ids[0]: digest(workflow_a), job_b: digest(workflow_b)}
         served: list[dict[bytes, bytes]] = []
         for _, job, output in outputs.values():
-            workflow_hash = market.job(job, chain.head(0)).workflow_hash
+            workflow_hash = workflow_hashes[job]
             envelope = success(
                 workflow_hash=workflow_hash, row=canonical_bytes(question), model=DEMO_MODEL, output=output
             )

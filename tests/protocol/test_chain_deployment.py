@@ -19,7 +19,7 @@ from protocol.chain.errors import DeploymentError
 from protocol.chain.market import Market, events, model_id
 from protocol.chain.models import BatchPosted, JobParams, JobPosted
 from protocol.chain.signer import anvil_dev_signer
-from protocol.commitments import rows_hash
+from protocol.commitments import input_hash
 from scripts.devnet import DEMO_MODEL, ROOT, Actors, Devnet, fund_and_register
 
 pytestmark = pytest.mark.integration
@@ -103,8 +103,6 @@ def test_posted_hashes_equal_python_digests(
     )
     posted = market.post_job(actors.requester, params, workflow, rows)
     block = chain.head(0)
-    (job_id,) = posted.job_ids
-    assert market.job(job_id, block).workflow_hash == digest(workflow)
     (job_event,) = events(chain, posted.receipts[-1], JobPosted)
     assert job_event.workflow == canonical_bytes(workflow)
     assert [b.rows for b in posted.batches] == [len(rows[i : i + 2]) for i in range(0, len(rows), 2)]
@@ -112,7 +110,8 @@ def test_posted_hashes_equal_python_digests(
     assert posted_rows == [canonical_bytes(row) for row in rows]
     for batch in posted.batches:
         chunk = rows[batch.dataset_row : batch.dataset_row + batch.rows]
-        assert market.batch(batch.batch_id, block).rows_hash == rows_hash([canonical_bytes(r) for r in chunk])
+        stored = market.batch(batch.batch_id, block).input_hash
+        assert stored == input_hash(keccak256(job_event.workflow), [canonical_bytes(r) for r in chunk])
         assert [keccak256(canonical_bytes(r)) for r in chunk] == [digest(r) for r in chunk]
 
 

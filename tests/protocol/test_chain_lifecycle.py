@@ -28,7 +28,7 @@ from protocol.chain.models import (
     SlashReason,
 )
 from protocol.chain.registry import Registry
-from protocol.commitments import committee_seed, new_salt, rows_hash, seed_entropy
+from protocol.commitments import committee_seed, input_hash, new_salt, rows_hash, seed_entropy
 from protocol.types import TaskRef
 from scripts.devnet import (
     DEMO_MODEL,
@@ -155,12 +155,12 @@ def test_job_of_several_batches_pays_every_batch_by_the_rules(fresh_chain: Synod
     assert posted.task(4) == TaskRef(ids[1], 1)
     block = chain.head(0)
     stored_job = market.job(posted.job_ids[0], block)
-    assert stored_job.workflow_hash == digest(WORKFLOW)
     assert stored_job.params == job and stored_job.first_batch_id == ids[0] and stored_job.row_count == 7
     for batch in posted.batches:
         raw = [canonical_bytes(r) for r in rows[batch.dataset_row : batch.dataset_row + batch.rows]]
         view = market.batch(batch.batch_id, block)
-        assert view.rows_hash == batch.rows_hash == rows_hash(raw)
+        assert batch.rows_hash == rows_hash(raw)
+        assert view.input_hash == input_hash(digest(WORKFLOW), raw)  # one stored word: workflow + rows
         assert (view.rows, view.first_row, view.phase) == (batch.rows, batch.dataset_row, Phase.COMMITTING)
     assert registry.token_balance(chain.market.address, block) == market_before + 7 * job.bounty_per_task
 

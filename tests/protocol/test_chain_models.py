@@ -246,7 +246,7 @@ def test_batch_view_seat_helpers() -> None:
         score_commit_mask=0b111,
         score_reveal_mask=0b110,
         seed_block=5,
-        rows_hash=b"\x00" * 32,
+        input_hash=b"\x00" * 32,
     )
     assert view.revealed_seats() == [0, 2]
     assert view.score_revealed_seats() == [1, 2]
