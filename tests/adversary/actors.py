@@ -333,9 +333,10 @@ class PostedBatch:
 
 
 def _job_workflow(chain: SynodContracts, job_id: int, block: int) -> bytes:
-    """The workflow bytes of job ``job_id``'s ``JobPosted`` (emitted in ``block``, with its batches)."""
+    """The workflow bytes of job ``job_id``'s ``JobPosted`` (emitted with its batches, at or after
+    ``block``: callers may pass a block from before the post)."""
     logs = chain.market.events.JobPosted.get_logs(
-        from_block=block, to_block=block, argument_filters={"jobId": job_id}
+        from_block=block, to_block="latest", argument_filters={"jobId": job_id}
     )
     (posted,) = [p for p in (JobPosted.from_abi(e["args"]) for e in logs) if p.job_id == job_id]
     return bytes(posted.workflow)
