@@ -59,7 +59,9 @@ Functions (inputs in brackets, ``?`` optional; a check returns its ``text`` unch
 - ``language`` [text]: the ISO 639 code of the text's language (``en``, ``tr``, ...); fails when
   it cannot be identified.
 - ``lookup`` [key, table]: the entry ``key`` of ``table`` (a JSON object, e.g. an
-  ``external_memory`` entry): few-shot examples by language, say; fails when there is none.
+  ``external_memory`` entry): few-shot examples by language, say; fails when there is none. A key
+  that is a JSON string (``"place"``, a schema-constrained reply) is looked up by its text, so a
+  table of allowed values checks a label.
 - ``object`` [any inputs]: a JSON object of the inputs by name, each value as stored (a JSON
   entry stays a number, list, ...; a string stays a string): builds a record from checked fields.
 - ``year`` [text, index?]: the ``index``-th (default 0: the first) year ``text`` writes, as a JSON
@@ -308,6 +310,9 @@ def _language(args: Args, lang: LanguageIdentifier) -> Entry:
 
 def _lookup(args: Args, lang: LanguageIdentifier) -> Entry:
     key = _text(args, "key")
+    raw = args.get("key")
+    if raw is not None and raw.kind == "entry" and raw.entry is not None and isinstance(raw.entry.value, str):
+        key = raw.entry.value.strip()  # a JSON string key (a schema-constrained reply "place"): its text
     value = args.get("table")
     table = None if value is None else value.to_json_value()
     if not isinstance(table, dict):

@@ -1,0 +1,51 @@
+"""Bad input for ``qa_pairs.json`` (issue 13, review rev6): a model whose every question fails its
+checks leaves only the fill-in-the-gap fallback, and that fallback must still give distinct
+questions that keep something of their sentence to ask about."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+import trio
+from wf_helpers import EXAMPLES, ScriptedProvider
+
+from workflow.engine import Engine, RunOutcome
+from workflow.eval.text import normalise
+from workflow.validate import load_workflow
+
+pytestmark = pytest.mark.unit
+
+
+def invented_question(prompt: str) -> str:
+    """A model that answers every prompt with a question about the prompt's examples (the checks
+    reject it, so only gap questions are left)."""
+    return " How tall is the Eiffel Tower, built in 1889?"
+
+
+def run_qa(document: str) -> RunOutcome:
+    provider = ScriptedProvider(invented_question)
+    inputs: Mapping[str, Any] = {"document": document}
+    return trio.run(Engine(provider).execute, load_workflow(EXAMPLES / "qa_pairs.json"), inputs)
+
+
+def test_gap_questions_of_a_list_are_distinct_and_keep_a_word_to_ask_about() -> None:
+    # Before: [["Which words fill the gap in \"- ___\"?", (the same)], ["Vienna", "3 plums"]]
+    document = "Things to pack:\n- apples\n- pears\n- 3 plums\n- Vienna maps for the long journey\n"
+    outcome = run_qa(document)
+    assert outcome.result is not None, outcome.error
+    questions, answers = json.loads(outcome.result.value)
+    assert len(questions) == len(answers) >= 1
+    assert len({normalise(q) for q in questions}) == len(questions)  # no question twice
+    for question in questions:
+        assert '"- ___"' not in question  # a gap with no word of its sentence left asks nothing
+    assert "Eiffel" not in json.dumps(questions) and "1889" not in json.dumps(answers)
+
+
+def test_a_document_of_bare_list_items_gives_a_clear_failure_not_empty_gap_questions() -> None:
+    # Before: three pairs, each question 'Which words fill the gap in "- ___"?'
+    outcome = run_qa("- Vienna\n- Budapest\n- 3 plums\n")
+    assert outcome.result is None
+    assert outcome.error is not None and "no question-answer pair" in str(outcome.error)
