@@ -13,6 +13,7 @@ import trio
 from wf_helpers import EXAMPLES, ScriptedProvider
 
 from workflow.engine import Engine, RunOutcome
+from workflow.eval.spans import answer_candidates
 from workflow.eval.text import normalise
 from workflow.validate import load_workflow
 
@@ -33,7 +34,7 @@ def run_qa(document: str) -> RunOutcome:
 
 def test_gap_questions_of_a_list_are_distinct_and_keep_a_word_to_ask_about() -> None:
     # Before: [["Which words fill the gap in \"- ___\"?", (the same)], ["Vienna", "3 plums"]]
-    document = "Things to pack:\n- apples\n- pears\n- 3 plums\n- Vienna maps for the long journey\n"
+    document = "Things to pack:\n- apples\n- pears\n- 3 plums\n- maps of Vienna for the long journey\n"
     outcome = run_qa(document)
     assert outcome.result is not None, outcome.error
     questions, answers = json.loads(outcome.result.value)
@@ -49,3 +50,22 @@ def test_a_document_of_bare_list_items_gives_a_clear_failure_not_empty_gap_quest
     outcome = run_qa("- Vienna\n- Budapest\n- 3 plums\n")
     assert outcome.result is None
     assert outcome.error is not None and "no question-answer pair" in str(outcome.error)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('"It is very long," she said. The river has no dams.', []),  # before: 'It', a name
+        ("🌍 The river flows 2850 km. It is long.", [("2850 km", "quantity")]),  # before: 'The'
+        (
+            "(This is a note.) The Danube flows to the Black Sea.",
+            [("The Danube", "name"), ("Black Sea", "name")],
+        ),
+        ("- It has parks.\n- The tours start in Vienna.", [("Vienna", "name")]),  # 'It' is no name
+    ],
+)
+def test_a_first_word_after_a_quote_bracket_bullet_or_emoji_is_no_name(
+    text: str, expected: list[tuple[str, str]]
+) -> None:
+    found = [(c.answer, c.kind) for c in answer_candidates(text, "en")]
+    assert found == expected

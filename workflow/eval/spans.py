@@ -116,9 +116,12 @@ def _names(sentence: str, mid: set[str], strict: bool) -> list[tuple[int, int, K
     tokens = [(m.start(), m.end(), m.group(0)) for m in _TOKEN.finditer(sentence)]
     runs: list[list[int]] = []  # token indices of each run of names
     current: list[int] = []
+    # The sentence's first word is its first run of letters: a quote, bracket, bullet or emoji
+    # before it does not make ``"It``, ``(This``, ``- The`` or ``«Les`` a name (review rev6).
+    first = next((i for i, (_, _, tok) in enumerate(tokens) if tok[0].isalpha()), -1)
     for i, (_, _, tok) in enumerate(tokens):
         is_word = tok[0].isalpha()
-        capital = is_word and tok[0].isupper() and (i > 0 or tok in mid)
+        capital = is_word and tok[0].isupper() and (i != first or tok in mid)
         if capital:
             current.append(i)
             continue
