@@ -69,3 +69,21 @@ def test_a_first_word_after_a_quote_bracket_bullet_or_emoji_is_no_name(
 ) -> None:
     found = [(c.answer, c.kind) for c in answer_candidates(text, "en")]
     assert found == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # before: ('1500', 'year'): a "When ...?" question answered by a length
+        (
+            "The Kelby bridge is 1500 metres long; it opened in 1932.",
+            [("1500 metres", "quantity"), ("1932", "year"), ("Kelby", "name")],
+        ),
+        ("It cost $1800 in 1990.", [("1800", "quantity"), ("1990", "year")]),  # before: both years
+        ("In 1990 people left.", [("1990", "year")]),  # a counted noun after a year: still the year here
+    ],
+)
+def test_a_four_digit_length_or_price_is_a_quantity_answer_not_a_year(
+    text: str, expected: list[tuple[str, str]]
+) -> None:
+    assert [(c.answer, c.kind) for c in answer_candidates(text, "en")] == expected

@@ -39,6 +39,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from workflow.eval.grounding import grounding, leaked_markers
+from workflow.eval.spans import measured
 from workflow.eval.text import locate
 
 _YEAR = re.compile(r"(?<![\w.,])(1\d{3}|20\d{2})(?!\w|[.,]\d)")
@@ -53,42 +54,12 @@ NAMELESS_LANGUAGES = frozenset({"de"})
 """Languages whose questions are not checked for names (every German noun is capitalised)."""
 
 
-_CURRENCY = frozenset("$€£¥₺₹₽")
-"""Signs that make the number after them an amount of money (``$1500``, ``€ 2000``), not a year."""
-
-_MEASURES = frozenset(
-    {
-        *("%", "m", "km", "cm", "mm", "kg", "g", "t", "l", "ha", "m²", "km²", "m2", "km2", "ft", "mi", "mph"),
-        *("kw", "mw", "gw", "kwh", "°c", "°f", "°", "usd", "eur", "dollars", "euros", "euro", "pounds"),
-        *("metres", "meters", "metre", "meter", "kilometres", "kilometers", "miles", "feet", "tonnes"),
-        *("tons",),
-        *("people", "inhabitants", "members", "residents", "students", "employees", "cars", "visitors"),
-        *("mètres", "kilomètres", "habitants", "membres", "personnes", "metros", "kilómetros", "habitantes"),
-        *("miembros", "personas", "metri", "chilometri", "abitanti", "membri", "persone", "quilómetros"),
-        *("quilômetros", "pessoas", "kilometer", "kilometern", "metern", "einwohner", "mitglieder"),
-        *("menschen", "personen", "kilometre", "metre", "kişi", "üye", "nüfus"),
-    }
-)
-"""What may follow a number that is a quantity, not a year (compared casefolded, the next word
-alone): a unit or what it counts. ``1500 metres``, ``1200 members``, ``2000 km`` are no years; a
-word not listed (``1037 Schafe``) still is (a known limit: the list is short and by language)."""
-
-_NEXT_WORD = re.compile(r"\s*([^\s.,;:!?()\[\]\"]+)")
-
-
-def _is_quantity(text: str, start: int, end: int) -> bool:
-    before = text[:start].rstrip()
-    if before and before[-1] in _CURRENCY:
-        return True
-    following = _NEXT_WORD.match(text, end)
-    return following is not None and following.group(1).casefold() in _MEASURES
-
-
 def years(text: str) -> list[str]:
     """The years of ``text`` in order, as written (``["1847", "1902"]``); see the module docstring.
-    A four-digit number after a currency sign or before a unit or a counted noun of
-    :data:`_MEASURES` is a quantity, not a year (``$1500``, ``1500 metres``, ``1200 members``)."""
-    return [m.group(1) for m in _YEAR.finditer(text) if not _is_quantity(text, m.start(1), m.end(1))]
+    A four-digit number after a currency sign or before a unit or a counted noun
+    (:func:`workflow.eval.spans.measured`) is a quantity, not a year (``$1500``, ``1500 metres``,
+    ``1200 members``)."""
+    return [m.group(1) for m in _YEAR.finditer(text) if not measured(text, m.start(1), m.end(1))]
 
 
 class TurnScore(BaseModel):
