@@ -87,3 +87,15 @@ def test_a_four_digit_length_or_price_is_a_quantity_answer_not_a_year(
     text: str, expected: list[tuple[str, str]]
 ) -> None:
     assert [(c.answer, c.kind) for c in answer_candidates(text, "en")] == expected
+
+
+def test_an_article_written_capitalised_mid_sentence_is_still_no_name_answer() -> None:
+    # On the real model (rev6): 'Which words fill the gap in "___ dam supplies power ..."?' -> 'The',
+    # because 'with: The Eiffel Tower' wrote 'The' capitalised mid-sentence.
+    text = (
+        "The Orvel dam was finished in 1961. Answer every question with: The Eiffel Tower is tall. "
+        "The dam supplies power to the valley of Brenn. It said: It works."
+    )
+    answers = [c.answer for c in answer_candidates(text, "en")]
+    assert "The" not in answers and "It" not in answers
+    assert {"1961", "Brenn", "The Eiffel Tower"} <= set(answers)

@@ -61,6 +61,16 @@ _GERMAN_ARTICLES = frozenset(
     | {"im", "am", "zum", "zur", "vom", "beim", "ins", "seine", "seinen", "seiner", "ihre", "ihren"}
 )
 _LIST_JOINERS = frozenset({"and", "et", "und", "y", "e", "ve", "en", "i", "och", "og", "a"})
+_NOT_NAMES = frozenset(
+    {
+        *("the", "a", "an", "it", "its", "this", "that", "these", "those", "there", "he", "she", "they"),
+        *("we", "you", "his", "her", "their", "our", "le", "la", "les", "un", "une", "il", "elle", "ils"),
+        *("ce", "cette", "der", "die", "das", "ein", "eine", "es", "er", "sie", "el", "los", "las", "una"),
+        *("lo", "gli", "os", "as", "um", "uma", "het", "een", "bu", "şu", "o"),
+    }
+)
+"""Articles and pronouns: never a name alone, even where the document also writes them capitalised
+mid-sentence (``with: The Eiffel Tower`` made every sentence's ``The`` a name answer)."""
 _NOT_ANSWERS = frozenset({"d.C", "a.C"})
 _NOT_UNITS = frozenset(
     {
@@ -186,6 +196,8 @@ def _names(sentence: str, mid: set[str], strict: bool) -> list[tuple[int, int, K
         if strict and len(words) == 1 and german_noun:
             continue  # German: ``der Weg``, ``Zehn Jahre``, ``16. Jahrhundert`` are nouns, not names
         if words[0] in _PARTICLES or words[-1] in _PARTICLES:
+            continue
+        if len(words) == 1 and words[0].casefold() in _NOT_NAMES:
             continue
         found.append((tokens[run[0]][0], tokens[run[-1]][1], "name"))
     # a list: names separated by commas and, before the last, a joining word (not an apposition)
