@@ -99,3 +99,23 @@ def test_an_article_written_capitalised_mid_sentence_is_still_no_name_answer() -
     answers = [c.answer for c in answer_candidates(text, "en")]
     assert "The" not in answers and "It" not in answers
     assert {"1961", "Brenn", "The Eiffel Tower"} <= set(answers)
+
+
+def test_extract_keeps_no_summary_that_negates_the_text() -> None:
+    # Every content word of 'The Velmar Bridge does not cross the river Ossel' is in the text, so
+    # the grounding rules 1-3 kept a summary that says the opposite (rev6); the first sentence now.
+    text = "The Velmar Bridge crosses the river Ossel at Darnford. It opened in 1932."
+
+    def reply(prompt: str) -> str:
+        if prompt.endswith("Name:"):
+            return " Velmar Bridge"
+        if prompt.endswith("Category:"):
+            return '"place"'
+        return " The Velmar Bridge never crosses the river Ossel at Darnford."
+
+    provider = ScriptedProvider(reply)
+    workflow = load_workflow(EXAMPLES / "extract_record.json")
+    outcome = trio.run(Engine(provider).execute, workflow, {"text": text})
+    assert outcome.result is not None, outcome.error
+    summary = json.loads(outcome.result.value)["summary"]
+    assert summary == "The Velmar Bridge crosses the river Ossel at Darnford."
