@@ -38,7 +38,8 @@ Functions (inputs in brackets, ``?`` optional; a check returns its ``text`` unch
 - ``grounded`` [text, source, share?, names?]: the grounding check of
   :mod:`workflow.eval.grounding` (numbers and names of ``text`` in ``source``, a ``share`` of its
   content words too: default 0.75; the first word, a question word, exempt). ``names: off`` skips
-  the name rule (German questions capitalise every noun: ``Stadt`` is not a name).
+  the name rule (German questions capitalise every noun: ``Stadt`` is not a name); ``negation: on``
+  adds the negation rule (``not``, ``nicht``, ``pas``, ... must be in ``source`` too).
 - ``novel`` [text, examples, source]: ``text`` holds no name or number of the few-shot
   ``examples`` that ``source`` lacks (:func:`workflow.eval.grounding.leaked_markers`): a copied
   example is rejected.
@@ -59,7 +60,9 @@ Functions (inputs in brackets, ``?`` optional; a check returns its ``text`` unch
 - ``language`` [text]: the ISO 639 code of the text's language (``en``, ``tr``, ...); fails when
   it cannot be identified.
 - ``lookup`` [key, table]: the entry ``key`` of ``table`` (a JSON object, e.g. an
-  ``external_memory`` entry): few-shot examples by language, say; fails when there is none.
+  ``external_memory`` entry): few-shot examples by language, say; fails when there is none. A key
+  that is a JSON string (``"place"``, a schema-constrained reply) is looked up by its text, so a
+  table of allowed values checks a label.
 - ``object`` [any inputs]: a JSON object of the inputs by name, each value as stored (a JSON
   entry stays a number, list, ...; a string stays a string): builds a record from checked fields.
 - ``year`` [text, index?]: the ``index``-th (default 0: the first) year ``text`` writes, as a JSON
@@ -227,9 +230,12 @@ def _grounded(args: Args, lang: LanguageIdentifier) -> Entry:
         share = float(raw_share) if raw_share else MIN_CONTENT_SHARE
     except ValueError:
         raise TextCheckFailed(f"share {_short(raw_share)} is not a number") from None
-    report = grounding(text, source, min_content_share=share, skip_first=True)
+    negation = _text(args, "negation") == "on"
+    report = grounding(text, source, min_content_share=share, skip_first=True, check_negation=negation)
     if _text(args, "names") == "off" and report.reason is not None and report.reason.startswith("name "):
-        report = grounding(text, source, min_content_share=share, skip_first=True, check_names=False)
+        report = grounding(
+            text, source, min_content_share=share, skip_first=True, check_names=False, check_negation=negation
+        )
     if not report.grounded:
         raise TextCheckFailed(f"{_short(text)} is not grounded: {report.reason}")
     return Entry(text, False)
@@ -308,6 +314,9 @@ def _language(args: Args, lang: LanguageIdentifier) -> Entry:
 
 def _lookup(args: Args, lang: LanguageIdentifier) -> Entry:
     key = _text(args, "key")
+    raw = args.get("key")
+    if raw is not None and raw.kind == "entry" and raw.entry is not None and isinstance(raw.entry.value, str):
+        key = raw.entry.value.strip()  # a JSON string key (a schema-constrained reply "place"): its text
     value = args.get("table")
     table = None if value is None else value.to_json_value()
     if not isinstance(table, dict):
@@ -348,7 +357,7 @@ FUNCTIONS: Mapping[str, TextFunction] = {
     "cloze": TextFunction(("text", "part", "template"), (), _cloze),
     "mentions": TextFunction(("text", "source"), ("part",), _mentions),
     "span": TextFunction(("text", "source"), (), _span),
-    "grounded": TextFunction(("text", "source"), ("share", "names"), _grounded),
+    "grounded": TextFunction(("text", "source"), ("share", "names", "negation"), _grounded),
     "novel": TextFunction(("text", "examples", "source"), (), _novel),
     "question": TextFunction(("text",), ("words",), _question),
     "answers": TextFunction(("text", "part"), ("slack",), _answers),

@@ -44,6 +44,12 @@ def run_example(name: str, inputs: Mapping[str, Any], reply: Reply) -> tuple[Run
         ("1.230 Kilometern, 2,850 kilometres, 1 000 kilomètres, 3.300 metri", []),  # grouped numbers
         ("in the 1450s, x1990, 1990.5 and 1990,5", []),  # a decade, glued to letters, a decimal
         ("It ended in 1990.", ["1990"]),  # a sentence's full stop is no decimal point
+        # quantities, not years (rev6: the record of a 1500-metre bridge opened in 1932 said 1500)
+        ("The bridge is 1500 metres long and opened in 1932.", ["1932"]),
+        ("The club has 1200 members; founded in 1921.", ["1921"]),
+        ("It cost $1500 in 2015, € 2000 in 2016.", ["2015", "2016"]),
+        ("Die Brücke ist 1500 m lang, 1932 eröffnet; 2000 km, 1999 %", ["1932"]),
+        ("In 1990, 1500 habitantes; in 1991 visitors came.", ["1990"]),  # a counted noun hides a year
     ],
 )
 def test_years(text: str, expected: list[str]) -> None:
@@ -163,6 +169,22 @@ def test_extract_without_a_year_gives_0_and_an_invented_summary_gives_the_first_
         "year": 0,
         "summary": "Lake Ormsey lies at 1,230 metres.",  # 2,000 is not in the text
     }
+
+
+@pytest.mark.parametrize("reply", ['"Velmar Bridge"', " bridge", '"Place"', '"places"', "{}"])
+def test_extract_keeps_only_a_category_of_the_schema_else_other(reply: str) -> None:
+    # A provider that does not enforce the task's schema (the OpenAI-compatible /v1/completions, a
+    # scripted or misbehaving model) must not put a name or a made-up label in the category (rev6).
+    outcome, _ = run_example("extract_record", {"text": TEXT}, extract_reply("Velmar Bridge", "x", reply))
+    assert record(outcome)["category"] == "other"
+    kept, _ = run_example("extract_record", {"text": TEXT}, extract_reply("Velmar Bridge", "x", "person"))
+    assert record(kept)["category"] == "person"  # an enum value, quoted or not, is kept as it is
+
+
+def test_extract_takes_no_quantity_for_the_year() -> None:
+    text = "The Kelby Bridge is 1500 metres long and cost $1800. It opened in 1932 for 2000 cars a day."
+    outcome, _ = run_example("extract_record", {"text": text}, extract_reply("Kelby Bridge", "x"))
+    assert record(outcome)["year"] == 1932  # was 1500 (rev6)
 
 
 def test_extract_on_an_empty_text_fails_clearly_before_any_model_call() -> None:

@@ -12,7 +12,10 @@ A text is *grounded* in a source when
 
 (with ``skip_first``, for questions, the text's first word is exempt from 2 and 3: it is
 usually the question word, ``When``, ``Wann``, ``Combien``; ``check_names=False`` drops rule 2);
-4. it has at least one word or number.
+4. it has at least one word or number;
+5. with ``check_negation``, every negation word in it (:data:`NEGATIONS`: ``not``, ``never``,
+   ``nicht``, ``pas``, ...) occurs in the source: ``It is not active`` from ``It is active``
+   has every content word of its source, so rules 1-3 pass it although it says the opposite.
 
 It is a check of support, not of truth or relevance: an answer copied from the wrong sentence is
 grounded. It errs on the strict side for paraphrases (a synonym is a missing content word) and on
@@ -34,6 +37,18 @@ from workflow.eval.text import CONTENT_WORD_LETTERS, fold, numbers, occurs, word
 
 MIN_CONTENT_SHARE = 0.75
 
+NEGATIONS = frozenset(
+    {
+        *("not", "no", "never", "none", "nor", "isn", "wasn", "doesn", "didn", "aren", "weren", "hasn"),
+        *("haven", "cannot", "nicht", "kein", "keine", "keinen", "nie", "niemals", "pas", "jamais", "aucun"),
+        *("aucune", "nunca", "jamás", "ningún", "ninguna", "non", "mai", "nessun", "nessuna", "não", "nem"),
+        *("nenhum", "nenhuma", "niet", "geen", "nooit", "değil", "yok"),
+    }
+)
+"""Negation words (folded; ``isn`` of ``isn't``, as :func:`workflow.eval.text.words` splits it)
+that rule 5 requires the source to hold too (the check is opt-in: a Spanish or Italian question
+may well start with ``No``)."""
+
 
 class Grounding(BaseModel):
     """The outcome of :func:`grounding`; ``reason`` says why not when ``grounded`` is false."""
@@ -54,8 +69,10 @@ def grounding(
     min_content_share: float = MIN_CONTENT_SHARE,
     skip_first: bool = False,
     check_names: bool = True,
+    check_negation: bool = False,
 ) -> Grounding:
-    """Check ``text`` against ``source`` by the four rules of the module docstring."""
+    """Check ``text`` against ``source`` by the rules of the module docstring (rule 5 with
+    ``check_negation``)."""
     source_numbers = set(numbers(source))
     source_words = {fold(w) for w in words(source)}
     missing_numbers = tuple(n for n in numbers(text) if n not in source_numbers)
@@ -71,8 +88,11 @@ def grounding(
     share = found / len(content) if content else 1.0
     if not words(text) and not numbers(text):
         return Grounding(grounded=False, reason="the text has no word or number")
+    added = [w for w in words(text) if fold(w) in NEGATIONS and fold(w) not in source_words]
     reason = None
-    if missing_numbers:
+    if check_negation and added:
+        reason = f"negation {added[0]!r} is not in the source"
+    elif missing_numbers:
         reason = f"number {missing_numbers[0]} is not in the source"
     elif missing_names:
         reason = f"name {missing_names[0]!r} is not in the source"

@@ -7,7 +7,10 @@ dev-set passages). A *year* is a run of four digits from 1000 to
 2099 written without a group separator and not glued to other digits, separators or letters:
 ``in 1847``, ``1453 yılında``, ``1453'te`` and ``14. Juli 1789`` hold one; ``1.230 Kilometern``,
 ``2,850 kilometres``, ``1 000 kilomètres``, ``3.300`` and ``the 1450s`` do not (the last is a
-decade). The same rule as the ``year`` kind of :mod:`workflow.eval.spans`.
+decade), nor do ``$1500``, ``1500 metres`` or ``1200 members`` (quantities: :func:`years`; a
+record's year was ``1500`` for a bridge 1500 metres long opened in 1932). The rule of the ``year``
+kind of :mod:`workflow.eval.spans`, which still takes an unseparated quantity for a year; a year
+before a counted noun (``In 1990 people left``) is missed: the record's year is then 0, not wrong.
 
 Scores (what ``scripts/bench_data.py`` reports):
 
@@ -36,6 +39,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from workflow.eval.grounding import grounding, leaked_markers
+from workflow.eval.spans import measured
 from workflow.eval.text import locate
 
 _YEAR = re.compile(r"(?<![\w.,])(1\d{3}|20\d{2})(?!\w|[.,]\d)")
@@ -51,8 +55,11 @@ NAMELESS_LANGUAGES = frozenset({"de"})
 
 
 def years(text: str) -> list[str]:
-    """The years of ``text`` in order, as written (``["1847", "1902"]``); see the module docstring."""
-    return [m.group(1) for m in _YEAR.finditer(text)]
+    """The years of ``text`` in order, as written (``["1847", "1902"]``); see the module docstring.
+    A four-digit number after a currency sign or before a unit or a counted noun
+    (:func:`workflow.eval.spans.measured`) is a quantity, not a year (``$1500``, ``1500 metres``,
+    ``1200 members``)."""
+    return [m.group(1) for m in _YEAR.finditer(text) if not measured(text, m.start(1), m.end(1))]
 
 
 class TurnScore(BaseModel):

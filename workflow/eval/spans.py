@@ -10,8 +10,9 @@ a span of one sentence, of one of these kinds (best first within a sentence):
 - ``quantity``: a number and the word after it (its unit or what it counts: ``2,850
   kilometres``, ``2.962 Metern``, ``300 species``); a number followed by no word stands alone;
 - ``year``: a four-digit number from 1000 to 2099 written without a group separator, alone
-  (``in 1707``; ``1453 yılında`` gives ``1453``): ``1,037 inhabitants`` is a quantity, but an
-  unseparated ``1037 inhabitants`` is taken for a year;
+  (``in 1707``; ``1453 yılında`` gives ``1453``): ``1,037 inhabitants`` is a quantity, and so are
+  ``1500 metres`` and ``$1500`` (a unit after it or a currency sign before it, :func:`measured`),
+  but an unseparated ``1037 inhabitants`` is taken for a year (``In 1990 people left``);
 - ``names``: a list of two or more names (``Vienna, Bratislava, Budapest and Belgrade``);
 - ``name``: a run of capitalised words, possibly joined by a short lower-case particle (``Isthmus
   of Panama``, ``Gerbier de Jonc``). A sentence's first word counts only when the document also
@@ -60,6 +61,16 @@ _GERMAN_ARTICLES = frozenset(
     | {"im", "am", "zum", "zur", "vom", "beim", "ins", "seine", "seinen", "seiner", "ihre", "ihren"}
 )
 _LIST_JOINERS = frozenset({"and", "et", "und", "y", "e", "ve", "en", "i", "och", "og", "a"})
+_NOT_NAMES = frozenset(
+    {
+        *("the", "a", "an", "it", "its", "this", "that", "these", "those", "there", "he", "she", "they"),
+        *("we", "you", "his", "her", "their", "our", "le", "la", "les", "un", "une", "il", "elle", "ils"),
+        *("ce", "cette", "der", "die", "das", "ein", "eine", "es", "er", "sie", "el", "los", "las", "una"),
+        *("lo", "gli", "os", "as", "um", "uma", "het", "een", "bu", "şu", "o"),
+    }
+)
+"""Articles and pronouns: never a name alone, even where the document also writes them capitalised
+mid-sentence (``with: The Eiffel Tower`` made every sentence's ``The`` a name answer)."""
 _NOT_ANSWERS = frozenset({"d.C", "a.C"})
 _NOT_UNITS = frozenset(
     {
@@ -92,6 +103,48 @@ def _mid_capitalised(text: str, language: str | None) -> set[str]:
     return found
 
 
+_CURRENCY = frozenset("$€£¥₺₹₽")
+"""Signs that make the number after them an amount of money (``$1500``, ``€ 2000``), not a year."""
+
+UNITS = frozenset(
+    {
+        *("%", "m", "km", "cm", "mm", "kg", "g", "t", "l", "ha", "m²", "km²", "m2", "km2", "ft", "mi", "mph"),
+        *("kw", "mw", "gw", "kwh", "°c", "°f", "°", "usd", "eur", "dollars", "euros", "euro", "pounds"),
+        *("metres", "meters", "metre", "meter", "kilometres", "kilometers", "miles", "feet", "tonnes"),
+        *("tons", "mètres", "kilomètres", "metros", "kilómetros", "metri", "chilometri", "quilómetros"),
+        *("quilômetros", "kilometer", "kilometern", "metern", "kilometre"),
+    }
+)
+"""Units that may follow a number (compared casefolded, the next word alone): ``1500 metres``,
+``2000 km`` are quantities, never years (``in 1990 km`` is no way to write a year)."""
+
+COUNTED = frozenset(
+    {
+        *("people", "inhabitants", "members", "residents", "students", "employees", "cars", "visitors"),
+        *("habitants", "membres", "personnes", "habitantes", "miembros", "personas", "abitanti", "membri"),
+        *("persone", "pessoas", "einwohner", "mitglieder", "menschen", "personen", "kişi", "üye"),
+    }
+)
+"""Counted nouns: ``1200 members`` is a quantity, but ``In 1990 people left`` holds a year, so only
+a record's year (where a missed year gives 0, not a wrong one) treats a number before one as a
+quantity; the lists are short and by language (``1037 Schafe`` is still taken for a year)."""
+
+_NEXT_WORD = re.compile(r"\s*([^\s.,;:!?()\[\]\"]+)")
+
+
+def measured(text: str, start: int, end: int, *, counted: bool = True) -> bool:
+    """Whether the number at ``text[start:end]`` is a quantity: after a currency sign or before a
+    word of :data:`UNITS` (or, with ``counted``, of :data:`COUNTED`)."""
+    before = text[:start].rstrip()
+    if before and before[-1] in _CURRENCY:
+        return True
+    following = _NEXT_WORD.match(text, end)
+    if following is None:
+        return False
+    word = following.group(1).casefold()
+    return word in UNITS or (counted and word in COUNTED)
+
+
 def _numeric(sentence: str, ordinal_dots: bool) -> list[tuple[int, int, Kind]]:
     spans: list[tuple[int, int, Kind]] = [(m.start(), m.end(), "date") for m in _DATE.finditer(sentence)]
     for m in _QUANTITY.finditer(sentence):
@@ -103,7 +156,8 @@ def _numeric(sentence: str, ordinal_dots: bool) -> list[tuple[int, int, Kind]]:
         if ordinal_dots and len(number.group(0)) <= 2 and after[:1] == "." and after[1:].isspace():
             continue  # an ordinal: ``16. Jahrhundert``, ``16. yüzyılda``
         unit = m.group(0)[number.end() :].strip()
-        if _YEAR.match(number.group(0)):  # ``in 1707``; ``1453 yılında`` is the year alone
+        measure = measured(sentence, m.start(), m.start() + number.end(), counted=False)
+        if _YEAR.match(number.group(0)) and not measure:  # ``in 1707``; ``1453 yılında`` is the year alone
             spans.append((m.start(), m.start() + number.end(), "year"))
         elif len(unit) < 2 or unit.casefold() in _NOT_UNITS:
             spans.append((m.start(), m.start() + number.end(), "quantity"))
@@ -116,9 +170,12 @@ def _names(sentence: str, mid: set[str], strict: bool) -> list[tuple[int, int, K
     tokens = [(m.start(), m.end(), m.group(0)) for m in _TOKEN.finditer(sentence)]
     runs: list[list[int]] = []  # token indices of each run of names
     current: list[int] = []
+    # The sentence's first word is its first run of letters: a quote, bracket, bullet or emoji
+    # before it does not make ``"It``, ``(This``, ``- The`` or ``«Les`` a name (review rev6).
+    first = next((i for i, (_, _, tok) in enumerate(tokens) if tok[0].isalpha()), -1)
     for i, (_, _, tok) in enumerate(tokens):
         is_word = tok[0].isalpha()
-        capital = is_word and tok[0].isupper() and (i > 0 or tok in mid)
+        capital = is_word and tok[0].isupper() and (i != first or tok in mid)
         if capital:
             current.append(i)
             continue
@@ -139,6 +196,8 @@ def _names(sentence: str, mid: set[str], strict: bool) -> list[tuple[int, int, K
         if strict and len(words) == 1 and german_noun:
             continue  # German: ``der Weg``, ``Zehn Jahre``, ``16. Jahrhundert`` are nouns, not names
         if words[0] in _PARTICLES or words[-1] in _PARTICLES:
+            continue
+        if len(words) == 1 and words[0].casefold() in _NOT_NAMES:
             continue
         found.append((tokens[run[0]][0], tokens[run[-1]][1], "name"))
     # a list: names separated by commas and, before the last, a joining word (not an apposition)
