@@ -13,8 +13,9 @@ time) and the market's address. Every later start compares the live chain with t
 refuses with :class:`ChainMismatch` on any difference, before a store is opened. A directory
 written before this file existed is bound on its next start.
 
-The file is written atomically (a temporary file, ``fsync``, ``rename``, then the directory is
-``fsync``'d), so a crash leaves either no binding or a whole one.
+The file is written atomically and only if absent (a temporary file, ``fsync``, ``link`` to the
+final name, then the directory is ``fsync``'d), so a crash leaves either no binding or a whole
+one, and of two first starts at once the second sees the first's binding instead of replacing it.
 """
 
 from __future__ import annotations
@@ -104,19 +105,36 @@ def bind_store(directory: Path, live: ChainBinding) -> bool:
     """
     directory = Path(directory)
     recorded = read_binding(directory)
-    if recorded is not None:
-        for field in ("chain_id", "genesis_hash", "market"):
-            if getattr(recorded, field) != getattr(live, field):
-                raise ChainMismatch(directory, field, getattr(recorded, field), getattr(live, field))
-        return False
+    if recorded is None:
+        if _record(directory, live):
+            return True
+        # another start bound the directory between our read and our write: check against it
+        recorded = read_binding(directory)
+        if recorded is None:
+            raise StoreError(f"cannot record the chain binding in {directory}: it vanished while written")
+    for field in ("chain_id", "genesis_hash", "market"):
+        if getattr(recorded, field) != getattr(live, field):
+            raise ChainMismatch(directory, field, getattr(recorded, field), getattr(live, field))
+    return False
+
+
+def _record(directory: Path, live: ChainBinding) -> bool:
+    """Write the binding file unless one exists: ``True`` if written, ``False`` if another process
+    created it first (``os.link`` of a synced temporary file: an atomic create-if-absent, where a
+    ``rename`` would silently replace a binding written since this start read none)."""
+    tmp = directory / f".{BINDING_FILE}.{os.getpid()}.tmp"
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = directory / f".{BINDING_FILE}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(live.model_dump_json(indent=2) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, directory / BINDING_FILE)
+        try:
+            os.link(tmp, directory / BINDING_FILE)
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
         dir_fd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(dir_fd)

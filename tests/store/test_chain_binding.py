@@ -87,6 +87,50 @@ def test_a_damaged_binding_file_is_an_error_naming_the_file(tmp_path: Path, cont
 
 
 @pytest.mark.unit
+def test_two_first_starts_at_once_on_different_chains_cannot_both_bind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review (rev5): the first start read "no binding" and then replaced the file, so a second
+    start on another chain that wrote in between was silently overwritten: both passed the check
+    (the lock, taken after, lets one of them run, possibly under the other's binding, and its next
+    start is refused on its own journal). The second writer must see the first one's binding."""
+    import protocol.store.binding as binding
+
+    store = tmp_path / "store"
+    real_read = binding.read_binding
+    raced: list[Path] = []
+
+    def racing_read(directory: Path) -> ChainBinding | None:
+        found = real_read(directory)
+        if found is None and not raced:  # the other start (another chain) binds right after
+            raced.append(directory)
+            assert bind_store(directory, _live(chain_id=1)) is True
+        return found
+
+    monkeypatch.setattr(binding, "read_binding", racing_read)
+    with pytest.raises(ChainMismatch) as refused:
+        bind_store(store, _live())
+    assert (refused.value.field, refused.value.recorded, refused.value.live) == ("chain_id", 1, 31337)
+    monkeypatch.setattr(binding, "read_binding", real_read)
+    assert read_binding(store) == _live(chain_id=1), "the first binding stays"
+    assert sorted(p.name for p in store.iterdir()) == [BINDING_FILE], "no temporary file left"
+    # the same chain racing is no error: whoever wrote first, the other matches
+    other = tmp_path / "other"
+
+    def same_chain_read(directory: Path) -> ChainBinding | None:
+        found = real_read(directory)
+        if found is None and directory not in raced:
+            raced.append(directory)
+            assert bind_store(directory, _live()) is True
+        return found
+
+    monkeypatch.setattr(binding, "read_binding", same_chain_read)
+    assert bind_store(other, _live()) is False
+    monkeypatch.setattr(binding, "read_binding", real_read)
+    assert read_binding(other) == _live()
+
+
+@pytest.mark.unit
 def test_the_binding_model_refuses_malformed_identities() -> None:
     with pytest.raises(ValueError):
         _live(genesis_hash="0x1234")
