@@ -112,10 +112,23 @@ def bind_store(directory: Path, live: ChainBinding) -> bool:
         recorded = read_binding(directory)
         if recorded is None:
             raise StoreError(f"cannot record the chain binding in {directory}: it vanished while written")
+    _compare(directory, recorded, live)
+    return False
+
+
+def check_binding(directory: Path, live: ChainBinding) -> None:
+    """For a reader of a store (``synod oracle explain``): raise :class:`ChainMismatch` when
+    ``directory`` is bound to another chain than ``live``, :class:`StoreError` when its binding
+    cannot be read. Writes nothing; a directory with no binding passes (nothing to compare)."""
+    recorded = read_binding(Path(directory))
+    if recorded is not None:
+        _compare(Path(directory), recorded, live)
+
+
+def _compare(directory: Path, recorded: ChainBinding, live: ChainBinding) -> None:
     for field in ("chain_id", "genesis_hash", "market"):
         if getattr(recorded, field) != getattr(live, field):
             raise ChainMismatch(directory, field, getattr(recorded, field), getattr(live, field))
-    return False
 
 
 def _record(directory: Path, live: ChainBinding) -> bool:

@@ -234,3 +234,35 @@ def test_a_node_refuses_a_store_written_for_another_chain(tmp_path: Path, devnet
     assert done.returncode == 2, done.stderr
     assert f"with genesis_hash {GENESIS}, but the RPC serves genesis_hash {genesis}" in done.stderr
     assert sorted(p.name for p in node.store.iterdir()) == [BINDING_FILE], "no journal was opened"
+
+
+@pytest.mark.integration
+def test_oracle_explain_refuses_a_journal_written_for_another_chain(tmp_path: Path, devnet: Devnet) -> None:
+    """Review (rev5): ``synod oracle explain`` opened the validator's journal without the binding
+    check, so after a devnet restart (same chain id, same market address) it explained a batch id
+    with the old chain's journal entries. It must refuse as the daemons do: one line, exit 2."""
+    from oracle.daemon.journal import OracleJournal
+
+    chain = SynodContracts.connect(devnet.settings, ROOT)
+    genesis = "0x" + bytes(chain.w3.eth.get_block(0)["hash"]).hex()
+    config = _validator_config(tmp_path, devnet)
+    state = tmp_path / "state"
+    state.mkdir()
+    OracleJournal.open(state).close()  # an earlier anvil's journal
+    earlier = ChainBinding(chain_id=chain.chain_id, genesis_hash=GENESIS, market=str(chain.market.address))
+    bind_store(state, earlier)
+    before = {p.name: p.stat().st_mtime_ns for p in state.iterdir()}
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "oracle", "explain", "1", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=cli_env(tmp_path, SYNOD_KEYSTORE_PASSWORD=PASSWORD),
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode == 2, (done.returncode, done.stdout[-1000:], done.stderr[-1000:])
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert f"with genesis_hash {GENESIS}, but the RPC serves genesis_hash {genesis}" in done.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in state.iterdir()} == before, "read-only: nothing written"
