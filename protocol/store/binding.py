@@ -76,7 +76,8 @@ class ChainBinding(BaseModel):
 def read_binding(directory: Path) -> ChainBinding | None:
     """The binding recorded in ``directory`` (``None`` when there is none yet).
 
-    Raises :class:`StoreError` naming the file when it exists but cannot be read or parsed.
+    Raises :class:`StoreError` naming the file when it exists but cannot be read or parsed, or
+    when it holds every known field plus unknown ones (a binding written by a newer version).
     """
     path = Path(directory) / BINDING_FILE
     try:
@@ -86,7 +87,14 @@ def read_binding(directory: Path) -> ChainBinding | None:
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        return ChainBinding.model_validate(json.loads(text))
+        data = json.loads(text)
+        unknown = sorted(set(data) - set(ChainBinding.model_fields)) if isinstance(data, dict) else []
+        if unknown and set(ChainBinding.model_fields) <= set(data):
+            raise StoreError(
+                f"{path} was written by a newer Synod (fields {', '.join(map(repr, unknown))} are "
+                "unknown to this version): upgrade synod to use this store directory"
+            )
+        return ChainBinding.model_validate(data)
     except (json.JSONDecodeError, ValidationError) as exc:
         detail = str(exc).splitlines()[0]
         raise StoreError(

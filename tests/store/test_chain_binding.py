@@ -87,6 +87,23 @@ def test_a_damaged_binding_file_is_an_error_naming_the_file(tmp_path: Path, cont
 
 
 @pytest.mark.unit
+def test_a_binding_written_by_a_newer_synod_says_so_and_does_not_advise_deleting_the_journal(
+    tmp_path: Path,
+) -> None:
+    """Review (rev5): a binding with a field this version does not know (a newer format, then a
+    downgrade) was reported as damaged, with the advice to delete the store directory: the
+    journal of a running network. It must name the unknown field and say to upgrade."""
+    newer = {"chain_id": 31337, "genesis_hash": GENESIS, "market": MARKET, "format": 2}
+    (tmp_path / BINDING_FILE).write_text(json.dumps(newer), encoding="utf-8")
+    with pytest.raises(StoreError) as caught:
+        bind_store(tmp_path, _live())
+    message = str(caught.value)
+    assert "written by a newer Synod" in message and "'format'" in message
+    assert "delete" not in message
+    assert json.loads((tmp_path / BINDING_FILE).read_text(encoding="utf-8")) == newer, "left as found"
+
+
+@pytest.mark.unit
 def test_two_first_starts_at_once_on_different_chains_cannot_both_bind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
