@@ -146,11 +146,11 @@ def _record(directory: Path, live: ChainBinding) -> bool:
     tmp = directory / f".{BINDING_FILE}.{os.getpid()}.tmp"
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(live.model_dump_json(indent=2) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
         try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(live.model_dump_json(indent=2) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
             os.link(tmp, directory / BINDING_FILE)
         except FileExistsError:
             return False

@@ -104,6 +104,23 @@ def test_a_binding_written_by_a_newer_synod_says_so_and_does_not_advise_deleting
 
 
 @pytest.mark.unit
+def test_a_symlinked_store_is_bound_once_and_an_unwritable_one_is_a_store_error(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real, target_is_directory=True)
+    assert bind_store(tmp_path / "link", _live()) is True
+    assert read_binding(real) == _live() and bind_store(real, _live()) is False
+    with pytest.raises(ChainMismatch):
+        bind_store(real, _live(market="0x" + "11" * 20))
+    # a store_dir under a file (an OSError; tests run as root here, so no chmod case): one sentence
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    with pytest.raises(StoreError, match=f"cannot read {blocker / 'store' / BINDING_FILE}: Not a directory"):
+        bind_store(blocker / "store", _live())
+    assert sorted(p.name for p in real.iterdir()) == [BINDING_FILE]
+
+
+@pytest.mark.unit
 def test_two_first_starts_at_once_on_different_chains_cannot_both_bind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
