@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -243,3 +245,80 @@ def test_a_worker_that_cannot_start_fails_the_start_up_with_its_exit_code() -> N
 
     assert trio.run(start) == "the workflow worker exited at start-up (code 4): see its log above"
     assert worker.restarts == 0
+
+
+_DAEMON_STAND_IN = """
+import sys, trio
+from node.config import NodeRunSettings
+from node.worker import WorkerSetup, WorkflowWorker
+from protocol.canonical import canonical_bytes, keccak256
+from workflow.validate import parse_workflow_text
+
+url, model, text = sys.argv[1], sys.argv[2], sys.argv[3]
+settings = NodeRunSettings.model_validate(
+    {"provider": {"kind": "ollama", "url": url, "models": {model: model}, "max_retries": 0}}
+)
+
+async def main() -> None:
+    worker = WorkflowWorker(WorkerSetup(run=settings, models=(model,)))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        print(f"worker {worker.pid}", flush=True)
+        row = canonical_bytes({"topic": "endless"})
+        await worker.execute(model, parse_workflow_text(text), text, keccak256(text.encode()), row, 600.0)
+
+trio.run(main)
+"""
+
+
+def test_a_sigkilled_daemon_leaves_no_worker_even_mid_generation() -> None:
+    """Review (rev5): the daemon (here a stand-in driving the real WorkflowWorker) is SIGKILLed
+    while its worker waits on a model call that would last a minute: the worker, which ignores
+    SIGINT and SIGTERM, must see its stdin end and exit at once, not outlive the daemon."""
+    calls = threading.Event()
+    finished = threading.Event()
+
+    def answer(prompt: str) -> str:
+        calls.set()
+        finished.wait(60.0)  # a generation still running when the daemon dies
+        return hashed_reply(prompt)
+
+    with ScriptedModelServer(models=[DEMO_MODEL], answer=answer) as server:
+        daemon = subprocess.Popen(
+            [sys.executable, "-c", _DAEMON_STAND_IN, server.url, DEMO_MODEL, TEXT],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        worker_pid = 0
+        try:
+            assert daemon.stdout is not None
+            line = daemon.stdout.readline()  # blocks until the worker is ready (or the child died)
+            assert line.startswith("worker "), f"the stand-in exited: {daemon.poll()}"
+            worker_pid = int(line.split()[1])
+            assert calls.wait(120), "the row never reached the model"
+            os.kill(daemon.pid, signal.SIGKILL)
+            daemon.wait(timeout=30)
+            deadline = time.monotonic() + 20
+            while _alive(worker_pid):
+                assert time.monotonic() < deadline, f"worker {worker_pid} outlived its SIGKILLed daemon"
+                time.sleep(0.1)
+        finally:
+            finished.set()
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait(timeout=30)
+            if daemon.stdout is not None:
+                daemon.stdout.close()
+            if worker_pid and _alive(worker_pid):  # the test failed: leave no process behind
+                os.kill(worker_pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie, reaped by init, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
