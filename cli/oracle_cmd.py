@@ -113,6 +113,8 @@ def _explain(args: argparse.Namespace) -> int:
     from protocol.errors import ConfigError, SynodError
     from protocol.operator.connect import connect
     from protocol.operator.keys import keystore_address
+    from protocol.store.binding import check_binding
+    from protocol.store.errors import StoreError
 
     prog = "synod oracle explain"
     path = config_path(args, ROLE)
@@ -125,6 +127,7 @@ def _explain(args: argparse.Namespace) -> int:
         return operator_cmds.EXIT_USAGE
     try:
         op = connect(config)
+        check_binding(settings.store_dir, op.binding)  # not another chain's journal
         try:
             journal: OracleJournal | None = OracleJournal.open(settings.store_dir, read_only=True)
         except FileNotFoundError:
@@ -134,6 +137,9 @@ def _explain(args: argparse.Namespace) -> int:
         finally:
             if journal is not None:
                 journal.close()
+    except StoreError as exc:  # the journal was written for another chain, or is unreadable
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return operator_cmds.EXIT_USAGE
     except SynodError as exc:  # chain errors, a refused start
         print(f"{prog}: {exc}", file=sys.stderr)
         return operator_cmds.EXIT_CHAIN

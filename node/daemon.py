@@ -40,7 +40,7 @@ import trio
 from node.config import NodeRunSettings
 from node.decider import BatchOffer, Decision, NodeCapacity, commit_policy, decide, estimated_seconds
 from node.metrics import NodeMetrics
-from node.split import load_roster, plan
+from node.split import load_roster, plan, split_seed
 from node.state import BatchRecord, BatchStatus, JobRecord, NodeState, TaskRecord
 from node.work import TaskOutcome, TaskRunner
 from protocol.canonical import keccak256
@@ -612,6 +612,7 @@ class NodeDaemon:
             record.batch_id,
             self.address,
             roster,
+            split_seed(job.job_id, job.workflow_hash),
             k,
             commit_deadline=record.commit_deadline,
             commit_duration=int(job.params.commit_duration),

@@ -4,9 +4,11 @@ Every node serving a batch's model sees every batch, and only the first k commit
 all n nodes compute every batch, (n - k) / n of the network's model time is wasted (a quarter with
 4 nodes and k = 3, the demo). The split ranks the nodes eligible for a batch by rotation: the
 roster (:func:`load_roster`: registered nodes, not unbonding, staked at least the minimum, serving
-the model) sorted by address, and node ``p`` of ``n`` has rank ``(p - batchId) mod n``. Every node
-computes the same ranking from the chain alone, so they agree without talking to each other, and
-over any n consecutive batches each node owns exactly k of them (a keccak ranking per (batch,
+the model) in an order drawn per job (:func:`split_seed`: ``keccak256(seed || address)``; sorted
+by address, k registrations ground to sort together owned every seat of one batch in n), and node
+``p`` of ``n`` in that order has rank ``(p - batchId) mod n``. Every node computes the same
+ranking from the chain alone, so they agree without talking to each other, and over any n
+consecutive batches of a job each node owns exactly k of them (a keccak ranking per (batch,
 node), tried first, gave one of the demo's 4 nodes all 6 of its batches: the busiest node is the
 demo's critical path):
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from protocol.canonical import keccak256
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.models import Role
 from protocol.chain.registry import Registry
@@ -39,10 +42,27 @@ ROSTER_PAGE = 64
 """Registration ids read per ``accountsOf`` call while enumerating the registry."""
 
 
-def rank_of(batch_id: int, node: str, roster: Sequence[str]) -> tuple[int, int]:
+def split_seed(job_id: int, workflow_hash: bytes) -> bytes:
+    """The 32-byte seed of a job's roster order: ``keccak256(jobId as uint256 || workflow_hash)``.
+
+    Every node has both from the job's ``JobPosted`` event. The workflow (chosen by the requester
+    when posting) makes the order unknown to anyone registering nodes before the job exists, so
+    addresses cannot be ground in advance to sit together in it."""
+    return bytes(keccak256(job_id.to_bytes(32, "big") + bytes(workflow_hash)))
+
+
+def _order_key(seed: bytes, node: str) -> tuple[bytes, str]:
+    return bytes(keccak256(seed + bytes.fromhex(node[2:]))), node
+
+
+def rank_of(batch_id: int, node: str, roster: Sequence[str], seed: bytes) -> tuple[int, int]:
     """``(rank, size)``: ``node``'s 0-based rank for the batch among ``roster`` (itself added if
-    missing), ``(position by address - batch_id) mod size``, and the roster's size."""
-    ordered = sorted({a.lower() for a in roster} | {node.lower()})
+    missing), ``(position - batch_id) mod size``, and the roster's size. ``position`` is the
+    node's place in the roster ordered by ``keccak256(seed || address)`` (``seed``:
+    :func:`split_seed` of the batch's job), not by address: ordered by address, a batch's k owners
+    were k neighbours in address order, so k registrations ground to sort together (a shared
+    2-byte prefix) owned every seat of one batch in n, with the honest nodes waiting as backups."""
+    ordered = sorted({a.lower() for a in roster} | {node.lower()}, key=lambda a: _order_key(seed, a))
     return (ordered.index(node.lower()) - batch_id) % len(ordered), len(ordered)
 
 
@@ -84,6 +104,7 @@ def plan(
     batch_id: int,
     node: str,
     roster: Sequence[str],
+    seed: bytes,
     k: int,
     commit_deadline: float,
     commit_duration: float,
@@ -93,7 +114,7 @@ def plan(
     margin_s: float,
 ) -> SplitPlan:
     """The node's :class:`SplitPlan` for the batch (pure: see the module docstring)."""
-    rank, size = rank_of(batch_id, node, roster)
+    rank, size = rank_of(batch_id, node, roster, seed)
     if rank < k:
         return SplitPlan(rank, size, k, 0.0)
     start = backup_start(commit_deadline, commit_duration, delay_fraction, estimated_s, safety, margin_s)

@@ -26,8 +26,9 @@ daemon; it ignores SIGINT and SIGTERM (a terminal's Ctrl-C or a service manager'
 the whole process group: were the worker to die first, the daemon would store its rows in flight
 as failures) and exits at the end of its stdin or when the daemon SIGKILLs it on shutdown, so a
 daemon killed with SIGKILL leaves no worker behind.
-:class:`WorkflowWorker` (daemon side) restarts a worker that died, failing the rows that were in
-flight with the reason (explicit failure envelopes, as for an engine crash).
+:class:`WorkflowWorker` (daemon side) restarts a worker that died and runs the rows that were in
+flight once more there (within their deadline); a row whose second worker dies too fails with
+the reason (an explicit failure envelope, as for an engine crash).
 
 Crash safety is unchanged: the daemon stores each envelope by digest before the batch moves on; a
 row whose worker died is a failure envelope like any other failed row.
@@ -298,9 +299,12 @@ class WorkflowWorker:
         deadline_s: float,
     ) -> TaskOutcome:
         """Run one row in the worker (see :func:`node.work.run_task`: never raises for the task's
-        own failures). A worker that dies or hangs past ``deadline_s`` + :data:`GRACE_S` gives a
-        failure envelope naming it; cancelling this call cancels the row in the worker. The parsed
-        ``workflow`` is not sent (the worker parses ``workflow_text`` once per workflow)."""
+        own failures). A row whose worker died runs once more in the restarted worker within what
+        is left of ``deadline_s`` (in-process, a crash of the node left the row unstored and the
+        restarted node ran it again; a worker's crash must not turn it into a stored failure
+        instead); a second death, or a worker that hangs past ``deadline_s`` + :data:`GRACE_S`,
+        gives a failure envelope naming it. Cancelling this call cancels the row in the worker.
+        The parsed ``workflow`` is not sent (the worker parses ``workflow_text`` once per workflow)."""
         started = time.perf_counter()
 
         def failed(reason: str) -> TaskOutcome:
@@ -308,6 +312,25 @@ class WorkflowWorker:
             data = envelope.to_bytes()
             return TaskOutcome(envelope, data, keccak256(data), envelope.error, time.perf_counter() - started)
 
+        reply, reason, died = await self._attempt(model, workflow_text, workflow_hash, row, deadline_s)
+        left = deadline_s - (time.perf_counter() - started)
+        if reply is None and died and left > 0:
+            log.warning("node_worker_row_retried", reason=reason, deadline_s=round(left, 1))
+            reply, reason, died = await self._attempt(model, workflow_text, workflow_hash, row, left)
+        if reply is None:
+            return failed(reason)
+        data = bytes.fromhex(reply.data)
+        try:
+            envelope = ResultEnvelope.from_bytes(data)
+        except EnvelopeError as exc:
+            return failed(f"the workflow worker sent an invalid envelope: {exc}")
+        return TaskOutcome(envelope, data, keccak256(data), envelope.error, reply.seconds)
+
+    async def _attempt(
+        self, model: str, workflow_text: str, workflow_hash: bytes, row: bytes, deadline_s: float
+    ) -> tuple[TaskReply | None, str, bool]:
+        """Send the row once: ``(reply, "", False)``, or ``(None, reason, died)`` where ``died``
+        says the worker exited with the row in flight (or before it was sent)."""
         task_id = next(self._ids)
         pending = _Pending()
         self._pending[task_id] = pending
@@ -328,18 +351,13 @@ class WorkflowWorker:
                     await self._send(request)
                     sent = True
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    return failed("the workflow worker exited before the task was sent")
+                    return None, "the workflow worker exited before the task was sent", True
                 await pending.done.wait()
             if pending.reply is None:
-                return failed(
-                    pending.lost or f"the workflow worker gave no answer in {deadline_s + GRACE_S:.0f}s"
-                )
-            data = bytes.fromhex(pending.reply.data)
-            try:
-                envelope = ResultEnvelope.from_bytes(data)
-            except EnvelopeError as exc:
-                return failed(f"the workflow worker sent an invalid envelope: {exc}")
-            return TaskOutcome(envelope, data, keccak256(data), envelope.error, pending.reply.seconds)
+                if pending.lost:
+                    return None, pending.lost, True
+                return None, f"the workflow worker gave no answer in {deadline_s + GRACE_S:.0f}s", False
+            return pending.reply, "", False
         finally:
             del self._pending[task_id]
             if sent and not pending.done.is_set():

@@ -156,6 +156,9 @@ class OracleDaemon:
         Revealing) with nothing for a validator to do: its deadline plus ``settle_grace``. Dropped
         when any event of the batch is seen (its k-th commit or last reveal moves the phase on
         without a ``BatchPhaseChanged``)."""
+        self._event_block: dict[int, int] = {}
+        """live batch id -> the block of its latest event seen by :meth:`_scan`: a step that read
+        the chain at an older block does not mark the batch quiet (the event would be lost)."""
         self._send_lock = trio.Lock()
         self._contracts: dict[int, tuple[bytes, JobContract]] = {}
         """job id -> what its workflow declares (:func:`job_contract`), derived and logged once."""
@@ -224,6 +227,7 @@ class OracleDaemon:
             else:
                 self._stepped.pop(batch_id, None)
                 self._quiet.pop(batch_id, None)
+                self._event_block.pop(batch_id, None)
         except ChainError as exc:
             log.warning("batch_step_failed", batch=batch_id, error=type(exc).__name__, reason=str(exc)[:300])
         except Exception as exc:  # one batch's bug or hostile input must not end every batch's daemon
@@ -259,7 +263,11 @@ class OracleDaemon:
                 self.live.setdefault(event.batch_id, int(entry["blockNumber"]))
             for entry in changed:
                 if len(entry["topics"]) > 1:  # (JobPosted's is a job id: a harmless extra step)
-                    self._quiet.pop(int.from_bytes(bytes(entry["topics"][1]), "big"), None)
+                    batch_id = int.from_bytes(bytes(entry["topics"][1]), "big")
+                    self._quiet.pop(batch_id, None)
+                    if batch_id in self.live:
+                        block = int(entry["blockNumber"])
+                        self._event_block[batch_id] = max(block, self._event_block.get(batch_id, block))
             self.cursor = end
 
     # ------------------------------------------------------------------ one batch
@@ -273,7 +281,8 @@ class OracleDaemon:
             return
         view = await self.tc.run(self.market.batch, batch_id, head)
         late = now > phase.deadline + self.settings.margins.settle_grace
-        if phase.phase in (Phase.COMMITTING, Phase.REVEALING) and not late:
+        newer_event = self._event_block.get(batch_id, -1) > head.number  # scanned during this step
+        if phase.phase in (Phase.COMMITTING, Phase.REVEALING) and not late and not newer_event:
             self._quiet[batch_id] = phase.deadline + self.settings.margins.settle_grace
         else:
             self._quiet.pop(batch_id, None)

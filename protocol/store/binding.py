@@ -13,8 +13,9 @@ time) and the market's address. Every later start compares the live chain with t
 refuses with :class:`ChainMismatch` on any difference, before a store is opened. A directory
 written before this file existed is bound on its next start.
 
-The file is written atomically (a temporary file, ``fsync``, ``rename``, then the directory is
-``fsync``'d), so a crash leaves either no binding or a whole one.
+The file is written atomically and only if absent (a temporary file, ``fsync``, ``link`` to the
+final name, then the directory is ``fsync``'d), so a crash leaves either no binding or a whole
+one, and of two first starts at once the second sees the first's binding instead of replacing it.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ class ChainBinding(BaseModel):
 def read_binding(directory: Path) -> ChainBinding | None:
     """The binding recorded in ``directory`` (``None`` when there is none yet).
 
-    Raises :class:`StoreError` naming the file when it exists but cannot be read or parsed.
+    Raises :class:`StoreError` naming the file when it exists but cannot be read or parsed, or
+    when it holds every known field plus unknown ones (a binding written by a newer version).
     """
     path = Path(directory) / BINDING_FILE
     try:
@@ -85,7 +87,14 @@ def read_binding(directory: Path) -> ChainBinding | None:
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        return ChainBinding.model_validate(json.loads(text))
+        data = json.loads(text)
+        unknown = sorted(set(data) - set(ChainBinding.model_fields)) if isinstance(data, dict) else []
+        if unknown and set(ChainBinding.model_fields) <= set(data):
+            raise StoreError(
+                f"{path} was written by a newer Synod (fields {', '.join(map(repr, unknown))} are "
+                "unknown to this version): upgrade synod to use this store directory"
+            )
+        return ChainBinding.model_validate(data)
     except (json.JSONDecodeError, ValidationError) as exc:
         detail = str(exc).splitlines()[0]
         raise StoreError(
@@ -104,19 +113,49 @@ def bind_store(directory: Path, live: ChainBinding) -> bool:
     """
     directory = Path(directory)
     recorded = read_binding(directory)
+    if recorded is None:
+        if _record(directory, live):
+            return True
+        # another start bound the directory between our read and our write: check against it
+        recorded = read_binding(directory)
+        if recorded is None:
+            raise StoreError(f"cannot record the chain binding in {directory}: it vanished while written")
+    _compare(directory, recorded, live)
+    return False
+
+
+def check_binding(directory: Path, live: ChainBinding) -> None:
+    """For a reader of a store (``synod oracle explain``): raise :class:`ChainMismatch` when
+    ``directory`` is bound to another chain than ``live``, :class:`StoreError` when its binding
+    cannot be read. Writes nothing; a directory with no binding passes (nothing to compare)."""
+    recorded = read_binding(Path(directory))
     if recorded is not None:
-        for field in ("chain_id", "genesis_hash", "market"):
-            if getattr(recorded, field) != getattr(live, field):
-                raise ChainMismatch(directory, field, getattr(recorded, field), getattr(live, field))
-        return False
+        _compare(Path(directory), recorded, live)
+
+
+def _compare(directory: Path, recorded: ChainBinding, live: ChainBinding) -> None:
+    for field in ("chain_id", "genesis_hash", "market"):
+        if getattr(recorded, field) != getattr(live, field):
+            raise ChainMismatch(directory, field, getattr(recorded, field), getattr(live, field))
+
+
+def _record(directory: Path, live: ChainBinding) -> bool:
+    """Write the binding file unless one exists: ``True`` if written, ``False`` if another process
+    created it first (``os.link`` of a synced temporary file: an atomic create-if-absent, where a
+    ``rename`` would silently replace a binding written since this start read none)."""
+    tmp = directory / f".{BINDING_FILE}.{os.getpid()}.tmp"
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = directory / f".{BINDING_FILE}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(live.model_dump_json(indent=2) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, directory / BINDING_FILE)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(live.model_dump_json(indent=2) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.link(tmp, directory / BINDING_FILE)
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
         dir_fd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(dir_fd)

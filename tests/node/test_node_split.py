@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from devnet.scripted_model import ScriptedModelServer, hashed_reply
-from node.split import rank_of
+from node.split import rank_of, split_seed
+from protocol.canonical import keccak256
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.market import Market
 from protocol.chain.models import Phase
@@ -96,10 +97,12 @@ def test_four_nodes_split_the_batches_and_three_still_fill_every_batch(
         posted = market.post_job(actors.requester, params(k=3, batch_size=2, commit=COMMIT_S), WORKFLOW, rows)
         batch_ids = [b.batch_id for b in posted.batches]
         assert len(batch_ids) == 4
+        (job,) = posted.jobs
+        seed = split_seed(job.job_id, keccak256(bytes(job.workflow)))
         _wait_revealing(chain, batch_ids, COMMIT_S + 30, daemons)
         owned = {i: 0 for i in DAEMONS}
         for batch_id in batch_ids:
-            owners = {a for a in roster if rank_of(batch_id, a, roster)[0] < 3}
+            owners = {a for a in roster if rank_of(batch_id, a, roster, seed)[0] < 3}
             assert set(_committers(chain, batch_id)) == owners
             (backup,) = [i for i in DAEMONS if address[i] not in owners]
             skipped = daemons[backup].wait(
@@ -118,14 +121,16 @@ def test_four_nodes_split_the_batches_and_three_still_fill_every_batch(
         more = [{"topic": f"alone {n}"} for n in range(8)]
         posted = market.post_job(actors.requester, params(k=3, batch_size=2, commit=COMMIT_S), WORKFLOW, more)
         batch_ids = [b.batch_id for b in posted.batches]
+        (job,) = posted.jobs
+        seed = split_seed(job.job_id, keccak256(bytes(job.workflow)))
         _wait_revealing(chain, batch_ids, COMMIT_S + 30, daemons)
         stepped_in = 0
         for batch_id in batch_ids:
             view = market.batch(batch_id, chain.head(0))
             assert view.commit_count == 3, f"batch {batch_id} short of seats"
             assert set(_committers(chain, batch_id)) == {address[i] for i in (1, 2, 3)}
-            if rank_of(batch_id, address[8], roster)[0] < 3:  # node 8 owned it: the 4th stepped in
-                (backup,) = [i for i in (1, 2, 3) if rank_of(batch_id, address[i], roster)[0] == 3]
+            if rank_of(batch_id, address[8], roster, seed)[0] < 3:  # node 8 owned it: the 4th stepped in
+                (backup,) = [i for i in (1, 2, 3) if rank_of(batch_id, address[i], roster, seed)[0] == 3]
                 daemons[backup].wait("node_batch_backup_started", 5, contains=f"batch={batch_id} ")
                 stepped_in += 1
         assert stepped_in == 3, "node 8 owned 3 of the 4 consecutive batches"

@@ -1,15 +1,17 @@
 """The workflow worker process (node/worker.py): a real ``python -m node.worker`` child and a
 scripted Ollama-API server on 127.0.0.1. Its envelopes are byte for byte the in-process ones; a
-cancelled row stops in the worker and the worker goes on; a killed worker fails the rows in
-flight with the reason and is restarted; and the daemon's event loop keeps ticking while the
-worker computes, where running the same rows in-process stalls it."""
+cancelled row stops in the worker and the worker goes on; a killed worker is restarted and its
+row in flight runs again there (a second kill fails it with the reason); and the daemon's event
+loop keeps ticking while the worker computes, where running the same rows in-process stalls it."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -76,7 +78,10 @@ def test_the_worker_gives_the_in_process_envelopes_and_survives_cancels_and_cras
             provider = OllamaProvider(_settings_provider(server.url))
             try:
                 runner = InlineRunner({DEMO_MODEL: Engine(provider)})
-                return [await runner.execute(DEMO_MODEL, workflow, TEXT, HASH, r, 10.0) for r in rows]
+                return [
+                    await runner.execute(DEMO_MODEL, workflow, TEXT, HASH, r, 10.0)
+                    for r in [*rows, slow_topic]
+                ]
             finally:
                 await provider.aclose()
 
@@ -84,8 +89,8 @@ def test_the_worker_gives_the_in_process_envelopes_and_survives_cancels_and_cras
 
         async def body(worker: WorkflowWorker) -> None:
             got = [await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, r, 10.0) for r in rows]
-            assert [o.data for o in got] == [o.data for o in expected]
-            assert [o.digest for o in got] == [keccak256(o.data) for o in expected]
+            assert [o.data for o in got] == [o.data for o in expected[:3]]
+            assert [o.digest for o in got] == [keccak256(o.data) for o in expected[:3]]
             assert all(o.error is None for o in got)
             # a malformed row and an unserved model: failure envelopes with the reason
             bad = await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, b"[1]", 10.0)
@@ -98,28 +103,45 @@ def test_the_worker_gives_the_in_process_envelopes_and_survives_cancels_and_cras
             assert scope.cancelled_caught
             again = await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, rows[1], 10.0)
             assert again.data == expected[1].data
-            # killed while a row runs: that row fails naming the exit, the next runs in a new worker
+            # killed while a row runs (review rev5: an OOM kill of the worker made the row a stored
+            # failure, where a crashed in-process node recomputed it): the row runs again in the
+            # restarted worker and gives the in-process envelope
             pid = worker.pid
             assert pid is not None
 
-            async def kill_soon() -> None:
-                await trio.sleep(0.5)
-                os.kill(pid, signal.SIGKILL)
+            async def kill_soon(old: int) -> None:
+                while worker.pid in (None, old):  # noqa: ASYNC110 -- polls for the (re)started worker
+                    await trio.sleep(0.05)
+                await trio.sleep(0.5)  # the row is in its 3 s model call
+                os.kill(worker.pid, signal.SIGKILL)
 
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(kill_soon)
-                lost = await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, slow_topic, 10.0)
+                nursery.start_soon(kill_soon, -1)
+                again_slow = await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, slow_topic, 120.0)
+            assert again_slow.error is None and again_slow.data == expected[3].data
+            assert worker.restarts == 1 and worker.pid != pid
+            # killed again in its second worker: the row fails naming the exit
+            first = worker.pid
+            assert first is not None
+
+            async def kill_twice() -> None:
+                await kill_soon(-1)
+                await kill_soon(first)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(kill_twice)
+                lost = await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, slow_topic, 120.0)
             assert lost.error == "the workflow worker exited (code -9)"
             assert not lost.envelope.ok
             after = await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, rows[2], 120.0)  # a new boot
             assert after.data == expected[2].data
-            assert worker.restarts == 1 and worker.pid != pid
+            assert worker.restarts == 3 and worker.pid not in (pid, first)
             # a SIGTERM to the process group (a service manager stopping the node) does not end the
             # worker before the daemon: it ignores it, the row completes
             assert worker.pid is not None
             os.kill(worker.pid, signal.SIGTERM)
             survived = await worker.execute(DEMO_MODEL, workflow, TEXT, HASH, rows[0], 60.0)
-            assert survived.data == expected[0].data and worker.restarts == 1
+            assert survived.data == expected[0].data and worker.restarts == 3
 
         trio.run(_with_worker, server.url, body)
 
@@ -223,3 +245,80 @@ def test_a_worker_that_cannot_start_fails_the_start_up_with_its_exit_code() -> N
 
     assert trio.run(start) == "the workflow worker exited at start-up (code 4): see its log above"
     assert worker.restarts == 0
+
+
+_DAEMON_STAND_IN = """
+import sys, trio
+from node.config import NodeRunSettings
+from node.worker import WorkerSetup, WorkflowWorker
+from protocol.canonical import canonical_bytes, keccak256
+from workflow.validate import parse_workflow_text
+
+url, model, text = sys.argv[1], sys.argv[2], sys.argv[3]
+settings = NodeRunSettings.model_validate(
+    {"provider": {"kind": "ollama", "url": url, "models": {model: model}, "max_retries": 0}}
+)
+
+async def main() -> None:
+    worker = WorkflowWorker(WorkerSetup(run=settings, models=(model,)))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        print(f"worker {worker.pid}", flush=True)
+        row = canonical_bytes({"topic": "endless"})
+        await worker.execute(model, parse_workflow_text(text), text, keccak256(text.encode()), row, 600.0)
+
+trio.run(main)
+"""
+
+
+def test_a_sigkilled_daemon_leaves_no_worker_even_mid_generation() -> None:
+    """Review (rev5): the daemon (here a stand-in driving the real WorkflowWorker) is SIGKILLed
+    while its worker waits on a model call that would last a minute: the worker, which ignores
+    SIGINT and SIGTERM, must see its stdin end and exit at once, not outlive the daemon."""
+    calls = threading.Event()
+    finished = threading.Event()
+
+    def answer(prompt: str) -> str:
+        calls.set()
+        finished.wait(60.0)  # a generation still running when the daemon dies
+        return hashed_reply(prompt)
+
+    with ScriptedModelServer(models=[DEMO_MODEL], answer=answer) as server:
+        daemon = subprocess.Popen(
+            [sys.executable, "-c", _DAEMON_STAND_IN, server.url, DEMO_MODEL, TEXT],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        worker_pid = 0
+        try:
+            assert daemon.stdout is not None
+            line = daemon.stdout.readline()  # blocks until the worker is ready (or the child died)
+            assert line.startswith("worker "), f"the stand-in exited: {daemon.poll()}"
+            worker_pid = int(line.split()[1])
+            assert calls.wait(120), "the row never reached the model"
+            os.kill(daemon.pid, signal.SIGKILL)
+            daemon.wait(timeout=30)
+            deadline = time.monotonic() + 20
+            while _alive(worker_pid):
+                assert time.monotonic() < deadline, f"worker {worker_pid} outlived its SIGKILLed daemon"
+                time.sleep(0.1)
+        finally:
+            finished.set()
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait(timeout=30)
+            if daemon.stdout is not None:
+                daemon.stdout.close()
+            if worker_pid and _alive(worker_pid):  # the test failed: leave no process behind
+                os.kill(worker_pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie, reaped by init, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

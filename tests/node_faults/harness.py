@@ -529,7 +529,7 @@ def node_run_table(
     """The fault suite's ``[run]`` table (see ``node/config.py``): the Ollama provider at
     ``model_url`` serving :data:`DEMO_MODEL` under the server's name ``provider_model``, with no
     retries (a dropped generation must fail, not be retried away), short polls and margins, no
-    claims, no metrics endpoint."""
+    claims, no metrics endpoint, no work split."""
     return {
         "store_dir": str(store),
         "concurrency": 2,
@@ -537,6 +537,9 @@ def node_run_table(
         "deadline_margin_s": 3.0,
         "default_task_seconds": 5.0,
         "poll_interval_s": 0.2,
+        # a lone daemon among registered nodes that do not run: without this it owns a batch only
+        # by the split's draw, else it waits as a backup for half the commit window (as tests/node)
+        "split": {"enabled": False},
         "p2p": {"listen_host": "127.0.0.1", "listen_port": p2p_port, "identity_file": str(identity)},
         "provider": {
             "kind": "ollama",

@@ -14,6 +14,7 @@ import trio
 
 from oracle.daemon.service import OracleDaemon
 from protocol.chain.errors import ChainError
+from protocol.chain.models import Phase, PhaseOf
 from protocol.chain.rpc import BlockRef
 from tests.oracle.test_oracle_review import HEAD, MARKET, _daemon, rpc_url  # noqa: F401  (fixture)
 
@@ -132,3 +133,55 @@ def test_any_event_of_a_quiet_batch_makes_it_due(tmp_path: Path) -> None:
     assert daemon._quiet == {6: 10_000.0}
     assert daemon.due(5, HEAD, 0) and not daemon.due(6, HEAD, 0)
     assert daemon.cursor == HEAD
+
+
+class _StalePhaseMarket:
+    """The market's reads for one step at block HEAD - 1: batch 5 in Committing (deadline 10,000);
+    the phase read returns only once ``release`` is set (a slow RPC under load)."""
+
+    def __init__(self, release: threading.Event) -> None:
+        self.release = release
+
+    def phase(self, batch_id: int, block: BlockRef) -> PhaseOf:
+        assert self.release.wait(30), "the test never released the step"
+        return PhaseOf(phase=Phase.COMMITTING, deadline=10_000)
+
+    def batch(self, batch_id: int, block: BlockRef) -> object:
+        return object()
+
+
+def test_an_event_seen_while_a_step_reads_an_older_block_still_makes_the_batch_due(tmp_path: Path) -> None:
+    """Review (rev5): a step reads the batch's phase at its head (H - 1) and then marks the batch
+    quiet until the deadline; a tick scanning block H meanwhile (the step outlived a poll) saw the
+    batch's event (its last reveal: Revealing -> Drawing, no BatchPhaseChanged) and cleared the
+    quiet time *before* the step set it from its older read. The event was consumed, the batch
+    slept until its commit deadline plus grace: the committee missed its draw and scoring windows."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _LogsRpc)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    release = threading.Event()
+    try:
+        daemon, journal = _daemon(f"http://127.0.0.1:{server.server_address[1]}", tmp_path)
+        daemon.market = _StalePhaseMarket(release)  # type: ignore[assignment]
+        daemon.live = {5: 0}
+
+        async def race() -> None:
+            async with trio.open_nursery() as steps:
+                daemon._stepping.add(5)
+                steps.start_soon(daemon._guarded_step, 5, BlockRef(number=HEAD - 1, hash=b"\x00" * 32), 100)
+                await daemon._scan(HEAD, HEAD)  # the next tick: batch 5's event in block HEAD
+                release.set()
+
+        try:
+            trio.run(race)
+        finally:
+            journal.close()
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert daemon._stepped == {5: HEAD - 1} and daemon.cursor == HEAD
+    assert daemon.due(5, HEAD, 100), "the event in block HEAD was lost: the batch sleeps to its deadline"
+    # without an event after the step's block, the batch is quiet as before
+    assert not daemon.due(5, HEAD - 1, 100)

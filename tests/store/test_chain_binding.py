@@ -87,6 +87,84 @@ def test_a_damaged_binding_file_is_an_error_naming_the_file(tmp_path: Path, cont
 
 
 @pytest.mark.unit
+def test_a_binding_written_by_a_newer_synod_says_so_and_does_not_advise_deleting_the_journal(
+    tmp_path: Path,
+) -> None:
+    """Review (rev5): a binding with a field this version does not know (a newer format, then a
+    downgrade) was reported as damaged, with the advice to delete the store directory: the
+    journal of a running network. It must name the unknown field and say to upgrade."""
+    newer = {"chain_id": 31337, "genesis_hash": GENESIS, "market": MARKET, "format": 2}
+    (tmp_path / BINDING_FILE).write_text(json.dumps(newer), encoding="utf-8")
+    with pytest.raises(StoreError) as caught:
+        bind_store(tmp_path, _live())
+    message = str(caught.value)
+    assert "written by a newer Synod" in message and "'format'" in message
+    assert "delete" not in message
+    assert json.loads((tmp_path / BINDING_FILE).read_text(encoding="utf-8")) == newer, "left as found"
+
+
+@pytest.mark.unit
+def test_a_symlinked_store_is_bound_once_and_an_unwritable_one_is_a_store_error(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real, target_is_directory=True)
+    assert bind_store(tmp_path / "link", _live()) is True
+    assert read_binding(real) == _live() and bind_store(real, _live()) is False
+    with pytest.raises(ChainMismatch):
+        bind_store(real, _live(market="0x" + "11" * 20))
+    # a store_dir under a file (an OSError; tests run as root here, so no chmod case): one sentence
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    with pytest.raises(StoreError, match=f"cannot read {blocker / 'store' / BINDING_FILE}: Not a directory"):
+        bind_store(blocker / "store", _live())
+    assert sorted(p.name for p in real.iterdir()) == [BINDING_FILE]
+
+
+@pytest.mark.unit
+def test_two_first_starts_at_once_on_different_chains_cannot_both_bind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review (rev5): the first start read "no binding" and then replaced the file, so a second
+    start on another chain that wrote in between was silently overwritten: both passed the check
+    (the lock, taken after, lets one of them run, possibly under the other's binding, and its next
+    start is refused on its own journal). The second writer must see the first one's binding."""
+    import protocol.store.binding as binding
+
+    store = tmp_path / "store"
+    real_read = binding.read_binding
+    raced: list[Path] = []
+
+    def racing_read(directory: Path) -> ChainBinding | None:
+        found = real_read(directory)
+        if found is None and not raced:  # the other start (another chain) binds right after
+            raced.append(directory)
+            assert bind_store(directory, _live(chain_id=1)) is True
+        return found
+
+    monkeypatch.setattr(binding, "read_binding", racing_read)
+    with pytest.raises(ChainMismatch) as refused:
+        bind_store(store, _live())
+    assert (refused.value.field, refused.value.recorded, refused.value.live) == ("chain_id", 1, 31337)
+    monkeypatch.setattr(binding, "read_binding", real_read)
+    assert read_binding(store) == _live(chain_id=1), "the first binding stays"
+    assert sorted(p.name for p in store.iterdir()) == [BINDING_FILE], "no temporary file left"
+    # the same chain racing is no error: whoever wrote first, the other matches
+    other = tmp_path / "other"
+
+    def same_chain_read(directory: Path) -> ChainBinding | None:
+        found = real_read(directory)
+        if found is None and directory not in raced:
+            raced.append(directory)
+            assert bind_store(directory, _live()) is True
+        return found
+
+    monkeypatch.setattr(binding, "read_binding", same_chain_read)
+    assert bind_store(other, _live()) is False
+    monkeypatch.setattr(binding, "read_binding", real_read)
+    assert read_binding(other) == _live()
+
+
+@pytest.mark.unit
 def test_the_binding_model_refuses_malformed_identities() -> None:
     with pytest.raises(ValueError):
         _live(genesis_hash="0x1234")
@@ -190,3 +268,35 @@ def test_a_node_refuses_a_store_written_for_another_chain(tmp_path: Path, devnet
     assert done.returncode == 2, done.stderr
     assert f"with genesis_hash {GENESIS}, but the RPC serves genesis_hash {genesis}" in done.stderr
     assert sorted(p.name for p in node.store.iterdir()) == [BINDING_FILE], "no journal was opened"
+
+
+@pytest.mark.integration
+def test_oracle_explain_refuses_a_journal_written_for_another_chain(tmp_path: Path, devnet: Devnet) -> None:
+    """Review (rev5): ``synod oracle explain`` opened the validator's journal without the binding
+    check, so after a devnet restart (same chain id, same market address) it explained a batch id
+    with the old chain's journal entries. It must refuse as the daemons do: one line, exit 2."""
+    from oracle.daemon.journal import OracleJournal
+
+    chain = SynodContracts.connect(devnet.settings, ROOT)
+    genesis = "0x" + bytes(chain.w3.eth.get_block(0)["hash"]).hex()
+    config = _validator_config(tmp_path, devnet)
+    state = tmp_path / "state"
+    state.mkdir()
+    OracleJournal.open(state).close()  # an earlier anvil's journal
+    earlier = ChainBinding(chain_id=chain.chain_id, genesis_hash=GENESIS, market=str(chain.market.address))
+    bind_store(state, earlier)
+    before = {p.name: p.stat().st_mtime_ns for p in state.iterdir()}
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "oracle", "explain", "1", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=cli_env(tmp_path, SYNOD_KEYSTORE_PASSWORD=PASSWORD),
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode == 2, (done.returncode, done.stdout[-1000:], done.stderr[-1000:])
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert f"with genesis_hash {GENESIS}, but the RPC serves genesis_hash {genesis}" in done.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in state.iterdir()} == before, "read-only: nothing written"
