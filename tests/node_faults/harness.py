@@ -550,9 +550,6 @@ def node_run_table(
             "max_retries": 0,
         },
         "metrics": {"host": "127.0.0.1", "port": -1},
-        # one daemon runs while the other registered nodes are scripted: no work split, or this
-        # node would wait as a backup for owners that never commit (node/split.py)
-        "split": {"enabled": False},
     }
 
 
