@@ -42,6 +42,7 @@ process's structured log) and prints a per-stage timeline per job.
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
 import os
 import re
@@ -54,14 +55,15 @@ from pathlib import Path
 
 from devnet.chain import ROOT
 from devnet.demo import demo_job_params
-from devnet.network import DevnetSpec, down, up
+from devnet.network import DevnetSpec, DevnetState, down, group_members, up
 from protocol.canonical import canonical_bytes
+from protocol.chain.market import Market
 from protocol.chain.models import Phase
 from protocol.log import configure
 from requester.connect import RequesterSettings, connect
 from requester.post import plan_job, post_planned
 from requester.rows import Dataset, load_dataset
-from requester.status import job_status
+from requester.status import TERMINAL, job_status
 
 _LINE = re.compile(r"^(\S+ \S+) \S+ \S+ (\S+) .*?\bbatch=(\d+)\b")
 STAGES = (
@@ -130,6 +132,34 @@ def timeline(logs: Path, only: set[int] | None = None) -> dict[str, float]:
     return out
 
 
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds: user + system) of ``pid`` from ``/proc/PID/stat`` (proc(5): fields
+    4, 14 and 15, in clock ticks), or ``None`` if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_role(state: DevnetState) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the devnet's live processes, summed per role
+    (``node`` counts its workflow worker processes: a process counts for its nearest ancestor
+    among the devnet's recorded ones; ``bench`` is this process: posting and polling)."""
+    role = {p.pid: str(p.role) for p in state.procs}
+    stats = {pid: st for pid in group_members(state.pgid) if (st := _stat(pid)) is not None}
+    out: dict[str, float] = collections.defaultdict(float)
+    for pid, (_, seconds) in stats.items():
+        owner = pid
+        while owner not in role and owner in stats:
+            owner = stats[owner][0]
+        out[role.get(owner, "other")] += seconds
+    me = os.times()
+    out["bench"] = me.user + me.system
+    return dict(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.bench_devnet")
     parser.add_argument("--model", choices=("scripted", "local"), default="scripted")
@@ -192,13 +222,21 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.monotonic()
                 posted = post_planned(rc.chain, sender, plan)
                 load_min = load_max = os.getloadavg()[0]
-                while True:
-                    statuses = [job_status(rc.chain, j) for j in posted.job_ids]
-                    if all(s.terminal for s in statuses):
-                        break
-                    time.sleep(1.0)  # polling interval
+                cpu_before = cpu_by_role(state)
+                # poll only the batches' phases (one eth_call each, the terminal ones dropped): the
+                # full job status (every event of every job) cost the bench ~50 CPU-s per 1,000
+                # tasks on the same 2 cores as the devnet
+                market = Market(rc.chain)
+                pending = set(posted.batch_ids)
+                while pending:
+                    head = rc.chain.head(0)
+                    pending = {b for b in pending if market.phase(b, head).phase not in TERMINAL}
+                    if pending:
+                        time.sleep(1.0)  # polling interval
                     load_min, load_max = min(load_min, os.getloadavg()[0]), max(load_max, os.getloadavg()[0])
                 minutes = (time.monotonic() - started) / 60
+                cpu_after = cpu_by_role(state)
+                statuses = [job_status(rc.chain, j) for j in posted.job_ids]
                 batches = [b for s in statuses for b in s.batches]
                 if args.keep is not None:
                     ids = {b.batch_id for b in batches}
@@ -214,7 +252,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"accepted_results={accepted} tasks={args.tasks} batch_size={args.batch_size} "
                     f"wall_s={minutes * 60:.0f} load_average={load_min:.1f}..{load_max:.1f}"
                 )
-                print("\n".join(lines[-3:]), flush=True)
+                cpu = {r: cpu_after[r] - cpu_before.get(r, 0.0) for r in sorted(cpu_after)}
+                lines.append(
+                    f"devnet_{args.model}_{name}_cpu_s "
+                    + " ".join(f"{r}={v:.1f}" for r, v in cpu.items())
+                    + f" total={sum(cpu.values()):.1f}"
+                )
+                print("\n".join(lines[-4:]), flush=True)
         finally:
             down(state_dir)
     print("\n".join(lines))
