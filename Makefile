@@ -71,7 +71,7 @@ test-contracts: $(NPM_STAMP)
 	forge test
 
 test-python: $(VENV_STAMP) build
-	$(PY) -m pytest $(PYTEST_SELECT)
+	$(PY) -m pytest $(PYTEST_SELECT) --durations=25
 
 test-adversary: $(VENV_STAMP) build ## dishonest nodes and validators vs real daemons, token conservation
 	$(PY) -m pytest -m adversary

@@ -1,6 +1,6 @@
-"""Data-workflow quality on the dev set: ``python -m scripts.bench_qa [--limit N] [--only ...] [--dump F]``.
+"""Q&A quality on the dev set: ``python -m scripts.bench_qa [--limit N] [--dump F]``.
 
-Runs the example data workflows at their shipped settings on the local model (Gemma 3 270M via
+Runs ``qa_pairs.json`` at its shipped settings on the local model (Gemma 3 270M via
 llama.cpp) over ``tests/data/qa_passages.jsonl`` (passages written for this project, 60-120 words,
 several languages) and prints ``name=value`` lines (definitions in :mod:`workflow.eval.scores`):
 
@@ -15,9 +15,10 @@ several languages) and prints ``name=value`` lines (definitions in :mod:`workflo
 - ``qa_pairs_per_document`` (the workflow returns up to three; fewer when its checks reject the
   rest), ``qa_failed_documents`` (runs that ended in the workflow's clear failure),
   ``qa_seconds_per_document`` (wall time of a run, model loading excluded), ``qa_model_calls_per_document``
-  (generation steps of a run: the figure that does not depend on the machine's load);
-- ``dialogue_grounded_turn_rate``: guide turns of ``persona_dialogue.json`` grounded in the passage;
-- ``extract_field_copy_rate``: fields of ``extract_record.json`` copied from the passage.
+  (generation steps of a run: the figure that does not depend on the machine's load).
+
+``persona_dialogue.json`` and ``extract_record.json`` are measured by :mod:`scripts.bench_data`
+(``make bench`` runs both scripts).
 
 ``--dump F`` writes every output and its scores as JSON lines (for reading them by hand).
 """
@@ -39,7 +40,7 @@ from pydantic import BaseModel, ConfigDict
 from workflow.engine import Engine
 from workflow.eval.grounding import example_markers
 from workflow.eval.language import LanguageIdentifier
-from workflow.eval.scores import copied_fields, grounded_turns, score_qa
+from workflow.eval.scores import score_qa
 from workflow.model import Operator, Workflow
 from workflow.providers.base import LLMProvider, ProviderSettings
 from workflow.validate import load_workflow
@@ -228,29 +229,6 @@ async def bench_qa(
     }
 
 
-async def bench_dialogue(provider: LLMProvider, passages: Sequence[Passage], dump: Dump) -> dict[str, float]:
-    """Run ``persona_dialogue.json``; the share of guide turns grounded in the passage."""
-    workflow = load_workflow(EXAMPLES / "persona_dialogue.json")
-    engine = Engine(provider)
-    good = total = 0
-    for passage in passages:
-        value, error, elapsed = await _run(engine, workflow, {"document": passage.text})
-        turns = value[1] if error is None and isinstance(value, list) and len(value) == 2 else []
-        g, t = grounded_turns(passage.text, turns if isinstance(turns, list) else [], expected=2)
-        good, total = good + g, total + t
-        dump.append(
-            {
-                "workflow": "persona_dialogue",
-                "id": passage.id,
-                "seconds": round(elapsed, 2),
-                "error": error,
-                "value": value,
-                "grounded_guide_turns": g,
-            }
-        )
-    return {"dialogue_grounded_turn_rate": _rate(good, total)}
-
-
 def record_of(value: Any) -> Any:
     """The record an ``extract_record`` run returned: its return value is the model's JSON as text
     (``to_json`` of one read), so a string is parsed; anything else is returned as is."""
@@ -262,33 +240,11 @@ def record_of(value: Any) -> Any:
     return value
 
 
-async def bench_extract(provider: LLMProvider, passages: Sequence[Passage], dump: Dump) -> dict[str, float]:
-    """Run ``extract_record.json``; the share of fields copied from the passage."""
-    workflow = load_workflow(EXAMPLES / "extract_record.json")
-    engine = Engine(provider)
-    good = total = 0
-    for passage in passages:
-        value, error, elapsed = await _run(engine, workflow, {"text": passage.text})
-        g, t = copied_fields(passage.text, record_of(value))
-        good, total = good + g, total + t
-        dump.append(
-            {
-                "workflow": "extract_record",
-                "id": passage.id,
-                "seconds": round(elapsed, 2),
-                "error": error,
-                "value": value,
-                "copied_fields": g,
-            }
-        )
-    return {"extract_field_copy_rate": _rate(good, total)}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--limit", type=int, default=0, help="only the first N passages (0: all)")
     parser.add_argument(
-        "--only", default="qa,dialogue,extract", help="comma-separated: qa, dialogue, extract"
+        "--only", default="qa", choices=("qa",), help="kept for old command lines: only qa is measured here"
     )
     parser.add_argument("--ids", default="", help="comma-separated passage ids (default: all)")
     parser.add_argument("--dump", type=Path, default=None, help="write outputs and scores as JSON lines")
@@ -306,7 +262,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.shard:
         index, count = (int(x) for x in args.shard.split("/"))
         passages = passages[index::count]
-    only = set(args.only.split(","))
     dump = Dump(args.dump)
 
     async def run() -> dict[str, float]:
@@ -321,12 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             loader = getattr(provider, "load", None)
             if loader is not None:
                 await loader()
-            if "qa" in only:
-                figures |= await bench_qa(provider, passages, LanguageIdentifier(), dump)
-            if "dialogue" in only:
-                figures |= await bench_dialogue(provider, passages, dump)
-            if "extract" in only:
-                figures |= await bench_extract(provider, passages, dump)
+            figures |= await bench_qa(provider, passages, LanguageIdentifier(), dump)
         finally:
             await provider.aclose()
         return figures

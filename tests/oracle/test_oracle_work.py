@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -361,7 +362,7 @@ def test_applied_schema_keeps_each_schemas_local_references() -> None:
     """Review finding (rev4): ``{"allOf": [workflow's, row's]}`` moved each schema under the new root,
     so the workflow's ``"$ref": "#/$defs/..."`` pointed at nothing and every honest result of a row
     with its own schema was invalid ("schema cannot be applied")."""
-    workflow = {
+    workflow: dict[str, Any] = {
         "$id": "urn:example:answer",
         "$defs": {"city": {"type": "string", "minLength": 2}},
         "type": "object",

@@ -332,7 +332,7 @@ def test_the_entry_input_key_is_prefilled_so_it_declares_no_schema() -> None:
     """Review finding (rev4): the engine writes the job's row to ``__input`` before the first step,
     so a returned ``read __input`` is the row itself on any path where the schema task does not run
     (here a condition skips it); the schema must not be declared (an honest node would score 0)."""
-    skip = {
+    skip: dict[str, Any] = {
         "source": "A",
         "target": "__end",
         "condition": {
