@@ -16,8 +16,12 @@ class _Frozen(BaseModel):
 
 
 def prompt_digest(prompt: str) -> str:
-    """0x-hex keccak256 of the prompt's UTF-8 bytes."""
-    return "0x" + keccak256(prompt.encode("utf-8")).hex()
+    """0x-hex keccak256 of the prompt's UTF-8 bytes.
+
+    A lone surrogate (JSON input such as ``"\\udc00"`` decodes to one) has no UTF-8 form; it is
+    hashed as its three ``surrogatepass`` bytes instead of raising, so such a prompt still gets a
+    digest (one no well-formed prompt shares: those bytes never occur in valid UTF-8)."""
+    return "0x" + keccak256(prompt.encode("utf-8", errors="surrogatepass")).hex()
 
 
 class StepTrace(_Frozen):

