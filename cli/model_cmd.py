@@ -8,7 +8,8 @@
 Serves the packaged Gemma 3 270M (or ``--gguf PATH``) over Ollama's HTTP API (``/api/*``) and the
 OpenAI-compatible API (``/v1/*``); see docs/model-serve.md. When it listens it prints one line on
 stdout, ``synod model serve: listening on http://HOST:PORT ...`` (``--port 0`` picks a free port and
-the line has it). SIGINT / SIGTERM stop it gracefully (requests in flight get a few seconds).
+the line has it). SIGINT / SIGTERM stop it gracefully: running and queued generations end with an
+error (a started stream with a last ``{"error": ...}`` line), other requests get a few seconds.
 Errors (a GGUF that does not load, a port in use) are one line on stderr; exit code 3 (2 for bad
 arguments).
 """

@@ -4,6 +4,7 @@ raw HTTP (httpx), the official ``ollama`` client, and Synod's Ollama and OpenAI 
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -380,3 +381,26 @@ def test_concurrent_clients_queue_for_the_slot(server: ServeProcess) -> None:
     waits = sorted(r["load_duration"] for r in results)
     # one slot: the last served waited for (at least) the other two generations
     assert waits[-1] > waits[0] and waits[-1] > 2 * min(r["eval_duration"] for r in results) * 0.5
+
+
+def test_a_stream_open_at_shutdown_ends_with_an_error_line() -> None:
+    """SIGTERM during a streamed generation: the client used to get a stream cut after hypercorn's
+    graceful timeout (no ``done`` line, no error); now the generation stops at once and its last line
+    is Ollama's ``{"error": ...}``, and the server still exits 0."""
+    body = {"model": "gemma3-270m", "prompt": COUNTING, "options": {"num_predict": -1, "temperature": 0}}
+    with ServeProcess("--parallel", "1", "--ctx", "2048") as running:
+        assert running.process is not None
+        with (
+            httpx.Client(base_url=running.url, timeout=60) as http,
+            http.stream("POST", "/api/generate", json=body) as response,
+        ):
+            lines = response.iter_lines()
+            first = [json.loads(next(lines)) for _ in range(3)]
+            running.process.send_signal(signal.SIGTERM)
+            rest = [json.loads(line) for line in lines if line.strip()]
+        running.process.wait(timeout=30)  # one signal only: a second one is not a graceful stop
+    assert all(line["done"] is False for line in first)
+    assert rest, "the stream ended with no line after the signal"
+    assert "shutting down" in rest[-1]["error"]
+    assert not any(line.get("done") for line in rest)
+    assert running.returncode == 0, running.stderr

@@ -147,6 +147,13 @@ async def serve(
             ctx=settings.ctx,
         )
         stop = shutdown if shutdown is not None else trio.Event()
+
+        async def stopping() -> None:
+            # end every open generation with an error first: hypercorn's graceful stop then finds
+            # them answered (a streaming client gets a last {"error": ...} line, not a cut stream)
+            await stop.wait()
+            pool.shut()
+
         async with trio.open_nursery() as nursery:
 
             async def run_server() -> None:
@@ -154,7 +161,7 @@ async def serve(
                 asgi: Any = build_app(state)  # Starlette's ASGI types are structurally Hypercorn's
                 app = wrap_app(asgi, config.wsgi_max_body_size, "asgi")
                 sockets = Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[])
-                await worker_serve(app, config, sockets=sockets, shutdown_trigger=stop.wait)
+                await worker_serve(app, config, sockets=sockets, shutdown_trigger=stopping)
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(run_server)

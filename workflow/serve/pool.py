@@ -32,6 +32,7 @@ from workflow.providers.llama_runner import GenerationStopped, LlamaRunner, Stop
 log = get_logger(__name__)
 
 FinishReason = Literal["stop", "length"]
+_SHUTTING_DOWN = "the model server is shutting down; retry after it restarts or on another server"
 
 
 class PoolError(Exception):
@@ -56,6 +57,13 @@ class BadRequestError(PoolError):
     """The request cannot run on this model (too long for the context, bad grammar, ...)."""
 
     status = 400
+
+
+class ShuttingDownError(PoolError):
+    """The server is stopping (:meth:`ModelPool.shut`): running and queued generations end with it,
+    so a streaming client gets a last ``{"error": ...}`` line instead of a cut stream."""
+
+    status = 503
 
 
 class Sampling(BaseModel):
@@ -151,6 +159,8 @@ class ModelPool:
         self._waiting = 0
         self.busy = 0
         self.metadata: dict[str, str] = {}
+        self._shut = False
+        self._scopes: set[trio.CancelScope] = set()
 
     @property
     def waiting(self) -> int:
@@ -191,12 +201,17 @@ class ModelPool:
 
         Raises :class:`QueueFullError`, :class:`DeadlineError` after ``deadline_s`` seconds (queue
         wait included), :class:`BadRequestError` when the prompt does not fit the context or the
-        grammar is invalid. Cancellation (a disconnected client) stops the generation at the next
-        token and propagates.
+        grammar is invalid, :class:`ShuttingDownError` once :meth:`shut` was called (also for a
+        generation that was running or queued then). Cancellation (a disconnected client) stops the
+        generation at the next token and propagates.
         """
         received = time.monotonic_ns()
+        if self._shut:
+            raise ShuttingDownError(_SHUTTING_DOWN)
+        scope = trio.CancelScope()
+        self._scopes.add(scope)
         try:
-            with trio.fail_after(deadline_s):
+            with scope, trio.fail_after(deadline_s):
                 slot = await self._acquire()
                 try:
                     progress = await self._run(slot, sampling, on_piece)
@@ -204,6 +219,10 @@ class ModelPool:
                     self._release(slot)
         except trio.TooSlowError as exc:
             raise DeadlineError(f"no complete answer within the deadline of {deadline_s}s") from exc
+        finally:
+            self._scopes.discard(scope)
+        if scope.cancelled_caught:
+            raise ShuttingDownError(_SHUTTING_DOWN)
         ended = time.monotonic_ns()
         first = progress.first_token_ns or progress.ended_ns
         return Generation(
@@ -330,6 +349,14 @@ class ModelPool:
         progress.finish = finish
         progress.completion_tokens = count
         progress.ended_ns = time.monotonic_ns()
+
+    def shut(self) -> None:
+        """Refuse new generations and stop the running and queued ones (each stops at its next
+        token and raises :class:`ShuttingDownError`). Idempotent; call it before the HTTP server's
+        graceful stop so every open request is answered with an error, not cut off."""
+        self._shut = True
+        for scope in self._scopes:
+            scope.cancel()
 
     async def aclose(self) -> None:
         """Free every slot's model (waits for calls still in flight)."""
