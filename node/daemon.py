@@ -79,6 +79,15 @@ without re-reading the chain (a committee member fetches a whole batch: 2 chain 
 overloaded the RPC). A member replaced by a new draw keeps access at most this long."""
 
 
+def seats_filled(exc: ContractRevert | TransactionReverted) -> bool:
+    """Whether ``exc`` is the market's ``BatchSeatsFull``, from the commit's simulation or its mined
+    replay: the batch's k seats were taken between the node's seat check and its commit (a backup
+    finishing together with the owners). That batch was served by others, so the node skips it as
+    closed; it did not abandon work it owed (review finding rev5, session 17)."""
+    revert = exc if isinstance(exc, ContractRevert) else exc.revert
+    return revert is not None and revert.name == "BatchSeatsFull"
+
+
 def halt(point: str) -> None:
     """Log ``halt_point point=POINT``, flush the logs, and SIGKILL this process (fault tests)."""
     log.warning("halt_point", point=point)
@@ -482,7 +491,10 @@ class NodeDaemon:
                         await self._abandon(batch_id, str(exc))
                         return
                     except (ContractRevert, TransactionReverted) as exc:
-                        await self._abandon(batch_id, f"{type(exc).__name__}: {exc}")
+                        if seats_filled(exc):  # a backup's commit raced the owners' last one
+                            await self._skip_closed(batch_id, f"seats filled as we committed: {exc}")
+                        else:
+                            await self._abandon(batch_id, f"{type(exc).__name__}: {exc}")
                         return
                     except (ChainError, ChainLookupFailed, trio.TooSlowError) as exc:
                         self.metrics.rpc_errors.inc()

@@ -253,5 +253,5 @@ def running(node: NodeHome, **env: str) -> Iterator[NodeProcess]:
 
 
 def seated_validators(actors: Actors, addresses: list[str]) -> list[Any]:
-    by_address = {v.address: v for v in actors.validators}
+    by_address: dict[str, Any] = {v.address: v for v in actors.validators}
     return [by_address[a] for a in addresses]

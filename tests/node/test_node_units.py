@@ -5,6 +5,7 @@ a server dropping the connection mid-answer, a result over the envelope cap)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,12 @@ from pydantic import ValidationError
 
 from devnet.scripted_model import ScriptedModelServer, hashed_reply
 from node.config import NodeRunSettings, default_run_table
+from node.daemon import seats_filled
 from node.decider import BatchOffer, NodeCapacity, commit_policy, decide, estimated_seconds
 from node.state import BatchRecord, BatchStatus, JobRecord, NodeState, TaskRecord
 from node.work import run_task
 from protocol.canonical import canonical_bytes, keccak256
+from protocol.chain.errors import RevertCatalog, TransactionReverted
 from protocol.chain.market import model_id
 from protocol.envelope import MAX_ENVELOPE_BYTES, ResultEnvelope
 from tests.node.helpers import WORKFLOW, params
@@ -200,3 +203,18 @@ def test_node_init_writes_a_run_table_that_validates(tmp_path: Path, monkeypatch
     assert settings.p2p.listen_port == 4100, "the port of the registered address"
     assert settings.provider.models == {MODEL: ""}
     assert settings == NodeRunSettings.model_validate(default_run_table([MODEL], 4100))
+
+
+def test_only_batch_seats_full_counts_as_seats_filled_at_commit() -> None:
+    """A commit that lost the race for the last seat is a closed batch (skipped), any other revert an
+    abandoned one; from the simulation (ContractRevert) or the mined replay (TransactionReverted)."""
+    abi_dir = Path(__file__).resolve().parents[2] / "protocol" / "artifacts" / "abi"
+    names = ("TaskMarket", "StakeRegistry")
+    catalog = RevertCatalog({n: json.loads((abi_dir / f"{n}.json").read_text())["abi"] for n in names})
+    full = catalog.BatchSeatsFull({"batchId": 7, "k": 3}, b"")
+    phase = catalog.BatchWrongPhase({"batchId": 7, "expected": 1, "actual": 2}, b"")
+    assert seats_filled(full)
+    assert not seats_filled(phase)
+    assert seats_filled(TransactionReverted("reverted", "0x01", 21_000, revert=full, block_number=9))
+    assert not seats_filled(TransactionReverted("reverted", "0x01", 21_000, revert=phase, block_number=9))
+    assert not seats_filled(TransactionReverted("reverted", "0x01", 21_000, revert=None, block_number=9))
