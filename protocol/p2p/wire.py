@@ -14,6 +14,10 @@ requester closes its side)::
 
 The result bytes travel raw in their own frame (no base64), ``FetchResponse.size`` announces
 their length, and the requester checks ``keccak256(bytes) == digest``.
+
+``FetchRequest.auth`` is stream-scoped (:mod:`protocol.p2p.auth`): the first request's signature
+names the account for the whole sequence; later requests may leave it out. Clients that sign
+every request stay valid, so the protocol id is unchanged.
 """
 
 from __future__ import annotations
