@@ -23,7 +23,7 @@ from tests.p2p.helpers import dict_lookup, host, raw_stream
 pytestmark = pytest.mark.integration
 
 ROWS = [canonical_bytes({"task": i, "text": f"row {i} of a batch"}) for i in range(4)]
-RESULTS = {keccak256(r): r for r in ROWS}
+RESULTS: dict[bytes, bytes] = {bytes(keccak256(r)): r for r in ROWS}
 DIGESTS = list(RESULTS)
 MEMBER = anvil_dev_signer(1, 31337)
 OUTSIDER = anvil_dev_signer(2, 31337)
