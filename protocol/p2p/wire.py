@@ -44,6 +44,10 @@ _MAX_VARINT_BYTES = 9
 
 _CHUNK = 64 * 1024
 
+_READ = 64 * 1024
+"""Bytes asked of the stream per read: a pipelined sequence's requests (about 100 bytes each) and
+small answers arrive many to a read (libp2p returns what it has, up to this)."""
+
 
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
@@ -127,7 +131,7 @@ class FrameReader:
 
     async def _fill(self, want: int) -> bool:
         try:
-            data = await self._stream.read(max(want, 4096))
+            data = await self._stream.read(max(want, _READ))
         except StreamEOF:
             return False
         if not data:
