@@ -40,6 +40,7 @@ import trio
 from node.config import NodeRunSettings
 from node.decider import BatchOffer, Decision, NodeCapacity, commit_policy, decide, estimated_seconds
 from node.metrics import NodeMetrics
+from node.serving import ServingCache, load_revealed, read_admission
 from node.split import load_roster, plan, split_seed
 from node.state import BatchRecord, BatchStatus, JobRecord, NodeState, TaskRecord
 from node.work import TaskOutcome, TaskRunner
@@ -72,6 +73,8 @@ log = get_logger(__name__)
 WATCHED_EVENTS = ("JobPosted", "BatchPosted", "BatchSettled", "MisconductSlashed", "Claimed")
 REVEALED_PHASES = frozenset({Phase.DRAWING, Phase.SCORE_COMMITTING, Phase.SCORE_REVEALING, Phase.SETTLED})
 """Phases after the reveals closed: results may be served to the committee and the requester."""
+SCORING_PHASES = frozenset({Phase.SCORE_COMMITTING, Phase.SCORE_REVEALING})
+"""Phases with a drawn committee that may fetch: its members are kept per (batch, round)."""
 RETRY_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 ACCESS_MEMORY_S = 10.0
 """An account the access rule admitted for a batch is admitted again for this many seconds
@@ -208,6 +211,8 @@ class NodeDaemon:
         """batch id -> monotonic time of its last seat check that found a free seat."""
         self._access_ok: dict[tuple[int, Address], float] = {}
         """(batch, account) -> monotonic time until which the access rule admits it unasked."""
+        self._serving = ServingCache()
+        """Revealed batches' results by digest and committees by (batch, round) (p2p serving)."""
         self._waiting: deque[int] = deque()
         """Batches skipped for ``capacity``, oldest first: re-decided when a driver ends."""
         self._freed_send, self._freed = trio.open_memory_channel[None](1)
@@ -859,46 +864,92 @@ class NodeDaemon:
     # ------------------------------------------------------------------ p2p
 
     async def lookup(self, digest: bytes) -> bytes | None:
-        """The stored bytes of ``digest`` (the result server's lookup)."""
-        return await self.store.get_result(digest)
+        """The stored bytes of ``digest`` (the result server's lookup): from the serving cache when
+        a revealed batch holding it was loaded there (:mod:`node.serving`), else the journal."""
+        data = self._serving.result(digest)
+        return data if data is not None else await self.store.get_result(digest)
 
     async def access(self, peer_id: str, digest: bytes, account: Address | None) -> bool:
         """The result server's rule: the signing ``account`` is on the committee of a batch holding
         ``digest`` and that batch is past its reveals, or it is the job's requester and the batch is
         revealed (Drawing or later) or settled. Unsigned requests and everyone else are refused.
-        An admission is remembered for :data:`ACCESS_MEMORY_S` per (batch, account)."""
+        An admission is remembered for :data:`ACCESS_MEMORY_S` per (batch, account).
+
+        The common case is memory only: the batches this node revealed are looked up in the
+        serving cache (loaded whole, one thread hop, on their first request); only a digest no
+        kept batch admits goes to the node's state (batches not yet recorded as revealed, as
+        before)."""
         if account is None:
             return False
         now = time.monotonic()
-        for batch_id in await self._run(self.state.batches_of_digest, bytes(digest)):
-            if self._access_ok.get((batch_id, account), 0.0) > now:
+        kept = self._serving.batches_of(digest)
+        for served in kept:
+            if self._access_ok.get((served.batch_id, account), 0.0) > now:
                 return True  # admitted for this batch moments ago (ACCESS_MEMORY_S)
-            record = await self._run(self.state.batch, batch_id)
+        for served in kept:
+            verdict = await self._admits(served.batch_id, served.requester, account, now)
+            if verdict is not None:
+                return verdict
+        ids, loaded = await self._run(load_revealed, self.state, self.store, bytes(digest))
+        for served in loaded:
+            self._serving.add(served)
+        done = {s.batch_id for s in kept}
+        for served in loaded:
+            if served.batch_id in done:
+                continue
+            done.add(served.batch_id)
+            if self._access_ok.get((served.batch_id, account), 0.0) > now:
+                return True
+            verdict = await self._admits(served.batch_id, served.requester, account, now)
+            if verdict is not None:
+                return verdict
+        for batch_id in ids:
+            if batch_id in done:
+                continue
             # COMMITTED too: the chain's phase below is the authority, and the journal may not yet
             # have recorded our reveal's receipt when a fast committee asks (it used to be denied)
-            if record is None or record.status not in (BatchStatus.COMMITTED, BatchStatus.REVEALED):
+            record = await self._run(self.state.batch, batch_id)
+            if record is None or record.status is not BatchStatus.COMMITTED:
                 continue
-            job = await self._run(self.state.job, record.job_id)
-            try:
-                phase = (await self._read(self._market.phase, batch_id)).phase
-                if phase not in REVEALED_PHASES:
-                    continue
-                if job is not None and account == job.requester:
-                    self._access_ok[(batch_id, account)] = now + ACCESS_MEMORY_S
-                    return True
-                if phase is Phase.DRAWING:
-                    continue  # no committee drawn yet (or between rounds)
-                committee = await self._read(self._market.committee, batch_id)
-            except (ChainError, trio.TooSlowError) as exc:
-                self.metrics.rpc_errors.inc()
-                log.warning("node_access_check_failed", batch=batch_id, error=str(exc)[:200])
-                return False
-            if any(seat.validator == account for seat in committee):
-                if len(self._access_ok) > 10_000:
-                    self._access_ok = {k: t for k, t in self._access_ok.items() if t > now}
-                self._access_ok[(batch_id, account)] = now + ACCESS_MEMORY_S
+            if self._access_ok.get((batch_id, account), 0.0) > now:
                 return True
+            job = await self._run(self.state.job, record.job_id)
+            verdict = await self._admits(batch_id, None if job is None else job.requester, account, now)
+            if verdict is not None:
+                return verdict
         return False
+
+    async def _admits(
+        self, batch_id: int, requester: str | None, account: Address, now: float
+    ) -> bool | None:
+        """The chain's word on ``account`` for ``batch_id``: True (admitted, remembered), False
+        (a chain read failed: refuse the request) or None (not for this batch: try the next).
+        The committee is kept per (batch, round) in the serving cache while the batch is scoring."""
+        try:
+            check = await self._read(
+                read_admission, self._market, batch_id, self._serving.rounds_of(batch_id)
+            )
+        except (ChainError, trio.TooSlowError) as exc:
+            self.metrics.rpc_errors.inc()
+            log.warning("node_access_check_failed", batch=batch_id, error=str(exc)[:200])
+            return False
+        if check.phase not in SCORING_PHASES:
+            self._serving.forget_committee(batch_id)
+        if check.phase not in REVEALED_PHASES:
+            return None
+        if requester is not None and account == requester:
+            admitted = True
+        else:
+            members = check.members
+            if check.fresh and check.round is not None:
+                members = self._serving.remember_committee(batch_id, check.round, members)
+            admitted = account in members
+        if not admitted:
+            return None
+        if len(self._access_ok) > 10_000:
+            self._access_ok = {k: t for k, t in self._access_ok.items() if t > now}
+        self._access_ok[(batch_id, account)] = now + ACCESS_MEMORY_S
+        return True
 
 
 def _plain(value: Any) -> Any:

@@ -32,6 +32,7 @@ async def prefetch(work: BatchWork, fetch_many: FetchMany, deadline: float) -> d
     ``deadline`` seconds (one sequence per node, all nodes at once). Never raises for what a
     peer does: a failed or slow node just leaves its digests out."""
     got: dict[tuple[str, bytes], bytes] = {}
+    started = trio.current_time()
 
     async def one(address: str, digests: list[bytes]) -> None:
         answers = await fetch_many(address, digests, deadline)
@@ -47,5 +48,11 @@ async def prefetch(work: BatchWork, fetch_many: FetchMany, deadline: float) -> d
         async with trio.open_nursery() as nursery:
             for address, digests in wanted.items():
                 nursery.start_soon(one, address, digests)
-    log.info("batch_prefetched", batch=work.batch_id, results=len(got), nodes=len(wanted))
+    log.info(
+        "batch_prefetched",
+        batch=work.batch_id,
+        results=len(got),
+        nodes=len(wanted),
+        seconds=round(trio.current_time() - started, 2),
+    )
     return got

@@ -10,6 +10,19 @@ and sends the 65-byte signature as ``FetchRequest.auth``. The server recovers th
 peer id that the libp2p secure channel authenticated, so a captured signature is useless from any
 other peer and for any other digest. The result server passes the recovered address to its
 access rule (``None`` when the request carries no signature).
+
+Authentication is stream-scoped: one signature serves a whole request sequence
+(:mod:`protocol.p2p.wire`). The server binds the account recovered from a stream's FIRST request to
+the stream, and a later request of that stream without ``auth`` is made as that account (a
+libp2p stream lives inside one secure-channel connection, so every request on it comes from the
+peer the signed text names; a captured signature is still useless from another peer id). A
+later request that carries its own ``auth`` is recovered on its own and is made as that account
+for that request only: the stream stays bound to its first account. :func:`~protocol.p2p.client.
+fetch_results` therefore signs only the first request of its sequence (one ~1.5 ms signature and
+one recovery per stream instead of per digest). A client that signs every request, as before, is
+still served exactly as before, so the protocol id stays ``/synod/result/1.0.0``; a new client
+talking to an older server gets its unsigned later requests refused by a committee rule (the
+per-digest signed fetches that follow a failed sequence still succeed).
 """
 
 from __future__ import annotations

@@ -166,8 +166,9 @@ async def fetch_results(
     A refusal (not found, denied) or a digest mismatch answers that digest only; when the stream
     itself fails (closed, reset, rate limited, a result above ``limits.max_size``) the digests
     not answered yet get that error, as they do when ``limits.deadline`` (seconds, for the whole
-    sequence) runs out. Never raises a :class:`FetchError`; each request is signed as
-    :func:`fetch_result`'s.
+    sequence) runs out. Never raises a :class:`FetchError`. With a ``signer`` only the FIRST request
+    is signed (as :func:`fetch_result`'s): the server makes the stream's later requests as that
+    account (stream-scoped authentication, :mod:`protocol.p2p.auth`).
     """
     out: list[bytes | FetchError] = []
     if not digests:
@@ -176,21 +177,15 @@ async def fetch_results(
     stream: INetStream | None = None
     finished = False
     reason: FetchError | None = None
-    me = str(host.get_id())
-    # every request signed and written at once (pipelined): the server, which answers them in
-    # turn, never waits for the next one, and the sequence costs one round trip, not one each
-
-    def encode_all() -> bytes:
-        return b"".join(
-            encode_message(FetchRequest.for_digest(d, sign_fetch(signer, me, d) if signer else None))
-            for d in digests
-        )
-
+    # only the first request is signed: the server binds its account to the whole stream
+    # (protocol.p2p.auth); every request written at once (pipelined): the server, which answers
+    # them in turn, never waits for the next one, and the sequence costs one round trip, not one each
+    first = sign_fetch(signer, str(host.get_id()), digests[0]) if signer is not None else None
+    requests = b"".join(
+        encode_message(FetchRequest.for_digest(d, first if i == 0 else None)) for i, d in enumerate(digests)
+    )
     try:
         with trio.fail_after(limits.deadline):
-            # signing is ~1.5 ms of CPU per digest (256 rows: ~0.4 s): on a worker thread, so this
-            # process's event loop goes on answering its own streams (and reading other answers)
-            requests = await trio.to_thread.run_sync(encode_all) if signer else encode_all()
             stream = await _open(host, info)
             await stream.write(requests)
             reader = FrameReader(stream)

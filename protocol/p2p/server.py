@@ -19,7 +19,12 @@ Per stream, in order, each step bounded:
    (``peer_concurrency`` + ``peer_queue``), so shaping gives a flood no extra throughput;
 4. at most ``peer_concurrency`` streams of one peer and ``total_concurrency`` overall are served
    at once, the rest wait in their queue (a signed request's signature is recovered only after
-   its token is taken, so bad signatures are throttled like any request);
+   its token is taken, so bad signatures are throttled like any request). Authentication is
+   stream-scoped (:mod:`protocol.p2p.auth`): the account recovered from the stream's FIRST request
+   is bound to the stream, and its later requests without ``auth`` are made as that account; a
+   later request WITH ``auth`` is recovered on its own and stands for that request only (the
+   stream keeps its first account), so no request can change what the stream's other requests
+   are entitled to. A stream whose first request is unsigned has no account;
 5. the caller's access rule decides, then the caller's lookup finds the bytes; the answer must be
    written within ``response_timeout``.
 
@@ -133,6 +138,14 @@ class _Bucket:
 
 
 @dataclass
+class _StreamAccount:
+    """The account bound to one stream: recovered from its first request's signature (``None``
+    when that request was unsigned)."""
+
+    account: Address | None = None
+
+
+@dataclass
 class _Peer:
     bucket: _Bucket
     slots: trio.Semaphore
@@ -233,7 +246,8 @@ class ResultServer:
         closes its side or waits longer than ``request_timeout`` between two requests; every
         request passes the rate limit, the queue bound and the access rule on its own."""
         reader = FrameReader(stream)
-        if not await self._serve_one(stream, reader, peer_id):
+        bound = _StreamAccount()
+        if not await self._serve_one(stream, reader, peer_id, bound):
             return
         while True:
             with trio.move_on_after(self.limits.request_timeout) as idle:
@@ -241,7 +255,7 @@ class ResultServer:
             if idle.cancelled_caught or ended:
                 await _close(stream)
                 return
-            if not await self._serve_one(stream, reader, peer_id, sequel=True):
+            if not await self._serve_one(stream, reader, peer_id, bound, sequel=True):
                 return
 
     async def _shaped(self, bucket: _Bucket, peer: _Peer) -> bool:
@@ -260,10 +274,16 @@ class ResultServer:
         return True
 
     async def _serve_one(
-        self, stream: INetStream, reader: FrameReader, peer_id: str, sequel: bool = False
+        self,
+        stream: INetStream,
+        reader: FrameReader,
+        peer_id: str,
+        bound: _StreamAccount,
+        sequel: bool = False,
     ) -> bool:
         """One request and its answer; False when the stream was closed or reset after it.
-        ``sequel``: a later request of the stream, whose empty buckets are waited for (shaped)."""
+        ``bound``: the stream's account (set by its first request); ``sequel``: a later request of
+        the stream, whose empty buckets are waited for (shaped) and which inherits ``bound``."""
         try:
             with trio.fail_after(self.limits.request_timeout):
                 request = decode_request(await reader.frame(MAX_CONTROL_FRAME))
@@ -297,7 +317,7 @@ class ResultServer:
             await _close(stream)
             return False
         # after the token: a signature recovery costs CPU, so bad ones must be throttled too
-        account: Address | None = None
+        account = bound.account
         if request.auth is not None:
             try:
                 account = recover_fetch_signer(request.auth, peer_id, digest)
@@ -306,6 +326,8 @@ class ResultServer:
                 await self._answer(stream, Status.BAD_REQUEST, "bad_auth")
                 await _close(stream)
                 return False
+            if not sequel:
+                bound.account = account
         peer.waiting += 1
         try:
             with trio.fail_after(self.limits.response_timeout):

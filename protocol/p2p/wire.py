@@ -14,6 +14,10 @@ requester closes its side)::
 
 The result bytes travel raw in their own frame (no base64), ``FetchResponse.size`` announces
 their length, and the requester checks ``keccak256(bytes) == digest``.
+
+``FetchRequest.auth`` is stream-scoped (:mod:`protocol.p2p.auth`): the first request's signature
+names the account for the whole sequence; later requests may leave it out. Clients that sign
+every request stay valid, so the protocol id is unchanged.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ _MAX_VARINT_BYTES = 9
 """A length needs at most 9 uvarint bytes (63 bits); a longer prefix is garbage."""
 
 _CHUNK = 64 * 1024
+
+_READ = 64 * 1024
+"""Bytes asked of the stream per read: a pipelined sequence's requests (about 100 bytes each) and
+small answers arrive many to a read (libp2p returns what it has, up to this)."""
 
 
 class _Message(BaseModel):
@@ -123,7 +131,7 @@ class FrameReader:
 
     async def _fill(self, want: int) -> bool:
         try:
-            data = await self._stream.read(max(want, 4096))
+            data = await self._stream.read(max(want, _READ))
         except StreamEOF:
             return False
         if not data:
