@@ -10,8 +10,8 @@ p2p, and only waits on a pipe.
 
 The pipe protocol: JSON lines, each checked with pydantic on both sides.
 
-* daemon -> worker, stdin: first a :class:`WorkerSetup` (the ``[run]`` table and the served model
-  names: the worker builds each provider with :func:`provider_settings`, reading an API key from
+* daemon -> worker, stdin: first a :class:`WorkerSetup` (the ``[run.provider]`` table and the
+  served model names: the worker builds each provider with :func:`provider_settings`, reading an API key from
   the environment variable named by ``run.provider.api_key_env``, so no secret crosses the pipe);
   then :class:`TaskRequest` and :class:`CancelRequest` lines.
 * worker -> daemon, stdout: one :class:`WorkerReady`, then one :class:`TaskReply` per request not
@@ -52,7 +52,7 @@ from typing import Annotated, Literal
 import trio
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from node.config import NodeRunSettings
+from node.provider import NodeProviderSettings
 from node.work import TaskOutcome, run_task
 from protocol.canonical import keccak256
 from protocol.envelope import EnvelopeError, ResultEnvelope, failure
@@ -81,10 +81,10 @@ class _Message(BaseModel):
 
 
 class WorkerSetup(_Message):
-    """The first line to a worker: the node's ``[run]`` table (resolved) and the served models."""
+    """The first line to a worker: the node's ``[run.provider]`` table and the served models."""
 
     kind: Literal["setup"] = "setup"
-    run: NodeRunSettings
+    provider: NodeProviderSettings
     models: tuple[str, ...]
     log_level: str = "INFO"
     """The daemon's log level (the worker logs to the same stderr)."""
@@ -132,10 +132,9 @@ REQUEST: TypeAdapter[WorkerSetup | TaskRequest | CancelRequest] = TypeAdapter(Re
 REPLY: TypeAdapter[WorkerReady | TaskReply] = TypeAdapter(Reply)
 
 
-def provider_settings(settings: NodeRunSettings, chain_model: str) -> ProviderSettings:
+def provider_settings(provider: NodeProviderSettings, chain_model: str) -> ProviderSettings:
     """The :class:`ProviderSettings` serving ``chain_model`` under ``run.provider`` (an API key is
     read from the environment variable ``run.provider.api_key_env`` names)."""
-    provider = settings.provider
     fields: dict[str, object] = {
         "kind": provider.kind,
         "timeout_s": provider.timeout_s,
@@ -390,7 +389,7 @@ async def _serve(out_fd: int) -> None:
     configure(setup.log_level)
     for noisy in ("httpx", "httpcore", "urllib3"):  # as ``synod node run`` does
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    providers = [build_provider(provider_settings(setup.run, name)) for name in setup.models]
+    providers = [build_provider(provider_settings(setup.provider, name)) for name in setup.models]
     engines = {name: Engine(p) for name, p in zip(setup.models, providers, strict=True)}
     workflows: dict[str, Workflow] = {}
     scopes: dict[int, trio.CancelScope] = {}
