@@ -6,6 +6,7 @@ Also: the workflow worker process imports neither the p2p nor the chain stack (n
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -156,3 +157,51 @@ def test_the_workflow_worker_imports_no_p2p_or_chain_stack() -> None:
         check=True,
     )
     assert out.stdout.strip() == ""
+
+
+def test_worker_pipe_lines_queued_together_go_out_in_one_write_and_a_broken_pipe_fails_them() -> None:
+    from node.worker import LineWriter
+
+    async def main() -> None:
+        writes: list[bytes] = []
+        stream = trio.testing.MemorySendStream()
+
+        async def hook() -> None:
+            writes.append(bytes(stream.get_data_nowait()))
+
+        stream.send_all_hook = hook
+        writer = LineWriter()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer.pump, stream)
+            await writer.line(b"first")
+            async with trio.open_nursery() as lines:
+                for i in range(5):
+                    lines.start_soon(writer.line, f"row {i}".encode())
+            nursery.cancel_scope.cancel()
+        assert writes[0] == b"first\n"
+        assert len(writes) == 2  # the five lines queued in one batch: one write
+        assert sorted(writes[1].split(b"\n")) == [b"", *(f"row {i}".encode() for i in range(5))]
+        with pytest.raises(trio.BrokenResourceError):  # the pump stopped: nothing is queued forever
+            await writer.line(b"late")
+
+        # a real pipe whose reader is gone: the queued lines and every later one fail
+        read_fd, write_fd = os.pipe()
+        os.close(read_fd)
+        broken = LineWriter()
+        failed: list[str] = []
+
+        async def one(i: int) -> None:
+            try:
+                await broken.line(b"x" * i)
+            except trio.BrokenResourceError:
+                failed.append(str(i))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(broken.pump, trio.lowlevel.FdStream(write_fd))
+            for i in range(3):
+                nursery.start_soon(one, i)
+        assert sorted(failed) == ["0", "1", "2"]
+        with pytest.raises(trio.BrokenResourceError, match="the pipe broke"):
+            await broken.line(b"after")
+
+    trio.run(main)
