@@ -1,11 +1,11 @@
 """The node's CPU per computed row: ``python -m scripts.bench_node_rows [--rows N] [--concurrency C]``.
 
 Runs N rows of ``scripts/workflows/one_generation.json`` through the node daemon's own per-row
-path (:meth:`node.daemon.NodeDaemon.compute_row`'s parts: the workflow worker process
+path (what ``NodeDaemon._task`` / ``_store_outcome`` do: the workflow worker process
 :class:`node.worker.WorkflowWorker`, then :class:`node.rows.RowWriter` storing each envelope in the
-result store and the task in ``node.sqlite``), C rows at once, against the zero-latency scripted
-model server run as its own process (``python -m devnet.scripted_model``, as in the devnet), and
-prints on stdout:
+result store and the task in ``node.sqlite``; ``--per-row`` stores the old way, three transactions
+per row), C rows at once, against the zero-latency scripted model server run as its own process
+(``python -m devnet.scripted_model``, as in the devnet), and prints on stdout:
 
 - ``node_row_cpu_ms``: CPU milliseconds (user + system) of this process plus its worker per row;
 - ``node_row_cpu_ms_daemon`` / ``node_row_cpu_ms_worker``: the two parts;
