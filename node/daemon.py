@@ -40,9 +40,10 @@ import trio
 from node.config import NodeRunSettings
 from node.decider import BatchOffer, Decision, NodeCapacity, commit_policy, decide, estimated_seconds
 from node.metrics import NodeMetrics
+from node.rows import RowWriter
 from node.serving import ServingCache, load_revealed, read_admission
 from node.split import load_roster, plan, split_seed
-from node.state import BatchRecord, BatchStatus, JobRecord, NodeState, TaskRecord
+from node.state import BatchRecord, BatchStatus, JobRecord, NodeState
 from node.work import TaskOutcome, TaskRunner
 from protocol.canonical import keccak256
 from protocol.chain.aio import AsyncRpc, TrioChain
@@ -202,6 +203,7 @@ class NodeDaemon:
         self._reads = TrioChain(chain.contracts)
         self._market = Market(chain.contracts)
         self._slots = trio.CapacityLimiter(settings.concurrency)
+        self._rows = RowWriter(store, state)
         self._drivers: dict[int, _Driver] = {}
         self._workflows: dict[int, Workflow] = {}
         self._writer: TxWriter | None = None
@@ -693,24 +695,12 @@ class NodeDaemon:
     async def _store_outcome(
         self, record: BatchRecord, job: JobRecord, row: int, outcome: TaskOutcome
     ) -> None:
-        stored = await self.store.put_result_bytes(outcome.data)
-        assert bytes(stored) == outcome.digest
-        await self._run(
-            self.state.put_task,
-            TaskRecord(
-                batch_id=record.batch_id,
-                row=row,
-                digest=outcome.digest,
-                error=outcome.error,
-                seconds=outcome.seconds,
-            ),
-        )
+        # envelope, task record and speed, group-committed with the rows finished meanwhile
+        # (node/rows.py): durable when this returns, as before
+        await self._rows.store(record.batch_id, row, outcome, job.workflow_hash, self.settings.speed_alpha)
         self.metrics.workflow_seconds.observe(outcome.seconds)
         if outcome.error is None:
             self.metrics.tasks.labels(outcome="ok").inc()
-            await self._run(
-                self.state.record_speed, job.workflow_hash, outcome.seconds, self.settings.speed_alpha
-            )
         else:
             self.metrics.tasks.labels(outcome="failed").inc()
             log.warning("node_task_failed", batch=record.batch_id, row=row, reason=outcome.error)

@@ -178,7 +178,7 @@ async def serve(
         engines: dict[str, Engine] = {}
         names = sorted(set(served.values()))
         for name in names:
-            ps = provider_settings(settings, name)
+            ps = provider_settings(settings.provider, name)
             if settings.workflow_process and ps.kind == "local":
                 await check_provider(None, ps, name)  # the GGUF file; the worker loads it
                 continue
@@ -190,7 +190,9 @@ async def serve(
         runner: TaskRunner
         if settings.workflow_process:
             level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-            worker = WorkflowWorker(WorkerSetup(run=settings, models=tuple(names), log_level=level))
+            worker = WorkflowWorker(
+                WorkerSetup(provider=settings.provider, models=tuple(names), log_level=level)
+            )
             runner = worker
         else:
             runner = InlineRunner(engines)

@@ -22,7 +22,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -311,6 +311,20 @@ class NodeState:
                 (task.batch_id, task.row, task.digest, task.error, task.seconds),
             )
 
+    def put_tasks(
+        self, tasks: Sequence[TaskRecord], speeds: Sequence[tuple[bytes, float, float]] = ()
+    ) -> None:
+        """Record several rows' outcomes and fold ``speeds`` (``(workflow_hash, seconds, alpha)``,
+        in order, as :meth:`record_speed`) in ONE transaction (one fsync): the node's group commit
+        of the rows finished together. Their envelopes must already be in the result store."""
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?)",
+                [(t.batch_id, t.row, t.digest, t.error, t.seconds) for t in tasks],
+            )
+            for workflow_hash, seconds, alpha in speeds:
+                self._fold_speed(conn, workflow_hash, seconds, alpha)
+
     def tasks(self, batch_id: int) -> dict[int, TaskRecord]:
         """The recorded outcomes of a batch's rows, by row index."""
         with self._lock:
@@ -342,10 +356,14 @@ class NodeState:
     def record_speed(self, workflow_hash: bytes, seconds: float, alpha: float) -> float:
         """Fold one measurement into the workflow's exponential moving average; returns it."""
         with self._tx() as conn:
-            row = conn.execute(
-                "SELECT seconds, samples FROM speeds WHERE workflow_hash = ?", (workflow_hash,)
-            ).fetchone()
-            value = seconds if row is None else alpha * seconds + (1 - alpha) * float(row[0])
-            samples = 1 if row is None else int(row[1]) + 1
-            conn.execute("INSERT OR REPLACE INTO speeds VALUES (?, ?, ?)", (workflow_hash, value, samples))
-            return value
+            return self._fold_speed(conn, workflow_hash, seconds, alpha)
+
+    @staticmethod
+    def _fold_speed(conn: sqlite3.Connection, workflow_hash: bytes, seconds: float, alpha: float) -> float:
+        row = conn.execute(
+            "SELECT seconds, samples FROM speeds WHERE workflow_hash = ?", (workflow_hash,)
+        ).fetchone()
+        value = seconds if row is None else alpha * seconds + (1 - alpha) * float(row[0])
+        samples = 1 if row is None else int(row[1]) + 1
+        conn.execute("INSERT OR REPLACE INTO speeds VALUES (?, ?, ?)", (workflow_hash, value, samples))
+        return value

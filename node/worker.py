@@ -10,8 +10,8 @@ p2p, and only waits on a pipe.
 
 The pipe protocol: JSON lines, each checked with pydantic on both sides.
 
-* daemon -> worker, stdin: first a :class:`WorkerSetup` (the ``[run]`` table and the served model
-  names: the worker builds each provider with :func:`provider_settings`, reading an API key from
+* daemon -> worker, stdin: first a :class:`WorkerSetup` (the ``[run.provider]`` table and the
+  served model names: the worker builds each provider with :func:`provider_settings`, reading an API key from
   the environment variable named by ``run.provider.api_key_env``, so no secret crosses the pipe);
   then :class:`TaskRequest` and :class:`CancelRequest` lines.
 * worker -> daemon, stdout: one :class:`WorkerReady`, then one :class:`TaskReply` per request not
@@ -52,7 +52,7 @@ from typing import Annotated, Literal
 import trio
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from node.config import NodeRunSettings
+from node.provider import NodeProviderSettings
 from node.work import TaskOutcome, run_task
 from protocol.canonical import keccak256
 from protocol.envelope import EnvelopeError, ResultEnvelope, failure
@@ -81,10 +81,10 @@ class _Message(BaseModel):
 
 
 class WorkerSetup(_Message):
-    """The first line to a worker: the node's ``[run]`` table (resolved) and the served models."""
+    """The first line to a worker: the node's ``[run.provider]`` table and the served models."""
 
     kind: Literal["setup"] = "setup"
-    run: NodeRunSettings
+    provider: NodeProviderSettings
     models: tuple[str, ...]
     log_level: str = "INFO"
     """The daemon's log level (the worker logs to the same stderr)."""
@@ -132,10 +132,9 @@ REQUEST: TypeAdapter[WorkerSetup | TaskRequest | CancelRequest] = TypeAdapter(Re
 REPLY: TypeAdapter[WorkerReady | TaskReply] = TypeAdapter(Reply)
 
 
-def provider_settings(settings: NodeRunSettings, chain_model: str) -> ProviderSettings:
+def provider_settings(provider: NodeProviderSettings, chain_model: str) -> ProviderSettings:
     """The :class:`ProviderSettings` serving ``chain_model`` under ``run.provider`` (an API key is
     read from the environment variable ``run.provider.api_key_env`` names)."""
-    provider = settings.provider
     fields: dict[str, object] = {
         "kind": provider.kind,
         "timeout_s": provider.timeout_s,
@@ -182,6 +181,67 @@ class LineReader:
             self._buffer += chunk
 
 
+class LineWriter:
+    """Newline-framed lines to a trio send stream, written by one task (:meth:`pump`) and
+    coalesced: the lines queued while a write is in progress go out together in the next one (one
+    ``write`` and one wake-up of the reader for all the rows that finished, or were sent, in the
+    same scheduler batch, where each line had its own).
+
+    :meth:`line` returns once its line was written; it raises ``trio.BrokenResourceError`` when
+    the stream broke or the pump stopped (the other side is gone). Cancelling a caller does not
+    unqueue its line (the pump writes whole lines only, so a cancelled caller never leaves half a
+    line in the pipe, as a cancelled ``send_all`` could)."""
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[bytes, _Sent]] = []
+        self._wake = trio.Event()
+        self._stopped = ""
+
+    async def line(self, data: bytes) -> None:
+        """Queue ``data`` (one line, no newline) and wait until it is written."""
+        if self._stopped:
+            raise trio.BrokenResourceError(self._stopped)
+        sent = _Sent()
+        self._queue.append((data, sent))
+        self._wake.set()
+        await sent.done.wait()
+        if sent.error:
+            raise trio.BrokenResourceError(sent.error)
+
+    async def pump(self, stream: trio.abc.SendStream) -> None:
+        """Write the queued lines to ``stream`` until cancelled or the stream breaks (then every
+        waiting and later line fails)."""
+        group: list[tuple[bytes, _Sent]] = []
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                group, self._queue = self._queue, []
+                if group:
+                    await stream.send_all(b"".join(data + b"\n" for data, _ in group))
+                for _, sent in group:
+                    sent.done.set()
+                group = []
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._stop(group, f"the pipe broke: {exc!r}")
+        except BaseException:
+            self._stop(group, "the pipe's writer stopped")
+            raise
+
+    def _stop(self, group: list[tuple[bytes, _Sent]], reason: str) -> None:
+        self._stopped = reason
+        for _, sent in (*group, *self._queue):
+            sent.error = reason
+            sent.done.set()
+        self._queue = []
+
+
+@dataclass
+class _Sent:
+    done: trio.Event = field(default_factory=trio.Event)
+    error: str = ""
+
+
 # ---------------------------------------------------------------------- the daemon's side
 
 
@@ -189,6 +249,11 @@ async def _kill(process: trio.Process) -> None:
     """Stop a worker when the daemon stops: SIGKILL (it holds nothing to save, and it ignores
     SIGTERM so that a signal to the whole process group cannot end it before the daemon)."""
     process.kill()
+
+
+async def _pump(writer: LineWriter, stream: trio.abc.SendStream, scope: trio.CancelScope) -> None:
+    with scope:
+        await writer.pump(stream)
 
 
 @dataclass
@@ -208,8 +273,7 @@ class WorkflowWorker:
         self._command = list(command or [sys.executable, "-m", "node.worker"])
         self._ids = itertools.count()
         self._pending: dict[int, _Pending] = {}
-        self._stdin: trio.abc.SendStream | None = None
-        self._send_lock = trio.Lock()
+        self._stdin: LineWriter | None = None
         self._ready = trio.Event()
         self.restarts = 0
         self.pid: int | None = None
@@ -251,6 +315,9 @@ class WorkflowWorker:
             assert process.stdin is not None and process.stdout is not None
             with trio.fail_after(60):
                 await process.stdin.send_all(self._setup.model_dump_json().encode() + b"\n")
+            writer = LineWriter()
+            pumping = trio.CancelScope()
+            nursery.start_soon(_pump, writer, process.stdin, pumping)
             reader = LineReader(process.stdout)
             while True:
                 try:
@@ -269,7 +336,7 @@ class WorkflowWorker:
                     break
                 if isinstance(message, WorkerReady):
                     self.pid = message.pid
-                    self._stdin = process.stdin
+                    self._stdin = writer
                     self._ready.set()
                     log.info("node_worker_ready", pid=message.pid)
                     if task_status is not None:
@@ -280,14 +347,14 @@ class WorkflowWorker:
                 if pending is not None:
                     pending.reply = message
                     pending.done.set()
+            pumping.cancel()  # the worker is gone: its queued requests fail
         return process.returncode
 
     async def _send(self, message: TaskRequest | CancelRequest) -> None:
         stdin = self._stdin
         if stdin is None:
             raise trio.BrokenResourceError("no worker")
-        async with self._send_lock:
-            await stdin.send_all(message.model_dump_json().encode() + b"\n")
+        await stdin.line(message.model_dump_json().encode())
 
     async def execute(
         self,
@@ -390,15 +457,14 @@ async def _serve(out_fd: int) -> None:
     configure(setup.log_level)
     for noisy in ("httpx", "httpcore", "urllib3"):  # as ``synod node run`` does
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    providers = [build_provider(provider_settings(setup.run, name)) for name in setup.models]
+    providers = [build_provider(provider_settings(setup.provider, name)) for name in setup.models]
     engines = {name: Engine(p) for name, p in zip(setup.models, providers, strict=True)}
     workflows: dict[str, Workflow] = {}
     scopes: dict[int, trio.CancelScope] = {}
-    lock = trio.Lock()
+    replies = LineWriter()
 
     async def reply(message: WorkerReady | TaskReply) -> None:
-        async with lock:
-            await stdout.send_all(message.model_dump_json().encode() + b"\n")
+        await replies.line(message.model_dump_json().encode())
 
     async def one(request: TaskRequest, task_status: trio.TaskStatus[None]) -> None:
         with trio.CancelScope() as scope:
@@ -428,6 +494,7 @@ async def _serve(out_fd: int) -> None:
 
     try:
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(replies.pump, stdout)
             await reply(WorkerReady(pid=os.getpid()))
             while True:
                 line = await reader.line()

@@ -57,11 +57,13 @@ class EnvelopeError(SynodError, ValueError):
     """Bytes that are not a valid, canonical result envelope, or an envelope over the size cap."""
 
 
+_HEX32 = re.compile(r"0x[0-9a-f]{64}")
+
+
 def _hex32(value: str, what: str) -> str:
-    if not (isinstance(value, str) and len(value) == 66 and value.startswith("0x")):
-        raise ValueError(f"{what} must be 0x followed by 64 lowercase hex digits, got {value!r}")
-    body = value[2:]
-    if body != body.lower() or any(c not in "0123456789abcdef" for c in body):
+    # one C regex match (fullmatch: no trailing newline slips through) instead of a Python loop
+    # over the 64 digits: this runs twice for every envelope built or parsed
+    if not (isinstance(value, str) and _HEX32.fullmatch(value)):
         raise ValueError(f"{what} must be 0x followed by 64 lowercase hex digits, got {value!r}")
     return value
 

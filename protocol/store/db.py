@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from functools import partial
 from pathlib import Path
@@ -206,6 +206,20 @@ class Store:
                 (key, data, time.time()),
             )
         return key
+
+    def put_results_bytes_sync(self, items: Sequence[bytes]) -> list[Digest]:
+        """Store each of ``items`` (canonical bytes) under its keccak256 in ONE transaction (one
+        fsync for all: the node's group commit of the rows finished together); idempotent. Returns
+        the digests in order. All or none are stored (a failure rolls the transaction back)."""
+        now = time.time()
+        keyed = [(keccak256(data), data) for data in items]
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO results (digest, data, stored_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (digest) DO NOTHING",
+                [(key, data, now) for key, data in keyed],
+            )
+        return [key for key, _ in keyed]
 
     def get_result_sync(self, digest: bytes) -> bytes | None:
         """The bytes stored under ``digest`` or ``None``."""

@@ -53,7 +53,7 @@ def _settings(url: str) -> NodeRunSettings:
 
 
 async def _with_worker(url: str, body: Callable[[WorkflowWorker], object]) -> object:
-    worker = WorkflowWorker(WorkerSetup(run=_settings(url), models=(DEMO_MODEL,)))
+    worker = WorkflowWorker(WorkerSetup(provider=_settings(url).provider, models=(DEMO_MODEL,)))
     async with trio.open_nursery() as nursery:
         with trio.fail_after(120):
             await nursery.start(worker.run)
@@ -147,7 +147,7 @@ def test_the_worker_gives_the_in_process_envelopes_and_survives_cancels_and_cras
 
 
 def _settings_provider(url: str) -> ProviderSettings:
-    return provider_settings(_settings(url), DEMO_MODEL)
+    return provider_settings(_settings(url).provider, DEMO_MODEL)
 
 
 def _max_loop_gap(run_rows: Callable[[], object]) -> tuple[float, float]:
@@ -204,7 +204,7 @@ def test_the_event_loop_keeps_ticking_while_the_worker_computes(tmp_path: Path) 
                 await provider.aclose()
 
         async def worker_rows() -> None:
-            worker = WorkflowWorker(WorkerSetup(run=settings, models=(DEMO_MODEL,)))
+            worker = WorkflowWorker(WorkerSetup(provider=settings.provider, models=(DEMO_MODEL,)))
             async with trio.open_nursery() as outer:
                 await outer.start(worker.run)
                 limit = trio.CapacityLimiter(2)
@@ -231,7 +231,7 @@ def test_the_event_loop_keeps_ticking_while_the_worker_computes(tmp_path: Path) 
 def test_a_worker_that_cannot_start_fails_the_start_up_with_its_exit_code() -> None:
     from node.worker import WorkerFailed
 
-    setup = WorkerSetup(run=_settings("http://127.0.0.1:9"), models=(DEMO_MODEL,))
+    setup = WorkerSetup(provider=_settings("http://127.0.0.1:9").provider, models=(DEMO_MODEL,))
     worker = WorkflowWorker(setup, command=[sys.executable, "-c", "import sys; sys.exit(4)"])
 
     async def start() -> str:
@@ -260,7 +260,7 @@ settings = NodeRunSettings.model_validate(
 )
 
 async def main() -> None:
-    worker = WorkflowWorker(WorkerSetup(run=settings, models=(model,)))
+    worker = WorkflowWorker(WorkerSetup(provider=settings.provider, models=(model,)))
     async with trio.open_nursery() as nursery:
         await nursery.start(worker.run)
         print(f"worker {worker.pid}", flush=True)
