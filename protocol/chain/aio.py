@@ -296,12 +296,18 @@ class AsyncRpc:
         return parse_header(raw, "eth_getBlockByNumber")
 
     async def confirmed_head(self, confirmations: int) -> BlockRef:
-        """The block ``confirmations`` behind the head (never below 0), as number and hash."""
+        """The block ``confirmations`` behind the head (never below 0), as number, hash and
+        timestamp: one request at depth 0 (``latest``), two otherwise."""
+        if confirmations == 0:
+            header = await self.block("latest")
+            if header is None:
+                raise RpcError("the latest block is missing")
+            return BlockRef(number=header.number, hash=header.hash, timestamp=header.timestamp)
         head = await self.block_number()
         header = await self.block(max(head - confirmations, 0))
         if header is None:
             raise RpcError(f"block {max(head - confirmations, 0)} missing although the head is {head}")
-        return BlockRef(number=header.number, hash=header.hash)
+        return BlockRef(number=header.number, hash=header.hash, timestamp=header.timestamp)
 
     async def call(
         self,
