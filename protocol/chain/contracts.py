@@ -161,23 +161,20 @@ class SynodContracts:
         return confirmed_head(self.w3, self.errors, depth)
 
     def read(self, fn: ContractFunction, block: BlockRef) -> Any:
-        """Call a view function at exactly ``block``; reverts come back decoded.
-
-        The call is encoded and decoded here with eth_abi from the function's ABI and sent
-        straight through the provider (:func:`~protocol.chain.rpc.raw_request`): web3's
-        ``ContractFunction.call`` spent most of a small read's CPU in its middleware and
-        formatters. Same result shape as web3's (see :meth:`ViewSpec.decode`); keyword
-        arguments or an ambiguous ABI fall back to web3.
-        """
-        spec = self._spec(str(fn.address), fn.fn_name, fn.args or ()) if not fn.kwargs else None
-        if spec is None:
-            with translated(self.errors, fn.fn_name):
-                return fn.call(block_identifier=block.block_identifier)
-        return self._call(str(fn.address), spec, fn.args or (), block)
+        """Call a view function at exactly ``block`` through web3; reverts come back decoded.
+        Structs come back as web3's named tuples (callers read fields by name)."""
+        with translated(self.errors, fn.fn_name):
+            return fn.call(block_identifier=block.block_identifier)
 
     def view(self, contract: str, name: str, args: Sequence[Any], block: BlockRef) -> Any:
         """View ``name`` of contract ``contract`` (a :data:`CONTRACT_NAMES` entry) with ``args`` at
-        ``block``, without building a web3 ``ContractFunction`` (see :meth:`read`)."""
+        ``block``, for :func:`protocol.chain.models.view_value` (the typed readers of ``market.py``
+        and ``registry.py``): encoded and decoded here with eth_abi from the function's ABI and sent
+        straight through the provider (:func:`~protocol.chain.rpc.raw_request`), without building
+        a web3 ``ContractFunction`` (its ABI matching, middleware and formatters were most of a
+        small read's CPU). Values as :meth:`ViewSpec.decode` gives them: structs as POSITIONAL
+        tuples (not web3's named tuples), addresses checksummed. Reverts come back decoded, as
+        from :meth:`read`; a struct argument by name or an overloaded name falls back to web3."""
         address = str(self.contracts[contract].address)
         spec = self._spec(address, name, args)
         if spec is None:
