@@ -217,9 +217,11 @@ class NodeDaemon:
         return await trio.to_thread.run_sync(*args)
 
     async def _read(self, fn: Any, *args: Any) -> Any:
-        """A typed market read at the confirmed head, under the RPC deadline."""
+        """A typed market read at the confirmed head, under the RPC deadline. The head is shared
+        by the reads of half a poll interval (:meth:`TrioChain.head` ``max_age``): the rows' seat
+        checks, the reveal wait and the access checks of one moment cost one head request."""
         with trio.fail_after(self.chain.settings.rpc_timeout * 2):
-            head = await self._reads.head()
+            head = await self._reads.head(max_age=self.settings.poll_interval_s / 2)
             return await self._reads.run(fn, *args, head)
 
     async def _sync_clock(self) -> None:

@@ -441,6 +441,9 @@ class TrioChain:
         self.chain = chain
         self.limiter = limiter or trio.CapacityLimiter(chain.settings.rpc_concurrency)
         self.write_limiter = write_limiter or trio.CapacityLimiter(1)
+        self._head_lock = trio.Lock()
+        self._last_head: tuple[float, BlockRef] | None = None
+        """(trio time its read started, the head) of the newest shared head read."""
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a synchronous READ in a worker thread under the read limiter (abandoned on cancel)."""
@@ -448,9 +451,26 @@ class TrioChain:
             partial(fn, *args, **kwargs), limiter=self.limiter, abandon_on_cancel=True
         )
 
-    async def head(self) -> BlockRef:
-        """The confirmed head (``settings.confirmations`` deep)."""
-        return await self.run(self.chain.head)
+    async def head(self, max_age: float = 0.0) -> BlockRef:
+        """The confirmed head (``settings.confirmations`` deep).
+
+        ``max_age`` > 0 shares head reads between callers: a head whose read STARTED at most
+        ``max_age`` seconds before this call is returned as is, and callers arriving while a
+        shared read is under way wait for it rather than sending their own (one request for a
+        burst of typed reads). The head returned is then at most ``max_age`` seconds older than
+        the call: use it only where a read that old is as good as a fresh one (the chain
+        re-checks every transaction). ``max_age`` 0 always reads anew."""
+        if max_age <= 0:
+            return await self.run(self.chain.head)
+        arrived = trio.current_time()
+        async with self._head_lock:
+            last = self._last_head
+            if last is not None and last[0] >= arrived - max_age:
+                return last[1]
+            started = trio.current_time()
+            ref = await self.run(self.chain.head)
+            self._last_head = (started, ref)
+            return ref
 
     async def read(self, fn: ContractFunction, block: BlockRef) -> Any:
         """A view call pinned to ``block``."""

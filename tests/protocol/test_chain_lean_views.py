@@ -7,13 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import trio
+from web3.types import RPCEndpoint, RPCResponse
 
+from protocol.chain.aio import TrioChain
 from protocol.chain.contracts import SynodContracts
 from protocol.chain.errors import ContractRevert
 from protocol.chain.market import Market
 from protocol.chain.models import Phase, view_value
 from protocol.chain.rpc import BlockRef, translated
-from scripts.devnet import fund_and_register, run_batch
+from scripts.devnet import ROOT, Devnet, fund_and_register, run_batch
 from tests.protocol.test_chain_lifecycle import WORKFLOW, honest, params, results_for
 
 pytestmark = pytest.mark.integration
@@ -78,3 +81,42 @@ def test_a_reverting_view_raises_the_same_decoded_error(fresh_chain: SynodContra
         chain.view("StakeRegistry", "requireEligibleNode", (stranger, 1), block)
     assert type(lean.value) is type(slow.value)
     assert lean.value.args == slow.value.args
+
+
+def test_head_reads_are_shared_within_max_age_only(devnet: Devnet) -> None:
+    """TrioChain.head(max_age): a burst of concurrent callers costs ONE request (at depth 0 a
+    single eth_getBlockByNumber("latest") carrying number, hash and timestamp); a head read
+    longer than max_age before the call, or max_age 0, is read anew."""
+    chain = SynodContracts.connect(devnet.settings, ROOT)
+    methods: list[str] = []
+    real = chain.w3.provider.make_request
+
+    def counting(method: RPCEndpoint, params: Any) -> RPCResponse:
+        methods.append(str(method))
+        return real(method, params)
+
+    chain.w3.provider.make_request = counting  # type: ignore[method-assign]
+    reads = TrioChain(chain)
+
+    async def main() -> None:
+        refs: list[BlockRef] = []
+
+        async def one() -> None:
+            refs.append(await reads.head(max_age=5.0))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(8):
+                nursery.start_soon(one)
+        assert methods == ["eth_getBlockByNumber"] and len(set(refs)) == 1
+        first = refs[0]
+        assert first.timestamp is not None and first.timestamp > 0
+        real(RPCEndpoint("evm_mine"), [])
+        methods.clear()
+        assert await reads.head(max_age=5.0) == first and methods == []  # within max_age: shared
+        fresh = await reads.head()  # max_age 0: always a new read
+        assert fresh.number == first.number + 1 and methods == ["eth_getBlockByNumber"]
+        await trio.sleep(0.3)
+        methods.clear()
+        assert await reads.head(max_age=0.2) == fresh and methods == ["eth_getBlockByNumber"]
+
+    trio.run(main)
