@@ -32,8 +32,8 @@ def _daemon(view: _View, reads: list[int]) -> NodeDaemon:
         await trio.sleep(0.05)
         return view
 
-    daemon._read = read
-    daemon._market = type("M", (), {"batch": None})()  # type: ignore[assignment]
+    daemon._read = read  # type: ignore[method-assign]
+    daemon._market = type("M", (), {"batch": None})()
     return daemon
 
 
