@@ -211,6 +211,8 @@ class NodeDaemon:
         self._clock_offset = 0.0
         self._seat_checks: dict[int, float] = {}
         """batch id -> monotonic time of its last seat check that found a free seat."""
+        self._seat_locks: dict[int, trio.Lock] = {}
+        """batch id -> the lock of its seat checks (one chain read at a time per batch)."""
         self._access_ok: dict[tuple[int, Address], float] = {}
         """(batch, account) -> monotonic time until which the access rule admits it unasked."""
         self._serving = ServingCache()
@@ -233,9 +235,11 @@ class NodeDaemon:
         return await trio.to_thread.run_sync(*args)
 
     async def _read(self, fn: Any, *args: Any) -> Any:
-        """A typed market read at the confirmed head, under the RPC deadline."""
+        """A typed market read at the confirmed head, under the RPC deadline. The head is shared
+        by the reads of half a poll interval (:meth:`TrioChain.head` ``max_age``): the rows' seat
+        checks, the reveal wait and the access checks of one moment cost one head request."""
         with trio.fail_after(self.chain.settings.rpc_timeout * 2):
-            head = await self._reads.head()
+            head = await self._reads.head(max_age=self.settings.poll_interval_s / 2)
             return await self._reads.run(fn, *args, head)
 
     async def _sync_clock(self) -> None:
@@ -511,6 +515,7 @@ class NodeDaemon:
                         await trio.sleep(delay)
             finally:
                 self._seat_checks.pop(batch_id, None)
+                self._seat_locks.pop(batch_id, None)
                 if self._drivers.get(batch_id) is driver:
                     del self._drivers[batch_id]
                 self._wake_waiting()
@@ -524,20 +529,28 @@ class NodeDaemon:
     async def _seats_open(self, batch_id: int, k: int, max_age: float) -> bool:
         """Whether the batch still takes a commit (Committing, fewer than ``k`` commits), read
         from the chain unless a check less than ``max_age`` seconds ago found a free seat. An RPC
-        failure answers True (counted): the commit's own simulation decides then."""
+        failure answers True (counted): the commit's own simulation decides then.
+
+        Checks of one batch take turns (the rows that start together used to read the same view
+        once each): a caller that waited for another's read uses its answer when it is fresh
+        enough, so a burst of rows costs one read."""
         checked = self._seat_checks.get(batch_id)
         if checked is not None and time.monotonic() - checked < max_age:
             return True
-        try:
-            view = await self._read(self._market.batch, batch_id)
-        except (ChainError, trio.TooSlowError) as exc:
-            self.metrics.rpc_errors.inc()
-            log.warning("node_batch_view_failed", batch=batch_id, error=str(exc)[:200])
-            return True
-        if view.phase is Phase.COMMITTING and view.commit_count < k:
-            self._seat_checks[batch_id] = time.monotonic()
-            return True
-        return False
+        async with self._seat_locks.setdefault(batch_id, trio.Lock()):
+            checked = self._seat_checks.get(batch_id)
+            if checked is not None and time.monotonic() - checked < max_age:
+                return True  # read by the caller ahead of us
+            try:
+                view = await self._read(self._market.batch, batch_id)
+            except (ChainError, trio.TooSlowError) as exc:
+                self.metrics.rpc_errors.inc()
+                log.warning("node_batch_view_failed", batch=batch_id, error=str(exc)[:200])
+                return True
+            if view.phase is Phase.COMMITTING and view.commit_count < k:
+                self._seat_checks[batch_id] = time.monotonic()
+                return True
+            return False
 
     async def _abandon(self, batch_id: int, reason: str) -> None:
         self.metrics.batches_abandoned.inc()

@@ -36,6 +36,7 @@ from decimal import Decimal
 from typing import Any
 
 import trio
+from eth_utils.abi import event_abi_to_log_topic
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from oracle.daemon.config import OracleRunSettings
@@ -188,7 +189,10 @@ class OracleDaemon:
         if head.number > self.cursor:
             await self._scan(self.cursor + 1, head.number)
         self.metrics.head.set(head.number)
-        now = await self.tc.run(self._block_time, head.number)
+        # the head read brings its block's timestamp (one request at depth 0): no second read
+        now = head.timestamp
+        if now is None:
+            now = await self.tc.run(self._block_time, head.number)
         for batch_id in sorted(self.live):
             if batch_id not in self._stepping and self.due(batch_id, head.number, now):
                 self._stepping.add(batch_id)
@@ -240,20 +244,22 @@ class OracleDaemon:
         """Add the batches posted in ``first..last``, ``log_range`` blocks per ``eth_getLogs``."""
 
         market = self.chain.market
+        posted_topic = bytes(event_abi_to_log_topic(market.events.BatchPosted.abi))
 
         def get(start: int, end: int) -> tuple[list[Any], list[Any]]:
+            # every event of the market in ONE eth_getLogs (BatchPosted among them, decoded here):
+            # a batch's phase moves on a commit or reveal that fills it (ResultCommitted,
+            # ResultRevealed), a draw, or a deadline (BatchPhaseChanged); each names its batch as
+            # its first indexed topic
             with translated(self.chain.errors, "eth_getLogs"):
-                return (
-                    list(market.events.BatchPosted.get_logs(from_block=start, to_block=end)),
-                    # every event of the market: a batch's phase moves on a commit or reveal that
-                    # fills it (ResultCommitted, ResultRevealed), a draw, or a deadline
-                    # (BatchPhaseChanged); each names its batch as its first indexed topic
-                    list(
-                        self.chain.w3.eth.get_logs(
-                            {"address": market.address, "fromBlock": start, "toBlock": end}
-                        )
-                    ),
-                )
+                query = {"address": market.address, "fromBlock": start, "toBlock": end}
+                changed = list(self.chain.w3.eth.get_logs(query))  # type: ignore[arg-type]
+                posted = [
+                    market.events.BatchPosted().process_log(entry)
+                    for entry in changed
+                    if entry["topics"] and bytes(entry["topics"][0]) == posted_topic
+                ]
+            return posted, changed
 
         for start in range(first, last + 1, self.log_range):
             end = min(last, start + self.log_range - 1)

@@ -296,12 +296,18 @@ class AsyncRpc:
         return parse_header(raw, "eth_getBlockByNumber")
 
     async def confirmed_head(self, confirmations: int) -> BlockRef:
-        """The block ``confirmations`` behind the head (never below 0), as number and hash."""
+        """The block ``confirmations`` behind the head (never below 0), as number, hash and
+        timestamp: one request at depth 0 (``latest``), two otherwise."""
+        if confirmations == 0:
+            header = await self.block("latest")
+            if header is None:
+                raise RpcError("the latest block is missing")
+            return BlockRef(number=header.number, hash=header.hash, timestamp=header.timestamp)
         head = await self.block_number()
         header = await self.block(max(head - confirmations, 0))
         if header is None:
             raise RpcError(f"block {max(head - confirmations, 0)} missing although the head is {head}")
-        return BlockRef(number=header.number, hash=header.hash)
+        return BlockRef(number=header.number, hash=header.hash, timestamp=header.timestamp)
 
     async def call(
         self,
@@ -435,6 +441,9 @@ class TrioChain:
         self.chain = chain
         self.limiter = limiter or trio.CapacityLimiter(chain.settings.rpc_concurrency)
         self.write_limiter = write_limiter or trio.CapacityLimiter(1)
+        self._head_lock = trio.Lock()
+        self._last_head: tuple[float, BlockRef] | None = None
+        """(trio time its read started, the head) of the newest shared head read."""
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a synchronous READ in a worker thread under the read limiter (abandoned on cancel)."""
@@ -442,9 +451,26 @@ class TrioChain:
             partial(fn, *args, **kwargs), limiter=self.limiter, abandon_on_cancel=True
         )
 
-    async def head(self) -> BlockRef:
-        """The confirmed head (``settings.confirmations`` deep)."""
-        return await self.run(self.chain.head)
+    async def head(self, max_age: float = 0.0) -> BlockRef:
+        """The confirmed head (``settings.confirmations`` deep).
+
+        ``max_age`` > 0 shares head reads between callers: a head whose read STARTED at most
+        ``max_age`` seconds before this call is returned as is, and callers arriving while a
+        shared read is under way wait for it rather than sending their own (one request for a
+        burst of typed reads). The head returned is then at most ``max_age`` seconds older than
+        the call: use it only where a read that old is as good as a fresh one (the chain
+        re-checks every transaction). ``max_age`` 0 always reads anew."""
+        if max_age <= 0:
+            return await self.run(self.chain.head)
+        arrived = trio.current_time()
+        async with self._head_lock:
+            last = self._last_head
+            if last is not None and last[0] >= arrived - max_age:
+                return last[1]
+            started = trio.current_time()
+            ref = await self.run(self.chain.head)
+            self._last_head = (started, ref)
+            return ref
 
     async def read(self, fn: ContractFunction, block: BlockRef) -> Any:
         """A view call pinned to ``block``."""

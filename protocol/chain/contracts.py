@@ -3,25 +3,82 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eth_utils.abi import event_abi_to_log_topic
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
+from eth_utils.abi import (
+    event_abi_to_log_topic,
+    function_abi_to_4byte_selector,
+    get_abi_input_types,
+    get_abi_output_types,
+)
+from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import Contract, ContractFunction
 from web3.types import EventData, LogReceipt, TxReceipt
 
 from protocol.chain.deployment import CONTRACT_NAMES, Deployment, load_abi, load_deployment
-from protocol.chain.errors import DeploymentError, RevertCatalog
-from protocol.chain.rpc import BlockRef, confirmed_head, make_web3, translated
+from protocol.chain.errors import DeploymentError, JsonRpcError, RevertCatalog, RpcError
+from protocol.chain.rpc import BlockRef, confirmed_head, make_web3, raw_request, translated
 from protocol.chain.sender import TxSender
 from protocol.chain.signer import Signer, load_signer
 from protocol.log import get_logger
 from protocol.settings import ChainSettings, KeySource
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ViewSpec:
+    """What a lean ``eth_call`` of one view needs, derived once from its ABI entry: the 4-byte
+    selector, the canonical input types and the output entries (with their types)."""
+
+    name: str
+    selector: bytes
+    input_types: tuple[str, ...]
+    outputs: tuple[Mapping[str, Any], ...]
+    output_types: tuple[str, ...]
+
+    @classmethod
+    def of(cls, abi: Mapping[str, Any]) -> ViewSpec:
+        """The spec of a ``function`` ABI entry."""
+        return cls(
+            name=str(abi["name"]),
+            selector=bytes(function_abi_to_4byte_selector(abi)),  # type: ignore[arg-type]
+            input_types=tuple(get_abi_input_types(abi)),  # type: ignore[arg-type]
+            outputs=tuple(abi.get("outputs", ())),
+            output_types=tuple(get_abi_output_types(abi)),  # type: ignore[arg-type]
+        )
+
+    def encode(self, args: Sequence[Any]) -> bytes:
+        """The call data for ``args`` (Python values eth_abi accepts: ints, bytes, hex addresses)."""
+        return self.selector + abi_encode(list(self.input_types), list(args))
+
+    def decode(self, data: bytes) -> Any:
+        """The return data as web3 gives it to :func:`protocol.chain.models.view_value`: the single
+        output itself, several as a tuple; structs as positional tuples; addresses checksummed.
+        Raises what eth_abi raises for data that does not fit (``DecodingError``)."""
+        values = abi_decode(list(self.output_types), data)
+        normalized = tuple(_normalized(o, v) for o, v in zip(self.outputs, values, strict=True))
+        return normalized[0] if len(normalized) == 1 else normalized
+
+
+def _normalized(entry: Mapping[str, Any], value: Any) -> Any:
+    """eth_abi's decoded ``value`` of ABI ``entry`` with web3's normalization: checksummed
+    addresses (eth_abi gives lower case), arrays and structs as tuples."""
+    kind = str(entry["type"])
+    if kind.endswith("]"):
+        inner = {**entry, "type": kind[: kind.rindex("[")]}
+        return tuple(_normalized(inner, v) for v in value)
+    if kind == "tuple":
+        return tuple(_normalized(c, v) for c, v in zip(entry["components"], value, strict=True))
+    if kind == "address":
+        return to_checksum_address(value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -38,6 +95,10 @@ class SynodContracts:
     deployment: Deployment
     contracts: Mapping[str, Contract]
     errors: RevertCatalog
+    _views: dict[tuple[str, str, int], ViewSpec | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """(address, function, argument count) -> its lean spec (None: not one function: use web3)."""
 
     @classmethod
     def connect(
@@ -100,9 +161,63 @@ class SynodContracts:
         return confirmed_head(self.w3, self.errors, depth)
 
     def read(self, fn: ContractFunction, block: BlockRef) -> Any:
-        """Call a view function at exactly ``block``; reverts come back decoded."""
+        """Call a view function at exactly ``block`` through web3; reverts come back decoded.
+        Structs come back as web3's named tuples (callers read fields by name)."""
         with translated(self.errors, fn.fn_name):
             return fn.call(block_identifier=block.block_identifier)
+
+    def view(self, contract: str, name: str, args: Sequence[Any], block: BlockRef) -> Any:
+        """View ``name`` of contract ``contract`` (a :data:`CONTRACT_NAMES` entry) with ``args`` at
+        ``block``, for :func:`protocol.chain.models.view_value` (the typed readers of ``market.py``
+        and ``registry.py``): encoded and decoded here with eth_abi from the function's ABI and sent
+        straight through the provider (:func:`~protocol.chain.rpc.raw_request`), without building
+        a web3 ``ContractFunction`` (its ABI matching, middleware and formatters were most of a
+        small read's CPU). Values as :meth:`ViewSpec.decode` gives them: structs as POSITIONAL
+        tuples (not web3's named tuples), addresses checksummed. Reverts come back decoded, as
+        from :meth:`read`; a struct argument by name or an overloaded name falls back to web3."""
+        address = str(self.contracts[contract].address)
+        spec = self._spec(address, name, args)
+        if spec is None:
+            return self.read(self.contracts[contract].functions[name](*args), block)
+        return self._call(address, spec, args, block)
+
+    def _spec(self, address: str, name: str, args: Sequence[Any]) -> ViewSpec | None:
+        if any(isinstance(a, Mapping) for a in args):  # a struct by field name: web3 orders it
+            return None
+        key = (address, name, len(args))
+        if key not in self._views:
+            by_address = {str(c.address): c for c in self.contracts.values()}
+            contract = by_address.get(address)
+            abi: list[Mapping[str, Any]] = list(contract.abi) if contract is not None else []
+            entries = [
+                e
+                for e in abi
+                if e.get("type") == "function"
+                and e.get("name") == name
+                and len(e.get("inputs", ())) == len(args)
+            ]
+            self._views[key] = ViewSpec.of(entries[0]) if len(entries) == 1 else None
+        return self._views[key]
+
+    def _call(self, address: str, spec: ViewSpec, args: Sequence[Any], block: BlockRef) -> Any:
+        with translated(self.errors, spec.name):
+            data = spec.encode(args)
+            try:
+                call = {"to": address, "data": "0x" + data.hex()}
+                raw = raw_request(self.w3, "eth_call", [call, hex(block.block_identifier)])
+            except JsonRpcError as exc:
+                payload = exc.data.get("data") if isinstance(exc.data, Mapping) else exc.data
+                if isinstance(payload, str) and payload.startswith("0x") and len(payload) >= 10:
+                    raise self.errors.decode(bytes.fromhex(payload[2:]), spec.name) from None
+                if "revert" in exc.rpc_message.lower():
+                    raise RpcError(f"{spec.name} reverted without data: {exc.rpc_message}") from None
+                raise
+            if not isinstance(raw, str) or not raw.startswith("0x"):
+                raise RpcError(f"{spec.name}: eth_call returned {raw!r:.100}")
+            try:
+                return spec.decode(bytes.fromhex(raw[2:]))
+            except Exception as exc:  # eth_abi's DecodingError (and ValueError for bad hex)
+                raise RpcError(f"{spec.name}: return data does not fit the ABI: {exc}") from None
 
     def signer(self, source: KeySource | None = None) -> Signer:
         """The signer for ``source`` (default: the configured key)."""

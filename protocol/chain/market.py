@@ -217,7 +217,7 @@ class Market:
         self._fns = chain.market.functions
 
     def _view(self, name: str, block: BlockRef, *args: Any) -> Any:
-        return view_value("TaskMarket", name, self.chain.read(self._fns[name](*args), block))
+        return view_value("TaskMarket", name, self.chain.view("TaskMarket", name, args, block))
 
     # ------------------------------------------------------------------ requester
 

@@ -22,7 +22,7 @@ class Registry:
         self._fns = chain.registry.functions
 
     def _view(self, name: str, block: BlockRef, *args: Any) -> Any:
-        return view_value("StakeRegistry", name, self.chain.read(self._fns[name](*args), block))
+        return view_value("StakeRegistry", name, self.chain.view("StakeRegistry", name, args, block))
 
     def mint(self, sender: TxSender, to: str, amount: int) -> Receipt:
         """Mint devnet tokens (DevnetToken only: anyone may mint on a devnet)."""

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from hexbytes import HexBytes
+from pydantic import ValidationError
 from web3 import HTTPProvider, Web3
 from web3.exceptions import ContractLogicError, Web3Exception
 from web3.types import RPCEndpoint
 
-from protocol.chain.errors import ContractRevert, RevertCatalog, RpcError
+from protocol.chain.errors import ContractRevert, JsonRpcError, RevertCatalog, RpcError
+from protocol.chain.wire import BlockHeader
 from protocol.settings import ChainSettings
 
 
@@ -47,6 +50,9 @@ class BlockRef:
 
     number: int
     hash: bytes
+    timestamp: int | None = field(default=None, compare=False)
+    """The block's timestamp (unix seconds) when the reader had it (:func:`confirmed_head` does);
+    not part of the reference's identity."""
 
     @property
     def block_identifier(self) -> int:
@@ -82,12 +88,47 @@ def translated(catalog: RevertCatalog, what: str) -> Iterator[None]:
         raise RpcError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
 
 
+def raw_request(w3: Web3, method: str, params: list[Any]) -> Any:
+    """One JSON-RPC request straight through ``w3``'s provider; returns the raw ``result``.
+
+    It skips web3's request/result middleware and formatters (the chain-id check, attribute
+    dicts, hex formatting: most of the CPU of a small read), so the caller parses the raw JSON
+    values itself. Raises :class:`JsonRpcError` for an error object, :class:`RpcError` for a reply
+    without a result; transport failures raise what the provider raises (``OSError`` from
+    requests: wrap the call in :func:`translated`).
+    """
+    reply = w3.provider.make_request(RPCEndpoint(method), params)
+    error = reply.get("error")
+    if error is not None:
+        if not isinstance(error, Mapping):
+            raise JsonRpcError(method, -1, f"malformed error object {error!r:.200}")
+        code = error.get("code", -1)
+        raise JsonRpcError(
+            method, code if isinstance(code, int) else -1, str(error.get("message", "")), error.get("data")
+        )
+    if "result" not in reply:
+        raise RpcError(f"{method}: reply without result {reply!r:.200}")
+    return reply["result"]
+
+
 def confirmed_head(w3: Web3, catalog: RevertCatalog, confirmations: int) -> BlockRef:
-    """The block ``confirmations`` behind the head (never below 0), as a frozen reference."""
+    """The block ``confirmations`` behind the head (never below 0), as a frozen reference with its
+    timestamp. One request (``eth_getBlockByNumber("latest")``) at depth 0, two otherwise (the head
+    number, then that block)."""
     with translated(catalog, "eth_getBlockByNumber"):
-        head = w3.eth.block_number
-        block = w3.eth.get_block(max(head - confirmations, 0))
-    number, block_hash = block.get("number"), block.get("hash")
-    if number is None or block_hash is None:
-        raise RpcError(f"block {head - confirmations} came back without number/hash")
-    return BlockRef(number=int(number), hash=bytes(block_hash))
+        if confirmations == 0:
+            where = "latest"
+        else:
+            head = raw_request(w3, "eth_blockNumber", [])
+            if not isinstance(head, str) or not head.startswith("0x"):
+                raise RpcError(f"eth_blockNumber: expected a hex quantity, got {head!r:.100}")
+            where = hex(max(int(head, 16) - confirmations, 0))
+        raw = raw_request(w3, "eth_getBlockByNumber", [where, False])
+    if raw is None:
+        raise RpcError(f"block {where} ({confirmations} confirmations) is missing")
+    try:
+        header = BlockHeader.model_validate(raw)
+    except ValidationError as exc:
+        detail = exc.errors(include_input=False)[:1]
+        raise RpcError(f"eth_getBlockByNumber: malformed block: {detail}") from None
+    return BlockRef(number=header.number, hash=header.hash, timestamp=header.timestamp)

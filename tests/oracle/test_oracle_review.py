@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import trio
@@ -42,25 +42,31 @@ MARKET = "0x" + "11" * 20
 
 
 class _Rpc(BaseHTTPRequestHandler):
-    """Head ``HEAD``; the confirmed-head read of block ``HEAD`` succeeds, the next one fails."""
+    """Head ``HEAD``; block reads before the ``fail_from``-th succeed, that one and later ones fail
+    (``header not found``). Counts the block reads and every method asked."""
 
     block_reads = 0
+    fail_from = 2
+    methods: ClassVar[list[str]] = []
     lock = threading.Lock()
 
     def do_POST(self) -> None:
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         method, params = request["method"], request["params"]
+        _Rpc.methods.append(method)
         reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request["id"]}
         if method == "eth_blockNumber":
             reply["result"] = hex(HEAD)
         elif method == "eth_getLogs":
             reply["result"] = []
+        elif method == "eth_call":  # balanceOf: nothing to claim
+            reply["result"] = "0x" + "00" * 32
         elif method == "eth_getBlockByNumber":
             with _Rpc.lock:
                 _Rpc.block_reads += 1
-                first = _Rpc.block_reads == 1
+                first = _Rpc.block_reads < _Rpc.fail_from
             if first:
-                reply["result"] = _block(int(params[0], 16))
+                reply["result"] = _block(HEAD if params[0] == "latest" else int(params[0], 16))
             else:
                 reply["error"] = {"code": -32000, "message": "header not found"}
         else:
@@ -106,6 +112,8 @@ def _block(number: int) -> dict[str, Any]:
 @pytest.fixture
 def rpc_url() -> Iterator[str]:
     _Rpc.block_reads = 0
+    _Rpc.fail_from = 2
+    _Rpc.methods = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Rpc)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -155,8 +163,10 @@ def _daemon(rpc_url: str, tmp_path: Path) -> tuple[OracleDaemon, OracleJournal]:
 
 @pytest.mark.integration
 def test_tick_turns_a_failed_head_block_read_into_a_chain_error(rpc_url: str, tmp_path: Path) -> None:
-    """``run`` survives only :class:`ChainError` from a tick: the head block's timestamp read must be
-    translated too, or one ``header not found`` from the RPC ends the whole validator."""
+    """``run`` survives only :class:`ChainError` from a tick: the head block read (which also gives
+    the block's timestamp) must be translated, or one ``header not found`` from the RPC ends the
+    whole validator."""
+    _Rpc.fail_from = 1
     daemon, journal = _daemon(rpc_url, tmp_path)
 
     async def main() -> None:
@@ -168,8 +178,35 @@ def test_tick_turns_a_failed_head_block_read_into_a_chain_error(rpc_url: str, tm
         trio.run(main)
     finally:
         journal.close()
-    assert _Rpc.block_reads == 2  # the confirmed head, then the failing timestamp read
-    assert daemon.cursor == HEAD  # the scan ran before the failure
+    assert _Rpc.block_reads == 1  # the confirmed head, read first
+    assert daemon.cursor == -1  # nothing scanned
+
+
+@pytest.mark.integration
+def test_a_tick_reads_the_head_and_its_time_once_and_the_logs_once(rpc_url: str, tmp_path: Path) -> None:
+    """One poll of a validator at confirmations 0: ONE ``eth_getBlockByNumber("latest")`` gives the
+    head and the block time (it used to be eth_blockNumber, the block, then the block again for its
+    timestamp) and ONE unfiltered ``eth_getLogs`` finds the new batches and the events that wake
+    quiet ones (it used to be two: BatchPosted, then every event). At an unchanged head a poll is
+    that one head read."""
+    _Rpc.fail_from = 1_000
+    daemon, journal = _daemon(rpc_url, tmp_path)
+    polls: list[list[str]] = []
+
+    async def main() -> None:
+        async with trio.open_nursery() as steps:
+            for _ in range(2):
+                await daemon.tick(steps)
+                polls.append(list(_Rpc.methods))
+                _Rpc.methods.clear()
+
+    try:
+        trio.run(main)
+    finally:
+        journal.close()
+    # the first poll also reads the claimable balance (the claim schedule's first look)
+    assert polls == [["eth_getBlockByNumber", "eth_getLogs", "eth_call"], ["eth_getBlockByNumber"]]
+    assert daemon.cursor == HEAD
 
 
 def _longest_envelope_output() -> str:
