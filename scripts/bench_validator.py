@@ -67,7 +67,9 @@ def build(batches: int, batch_size: int, seats: int) -> tuple[list[BatchWork], d
             rows.append(data)
             digests.append(digest)
         revealed = tuple(
-            RevealedSeat(seat=s, node=f"0x{s:040x}", address=f"/ip4/127.0.0.1/tcp/{4000 + s}", digests=tuple(digests))
+            RevealedSeat(
+                seat=s, node=f"0x{s:040x}", address=f"/ip4/127.0.0.1/tcp/{4000 + s}", digests=tuple(digests)
+            )
             for s in range(seats)
         )
         works.append(

