@@ -249,17 +249,31 @@ def row_task(row: bytes) -> RowTask:
     )
 
 
-def check_envelope(data: bytes, digest: bytes, work: BatchWork, row: int) -> tuple[str | None, str]:
-    """(output, "") for a valid envelope of this row, else (None, reason). Never raises."""
+def check_envelope(
+    data: bytes, digest: bytes, work: BatchWork, row: int, hashes: dict[bytes, bytes] | None = None
+) -> tuple[str | None, str]:
+    """(output, "") for a valid envelope of this row, else (None, reason). Never raises.
+
+    ``hashes``: a keccak256 memo (``{bytes: digest}``) a caller checking many envelopes of one
+    batch passes to every call, so each row's and model name's hash is taken once, not once per
+    seat (the envelope's own digest is always computed from ``data``)."""
+    memo: dict[bytes, bytes] = {} if hashes is None else hashes
+
+    def hashed(value: bytes) -> bytes:
+        found = memo.get(value)
+        if found is None:
+            found = memo[value] = keccak256(value)
+        return found
+
     try:
         envelope = ResultEnvelope.from_bytes(data, expect_digest=digest)
     except EnvelopeError as exc:
         return None, f"envelope: {exc}"
     if envelope.workflow != "0x" + work.workflow_hash.hex():
         return None, f"envelope names workflow {envelope.workflow}, not the job's"
-    if envelope.input != "0x" + keccak256(work.rows[row]).hex():
+    if envelope.input != "0x" + hashed(work.rows[row]).hex():
         return None, f"envelope names input {envelope.input}, not row {row}"
-    if keccak256(envelope.model.encode("utf-8")) != work.model_id:
+    if hashed(envelope.model.encode("utf-8")) != work.model_id:
         return None, f"envelope names model {envelope.model!r}, not the job's"
     if envelope.error is not None:
         return None, f"the node reported a failure: {envelope.error[:200]}"
@@ -277,6 +291,7 @@ async def fetch_all(
     """
     limiter = trio.CapacityLimiter(concurrency)
     out: dict[tuple[int, int], tuple[str | None, str]] = {}
+    hashes: dict[bytes, bytes] = {}  # check_envelope's memo: rows and model names of this batch
 
     async def one(seat: RevealedSeat, row: int) -> None:
         digest = seat.digests[row]
@@ -288,7 +303,7 @@ async def fetch_all(
                 log.warning("fetch_failed", batch=work.batch_id, seat=seat.seat, row=row, reason=reason)
                 out[(seat.seat, row)] = (None, reason)
                 return
-        output, reason = check_envelope(data, digest, work, row)
+        output, reason = check_envelope(data, digest, work, row, hashes)
         if output is None:
             log.warning("result_refused", batch=work.batch_id, seat=seat.seat, row=row, reason=reason)
         out[(seat.seat, row)] = (output, reason)
@@ -364,6 +379,7 @@ async def score_fetched(
                 )
             continue
         scores = await scorer(request)
+        applied = None if schema is None else schema_digest(schema)
         for (seat, _), result in zip(live, scores, strict=True):
             cells.append(
                 Cell(
@@ -372,7 +388,7 @@ async def score_fetched(
                     digest="0x" + seat.digests[row].hex(),
                     score=result.score,
                     components=result.components.model_dump(mode="json"),
-                    schema_digest=None if schema is None else schema_digest(schema),
+                    schema_digest=applied,
                 )
             )
     return sorted(cells, key=lambda c: (c.seat, c.row))

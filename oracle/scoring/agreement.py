@@ -24,6 +24,7 @@ is the cosine similarity) and texts; :mod:`oracle.scoring.pipeline` does the emb
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 import numpy as np
 import numpy.typing as npt
@@ -73,12 +74,16 @@ def peer_agreement(
 
 def copy_share(result: str, originals: Sequence[str]) -> float:
     """The prompt-copy measure of the module docstring, 0..1 (0 when there is nothing to copy)."""
-    mine = ngrams(result)
+    return copy_share_of(ngrams(result), [ngrams(o) for o in originals])
+
+
+def copy_share_of(mine: AbstractSet[str], originals: Sequence[AbstractSet[str]]) -> float:
+    """:func:`copy_share` from the n-gram sets (:func:`.text.ngrams`) of the result and of each
+    original, so a caller scoring several results against one task takes the task's n-grams once."""
     if not mine:
         return 0.0
     best = 0.0
-    for original in originals:
-        theirs = ngrams(original)
+    for theirs in originals:
         if not theirs:
             continue
         common = len(mine & theirs)

@@ -28,7 +28,7 @@ from oracle.scoring.grounding import ground
 from oracle.scoring.language import LanguageIdentifier
 from oracle.scoring.model import Components, ResultScore, ScoreRequest, Validity
 from oracle.scoring.quality import Judge
-from oracle.scoring.text import sentences
+from oracle.scoring.text import ngrams, sentences
 from protocol.canonical import keccak256
 from protocol.log import get_logger
 from workflow.embeddings import Embedder
@@ -53,24 +53,39 @@ async def score_task(
 ) -> list[ResultScore]:
     """Score every result of ``request``, in order. Bad results are scored 0 with a logged reason."""
     cal = calibration or Calibration()
+    # every stage below that reads only a result's text is computed once per distinct text: the k
+    # results of a greedy or exact row are often byte-identical (the same pure function of the same
+    # input gives the same answer, so scores are unchanged; tests/scoring/test_pipeline.py checks it)
+    checked: dict[str | bytes, Validity] = {}
     checks: list[Validity] = []
     for i, result in enumerate(request.results):
-        check = validity.check(
-            result, schema=request.output_schema, language=request.language, identifier=identifier
-        )
+        check = checked.get(result)
+        if check is None:
+            check = validity.check(
+                result, schema=request.output_schema, language=request.language, identifier=identifier
+            )
+            checked[result] = check
         if not check.valid:
             log.warning("result_invalid", index=i, reason=check.reason)
         checks.append(check)
-    findings = [
-        injection.detect(c.text) if c.valid else injection.InjectionFinding(found=False) for c in checks
-    ]
+    detected: dict[str, injection.InjectionFinding] = {}
+    clean = injection.InjectionFinding(found=False)
+    findings: list[injection.InjectionFinding] = []
+    for c in checks:
+        if not c.valid:
+            findings.append(clean)
+            continue
+        if c.text not in detected:
+            detected[c.text] = injection.detect(c.text)
+        findings.append(detected[c.text])
     for i, finding in enumerate(findings):
         if finding.found:
             log.warning("result_injection", index=i, reason=finding.reason)
     live = [i for i, c in enumerate(checks) if c.valid and not findings[i].found]
 
     texts = [checks[i].text for i in live]
-    claims = [sentences(t)[:MAX_CLAIMS] for t in texts] if request.sources else []
+    split = {t: sentences(t)[:MAX_CLAIMS] for t in dict.fromkeys(texts)} if request.sources else {}
+    claims = [split[t] for t in texts] if request.sources else []
     source_sentences = [s for src in request.sources for s in sentences(src)] if texts else []
     # one batch for every passage (deduplicated): the embedder's cost is per call and per text
     wanted = [*texts, *request.sources, *source_sentences, *(c for cs in claims for c in cs)]
@@ -96,24 +111,32 @@ async def score_task(
     if rule is not None:
         # the result's own text (for JSON, ``checks[i].text`` is only its string values)
         raw = [(validity.decode(request.results[i])[0] or "").encode("utf-8") for i in live]
-        digests = agreement.digest_agreement([keccak256(r) for r in raw], range(len(live)))
+        hashed = {r: keccak256(r) for r in dict.fromkeys(raw)}
+        digests = agreement.digest_agreement([hashed[r] for r in raw], range(len(live)))
 
     grounded: dict[int, tuple[float, tuple[str, ...]]] = {}
     if claims:
         source_sentence_vectors = rows(source_sentences)
+        by_text: dict[tuple[str, str | None], tuple[float, tuple[str, ...]]] = {}
         for k, cs in enumerate(claims):
-            found = ground(
-                cs,
-                rows(cs),
-                source_sentence_vectors,
-                sources=request.sources,
-                task=request.task,
-                language=request.language or checks[live[k]].language,
-            )
-            grounded[live[k]] = (found.share, found.unsupported)
+            language = request.language or checks[live[k]].language
+            key = (texts[k], language)
+            if key not in by_text:
+                found = ground(
+                    cs,
+                    rows(cs),
+                    source_sentence_vectors,
+                    sources=request.sources,
+                    task=request.task,
+                    language=language,
+                )
+                by_text[key] = (found.share, found.unsupported)
+            grounded[live[k]] = by_text[key]
 
     out: list[ResultScore] = []
     position = {i: k for k, i in enumerate(live)}
+    originals: list[set[str]] | None = None  # the task's and sources' n-grams, once
+    copies: dict[str, float] = {}
     for i, check in enumerate(checks):
         if i not in position:
             components = Components(
@@ -127,7 +150,11 @@ async def score_task(
             k = position[i]
             peer = peers[k]
             enough_peers = len(live) - 1 >= cal.min_peers
-            copy = agreement.copy_share(check.text, [request.task, *request.sources])
+            if check.text not in copies:
+                if originals is None:
+                    originals = [ngrams(t) for t in (request.task, *request.sources)]
+                copies[check.text] = agreement.copy_share_of(ngrams(check.text), originals)
+            copy = copies[check.text]
             share, unsupported = grounded.get(i, (None, ()))
             verdict = await judge.grade(request.task, check.text) if judge is not None else None
             components = Components(
