@@ -89,7 +89,7 @@ bench: setup build ## print name=value performance figures (gas, workflow engine
 	@$(PY) -m scripts.bench_scoring
 	@$(PY) -m scripts.bench_qa --only qa  # Q&A quality on tests/data/qa_passages.jsonl (slow: runs the model)
 	@$(PY) -m scripts.bench_data  # persona_dialogue and extract_record on the same passages (slow: runs the model)
-	@$(PY) -m scripts.bench_devnet --model scripted --tasks 1000  # devnet_tasks_per_min= (protocol only: one_generation on the scripted model, B=128; ~17 min here incl. start-up)
+	@$(PY) -m scripts.bench_devnet --model scripted --tasks 1000  # devnet_tasks_per_min= (protocol only: one_generation on the scripted model, B=128; about 1.5 min here incl. start-up)
 	@$(PY) -m scripts.bench_devnet --model local --tasks 12       # devnet_tasks_per_min_local_model=
 
 lint: setup ## ruff, mypy (strict), forge fmt --check
