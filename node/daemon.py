@@ -339,6 +339,8 @@ class NodeDaemon:
                 driver.scope.cancel()
             await self.store.forget_batch(batch_id, self.address)
             self._workflows.pop(batch_id, None)
+            self._serving.forget(batch_id)  # what the p2p server kept of it is gone with it
+            self._access_ok = {key: t for key, t in self._access_ok.items() if key[0] != batch_id}
         self.writer.forget_nonce()  # our transactions above the fork may be gone
         self.metrics.open_batches.set(len(self._drivers))
         log.warning("node_reorg", fork_block=fork_block, forgotten_batches=forgotten)

@@ -160,6 +160,12 @@ class ServingCache:
         for key in [k for k in self._committees if k[0] == batch_id]:
             del self._committees[key]
 
+    def forget(self, batch_id: int) -> None:
+        """Drop everything kept of ``batch_id``: its results, digest index and committees (a reorg
+        removed the batch: its id may come back with other rows, reveals and draws)."""
+        self.drop(batch_id)
+        self.forget_committee(batch_id)
+
 
 def load_revealed(state: NodeState, store: Store, digest: bytes) -> tuple[list[int], list[ServedBatch]]:
     """Blocking (run it in a worker thread): the batches whose rows hold ``digest`` (all of them,

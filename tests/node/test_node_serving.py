@@ -70,6 +70,22 @@ def test_committees_are_kept_per_round_and_a_new_round_drops_the_old() -> None:
     assert cache.rounds_of(9) == {} and cache.committee(8, 0) == frozenset({A})
 
 
+def test_forgetting_a_reorged_batch_drops_its_results_index_and_committees_only() -> None:
+    """A reorg removed batch 7 (node/daemon.py ``_rewind``): its id may come back with other rows
+    and another committee, so nothing kept of it may answer a request; batch 8 is untouched."""
+    cache = ServingCache(max_bytes=100, max_batches=8)
+    cache.add(_batch(7, b"seven", b"shared"))
+    cache.add(_batch(8, b"eight", b"shared"))
+    cache.remember_committee(7, 0, [A])
+    cache.remember_committee(7, 1, [B])
+    cache.remember_committee(8, 0, [C])
+    cache.forget(7)
+    assert cache.result(keccak256(b"seven")) is None and cache.batches_of(keccak256(b"seven")) == []
+    assert [b.batch_id for b in cache.batches_of(keccak256(b"shared"))] == [8]
+    assert cache.rounds_of(7) == {} and cache.committee(8, 0) == frozenset({C})
+    assert cache.held_bytes == len(b"eight") + len(b"shared")
+
+
 def test_load_revealed_reads_a_revealed_batch_whole_and_only_names_the_others(tmp_path: Path) -> None:
     state = NodeState.open(tmp_path / "state")
     requester = "0x" + "22" * 20
