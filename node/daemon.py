@@ -893,10 +893,10 @@ class NodeDaemon:
             verdict = await self._admits(served.batch_id, served.requester, account, now)
             if verdict is not None:
                 return verdict
-        ids, loaded = await self._run(load_revealed, self.state, self.store, bytes(digest))
+        done = {s.batch_id for s in kept}
+        ids, loaded = await self._run(load_revealed, self.state, self.store, bytes(digest), frozenset(done))
         for served in loaded:
             self._serving.add(served)
-        done = {s.batch_id for s in kept}
         for served in loaded:
             if served.batch_id in done:
                 continue

@@ -161,14 +161,20 @@ class ServingCache:
             del self._committees[key]
 
 
-def load_revealed(state: NodeState, store: Store, digest: bytes) -> tuple[list[int], list[ServedBatch]]:
+def load_revealed(
+    state: NodeState, store: Store, digest: bytes, skip: Iterable[int] = ()
+) -> tuple[list[int], list[ServedBatch]]:
     """Blocking (run it in a worker thread): the batches whose rows hold ``digest`` (all of them,
     as :meth:`NodeState.batches_of_digest`), and for each that this node REVEALED, its
     :class:`ServedBatch` with every row's bytes from the journal (rows without stored bytes are
-    left out)."""
+    left out). Batches in ``skip`` (already kept by the caller) are named but not loaded: a
+    refused request for a kept batch's digest must not cost a reload of the whole batch."""
     ids = state.batches_of_digest(bytes(digest))
+    kept = frozenset(skip)
     loaded = []
     for batch_id in ids:
+        if batch_id in kept:
+            continue
         record = state.batch(batch_id)
         if record is None or record.status is not BatchStatus.REVEALED:
             continue

@@ -1,0 +1,108 @@
+"""The node's access rule under a refused-account flood: a request for a digest of a revealed batch
+that is already kept in the serving memory must not reload the batch's rows from the journal.
+
+Accounts cost nothing to make and the digests of a revealed batch are public (on chain), so every
+signed request of an outsider reaches :meth:`NodeDaemon.access`; reloading the whole batch
+(every row's bytes, up to 256 rows) per refused request made each cheap request cost a batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from node.daemon import NodeDaemon
+from node.serving import Admission, ServingCache
+from node.state import BatchRecord, BatchStatus, JobRecord, NodeState, TaskRecord
+from protocol.canonical import keccak256
+from protocol.chain.models import Phase
+from protocol.store import Store, open_store
+from protocol.types import address_of
+from tests.node.helpers import params
+
+pytestmark = pytest.mark.unit
+
+MEMBER = address_of("0x" + "aa" * 20)
+OUTSIDER = address_of("0x" + "bb" * 20)
+ROWS = [f'{{"row":{i}}}'.encode() for i in range(8)]
+DIGESTS = [bytes(keccak256(r)) for r in ROWS]
+
+
+class _CountingStore:
+    """The real journal, counting the per-row byte reads of :func:`node.serving.load_revealed`."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.row_reads = 0
+
+    def get_result_sync(self, digest: bytes) -> bytes | None:
+        self.row_reads += 1
+        return self._store.get_result_sync(digest)
+
+    async def get_result(self, digest: bytes) -> bytes | None:
+        return await self._store.get_result(digest)
+
+
+def _daemon(state: NodeState, store: _CountingStore, reads: list[int]) -> NodeDaemon:
+    daemon = NodeDaemon.__new__(NodeDaemon)  # only the access state: a real state and journal
+    daemon.state = state
+    daemon.store = store  # type: ignore[assignment]
+    daemon._serving = ServingCache()
+    daemon._access_ok = {}
+
+    async def read(fn: Any, market: Any, batch_id: int, known: Any) -> Admission:
+        reads.append(batch_id)
+        return Admission(Phase.SCORE_COMMITTING, 0, frozenset({MEMBER}), fresh=not known)
+
+    daemon._read = read  # type: ignore[method-assign]
+    daemon._market = None  # type: ignore[assignment]
+    return daemon
+
+
+def test_refused_requests_do_not_reload_a_kept_batch(tmp_path: Path) -> None:
+    state = NodeState.open(tmp_path / "state")
+    state.put_job(
+        JobRecord(
+            job_id=1,
+            workflow=b"{}",
+            workflow_hash=keccak256(b"{}"),
+            requester="0x" + "22" * 20,
+            params=params(),
+            block=1,
+        )
+    )
+    state.put_batch(
+        BatchRecord(
+            batch_id=5,
+            job_id=1,
+            first_row=0,
+            commit_deadline=10**10,
+            rows=(b"{}",) * len(ROWS),
+            status=BatchStatus.REVEALED,
+            block=1,
+        )
+    )
+    for row, d in enumerate(DIGESTS):
+        state.put_task(TaskRecord(batch_id=5, row=row, digest=d, error=None, seconds=0.1))
+    reads: list[int] = []
+    verdicts: list[bool] = []
+
+    async def main() -> None:
+        async with open_store(tmp_path / "journal.sqlite") as real:
+            for r in ROWS:
+                await real.put_result_bytes(r)
+            store = _CountingStore(real)
+            daemon = _daemon(state, store, reads)
+            assert await daemon.access("peer", DIGESTS[0], MEMBER) is True
+            assert store.row_reads == len(ROWS), "the first request loads the batch once"
+            for i in range(20):
+                verdicts.append(await daemon.access("peer", DIGESTS[i % len(ROWS)], OUTSIDER))
+            assert store.row_reads == len(ROWS), "a refused request reloaded the kept batch"
+            assert await daemon.lookup(DIGESTS[3]) == ROWS[3]
+
+    trio.run(main)
+    state.close()
+    assert verdicts == [False] * 20
+    assert reads == [5] * 21, "one admission read per request, no more"
