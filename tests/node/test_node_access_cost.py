@@ -14,12 +14,12 @@ import pytest
 import trio
 
 from node.daemon import NodeDaemon
-from node.serving import Admission, ServingCache
+from node.serving import Admission, ServingCache, load_revealed
 from node.state import BatchRecord, BatchStatus, JobRecord, NodeState, TaskRecord
 from protocol.canonical import keccak256
 from protocol.chain.models import Phase
 from protocol.store import Store, open_store
-from protocol.types import address_of
+from protocol.types import Address, address_of
 from tests.node.helpers import params
 
 pytestmark = pytest.mark.unit
@@ -45,7 +45,9 @@ class _CountingStore:
         return await self._store.get_result(digest)
 
 
-def _daemon(state: NodeState, store: _CountingStore, reads: list[int]) -> NodeDaemon:
+def _daemon(
+    state: NodeState, store: _CountingStore, reads: list[int], seated: dict[int, Address] | None = None
+) -> NodeDaemon:
     daemon = NodeDaemon.__new__(NodeDaemon)  # only the access state: a real state and journal
     daemon.state = state
     daemon.store = store  # type: ignore[assignment]
@@ -54,14 +56,15 @@ def _daemon(state: NodeState, store: _CountingStore, reads: list[int]) -> NodeDa
 
     async def read(fn: Any, market: Any, batch_id: int, known: Any) -> Admission:
         reads.append(batch_id)
-        return Admission(Phase.SCORE_COMMITTING, 0, frozenset({MEMBER}), fresh=not known)
+        member = (seated or {}).get(batch_id, MEMBER)
+        return Admission(Phase.SCORE_COMMITTING, 0, frozenset({member}), fresh=not known)
 
     daemon._read = read  # type: ignore[method-assign]
     daemon._market = None  # type: ignore[assignment]
     return daemon
 
 
-def test_refused_requests_do_not_reload_a_kept_batch(tmp_path: Path) -> None:
+def _state(tmp_path: Path, batches: tuple[int, ...]) -> NodeState:
     state = NodeState.open(tmp_path / "state")
     state.put_job(
         JobRecord(
@@ -73,9 +76,15 @@ def test_refused_requests_do_not_reload_a_kept_batch(tmp_path: Path) -> None:
             block=1,
         )
     )
+    for batch_id in batches:
+        _put_batch(state, batch_id)
+    return state
+
+
+def _put_batch(state: NodeState, batch_id: int) -> None:
     state.put_batch(
         BatchRecord(
-            batch_id=5,
+            batch_id=batch_id,
             job_id=1,
             first_row=0,
             commit_deadline=10**10,
@@ -85,7 +94,11 @@ def test_refused_requests_do_not_reload_a_kept_batch(tmp_path: Path) -> None:
         )
     )
     for row, d in enumerate(DIGESTS):
-        state.put_task(TaskRecord(batch_id=5, row=row, digest=d, error=None, seconds=0.1))
+        state.put_task(TaskRecord(batch_id=batch_id, row=row, digest=d, error=None, seconds=0.1))
+
+
+def test_refused_requests_do_not_reload_a_kept_batch(tmp_path: Path) -> None:
+    state = _state(tmp_path, (5,))
     reads: list[int] = []
     verdicts: list[bool] = []
 
@@ -106,3 +119,29 @@ def test_refused_requests_do_not_reload_a_kept_batch(tmp_path: Path) -> None:
     state.close()
     assert verdicts == [False] * 20
     assert reads == [5] * 21, "one admission read per request, no more"
+
+
+def test_a_digest_shared_with_an_unkept_batch_still_admits_that_batch_committee(tmp_path: Path) -> None:
+    """Batch 5 (kept, committee MEMBER) and batch 6 (revealed, not yet kept, committee OUTSIDER) hold
+    the same digests: OUTSIDER is refused by 5 and admitted by 6, which is then loaded (5 is not
+    reloaded); a third account is refused by both."""
+    state = _state(tmp_path, (5, 6))
+    reads: list[int] = []
+    third = address_of("0x" + "cc" * 20)
+
+    async def main() -> None:
+        async with open_store(tmp_path / "journal.sqlite") as real:
+            for r in ROWS:
+                await real.put_result_bytes(r)
+            store = _CountingStore(real)
+            daemon = _daemon(state, store, reads, seated={5: MEMBER, 6: OUTSIDER})
+            daemon._serving.add(load_revealed(state, real, DIGESTS[0])[1][0])  # keep batch 5 only
+            daemon._serving.drop(6)
+            assert [b.batch_id for b in daemon._serving.batches_of(DIGESTS[1])] == [5]
+            assert await daemon.access("peer", DIGESTS[1], OUTSIDER) is True
+            assert store.row_reads == len(ROWS), "batch 6 loaded once, batch 5 not again"
+            assert sorted(b.batch_id for b in daemon._serving.batches_of(DIGESTS[1])) == [5, 6]
+            assert await daemon.access("peer", DIGESTS[2], third) is False
+
+    trio.run(main)
+    state.close()
