@@ -894,7 +894,12 @@ class NodeDaemon:
             if verdict is not None:
                 return verdict
         done = {s.batch_id for s in kept}
-        ids, loaded = await self._run(load_revealed, self.state, self.store, bytes(digest), frozenset(done))
+        # kept batches are not reloaded, oversized ones never read again (a refused request must
+        # not cost a batch's bytes): those are decided below from the journal's records
+        skip = frozenset(done) | self._serving.oversize
+        ids, loaded = await self._run(
+            load_revealed, self.state, self.store, bytes(digest), skip, self._serving.max_bytes
+        )
         for served in loaded:
             self._serving.add(served)
         for served in loaded:
@@ -910,9 +915,10 @@ class NodeDaemon:
             if batch_id in done:
                 continue
             # COMMITTED too: the chain's phase below is the authority, and the journal may not yet
-            # have recorded our reveal's receipt when a fast committee asks (it used to be denied)
+            # have recorded our reveal's receipt when a fast committee asks (it used to be denied);
+            # REVEALED here: a batch too large for the serving memory (never loaded again)
             record = await self._run(self.state.batch, batch_id)
-            if record is None or record.status is not BatchStatus.COMMITTED:
+            if record is None or record.status not in (BatchStatus.COMMITTED, BatchStatus.REVEALED):
                 continue
             if self._access_ok.get((batch_id, account), 0.0) > now:
                 return True

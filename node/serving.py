@@ -43,11 +43,14 @@ _SCORING = frozenset({Phase.SCORE_COMMITTING, Phase.SCORE_REVEALING})
 @dataclass(frozen=True)
 class ServedBatch:
     """A batch this node revealed: its id, the job's ``requester`` (``None`` if the job record is
-    gone) and ``results`` (digest -> the stored envelope bytes of its rows)."""
+    gone) and ``results`` (digest -> the stored envelope bytes of its rows). ``complete`` False:
+    loading stopped at the byte bound (:func:`load_revealed`), ``results`` is partial and the batch
+    is never kept."""
 
     batch_id: int
     requester: str | None
     results: dict[bytes, bytes]
+    complete: bool = True
 
     @property
     def size(self) -> int:
@@ -73,6 +76,7 @@ class ServingCache:
         self._by_digest: dict[bytes, set[int]] = {}
         self._bytes = 0
         self._committees: OrderedDict[tuple[int, int], frozenset[Address]] = OrderedDict()
+        self._oversize: OrderedDict[int, None] = OrderedDict()
 
     # ------------------------------------------------------------------ results
 
@@ -98,11 +102,22 @@ class ServingCache:
                 return data
         return None
 
+    @property
+    def oversize(self) -> frozenset[int]:
+        """Batches found larger than ``max_bytes`` (at most ``max_batches`` remembered): never
+        loaded again, the caller decides and serves them from the journal."""
+        return frozenset(self._oversize)
+
     def add(self, batch: ServedBatch) -> bool:
         """Keep ``batch`` (replacing a kept one of the same id); False if it alone exceeds
-        ``max_bytes`` (then it is not kept). Evicts least recently used batches to fit."""
+        ``max_bytes`` or is not ``complete`` (then it is not kept and is remembered in
+        :attr:`oversize`). Evicts least recently used batches to fit."""
         size = batch.size
-        if size > self.max_bytes:
+        if size > self.max_bytes or not batch.complete:
+            self._oversize[batch.batch_id] = None
+            self._oversize.move_to_end(batch.batch_id)
+            while len(self._oversize) > self.max_batches:
+                self._oversize.popitem(last=False)
             return False
         self.drop(batch.batch_id)
         while self._batches and (
@@ -162,13 +177,19 @@ class ServingCache:
 
 
 def load_revealed(
-    state: NodeState, store: Store, digest: bytes, skip: Iterable[int] = ()
+    state: NodeState,
+    store: Store,
+    digest: bytes,
+    skip: Iterable[int] = (),
+    max_bytes: int | None = None,
 ) -> tuple[list[int], list[ServedBatch]]:
     """Blocking (run it in a worker thread): the batches whose rows hold ``digest`` (all of them,
     as :meth:`NodeState.batches_of_digest`), and for each that this node REVEALED, its
     :class:`ServedBatch` with every row's bytes from the journal (rows without stored bytes are
     left out). Batches in ``skip`` (already kept by the caller) are named but not loaded: a
-    refused request for a kept batch's digest must not cost a reload of the whole batch."""
+    refused request for a kept batch's digest must not cost a reload of the whole batch. With
+    ``max_bytes``, a batch's loading stops at the first row that takes its bytes past it (that
+    batch comes back with ``complete`` False): a batch too large to keep is never read whole."""
     ids = state.batches_of_digest(bytes(digest))
     kept = frozenset(skip)
     loaded = []
@@ -180,6 +201,8 @@ def load_revealed(
             continue
         job = state.job(record.job_id)
         results: dict[bytes, bytes] = {}
+        held = 0
+        complete = True
         for task in state.tasks(batch_id).values():
             key = bytes(task.digest)
             if key in results:
@@ -187,7 +210,13 @@ def load_revealed(
             data = store.get_result_sync(key)
             if data is not None:
                 results[key] = data
-        loaded.append(ServedBatch(batch_id, None if job is None else job.requester, results))
+                held += len(data)
+                if max_bytes is not None and held > max_bytes:
+                    complete = False
+                    results = {}
+                    break
+        requester = None if job is None else job.requester
+        loaded.append(ServedBatch(batch_id, requester, results, complete))
     return ids, loaded
 
 

@@ -145,3 +145,35 @@ def test_a_digest_shared_with_an_unkept_batch_still_admits_that_batch_committee(
 
     trio.run(main)
     state.close()
+
+
+def test_a_batch_larger_than_the_memory_is_read_at_most_once_and_only_up_to_the_bound(
+    tmp_path: Path,
+) -> None:
+    """A revealed batch whose bytes exceed ``max_bytes`` is never kept; its rows must not be read
+    whole again on every request (up to 256 rows of up to 16 MiB each, at once per stream):
+    loading stops at the bound, the batch is remembered as too large, and later requests are
+    decided from the journal's records (the pre-cache path) and served from the journal."""
+    state = _state(tmp_path, (5,))
+    reads: list[int] = []
+    verdicts: list[bool] = []
+
+    async def main() -> None:
+        async with open_store(tmp_path / "journal.sqlite") as real:
+            for r in ROWS:
+                await real.put_result_bytes(r)
+            store = _CountingStore(real)
+            daemon = _daemon(state, store, reads)
+            daemon._serving = ServingCache(max_bytes=3 * len(ROWS[0]))  # 3 of the 8 rows fit
+            assert await daemon.access("peer", DIGESTS[0], MEMBER) is True
+            assert store.row_reads == 4, "reading stops at the first row past the bound"
+            assert daemon._serving.held_bytes == 0
+            for i in range(10):
+                verdicts.append(await daemon.access("peer", DIGESTS[i % len(ROWS)], OUTSIDER))
+            assert await daemon.access("peer", DIGESTS[5], MEMBER) is True
+            assert store.row_reads == 4, "an oversized batch was read again"
+            assert await daemon.lookup(DIGESTS[6]) == ROWS[6]
+
+    trio.run(main)
+    state.close()
+    assert verdicts == [False] * 10
