@@ -41,7 +41,7 @@ from node.config import NodeRunSettings
 from node.decider import BatchOffer, Decision, NodeCapacity, commit_policy, decide, estimated_seconds
 from node.metrics import NodeMetrics
 from node.rows import RowWriter
-from node.serving import ServingCache, load_revealed, read_admission
+from node.serving import ServingCache, load_batch, read_admission, revealed_of
 from node.split import load_roster, plan, split_seed
 from node.state import BatchRecord, BatchStatus, JobRecord, NodeState
 from node.work import TaskOutcome, TaskRunner
@@ -879,9 +879,9 @@ class NodeDaemon:
         An admission is remembered for :data:`ACCESS_MEMORY_S` per (batch, account).
 
         The common case is memory only: the batches this node revealed are looked up in the
-        serving cache (loaded whole, one thread hop, on their first request); only a digest no
-        kept batch admits goes to the node's state (batches not yet recorded as revealed, as
-        before)."""
+        serving cache (loaded whole, one thread hop, on their first ADMITTED request: a refused
+        one reads batch records only); only a digest no kept batch admits goes to the node's
+        state (batches not yet recorded as revealed, as before, and batches too large to keep)."""
         if account is None:
             return False
         now = time.monotonic()
@@ -894,23 +894,24 @@ class NodeDaemon:
             if verdict is not None:
                 return verdict
         done = {s.batch_id for s in kept}
-        # kept batches are not reloaded, oversized ones never read again (a refused request must
-        # not cost a batch's bytes): those are decided below from the journal's records
+        # kept batches are not looked at again, oversized ones never loaded again; the bytes of a
+        # batch are read only once a request for it is admitted (a refused request, e.g. of a free
+        # account for a public digest, must cost records, not a batch's bytes)
         skip = frozenset(done) | self._serving.oversize
-        ids, loaded = await self._run(
-            load_revealed, self.state, self.store, bytes(digest), skip, self._serving.max_bytes
-        )
-        for served in loaded:
+        ids, found = await self._run(revealed_of, self.state, bytes(digest), skip)
+        for batch_id, requester in found:
+            done.add(batch_id)
+            if self._access_ok.get((batch_id, account), 0.0) <= now:
+                verdict = await self._admits(batch_id, requester, account, now)
+                if verdict is None:
+                    continue
+                if not verdict:
+                    return False
+            served = await self._run(
+                load_batch, self.state, self.store, batch_id, requester, self._serving.max_bytes
+            )
             self._serving.add(served)
-        for served in loaded:
-            if served.batch_id in done:
-                continue
-            done.add(served.batch_id)
-            if self._access_ok.get((served.batch_id, account), 0.0) > now:
-                return True
-            verdict = await self._admits(served.batch_id, served.requester, account, now)
-            if verdict is not None:
-                return verdict
+            return True
         for batch_id in ids:
             if batch_id in done:
                 continue

@@ -8,7 +8,8 @@ node's access rule and lookup once per digest; answering each from sqlite cost t
 
 * :class:`ServingCache` batches: for each batch this node REVEALED (its rows are final: their
   digests are on chain), its requester and ``digest -> bytes`` of every row, loaded in ONE thread
-  hop the first time one of its digests is asked for (:func:`load_revealed`), kept least recently
+  hop the first time a request for one of its digests is ADMITTED (:func:`load_batch`; a
+  refused request reads batch records only, :func:`revealed_of`), kept least recently
   used first out within ``max_bytes`` (a batch larger than that is never kept: the caller falls
   back to the journal). Only bytes and the digest -> batch index live here; whether a request is
   admitted is still decided by the caller's rule on the chain's phase (results are never served
@@ -176,23 +177,16 @@ class ServingCache:
             del self._committees[key]
 
 
-def load_revealed(
-    state: NodeState,
-    store: Store,
-    digest: bytes,
-    skip: Iterable[int] = (),
-    max_bytes: int | None = None,
-) -> tuple[list[int], list[ServedBatch]]:
+def revealed_of(
+    state: NodeState, digest: bytes, skip: Iterable[int] = ()
+) -> tuple[list[int], list[tuple[int, str | None]]]:
     """Blocking (run it in a worker thread): the batches whose rows hold ``digest`` (all of them,
-    as :meth:`NodeState.batches_of_digest`), and for each that this node REVEALED, its
-    :class:`ServedBatch` with every row's bytes from the journal (rows without stored bytes are
-    left out). Batches in ``skip`` (already kept by the caller) are named but not loaded: a
-    refused request for a kept batch's digest must not cost a reload of the whole batch. With
-    ``max_bytes``, a batch's loading stops at the first row that takes its bytes past it (that
-    batch comes back with ``complete`` False): a batch too large to keep is never read whole."""
+    as :meth:`NodeState.batches_of_digest`), and ``(batch_id, requester)`` of each that this node
+    REVEALED and that is not in ``skip`` (``requester`` ``None`` if the job record is gone). Reads
+    records only, never result bytes: enough for the access decision."""
     ids = state.batches_of_digest(bytes(digest))
     kept = frozenset(skip)
-    loaded = []
+    found: list[tuple[int, str | None]] = []
     for batch_id in ids:
         if batch_id in kept:
             continue
@@ -200,24 +194,44 @@ def load_revealed(
         if record is None or record.status is not BatchStatus.REVEALED:
             continue
         job = state.job(record.job_id)
-        results: dict[bytes, bytes] = {}
-        held = 0
-        complete = True
-        for task in state.tasks(batch_id).values():
-            key = bytes(task.digest)
-            if key in results:
-                continue
-            data = store.get_result_sync(key)
-            if data is not None:
-                results[key] = data
-                held += len(data)
-                if max_bytes is not None and held > max_bytes:
-                    complete = False
-                    results = {}
-                    break
-        requester = None if job is None else job.requester
-        loaded.append(ServedBatch(batch_id, requester, results, complete))
-    return ids, loaded
+        found.append((batch_id, None if job is None else job.requester))
+    return ids, found
+
+
+def load_batch(
+    state: NodeState, store: Store, batch_id: int, requester: str | None, max_bytes: int | None = None
+) -> ServedBatch:
+    """Blocking: the :class:`ServedBatch` of ``batch_id`` with every row's bytes from the journal
+    (rows without stored bytes are left out). With ``max_bytes``, loading stops at the first row
+    that takes the bytes past it (``complete`` False, no results): a batch too large to keep is
+    never read whole."""
+    results: dict[bytes, bytes] = {}
+    held = 0
+    for task in state.tasks(batch_id).values():
+        key = bytes(task.digest)
+        if key in results:
+            continue
+        data = store.get_result_sync(key)
+        if data is not None:
+            results[key] = data
+            held += len(data)
+            if max_bytes is not None and held > max_bytes:
+                return ServedBatch(batch_id, requester, {}, complete=False)
+    return ServedBatch(batch_id, requester, results)
+
+
+def load_revealed(
+    state: NodeState,
+    store: Store,
+    digest: bytes,
+    skip: Iterable[int] = (),
+    max_bytes: int | None = None,
+) -> tuple[list[int], list[ServedBatch]]:
+    """Blocking: :func:`revealed_of`, each found batch loaded by :func:`load_batch` (for callers
+    that want the bytes whatever the access decision; the node's access rule loads a batch only
+    once a request for it was admitted)."""
+    ids, found = revealed_of(state, digest, skip)
+    return ids, [load_batch(state, store, b, r, max_bytes) for b, r in found]
 
 
 @dataclass(frozen=True)

@@ -81,19 +81,19 @@ def _state(tmp_path: Path, batches: tuple[int, ...]) -> NodeState:
     return state
 
 
-def _put_batch(state: NodeState, batch_id: int) -> None:
+def _put_batch(state: NodeState, batch_id: int, digests: list[bytes] = DIGESTS) -> None:
     state.put_batch(
         BatchRecord(
             batch_id=batch_id,
             job_id=1,
             first_row=0,
             commit_deadline=10**10,
-            rows=(b"{}",) * len(ROWS),
+            rows=(b"{}",) * len(digests),
             status=BatchStatus.REVEALED,
             block=1,
         )
     )
-    for row, d in enumerate(DIGESTS):
+    for row, d in enumerate(digests):
         state.put_task(TaskRecord(batch_id=batch_id, row=row, digest=d, error=None, seconds=0.1))
 
 
@@ -173,6 +173,38 @@ def test_a_batch_larger_than_the_memory_is_read_at_most_once_and_only_up_to_the_
             assert await daemon.access("peer", DIGESTS[5], MEMBER) is True
             assert store.row_reads == 4, "an oversized batch was read again"
             assert await daemon.lookup(DIGESTS[6]) == ROWS[6]
+
+    trio.run(main)
+    state.close()
+    assert verdicts == [False] * 10
+
+
+def test_refused_requests_across_batches_never_read_result_bytes(tmp_path: Path) -> None:
+    """The digests of every batch a node ever revealed are on chain and accounts are free: an
+    outsider asking for digests of batches that are not kept (more of them than the memory holds)
+    must be refused from the batch records alone; only an admitted request loads a batch's bytes."""
+    other_rows = [f'{{"other":{i}}}'.encode() for i in range(len(ROWS))]
+    other = [bytes(keccak256(r)) for r in other_rows]
+    state = _state(tmp_path, (5,))
+    _put_batch(state, 6, other)
+    reads: list[int] = []
+    verdicts: list[bool] = []
+
+    async def main() -> None:
+        async with open_store(tmp_path / "journal.sqlite") as real:
+            for r in (*ROWS, *other_rows):
+                await real.put_result_bytes(r)
+            store = _CountingStore(real)
+            daemon = _daemon(state, store, reads)
+            daemon._serving = ServingCache(max_batches=1)
+            for i in range(10):  # alternating batches: each would evict the other
+                verdicts.append(await daemon.access("peer", (DIGESTS, other)[i % 2][i % len(ROWS)], OUTSIDER))
+            assert store.row_reads == 0, "a refused request read result bytes"
+            assert await daemon.access("peer", other[2], MEMBER) is True
+            assert store.row_reads == len(ROWS), "the admitted request loads its batch, once"
+            assert daemon._serving.result(other[3]) == other_rows[3]
+            assert await daemon.access("peer", other[4], MEMBER) is True
+            assert store.row_reads == len(ROWS)
 
     trio.run(main)
     state.close()
