@@ -19,7 +19,9 @@ node's access rule and lookup once per digest; answering each from sqlite cost t
   seat reads. Invalidation: an entry is used only for the round the chain names at the check's
   block; a re-draw raises the round (``TaskMarket._rescore``), so the old committee's entry is
   never consulted again, and :meth:`ServingCache.forget_committee` drops a batch's entries when a
-  check sees it outside the scoring phases (Drawing between rounds, Settled, ended).
+  check sees it outside the scoring phases (Drawing between rounds, Settled, ended). A reorg that
+  removes a batch drops everything kept of it (:meth:`ServingCache.forget`, called by the node's
+  rewind): batch ids are the market's counter, so the new chain may reuse the id for another batch.
 
 Everything is bounded: ``max_bytes`` of result bytes, ``max_batches`` batches, ``max_committees``
 committee entries, least recently used out first.
@@ -175,6 +177,13 @@ class ServingCache:
         """Drop every committee entry of ``batch_id`` (its phase left the scoring phases)."""
         for key in [k for k in self._committees if k[0] == batch_id]:
             del self._committees[key]
+
+    def forget(self, batch_id: int) -> None:
+        """Forget everything kept of ``batch_id``: its results, committees and oversize mark (a
+        reorg removed the batch; the new chain may post another batch under the same id)."""
+        self.drop(batch_id)
+        self.forget_committee(batch_id)
+        self._oversize.pop(batch_id, None)
 
 
 def revealed_of(
