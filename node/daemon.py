@@ -341,9 +341,10 @@ class NodeDaemon:
             self._workflows.pop(batch_id, None)
             # the serving memory and admissions of the old batch: its id may come back as another
             self._serving.forget(batch_id)
-        if forgotten:
-            gone = set(forgotten)
-            self._access_ok = {k: t for k, t in self._access_ok.items() if k[0] not in gone}
+        # a batch posted below the fork may have been drawn above it: its committee (and the
+        # admissions made from it) may differ on the new chain, so every one is read again
+        self._serving.forget_committees()
+        self._access_ok = {}
         self.writer.forget_nonce()  # our transactions above the fork may be gone
         self.metrics.open_batches.set(len(self._drivers))
         log.warning("node_reorg", fork_block=fork_block, forgotten_batches=forgotten)

@@ -178,6 +178,11 @@ class ServingCache:
         for key in [k for k in self._committees if k[0] == batch_id]:
             del self._committees[key]
 
+    def forget_committees(self) -> None:
+        """Drop every committee entry (a reorg: a draw above the fork may be re-drawn under the
+        same (batch, round) with another seed; entries are re-read on the next check)."""
+        self._committees.clear()
+
     def forget(self, batch_id: int) -> None:
         """Forget everything kept of ``batch_id``: its results, committees and oversize mark (a
         reorg removed the batch; the new chain may post another batch under the same id)."""

@@ -152,3 +152,43 @@ def test_a_reorged_batch_leaves_the_serving_memory_and_its_reused_id_gets_the_ne
     trio.run(main)
     state.close()
     assert market.committee_reads == 2, "the new batch's committee was read, not the old one reused"
+
+
+def test_a_reorg_drops_the_committees_of_batches_it_keeps(tmp_path: Path) -> None:
+    """Batch 7 was posted below the fork (kept by the rewind) but its committee may have been
+    drawn above it: the new chain's draw (another seed, same round) must be read, not the old one."""
+    state = NodeState.open(tmp_path / "state")
+    market = _Market()
+    old = [bytes(keccak256(r)) for r in OLD_ROWS]
+
+    async def main() -> None:
+        async with open_store(tmp_path / "journal.sqlite") as store:
+            for r in OLD_ROWS:
+                await store.put_result_bytes(r)
+            daemon = NodeDaemon.__new__(NodeDaemon)
+            daemon.state = state
+            daemon.store = store
+            daemon.address = address_of("0x" + "99" * 20)
+            daemon._serving = ServingCache()
+            daemon._access_ok = {}
+            daemon._drivers = {}
+            daemon._workflows = {}
+            daemon._writer = _Writer()  # type: ignore[assignment]
+            daemon.metrics = _Metrics()  # type: ignore[assignment]
+            daemon._market = market  # type: ignore[assignment]
+
+            async def read(fn: Any, *args: Any) -> Any:
+                return fn(*args, BlockRef(number=20, hash=b"\x01" * 32))
+
+            daemon._read = read  # type: ignore[method-assign]
+            _record(state, 1, OLD_ROWS, block=3)
+            assert await daemon.access("peer", old[0], OLD_MEMBER) is True
+            await daemon._rewind(5)  # the batch (block 3) stays; its draw is redone
+            market.member = NEW_MEMBER
+            assert await daemon.access("peer", old[1], NEW_MEMBER) is True
+            assert await daemon.access("peer", old[2], OLD_MEMBER) is False
+            assert daemon._serving.result(old[3]) == OLD_ROWS[3], "the batch's bytes stay kept"
+
+    trio.run(main)
+    state.close()
+    assert market.committee_reads == 2
