@@ -41,7 +41,7 @@ from node.config import NodeRunSettings
 from node.decider import BatchOffer, Decision, NodeCapacity, commit_policy, decide, estimated_seconds
 from node.metrics import NodeMetrics
 from node.rows import RowWriter
-from node.serving import ServingCache, load_revealed, read_admission
+from node.serving import ServingCache, load_batch, read_admission, revealed_of
 from node.split import load_roster, plan, split_seed
 from node.state import BatchRecord, BatchStatus, JobRecord, NodeState
 from node.work import TaskOutcome, TaskRunner
@@ -339,8 +339,12 @@ class NodeDaemon:
                 driver.scope.cancel()
             await self.store.forget_batch(batch_id, self.address)
             self._workflows.pop(batch_id, None)
-            self._serving.forget(batch_id)  # what the p2p server kept of it is gone with it
-            self._access_ok = {key: t for key, t in self._access_ok.items() if key[0] != batch_id}
+            # the serving memory and admissions of the old batch: its id may come back as another
+            self._serving.forget(batch_id)
+        # a batch posted below the fork may have been drawn above it: its committee (and the
+        # admissions made from it) may differ on the new chain, so every one is read again
+        self._serving.forget_committees()
+        self._access_ok = {}
         self.writer.forget_nonce()  # our transactions above the fork may be gone
         self.metrics.open_batches.set(len(self._drivers))
         log.warning("node_reorg", fork_block=fork_block, forgotten_batches=forgotten)
@@ -881,9 +885,9 @@ class NodeDaemon:
         An admission is remembered for :data:`ACCESS_MEMORY_S` per (batch, account).
 
         The common case is memory only: the batches this node revealed are looked up in the
-        serving cache (loaded whole, one thread hop, on their first request); only a digest no
-        kept batch admits goes to the node's state (batches not yet recorded as revealed, as
-        before)."""
+        serving cache (loaded whole, one thread hop, on their first ADMITTED request: a refused
+        one reads batch records only); only a digest no kept batch admits goes to the node's
+        state (batches not yet recorded as revealed, as before, and batches too large to keep)."""
         if account is None:
             return False
         now = time.monotonic()
@@ -895,26 +899,33 @@ class NodeDaemon:
             verdict = await self._admits(served.batch_id, served.requester, account, now)
             if verdict is not None:
                 return verdict
-        ids, loaded = await self._run(load_revealed, self.state, self.store, bytes(digest))
-        for served in loaded:
-            self._serving.add(served)
         done = {s.batch_id for s in kept}
-        for served in loaded:
-            if served.batch_id in done:
-                continue
-            done.add(served.batch_id)
-            if self._access_ok.get((served.batch_id, account), 0.0) > now:
-                return True
-            verdict = await self._admits(served.batch_id, served.requester, account, now)
-            if verdict is not None:
-                return verdict
+        # kept batches are not looked at again, oversized ones never loaded again; the bytes of a
+        # batch are read only once a request for it is admitted (a refused request, e.g. of a free
+        # account for a public digest, must cost records, not a batch's bytes)
+        skip = frozenset(done) | self._serving.oversize
+        ids, found = await self._run(revealed_of, self.state, bytes(digest), skip)
+        for batch_id, requester in found:
+            done.add(batch_id)
+            if self._access_ok.get((batch_id, account), 0.0) <= now:
+                verdict = await self._admits(batch_id, requester, account, now)
+                if verdict is None:
+                    continue
+                if not verdict:
+                    return False
+            served = await self._run(
+                load_batch, self.state, self.store, batch_id, requester, self._serving.max_bytes
+            )
+            self._serving.add(served)
+            return True
         for batch_id in ids:
             if batch_id in done:
                 continue
             # COMMITTED too: the chain's phase below is the authority, and the journal may not yet
-            # have recorded our reveal's receipt when a fast committee asks (it used to be denied)
+            # have recorded our reveal's receipt when a fast committee asks (it used to be denied);
+            # REVEALED here: a batch too large for the serving memory (never loaded again)
             record = await self._run(self.state.batch, batch_id)
-            if record is None or record.status is not BatchStatus.COMMITTED:
+            if record is None or record.status not in (BatchStatus.COMMITTED, BatchStatus.REVEALED):
                 continue
             if self._access_ok.get((batch_id, account), 0.0) > now:
                 return True

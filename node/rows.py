@@ -40,6 +40,8 @@ class _Row:
     task: TaskRecord
     speed: tuple[bytes, float, float] | None
     done: trio.Event = field(default_factory=trio.Event)
+    wake: trio.Event = field(default_factory=trio.Event)
+    """Set when the row is done, or when its caller is to write the next group (the hand-off)."""
     error: BaseException | None = None
 
 
@@ -47,8 +49,10 @@ class RowWriter:
     """Stores finished rows for one node (one ``store`` + ``state`` pair), in groups.
 
     Not a background task: the first caller that finds no write in progress writes the group
-    (itself and every row queued meanwhile), and keeps writing while rows keep arriving; the others
-    wait for their group. Trio-only (one event loop); the SQL runs in a worker thread.
+    (itself and every row queued meanwhile); the rows queued during that write wait, and the
+    writer hands the next write to the caller of the first of them (a leader writes ONE group and
+    returns once its own row is durable: it is never held writing other batches' rows while rows
+    keep finishing). Trio-only (one event loop); the SQL runs in a worker thread.
     """
 
     def __init__(self, store: Store, state: NodeState) -> None:
@@ -66,7 +70,8 @@ class RowWriter:
         result store under its digest, then its :class:`TaskRecord`, and (a success only) fold its
         seconds into ``workflow_hash``'s speed estimate with ``speed_alpha``. Returns once both are
         committed. Raises :class:`RowWriteFailed` if the write failed. The write itself is never
-        cancelled half-way (it runs shielded); cancelling a waiting caller does not unqueue its row.
+        cancelled half-way (it runs shielded); a cancelled caller still sees its row written (at
+        most the write in progress and its own) before the cancellation takes effect.
         """
         item = _Row(
             data=outcome.data,
@@ -81,33 +86,53 @@ class RowWriter:
             speed=(workflow_hash, outcome.seconds, speed_alpha) if outcome.error is None else None,
         )
         self._pending.append(item)
-        if not self._writing:
-            await self._write_all()
-        await item.done.wait()
+        try:
+            await self._until_done(item)
+        except trio.Cancelled:
+            # the next write may be handed to this caller: finish our part first (at most the
+            # write in progress and ours), else the rows queued behind ours would wait for a
+            # caller that is gone
+            with trio.CancelScope(shield=True):
+                await self._until_done(item)
+            raise
         if item.error is not None:
             raise RowWriteFailed(
                 f"row {row} of batch {batch_id} was not stored: {item.error}"
             ) from item.error
 
-    async def _write_all(self) -> None:
+    async def _until_done(self, item: _Row) -> None:
+        if not item.done.is_set() and not self._writing:
+            await self._write_group()
+        while not item.done.is_set():
+            await item.wake.wait()
+            item.wake = trio.Event()
+            if not item.done.is_set() and not self._writing:
+                await self._write_group()  # handed the next write: our row is in it
+
+    async def _write_group(self) -> None:
+        """Write every queued row in one group (shielded: never cancelled half-way), then hand
+        the next write to the caller of the first row queued meanwhile."""
         self._writing = True
         try:
             with trio.CancelScope(shield=True):
-                while self._pending:
-                    group, self._pending = self._pending, []
-                    try:
-                        await trio.to_thread.run_sync(self._write, group)
-                    except Exception as exc:  # every row of the group (and behind it) raises
-                        for item in (*group, *self._pending):
-                            item.error = exc
-                            item.done.set()
-                        self._pending = []
-                        return
-                    self.groups += 1
-                    for item in group:
+                group, self._pending = self._pending, []
+                try:
+                    await trio.to_thread.run_sync(self._write, group)
+                except Exception as exc:  # every row of the group (and behind it) raises
+                    for item in (*group, *self._pending):
+                        item.error = exc
                         item.done.set()
+                        item.wake.set()
+                    self._pending = []
+                    return
+                self.groups += 1
+                for item in group:
+                    item.done.set()
+                    item.wake.set()
         finally:
             self._writing = False
+            if self._pending:
+                self._pending[0].wake.set()
 
     def _write(self, group: list[_Row]) -> None:
         for item in group:  # checked before anything is written: a wrong digest is a bug upstream

@@ -8,7 +8,8 @@ node's access rule and lookup once per digest; answering each from sqlite cost t
 
 * :class:`ServingCache` batches: for each batch this node REVEALED (its rows are final: their
   digests are on chain), its requester and ``digest -> bytes`` of every row, loaded in ONE thread
-  hop the first time one of its digests is asked for (:func:`load_revealed`), kept least recently
+  hop the first time a request for one of its digests is ADMITTED (:func:`load_batch`; a
+  refused request reads batch records only, :func:`revealed_of`), kept least recently
   used first out within ``max_bytes`` (a batch larger than that is never kept: the caller falls
   back to the journal). Only bytes and the digest -> batch index live here; whether a request is
   admitted is still decided by the caller's rule on the chain's phase (results are never served
@@ -18,7 +19,9 @@ node's access rule and lookup once per digest; answering each from sqlite cost t
   seat reads. Invalidation: an entry is used only for the round the chain names at the check's
   block; a re-draw raises the round (``TaskMarket._rescore``), so the old committee's entry is
   never consulted again, and :meth:`ServingCache.forget_committee` drops a batch's entries when a
-  check sees it outside the scoring phases (Drawing between rounds, Settled, ended).
+  check sees it outside the scoring phases (Drawing between rounds, Settled, ended). A reorg that
+  removes a batch drops everything kept of it (:meth:`ServingCache.forget`, called by the node's
+  rewind): batch ids are the market's counter, so the new chain may reuse the id for another batch.
 
 Everything is bounded: ``max_bytes`` of result bytes, ``max_batches`` batches, ``max_committees``
 committee entries, least recently used out first.
@@ -43,11 +46,14 @@ _SCORING = frozenset({Phase.SCORE_COMMITTING, Phase.SCORE_REVEALING})
 @dataclass(frozen=True)
 class ServedBatch:
     """A batch this node revealed: its id, the job's ``requester`` (``None`` if the job record is
-    gone) and ``results`` (digest -> the stored envelope bytes of its rows)."""
+    gone) and ``results`` (digest -> the stored envelope bytes of its rows). ``complete`` False:
+    loading stopped at the byte bound (:func:`load_revealed`), ``results`` is partial and the batch
+    is never kept."""
 
     batch_id: int
     requester: str | None
     results: dict[bytes, bytes]
+    complete: bool = True
 
     @property
     def size(self) -> int:
@@ -73,6 +79,7 @@ class ServingCache:
         self._by_digest: dict[bytes, set[int]] = {}
         self._bytes = 0
         self._committees: OrderedDict[tuple[int, int], frozenset[Address]] = OrderedDict()
+        self._oversize: OrderedDict[int, None] = OrderedDict()
 
     # ------------------------------------------------------------------ results
 
@@ -98,11 +105,22 @@ class ServingCache:
                 return data
         return None
 
+    @property
+    def oversize(self) -> frozenset[int]:
+        """Batches found larger than ``max_bytes`` (at most ``max_batches`` remembered): never
+        loaded again, the caller decides and serves them from the journal."""
+        return frozenset(self._oversize)
+
     def add(self, batch: ServedBatch) -> bool:
         """Keep ``batch`` (replacing a kept one of the same id); False if it alone exceeds
-        ``max_bytes`` (then it is not kept). Evicts least recently used batches to fit."""
+        ``max_bytes`` or is not ``complete`` (then it is not kept and is remembered in
+        :attr:`oversize`). Evicts least recently used batches to fit."""
         size = batch.size
-        if size > self.max_bytes:
+        if size > self.max_bytes or not batch.complete:
+            self._oversize[batch.batch_id] = None
+            self._oversize.move_to_end(batch.batch_id)
+            while len(self._oversize) > self.max_batches:
+                self._oversize.popitem(last=False)
             return False
         self.drop(batch.batch_id)
         while self._batches and (
@@ -160,35 +178,74 @@ class ServingCache:
         for key in [k for k in self._committees if k[0] == batch_id]:
             del self._committees[key]
 
+    def forget_committees(self) -> None:
+        """Drop every committee entry (a reorg: a draw above the fork may be re-drawn under the
+        same (batch, round) with another seed; entries are re-read on the next check)."""
+        self._committees.clear()
+
     def forget(self, batch_id: int) -> None:
-        """Drop everything kept of ``batch_id``: its results, digest index and committees (a reorg
-        removed the batch: its id may come back with other rows, reveals and draws)."""
+        """Forget everything kept of ``batch_id``: its results, committees and oversize mark (a
+        reorg removed the batch; the new chain may post another batch under the same id)."""
         self.drop(batch_id)
         self.forget_committee(batch_id)
+        self._oversize.pop(batch_id, None)
 
 
-def load_revealed(state: NodeState, store: Store, digest: bytes) -> tuple[list[int], list[ServedBatch]]:
+def revealed_of(
+    state: NodeState, digest: bytes, skip: Iterable[int] = ()
+) -> tuple[list[int], list[tuple[int, str | None]]]:
     """Blocking (run it in a worker thread): the batches whose rows hold ``digest`` (all of them,
-    as :meth:`NodeState.batches_of_digest`), and for each that this node REVEALED, its
-    :class:`ServedBatch` with every row's bytes from the journal (rows without stored bytes are
-    left out)."""
+    as :meth:`NodeState.batches_of_digest`), and ``(batch_id, requester)`` of each that this node
+    REVEALED and that is not in ``skip`` (``requester`` ``None`` if the job record is gone). Reads
+    records only, never result bytes: enough for the access decision."""
     ids = state.batches_of_digest(bytes(digest))
-    loaded = []
+    kept = frozenset(skip)
+    found: list[tuple[int, str | None]] = []
     for batch_id in ids:
+        if batch_id in kept:
+            continue
         record = state.batch(batch_id)
         if record is None or record.status is not BatchStatus.REVEALED:
             continue
         job = state.job(record.job_id)
-        results: dict[bytes, bytes] = {}
-        for task in state.tasks(batch_id).values():
-            key = bytes(task.digest)
-            if key in results:
-                continue
-            data = store.get_result_sync(key)
-            if data is not None:
-                results[key] = data
-        loaded.append(ServedBatch(batch_id, None if job is None else job.requester, results))
-    return ids, loaded
+        found.append((batch_id, None if job is None else job.requester))
+    return ids, found
+
+
+def load_batch(
+    state: NodeState, store: Store, batch_id: int, requester: str | None, max_bytes: int | None = None
+) -> ServedBatch:
+    """Blocking: the :class:`ServedBatch` of ``batch_id`` with every row's bytes from the journal
+    (rows without stored bytes are left out). With ``max_bytes``, loading stops at the first row
+    that takes the bytes past it (``complete`` False, no results): a batch too large to keep is
+    never read whole."""
+    results: dict[bytes, bytes] = {}
+    held = 0
+    for task in state.tasks(batch_id).values():
+        key = bytes(task.digest)
+        if key in results:
+            continue
+        data = store.get_result_sync(key)
+        if data is not None:
+            results[key] = data
+            held += len(data)
+            if max_bytes is not None and held > max_bytes:
+                return ServedBatch(batch_id, requester, {}, complete=False)
+    return ServedBatch(batch_id, requester, results)
+
+
+def load_revealed(
+    state: NodeState,
+    store: Store,
+    digest: bytes,
+    skip: Iterable[int] = (),
+    max_bytes: int | None = None,
+) -> tuple[list[int], list[ServedBatch]]:
+    """Blocking: :func:`revealed_of`, each found batch loaded by :func:`load_batch` (for callers
+    that want the bytes whatever the access decision; the node's access rule loads a batch only
+    once a request for it was admitted)."""
+    ids, found = revealed_of(state, digest, skip)
+    return ids, [load_batch(state, store, b, r, max_bytes) for b, r in found]
 
 
 @dataclass(frozen=True)
