@@ -25,7 +25,9 @@ WRITE_S = 0.05
 """Added to every group write (in its worker thread): a slow disk."""
 
 
-def test_the_first_caller_returns_after_its_own_group_while_rows_keep_coming(tmp_path: Path) -> None:
+def _slow_writer(tmp_path: Path) -> tuple[Store, NodeState, RowWriter]:
+    """A journal, a node state and a RowWriter over them whose every group write takes
+    ``WRITE_S`` longer (in its worker thread)."""
     store = Store.open_sync(tmp_path / "journal.sqlite")
     state = NodeState.open(tmp_path)
     writer = RowWriter(store, state)
@@ -36,6 +38,11 @@ def test_the_first_caller_returns_after_its_own_group_while_rows_keep_coming(tmp
         inner(group)
 
     writer._write = slow_write  # type: ignore[method-assign]
+    return store, state, writer
+
+
+def test_the_first_caller_returns_after_its_own_group_while_rows_keep_coming(tmp_path: Path) -> None:
+    store, state, writer = _slow_writer(tmp_path)
     returned: dict[str, float] = {}
 
     async def main() -> None:
@@ -78,16 +85,7 @@ def test_a_cancelled_caller_handed_the_next_write_still_writes_the_rows_behind_i
     """Rows 1 and 2 queue during row 0's write; row 1's caller is cancelled at once. The next
     write is handed to it: it must still write rows 1 and 2 (no new caller will come), and only
     then take its cancellation."""
-    store = Store.open_sync(tmp_path / "journal.sqlite")
-    state = NodeState.open(tmp_path)
-    writer = RowWriter(store, state)
-    inner = writer._write
-
-    def slow_write(group: list) -> None:  # type: ignore[type-arg]
-        time.sleep(WRITE_S)
-        inner(group)
-
-    writer._write = slow_write  # type: ignore[method-assign]
+    store, state, writer = _slow_writer(tmp_path)
     done: list[int] = []
     cancelled: list[bool] = []
 
